@@ -1,0 +1,51 @@
+# The team WhatsApp inbox. `make` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+RUN := $(UV) run --all-packages --locked
+
+.PHONY: help uv install infra-install infra-up infra-down dev down status test test-only lint protos protos-check format
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+uv: ## install uv (the Python package manager) when missing
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install -q "uv>=0.9"
+
+install: uv ## Python dependencies of every package (uv workspace, locked)
+	$(UV) sync --all-packages --locked
+
+infra-install: install ## fetch Kafka (Maven Central) and build FerretDB (Go module proxy) into .local/
+	$(RUN) python -m inbox_core.devinfra install
+
+infra-up: infra-install ## start Kafka and the database on their default ports
+	$(RUN) python -m inbox_core.devinfra up
+
+infra-down: ## stop Kafka and the database
+	-$(RUN) python -m inbox_core.devinfra down
+
+dev: infra-up ## everything: infrastructure and every service, left running (stop with `make down`)
+	$(RUN) python -m inbox_core.devinfra services-up
+
+down: ## stop the services and the infrastructure started by `make dev`
+	-$(RUN) python -m inbox_core.devinfra services-down
+	-$(RUN) python -m inbox_core.devinfra down
+
+status: ## what is running
+	$(RUN) python -m inbox_core.devinfra status
+
+lint: install ## ruff, mypy, and generated code in sync with protos/
+	$(RUN) ruff check .
+	$(RUN) mypy libs/inbox-core/src services/*/src scripts
+	$(RUN) python scripts/protos.py check
+
+protos: install ## regenerate libs/inbox-protos from protos/
+	$(RUN) python scripts/protos.py generate
+
+protos-check: install ## fail when libs/inbox-protos is not what protos/ generates
+	$(RUN) python scripts/protos.py check
+
+test: infra-install lint test-only ## lint and the whole suite against real Kafka and a real database server
+
+test-only: ## the suite alone (starts its own Kafka and database on free ports)
+	$(RUN) pytest -q -p no:randomly

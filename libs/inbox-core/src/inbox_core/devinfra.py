@@ -1,0 +1,285 @@
+"""Local infrastructure for development and tests: a real Kafka broker and a real FerretDB server.
+
+Both are fetched and built by the project's own files under ``deploy/local/`` (Kafka's jars from Maven
+Central, FerretDB from the Go module proxy) into ``.local/``, and run as plain processes on loopback.
+``make dev`` runs them on the default ports; the test suite runs its own pair on free ports.
+
+    python -m inbox_core.devinfra install          # fetch/build what is missing
+    python -m inbox_core.devinfra up [--kafka-port N --mongo-port N --home DIR]
+    python -m inbox_core.devinfra down [--home DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[4]
+LOCAL = REPO_ROOT / ".local"
+KAFKA_LIBS = LOCAL / "kafka" / "libs"
+FERRETDB_BIN = LOCAL / "bin" / "ferretdb"
+DEPLOY_LOCAL = REPO_ROOT / "deploy" / "local"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+        return True
+    return False
+
+
+def _run(cmd: list[str], cwd: Path | None = None) -> None:
+    print("+", " ".join(cmd), file=sys.stderr, flush=True)
+    subprocess.run(cmd, cwd=cwd, check=True)
+
+
+def install_kafka() -> None:
+    """Copies Kafka's broker jars and their dependencies from Maven Central into .local/kafka/libs."""
+    marker = KAFKA_LIBS / ".complete"
+    pom = DEPLOY_LOCAL / "kafka" / "pom.xml"
+    if marker.exists() and marker.read_text() == pom.read_text():
+        return
+    if KAFKA_LIBS.exists():
+        shutil.rmtree(KAFKA_LIBS)
+    KAFKA_LIBS.mkdir(parents=True)
+    _run(["mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+          f"-DoutputDirectory={KAFKA_LIBS}", "-DincludeScope=runtime"])
+    marker.write_text(pom.read_text())
+
+
+def install_ferretdb() -> None:
+    if FERRETDB_BIN.exists():
+        return
+    _run(["bash", str(DEPLOY_LOCAL / "ferretdb" / "build.sh"), str(FERRETDB_BIN.parent)])
+
+
+def install() -> None:
+    install_kafka()
+    install_ferretdb()
+
+
+@dataclass
+class Process:
+    """A server process we started, remembered by pid file so `down` can stop it from another shell."""
+
+    name: str
+    home: Path
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / f"{self.name}.pid"
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        return pid
+
+    def spawn(self, cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        self.home.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})}, start_new_session=True,
+            )
+        self.pid_file.write_text(str(proc.pid))
+        return proc
+
+    def stop(self, timeout: float = 30.0) -> None:
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            # Reap it if it is our child, so it does not linger as a zombie that still "exists".
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            time.sleep(0.1)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.pid_file.unlink(missing_ok=True)
+
+    def kill(self) -> None:
+        """SIGKILL, for fault tests: no clean shutdown."""
+        pid = self.pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        self.pid_file.unlink(missing_ok=True)
+
+
+def _wait_port(port: int, proc_name: str, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_open(port):
+            return
+        time.sleep(0.2)
+    tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+    raise RuntimeError(f"{proc_name} did not open port {port} within {timeout:.0f}s; log tail:\n{tail}")
+
+
+class KafkaServer:
+    """One Kafka 4 node in KRaft mode (broker and controller), listening on loopback."""
+
+    def __init__(self, home: Path, port: int = 9092, controller_port: int | None = None) -> None:
+        self.home = home / "kafka"
+        self.port = port
+        self.controller_port = controller_port or free_port()
+        self.process = Process("kafka", self.home)
+        self.log = self.home / "kafka.log"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _write_config(self) -> Path:
+        data = self.home / "data"
+        cfg = self.home / "server.properties"
+        cfg.write_text("\n".join([
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            f"log.dirs={data}",
+            "num.partitions=6",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=6",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=true",
+            "log.flush.interval.messages=1",
+            "",
+        ]))
+        return cfg
+
+    def _java(self, main: str, *args: str, heap: str = "-Xmx512m") -> list[str]:
+        return [
+            "java", heap, "-Xms128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={DEPLOY_LOCAL / 'kafka' / 'log4j2.properties'}",
+            "-cp", f"{KAFKA_LIBS}/*", main, *args,
+        ]
+
+    def start(self, timeout: float = 90.0) -> None:
+        if self.process.pid() is not None and port_open(self.port):
+            return
+        self.home.mkdir(parents=True, exist_ok=True)
+        cfg = self._write_config()
+        if not (self.home / "data" / "meta.properties").exists():
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            subprocess.run(
+                self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(cfg),
+                           heap="-Xmx256m"),
+                check=True, stdout=subprocess.DEVNULL,
+            )
+        self.process.spawn(self._java("kafka.Kafka", str(cfg)), self.log)
+        _wait_port(self.port, "kafka", self.log, timeout)
+
+    def stop(self) -> None:
+        self.process.stop(timeout=60)
+
+    def kill(self) -> None:
+        self.process.kill()
+
+
+class FerretServer:
+    """FerretDB v1 with its SQLite backend: the MongoDB wire protocol on loopback."""
+
+    def __init__(self, home: Path, port: int = 27017) -> None:
+        self.home = home / "ferretdb"
+        self.port = port
+        self.process = Process("ferretdb", self.home)
+        self.log = self.home / "ferretdb.log"
+
+    @property
+    def url(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/"
+
+    def start(self, timeout: float = 60.0) -> None:
+        if self.process.pid() is not None and port_open(self.port):
+            return
+        data = self.home / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        self.process.spawn([
+            str(FERRETDB_BIN), "--handler=sqlite", f"--sqlite-url=file:{data}/",
+            f"--listen-addr=127.0.0.1:{self.port}", f"--state-dir={self.home}",
+            "--debug-addr=", "--telemetry=disable", "--log-level=WARN", "--log-format=text",
+        ], self.log)
+        _wait_port(self.port, "ferretdb", self.log, timeout)
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def kill(self) -> None:
+        self.process.kill()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m inbox_core.devinfra")
+    parser.add_argument("command", choices=["install", "up", "down", "status"])
+    parser.add_argument("--home", type=Path, default=LOCAL / "run")
+    parser.add_argument("--kafka-port", type=int, default=int(os.environ.get("INBOX_LOCAL_KAFKA_PORT", 9092)))
+    parser.add_argument("--mongo-port", type=int, default=int(os.environ.get("INBOX_LOCAL_MONGO_PORT", 27017)))
+    args = parser.parse_args(argv)
+    kafka = KafkaServer(args.home, args.kafka_port)
+    ferret = FerretServer(args.home, args.mongo_port)
+    if args.command == "install":
+        install()
+    elif args.command == "up":
+        install()
+        ferret.start()
+        kafka.start()
+        from inbox_core.topics import ensure_topics_sync
+
+        ensure_topics_sync(kafka.bootstrap)
+        print(f"kafka {kafka.bootstrap}  database {ferret.url}")
+    elif args.command == "down":
+        kafka.stop()
+        ferret.stop()
+    else:
+        servers = (("kafka", kafka.process, args.kafka_port), ("ferretdb", ferret.process, args.mongo_port))
+        for name, proc, port in servers:
+            print(f"{name}: pid={proc.pid()} port {port} {'open' if port_open(port) else 'closed'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,82 @@
+"""A gRPC aio server with what every service needs: health, reflection, tracing, error mapping, and
+a graceful stop (health turns NOT_SERVING first, so load balancers drain, then in-flight calls finish).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+from inbox_core.errors import InboxError
+
+log = logging.getLogger("inbox.grpc")
+
+ERROR_CODE_KEY = "inbox-error-code"
+
+
+class _ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Turns InboxError into its status code (with the machine code in trailing metadata); anything
+    else unexpected becomes INTERNAL with the details logged, never the exception text."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        inner = handler.unary_unary
+        method = details.method
+
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                return await inner(request, context)
+            except InboxError as exc:
+                await context.abort(exc.grpc_status, exc.message, trailing_metadata=((ERROR_CODE_KEY, exc.code),))
+            except grpc.aio.AbortError:
+                raise
+            except Exception:
+                log.exception("unhandled error in %s", method)
+                await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+        return grpc.unary_unary_rpc_method_handler(
+            call,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+class GrpcServer:
+    def __init__(self, port: int, host: str = "0.0.0.0") -> None:
+        self.address = f"{host}:{port}"
+        self.server = grpc.aio.server(
+            interceptors=[aio_server_interceptor(), _ErrorInterceptor()],  # type: ignore[no-untyped-call]
+            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 8 * 1024 * 1024)],
+        )
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self._names: list[str] = [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
+        self.port = 0
+
+    def add(self, register: Callable[[Any, grpc.aio.Server], None], servicer: Any, full_name: str) -> None:
+        register(servicer, self.server)
+        self._names.append(full_name)
+
+    async def start(self) -> None:
+        reflection.enable_server_reflection([*self._names, reflection.SERVICE_NAME], self.server)
+        self.port = self.server.add_insecure_port(self.address)
+        await self.server.start()
+        for name in ["", *self._names]:
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("gRPC serving on %s", self.address)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)

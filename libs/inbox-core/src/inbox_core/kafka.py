@@ -1,0 +1,160 @@
+"""Kafka with the delivery rules of DESIGN.md, on FastStream (aiokafka underneath).
+
+- Producers: ``acks=all`` and idempotence on; :func:`publish` returns only once the broker has the event.
+- Consumers (:func:`subscribe`): no auto-commit; the offset is committed only after the handler returned,
+  that is after its effects are durable. A handler that fails on a passing problem (database or broker
+  down) is retried from the same offset with backoff, forever: nothing is dropped. A handler that fails
+  on the message itself is retried a few times and then the message goes to ``<topic>.dlq`` with the
+  reason, so one bad message never blocks its partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from aiokafka.errors import KafkaError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from prometheus_client import REGISTRY, CollectorRegistry, Counter
+from pymongo.errors import ConnectionFailure, WriteConcernError
+
+from inbox_core.errors import TransientError, Unavailable
+from inbox_core.events import Event
+from inbox_core.settings import InboxSettings
+from inbox_core.telemetry import tracer_provider
+from inbox_core.topics import Topic
+
+log = logging.getLogger("inbox.kafka")
+
+EventHandler = Callable[[Event], Awaitable[None]]
+
+DEAD_LETTERED = Counter(
+    "inbox_dead_lettered_total", "Messages sent to a dead-letter topic", ["topic", "group"]
+)
+HANDLER_FAILURES = Counter(
+    "inbox_consumer_failures_total", "Handler failures by kind", ["topic", "group", "kind"]
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure that will pass on its own: retry the same message, never dead-letter it."""
+    if isinstance(exc, TransientError | Unavailable | ConnectionFailure | WriteConcernError | KafkaError):
+        return True
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    return isinstance(exc, OSError | TimeoutError)
+
+
+def make_broker(
+    settings: InboxSettings,
+    service: str,
+    *,
+    registry: CollectorRegistry | None = REGISTRY,
+    telemetry: bool = True,
+) -> KafkaBroker:
+    middlewares: list[Any] = []
+    if telemetry:
+        middlewares.append(KafkaTelemetryMiddleware(tracer_provider=tracer_provider()))
+    if registry is not None:
+        middlewares.append(KafkaPrometheusMiddleware(registry=registry, app_name=f"inbox-{service}"))
+    return KafkaBroker(
+        settings.kafka_bootstrap,
+        client_id=f"inbox-{service}",
+        acks="all",
+        enable_idempotence=True,
+        request_timeout_ms=15000,
+        graceful_timeout=30.0,
+        middlewares=middlewares,
+        logger=logging.getLogger(f"inbox.{service}.kafka"),
+        log_level=logging.DEBUG,
+    )
+
+
+async def publish(broker: KafkaBroker, topic: Topic | str, key: str, event: Event) -> None:
+    """Publishes one event and returns once the broker acknowledged it (acks=all)."""
+    name = topic.name if isinstance(topic, Topic) else topic
+    await broker.publish(
+        event.to_bytes(),
+        topic=name,
+        key=key.encode(),
+        headers={"event-type": event.type, "event-id": event.id, "content-type": "application/json"},
+    )
+
+
+def subscribe(
+    broker: KafkaBroker,
+    topic: Topic | str,
+    *,
+    group_id: str,
+    handler: EventHandler,
+    max_attempts: int = 3,
+    retry_backoff_s: float = 0.5,
+    max_backoff_s: float = 10.0,
+    **subscriber_options: Any,
+) -> Any:
+    """Registers ``handler`` for every event on ``topic`` with commit-after-effects and a dead-letter topic.
+
+    The handler must be idempotent: after a crash between its effects and the commit, it sees the event again.
+    """
+    name = topic.name if isinstance(topic, Topic) else topic
+    dlq = f"{name}.dlq"
+    attempts: dict[tuple[int, int], int] = {}
+    options: dict[str, Any] = {"auto_offset_reset": "earliest", "max_poll_records": 100}
+    options.update(subscriber_options)
+
+    async def consume(message: KafkaMessage) -> None:
+        record = message.raw_message
+        assert not isinstance(record, tuple)  # single-message subscriber
+        position = (record.partition, record.offset)
+        tries = attempts.get(position, 0) + 1
+        try:
+            event = Event.from_bytes(message.body)
+            await handler(event)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if is_transient(exc):
+                HANDLER_FAILURES.labels(name, group_id, "transient").inc()
+                attempts[position] = tries
+                delay = min(max_backoff_s, retry_backoff_s * 2 ** min(tries, 10))
+                log.warning("transient failure on %s[%d]@%d (try %d), retrying in %.1fs: %r",
+                            name, record.partition, record.offset, tries, delay, exc)
+                await asyncio.sleep(delay)
+                raise  # NACK: seek back to this offset, so it is delivered again
+            HANDLER_FAILURES.labels(name, group_id, "permanent").inc()
+            if tries < max_attempts:
+                attempts[position] = tries
+                log.warning("failure on %s[%d]@%d (try %d of %d): %r",
+                            name, record.partition, record.offset, tries, max_attempts, exc)
+                await asyncio.sleep(retry_backoff_s)
+                raise
+            attempts.pop(position, None)
+            await dead_letter(broker, dlq, record, group_id, exc)
+            log.error("dead-lettered %s[%d]@%d to %s: %r", name, record.partition, record.offset, dlq, exc)
+            return  # committed: the dead-letter topic has it
+        attempts.pop(position, None)
+
+    consume.__name__ = f"consume_{name.replace('.', '_')}_{group_id.replace('.', '_').replace('-', '_')}"
+    return broker.subscriber(name, group_id=group_id, ack_policy=AckPolicy.NACK_ON_ERROR, **options)(consume)
+
+
+async def dead_letter(broker: KafkaBroker, dlq: str, record: Any, group_id: str, exc: BaseException) -> None:
+    """Copies a message that cannot be processed to the dead-letter topic, with why and where it came from."""
+    headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
+    headers.update({
+        "dlq-reason": str(exc)[:2000] or type(exc).__name__,
+        "dlq-error-type": type(exc).__name__,
+        "dlq-source-topic": record.topic,
+        "dlq-source-partition": str(record.partition),
+        "dlq-source-offset": str(record.offset),
+        "dlq-consumer-group": group_id,
+    })
+    await broker.publish(record.value, topic=dlq, key=record.key, headers=headers)
+    DEAD_LETTERED.labels(record.topic, group_id).inc()

@@ -1,0 +1,47 @@
+"""The operations endpoints every process serves: liveness, readiness and Prometheus metrics.
+
+HTTP services mount :func:`ops_handlers` on their own app; gRPC servers and workers serve
+:func:`ops_app` on their ops port (``<SERVICE>_OPS_PORT``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from litestar import Litestar, MediaType, Response, get
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+ReadyCheck = Callable[[], Awaitable[bool]]
+
+
+def ops_handlers(checks: dict[str, ReadyCheck], registry: CollectorRegistry = REGISTRY) -> list[Any]:
+    @get("/internal/alive", media_type=MediaType.JSON, include_in_schema=False, sync_to_thread=False)
+    def alive() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @get("/internal/ready", media_type=MediaType.JSON, include_in_schema=False)
+    async def ready() -> Response[dict[str, Any]]:
+        names = list(checks)
+        results = await asyncio.gather(*(_safe(checks[n]) for n in names))
+        status = dict(zip(names, results, strict=True))
+        ok = all(results)
+        return Response({"status": "ready" if ok else "not_ready", "checks": status}, status_code=200 if ok else 503)
+
+    @get("/metrics", include_in_schema=False, sync_to_thread=False)
+    def metrics() -> Response[bytes]:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return [alive, ready, metrics]
+
+
+async def _safe(check: ReadyCheck) -> bool:
+    try:
+        return await asyncio.wait_for(check(), timeout=3.0)
+    except Exception:
+        return False
+
+
+def ops_app(checks: dict[str, ReadyCheck], extra: Sequence[Any] = ()) -> Litestar:
+    return Litestar(route_handlers=[*ops_handlers(checks), *extra], openapi_config=None)

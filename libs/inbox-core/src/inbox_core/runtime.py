@@ -1,0 +1,144 @@
+"""Running a service process: start its components, wait for SIGTERM/SIGINT, stop them in reverse.
+
+A service's ``__main__`` builds the components of a role (``api``: the gRPC or HTTP server; ``worker``:
+the Kafka consumers; ``all``: both, for development) and hands them to :func:`run`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol
+
+import uvicorn
+from faststream.kafka import KafkaBroker
+
+from inbox_core.grpc_server import GrpcServer
+
+log = logging.getLogger("inbox.runtime")
+
+
+class Component(Protocol):
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class _QuietServer(uvicorn.Server):
+    # The process runner owns signals; uvicorn must not install its own handlers.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Any:
+        yield
+
+
+class HttpComponent:
+    def __init__(self, name: str, app: Any, port: int, host: str = "0.0.0.0") -> None:
+        self.name = name
+        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
+                                lifespan="on", timeout_graceful_shutdown=10)
+        self.server = _QuietServer(config)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self.server.serve())
+        while not self.server.started:
+            if self._task.done():
+                self._task.result()  # re-raise why it could not start
+                raise RuntimeError(f"{self.name} stopped during start-up")
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        if self._task is not None:
+            await self._task
+
+
+class BrokerComponent:
+    def __init__(self, broker: KafkaBroker, name: str = "kafka") -> None:
+        self.name = name
+        self.broker = broker
+
+    async def start(self) -> None:
+        await self.broker.start()
+
+    async def stop(self) -> None:
+        await self.broker.stop()
+
+
+class GrpcComponent:
+    def __init__(self, server: GrpcServer, name: str = "grpc") -> None:
+        self.name = name
+        self.server = server
+
+    async def start(self) -> None:
+        await self.server.start()
+
+    async def stop(self) -> None:
+        await self.server.stop()
+
+
+class TaskComponent:
+    """A background loop (e.g. a purge) that is cancelled on stop."""
+
+    def __init__(self, name: str, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self.name = name
+        self.factory = factory
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self.factory(), name=self.name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+class CallbackComponent:
+    """Start/stop hooks, e.g. opening and closing a database client."""
+
+    def __init__(self, name: str, start: Callable[[], Awaitable[None]] | None = None,
+                 stop: Callable[[], Awaitable[None]] | None = None) -> None:
+        self.name = name
+        self._start = start
+        self._stop = stop
+
+    async def start(self) -> None:
+        if self._start:
+            await self._start()
+
+    async def stop(self) -> None:
+        if self._stop:
+            await self._stop()
+
+
+async def run(components: list[Component], stop: asyncio.Event | None = None) -> None:
+    """Starts every component in order, waits for a stop signal, then stops them in reverse order."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    started: list[Component] = []
+    try:
+        for component in components:
+            await component.start()
+            started.append(component)
+            log.info("started %s", component.name)
+        log.info("ready")
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        for component in reversed(started):
+            try:
+                await asyncio.wait_for(component.stop(), timeout=30)
+            except Exception:
+                log.exception("error stopping %s", component.name)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    log.info("stopped")

@@ -1,0 +1,42 @@
+"""Settings: pydantic-settings classes read from the environment only, failing fast when one is wrong.
+
+Shared settings are ``INBOX_<NAME>``; a service's own are ``<SERVICE>_<NAME>`` (see .env.example).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TypeVar
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+class InboxSettings(BaseSettings):
+    """What every service shares."""
+
+    model_config = SettingsConfigDict(env_prefix="INBOX_", extra="ignore")
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    mongo_url: str = "mongodb://127.0.0.1:27017/"
+    log_level: str = "INFO"
+    # Prefix of every database name, so several deployments (or test runs) can share one server.
+    db_prefix: str = "inbox"
+    grpc_deadline_s: float = Field(default=5.0, gt=0)
+
+
+def load(cls: type[SettingsT]) -> SettingsT:
+    """Reads settings; on a missing or invalid value prints which, and exits (fail fast at start-up)."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        prefix = cls.model_config.get("env_prefix", "")
+        lines = [f"invalid configuration ({cls.__name__}):"]
+        for err in exc.errors():
+            name = prefix + ".".join(str(p) for p in err["loc"]).upper()
+            # Never echo the value: it may be a secret.
+            lines.append(f"  {name}: {err['msg']}")
+        print("\n".join(lines), file=sys.stderr)
+        raise SystemExit(2) from None

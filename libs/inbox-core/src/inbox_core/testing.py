@@ -1,0 +1,159 @@
+"""The test harness: real Kafka and a real MongoDB-compatible server for the whole pytest session.
+
+Where they come from, in order:
+1. ``INBOX_TEST_KAFKA`` / ``INBOX_TEST_MONGO_URL``: servers that are already running;
+2. a reachable Docker engine: testcontainers (Kafka in KRaft mode and a pinned ``mongo:7``);
+3. otherwise the project's own local servers (deploy/local: Kafka from Maven Central, FerretDB built
+   with Go) started on free ports in a temporary folder and stopped at the end.
+All three paths run the same tests. Loaded as a pytest plugin by the repository's root conftest.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from inbox_core.devinfra import REPO_ROOT, FerretServer, KafkaServer, free_port, install, port_open
+from inbox_core.settings import InboxSettings
+from inbox_core.topics import ensure_topics
+
+
+@dataclass
+class Infra:
+    kafka_bootstrap: str
+    mongo_url: str
+    kind: str
+    # Set for the local servers only: fault tests stop and start them.
+    kafka: KafkaServer | None = None
+    ferret: FerretServer | None = None
+    home: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _docker_available() -> bool:
+    if os.environ.get("INBOX_TEST_NO_DOCKER") or shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    kafka_env, mongo_env = os.environ.get("INBOX_TEST_KAFKA"), os.environ.get("INBOX_TEST_MONGO_URL")
+    with ExitStack() as stack:
+        if kafka_env and mongo_env:
+            found = Infra(kafka_env, mongo_env, "external")
+        elif _docker_available():
+            from testcontainers.kafka import KafkaContainer
+            from testcontainers.mongodb import MongoDbContainer
+
+            kafka_c = stack.enter_context(KafkaContainer("confluentinc/cp-kafka:7.7.1").with_kraft())
+            mongo_c = stack.enter_context(MongoDbContainer("mongo:7.0.14"))
+            found = Infra(kafka_c.get_bootstrap_server(), mongo_c.get_connection_url(), "testcontainers")
+        else:
+            install()
+            home = Path(tempfile.mkdtemp(prefix="inbox-test-"))
+            kafka = KafkaServer(home, free_port())
+            ferret = FerretServer(home, free_port())
+            stack.callback(shutil.rmtree, home, True)
+            stack.callback(ferret.stop)
+            stack.callback(kafka.stop)
+            ferret.start()
+            kafka.start()
+            found = Infra(kafka.bootstrap, ferret.url, "local", kafka=kafka, ferret=ferret, home=home)
+        asyncio.run(ensure_topics(found.kafka_bootstrap))
+        yield found
+
+
+@pytest.fixture
+def inbox_settings(infra: Infra) -> InboxSettings:
+    """Settings pointing at the test servers, with a database prefix of its own for each test."""
+    return InboxSettings(
+        kafka_bootstrap=infra.kafka_bootstrap,
+        mongo_url=infra.mongo_url,
+        db_prefix=f"t{uuid.uuid4().hex[:10]}",
+    )
+
+
+@pytest.fixture
+async def mongo_client(infra: Infra) -> AsyncIterator[AsyncMongoClient[dict[str, Any]]]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_url, tz_aware=True)
+    yield client
+    await client.close()
+
+
+def service_env(infra: Infra, settings: InboxSettings, **extra: str) -> dict[str, str]:
+    """The environment a service subprocess needs to run against the test servers."""
+    env = {
+        **os.environ,
+        "INBOX_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
+        "INBOX_MONGO_URL": infra.mongo_url,
+        "INBOX_DB_PREFIX": settings.db_prefix,
+        "INBOX_LOG_LEVEL": "WARNING",
+    }
+    env.update(extra)
+    return env
+
+
+@dataclass
+class ServiceProcess:
+    """A service started as its own process (``python -m inbox_<name> <role>``), as in production."""
+
+    name: str
+    role: str
+    env: dict[str, str]
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServiceProcess:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", f"inbox_{self.name}", self.role],
+                env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
+            )
+        return self
+
+    def wait_port(self, port: int, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.output()}")
+            if port_open(port):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not open port {port} in {timeout}s:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-5000:] if self.log.exists() else ""
+
+    def terminate(self, timeout: float = 40.0) -> int:
+        assert self.proc is not None
+        self.proc.terminate()
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
