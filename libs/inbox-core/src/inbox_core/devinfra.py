@@ -252,9 +252,69 @@ class FerretServer:
         self.process.kill()
 
 
+# Every service of `make dev`, in start order, with the port its readiness answers on.
+DEV_SERVICES: tuple[tuple[str, str], ...] = (
+    ("conversations", "CONVERSATIONS_OPS_PORT"),
+    ("customers", "CUSTOMERS_OPS_PORT"),
+    ("orders", "ORDERS_OPS_PORT"),
+    ("presence", "PRESENCE_OPS_PORT"),
+    ("ingest", "INGEST_HTTP_PORT"),
+    ("sandbox", "SANDBOX_HTTP_PORT"),
+    ("gateway", "GATEWAY_HTTP_PORT"),
+)
+
+
+def dev_env() -> dict[str, str]:
+    """.env.example's development defaults, overridden by the caller's environment."""
+    env: dict[str, str] = {}
+    for line in (REPO_ROOT / ".env.example").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            env[key.strip()] = value.split("#", 1)[0].strip()
+    env.update(os.environ)
+    return env
+
+
+def wait_ready(port: int, timeout: float = 60.0) -> bool:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/internal/ready", timeout=2) as resp:
+                if resp.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.3)
+    return False
+
+
+def services_up(home: Path) -> None:
+    env = dev_env()
+    services_home = home / "services"
+    for name, _ in DEV_SERVICES:
+        proc = Process(name, services_home)
+        if proc.pid() is None:
+            proc.spawn([sys.executable, "-m", f"inbox_{name}", "all"], services_home / f"{name}.log", env)
+    failed = [name for name, port_var in DEV_SERVICES if not wait_ready(int(env[port_var]))]
+    for name, port_var in DEV_SERVICES:
+        state = "FAILED (see " + str(services_home / f"{name}.log") + ")" if name in failed else "ready"
+        print(f"  {name:<14} :{env[port_var]:<6} {state}")
+    if failed:
+        raise SystemExit(f"not ready: {', '.join(failed)}")
+    print(f"\nThe inbox is up: http://localhost:{env['GATEWAY_HTTP_PORT']}  (stop everything with `make down`)")
+
+
+def services_down(home: Path) -> None:
+    for name, _ in reversed(DEV_SERVICES):
+        Process(name, home / "services").stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m inbox_core.devinfra")
-    parser.add_argument("command", choices=["install", "up", "down", "status"])
+    parser.add_argument("command", choices=["install", "up", "down", "status", "services-up", "services-down"])
     parser.add_argument("--home", type=Path, default=LOCAL / "run")
     parser.add_argument("--kafka-port", type=int, default=int(os.environ.get("INBOX_LOCAL_KAFKA_PORT", 9092)))
     parser.add_argument("--mongo-port", type=int, default=int(os.environ.get("INBOX_LOCAL_MONGO_PORT", 27017)))
@@ -271,6 +331,10 @@ def main(argv: list[str] | None = None) -> int:
 
         ensure_topics_sync(kafka.bootstrap)
         print(f"kafka {kafka.bootstrap}  database {ferret.url}")
+    elif args.command == "services-up":
+        services_up(args.home)
+    elif args.command == "services-down":
+        services_down(args.home)
     elif args.command == "down":
         kafka.stop()
         ferret.stop()
@@ -278,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
         servers = (("kafka", kafka.process, args.kafka_port), ("ferretdb", ferret.process, args.mongo_port))
         for name, proc, port in servers:
             print(f"{name}: pid={proc.pid()} port {port} {'open' if port_open(port) else 'closed'}")
+        for name, _ in DEV_SERVICES:
+            print(f"{name}: pid={Process(name, args.home / 'services').pid()}")
     return 0
 
 

@@ -7,7 +7,7 @@ HTTP services mount :func:`ops_handlers` on their own app; gRPC servers and work
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from litestar import Litestar, MediaType, Response, get
@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 ReadyCheck = Callable[[], Awaitable[bool]]
 
 
-def ops_handlers(checks: dict[str, ReadyCheck], registry: CollectorRegistry = REGISTRY) -> list[Any]:
+def ops_handlers(checks: Mapping[str, ReadyCheck], registry: CollectorRegistry = REGISTRY) -> list[Any]:
     @get("/internal/alive", media_type=MediaType.JSON, include_in_schema=False, sync_to_thread=False)
     def alive() -> dict[str, str]:
         return {"status": "alive"}
@@ -43,5 +43,5 @@ async def _safe(check: ReadyCheck) -> bool:
         return False
 
 
-def ops_app(checks: dict[str, ReadyCheck], extra: Sequence[Any] = ()) -> Litestar:
+def ops_app(checks: Mapping[str, ReadyCheck], extra: Sequence[Any] = ()) -> Litestar:
     return Litestar(route_handlers=[*ops_handlers(checks), *extra], openapi_config=None)

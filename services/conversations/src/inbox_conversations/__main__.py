@@ -1,0 +1,51 @@
+"""``python -m inbox_conversations [api|worker|all]``: see inbox_core.service."""
+
+from inbox.conversations.v1 import conversations_pb2_grpc
+from inbox_core.grpc_server import GrpcServer
+from inbox_core.kafka import make_broker
+from inbox_core.mongo import make_client, ping, service_database
+from inbox_core.ops import ops_app
+from inbox_core.runtime import BrokerComponent, CallbackComponent, Component, GrpcComponent, HttpComponent
+from inbox_core.service import entrypoint
+from inbox_core.settings import load
+
+from inbox_conversations.consumers import register
+from inbox_conversations.rpc import SERVICE_NAME, ConversationsRpc
+from inbox_conversations.settings import ConversationsSettings
+from inbox_conversations.store import ConversationsStore
+
+
+async def build(role: str) -> list[Component]:
+    settings = load(ConversationsSettings)
+    client = make_client(settings.inbox, "conversations")
+    store = ConversationsStore(service_database(client, settings.inbox, "conversations"))
+    broker = make_broker(settings.inbox, "conversations")
+    if role in ("worker", "all"):
+        register(broker, store)
+    components: list[Component] = [
+        CallbackComponent("database", start=store.ensure_indexes, stop=client.close),
+        BrokerComponent(broker),
+    ]
+    if role in ("api", "all"):
+        server = GrpcServer(settings.grpc_port)
+        servicer = ConversationsRpc(store, broker)  # type: ignore[abstract]  # RPCs still UNIMPLEMENTED
+        server.add(conversations_pb2_grpc.add_ConversationsServiceServicer_to_server, servicer, SERVICE_NAME)
+        components.append(GrpcComponent(server))
+
+    async def kafka_ready() -> bool:
+        return await broker.ping(timeout=2.0)
+
+    async def database_ready() -> bool:
+        return await ping(client)
+
+    checks = {"database": database_ready, "kafka": kafka_ready}
+    components.append(HttpComponent("ops", ops_app(checks), settings.ops_port))
+    return components
+
+
+def main() -> None:
+    entrypoint("conversations", build, roles=("api", "worker", "all"))
+
+
+if __name__ == "__main__":
+    main()

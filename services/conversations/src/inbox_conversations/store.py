@@ -1,0 +1,15 @@
+"""The conversations service's own MongoDB database.
+
+Conversations, messages, notes, activity timeline, templates and the content library.
+"""
+
+from inbox_core.mongo import Document
+from pymongo.asynchronous.database import AsyncDatabase
+
+
+class ConversationsStore:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.db = db
+
+    async def ensure_indexes(self) -> None:
+        """Creates the indexes every query of this service is served by (idempotent)."""

@@ -1,0 +1,50 @@
+"""``python -m inbox_customers [api|worker|all]``: see inbox_core.service."""
+
+from inbox.customers.v1 import customers_pb2_grpc
+from inbox_core.grpc_server import GrpcServer
+from inbox_core.kafka import make_broker
+from inbox_core.mongo import make_client, ping, service_database
+from inbox_core.ops import ops_app
+from inbox_core.runtime import BrokerComponent, CallbackComponent, Component, GrpcComponent, HttpComponent
+from inbox_core.service import entrypoint
+from inbox_core.settings import load
+
+from inbox_customers.consumers import register
+from inbox_customers.rpc import SERVICE_NAME, CustomersRpc
+from inbox_customers.settings import CustomersSettings
+from inbox_customers.store import CustomersStore
+
+
+async def build(role: str) -> list[Component]:
+    settings = load(CustomersSettings)
+    client = make_client(settings.inbox, "customers")
+    store = CustomersStore(service_database(client, settings.inbox, "customers"))
+    broker = make_broker(settings.inbox, "customers")
+    if role in ("worker", "all"):
+        register(broker, store)
+    components: list[Component] = [
+        CallbackComponent("database", start=store.ensure_indexes, stop=client.close),
+        BrokerComponent(broker),
+    ]
+    if role in ("api", "all"):
+        server = GrpcServer(settings.grpc_port)
+        server.add(customers_pb2_grpc.add_CustomersServiceServicer_to_server, CustomersRpc(store, broker), SERVICE_NAME)  # type: ignore[abstract]  # RPCs still UNIMPLEMENTED
+        components.append(GrpcComponent(server))
+
+    async def kafka_ready() -> bool:
+        return await broker.ping(timeout=2.0)
+
+    async def database_ready() -> bool:
+        return await ping(client)
+
+    checks = {"database": database_ready, "kafka": kafka_ready}
+    components.append(HttpComponent("ops", ops_app(checks), settings.ops_port))
+    return components
+
+
+def main() -> None:
+    entrypoint("customers", build, roles=("api", "worker", "all"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,12 @@
+"""Settings of the customers service: ``CUSTOMERS_*`` environment variables (and the shared ``INBOX_*``)."""
+
+from inbox_core.service import ServiceSettings
+from pydantic_settings import SettingsConfigDict
+
+
+class CustomersSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="CUSTOMERS_", extra="ignore")
+
+    grpc_port: int = 50052
+    # Liveness, readiness and Prometheus metrics over HTTP.
+    ops_port: int = 9052

@@ -1,0 +1,47 @@
+"""``python -m inbox_orders [api|all]``: see inbox_core.service."""
+
+from inbox.orders.v1 import orders_pb2_grpc
+from inbox_core.grpc_server import GrpcServer
+from inbox_core.kafka import make_broker
+from inbox_core.mongo import make_client, ping, service_database
+from inbox_core.ops import ops_app
+from inbox_core.runtime import BrokerComponent, CallbackComponent, Component, GrpcComponent, HttpComponent
+from inbox_core.service import entrypoint
+from inbox_core.settings import load
+
+from inbox_orders.rpc import SERVICE_NAME, OrdersRpc
+from inbox_orders.settings import OrdersSettings
+from inbox_orders.store import OrdersStore
+
+
+async def build(role: str) -> list[Component]:
+    settings = load(OrdersSettings)
+    client = make_client(settings.inbox, "orders")
+    store = OrdersStore(service_database(client, settings.inbox, "orders"))
+    broker = make_broker(settings.inbox, "orders")
+    components: list[Component] = [
+        CallbackComponent("database", start=store.ensure_indexes, stop=client.close),
+        BrokerComponent(broker),
+    ]
+    if role in ("api", "all"):
+        server = GrpcServer(settings.grpc_port)
+        server.add(orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersRpc(store, broker), SERVICE_NAME)  # type: ignore[abstract]  # RPCs still UNIMPLEMENTED
+        components.append(GrpcComponent(server))
+
+    async def kafka_ready() -> bool:
+        return await broker.ping(timeout=2.0)
+
+    async def database_ready() -> bool:
+        return await ping(client)
+
+    checks = {"database": database_ready, "kafka": kafka_ready}
+    components.append(HttpComponent("ops", ops_app(checks), settings.ops_port))
+    return components
+
+
+def main() -> None:
+    entrypoint("orders", build, roles=("api", "all"))
+
+
+if __name__ == "__main__":
+    main()

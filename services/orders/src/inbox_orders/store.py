@@ -1,0 +1,12 @@
+"""The orders service's own MongoDB database: orders, pipeline stages and their history."""
+
+from inbox_core.mongo import Document
+from pymongo.asynchronous.database import AsyncDatabase
+
+
+class OrdersStore:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.db = db
+
+    async def ensure_indexes(self) -> None:
+        """Creates the indexes every query of this service is served by (idempotent)."""
