@@ -1,8 +1,9 @@
 from datetime import UTC, datetime
 
 import pytest
-from inbox_core.events import Event, EventData, event_type
 from pydantic import ValidationError
+
+from inbox_core.events import Event, EventData, event_type
 
 
 @event_type("test.order.shipped")

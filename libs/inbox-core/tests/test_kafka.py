@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
+
 from inbox_core.errors import TransientError
 from inbox_core.events import Event, EventData, event_type
 from inbox_core.kafka import make_broker, publish, subscribe

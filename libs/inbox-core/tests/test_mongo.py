@@ -4,10 +4,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+
 from inbox_core.errors import InvalidRequest
 from inbox_core.mongo import Index, decode_cursor, encode_cursor, ensure_indexes, service_database
 from inbox_core.settings import InboxSettings
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 
 
 async def test_round_trip_index_and_keyset_paging(

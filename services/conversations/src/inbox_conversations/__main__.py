@@ -1,6 +1,10 @@
 """``python -m inbox_conversations [api|worker|all]``: see inbox_core.service."""
 
 from inbox.conversations.v1 import conversations_pb2_grpc
+from inbox_conversations.consumers import register
+from inbox_conversations.rpc import SERVICE_NAME, ConversationsRpc
+from inbox_conversations.settings import ConversationsSettings
+from inbox_conversations.store import ConversationsStore
 from inbox_core.grpc_server import GrpcServer
 from inbox_core.kafka import make_broker
 from inbox_core.mongo import make_client, ping, service_database
@@ -8,11 +12,6 @@ from inbox_core.ops import ops_app
 from inbox_core.runtime import BrokerComponent, CallbackComponent, Component, GrpcComponent, HttpComponent
 from inbox_core.service import entrypoint
 from inbox_core.settings import load
-
-from inbox_conversations.consumers import register
-from inbox_conversations.rpc import SERVICE_NAME, ConversationsRpc
-from inbox_conversations.settings import ConversationsSettings
-from inbox_conversations.store import ConversationsStore
 
 
 async def build(role: str) -> list[Component]:

@@ -1,8 +1,8 @@
 """gRPC servicer of inbox.conversations.v1.ConversationsService; methods not written yet answer UNIMPLEMENTED."""
 
 from faststream.kafka import KafkaBroker
-from inbox.conversations.v1 import conversations_pb2_grpc
 
+from inbox.conversations.v1 import conversations_pb2_grpc
 from inbox_conversations.store import ConversationsStore
 
 SERVICE_NAME = "inbox.conversations.v1.ConversationsService"

@@ -3,8 +3,9 @@
 Conversations, messages, notes, activity timeline, templates and the content library.
 """
 
-from inbox_core.mongo import Document
 from pymongo.asynchronous.database import AsyncDatabase
+
+from inbox_core.mongo import Document
 
 
 class ConversationsStore:

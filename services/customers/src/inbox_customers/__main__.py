@@ -8,7 +8,6 @@ from inbox_core.ops import ops_app
 from inbox_core.runtime import BrokerComponent, CallbackComponent, Component, GrpcComponent, HttpComponent
 from inbox_core.service import entrypoint
 from inbox_core.settings import load
-
 from inbox_customers.consumers import register
 from inbox_customers.rpc import SERVICE_NAME, CustomersRpc
 from inbox_customers.settings import CustomersSettings

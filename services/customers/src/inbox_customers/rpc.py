@@ -1,8 +1,8 @@
 """gRPC servicer of inbox.customers.v1.CustomersService; methods not written yet answer UNIMPLEMENTED."""
 
 from faststream.kafka import KafkaBroker
-from inbox.customers.v1 import customers_pb2_grpc
 
+from inbox.customers.v1 import customers_pb2_grpc
 from inbox_customers.store import CustomersStore
 
 SERVICE_NAME = "inbox.customers.v1.CustomersService"

@@ -1,7 +1,8 @@
 """The customers service's own MongoDB database: customer profiles and per-customer stats."""
 
-from inbox_core.mongo import Document
 from pymongo.asynchronous.database import AsyncDatabase
+
+from inbox_core.mongo import Document
 
 
 class CustomersStore:

@@ -4,7 +4,6 @@ from inbox_core.mongo import make_client, ping
 from inbox_core.runtime import CallbackComponent, Component, HttpComponent
 from inbox_core.service import entrypoint
 from inbox_core.settings import load
-
 from inbox_gateway.http import create_app
 from inbox_gateway.settings import GatewaySettings
 

@@ -2,8 +2,9 @@
 
 from collections.abc import Mapping
 
-from inbox_core.ops import ReadyCheck, ops_handlers
 from litestar import Litestar
+
+from inbox_core.ops import ReadyCheck, ops_handlers
 
 
 def create_app(checks: Mapping[str, ReadyCheck]) -> Litestar:

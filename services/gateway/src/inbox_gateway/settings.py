@@ -1,8 +1,9 @@
 """Settings of the gateway service: ``GATEWAY_*`` environment variables (and the shared ``INBOX_*``)."""
 
-from inbox_core.service import ServiceSettings
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
+
+from inbox_core.service import ServiceSettings
 
 
 class GatewaySettings(ServiceSettings):

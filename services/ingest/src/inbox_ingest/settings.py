@@ -1,16 +1,35 @@
 """Settings of the ingest service: ``INGEST_*`` environment variables (and the shared ``INBOX_*``)."""
 
-from inbox_core.service import ServiceSettings
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
+
+from inbox_core.service import ServiceSettings
 
 
 class IngestSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="INGEST_", extra="ignore")
 
     http_port: int = 8001
+    grpc_port: int = 50055
+    worker_ops_port: int = 9001
     # Meta's app secret keys the X-Hub-Signature-256 HMAC; the verify token answers the GET handshake.
     meta_app_secret: SecretStr = Field(min_length=1)
     meta_verify_token: SecretStr = Field(min_length=1)
+    # Meta's maximum webhook payload is 3 MB; anything larger is answered 413.
+    max_body_bytes: int = 3 * 1024 * 1024
+    # How long the webhook waits for Kafka before answering 503 (Meta then retries).
+    publish_timeout_s: float = 10.0
+    # Duplicate deliveries are recognised for this long (Meta retries for up to 7 days).
+    dedupe_days: int = 8
+    # Channels (numbers with their access tokens) from a mounted secret file, JSON list; see README.
+    channels_file: Path | None = None
+
     graph_api_base_url: str = "https://graph.facebook.com/v24.0"
-    worker_ops_port: int = 9001
+    graph_timeout_s: float = 20.0
+    # Meta's default throughput per business number; with N sender replicas give each rate/N.
+    send_rate_per_second: float = 80.0
+    send_max_attempts: int = 6
+    media_max_attempts: int = 8
+    template_sync_interval_s: float = 900.0

@@ -8,7 +8,6 @@ from inbox_core.ops import ops_app
 from inbox_core.runtime import BrokerComponent, CallbackComponent, Component, GrpcComponent, HttpComponent
 from inbox_core.service import entrypoint
 from inbox_core.settings import load
-
 from inbox_orders.rpc import SERVICE_NAME, OrdersRpc
 from inbox_orders.settings import OrdersSettings
 from inbox_orders.store import OrdersStore

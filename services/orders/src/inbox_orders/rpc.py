@@ -1,8 +1,8 @@
 """gRPC servicer of inbox.orders.v1.OrdersService; methods not written yet answer UNIMPLEMENTED."""
 
 from faststream.kafka import KafkaBroker
-from inbox.orders.v1 import orders_pb2_grpc
 
+from inbox.orders.v1 import orders_pb2_grpc
 from inbox_orders.store import OrdersStore
 
 SERVICE_NAME = "inbox.orders.v1.OrdersService"

@@ -1,7 +1,8 @@
 """The orders service's own MongoDB database: orders, pipeline stages and their history."""
 
-from inbox_core.mongo import Document
 from pymongo.asynchronous.database import AsyncDatabase
+
+from inbox_core.mongo import Document
 
 
 class OrdersStore:

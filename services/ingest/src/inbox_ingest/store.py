@@ -1,0 +1,154 @@
+"""Ingest's own database: channels (numbers and their credentials), webhook dedupe, unrouted events.
+
+Access tokens are stored here because ingest is the only service that talks to Meta; they are
+returned only to ingest's own sender and never logged (``SecretStr``) or put on a topic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, SecretStr
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
+
+from inbox_core.events import Event, utcnow
+from inbox_core.mongo import Document, Index, ensure_indexes
+
+
+class Channel(BaseModel):
+    """One connected WhatsApp number."""
+
+    phone_number_id: str
+    workspace_id: str
+    waba_id: str
+    display_phone_number: str = ""
+    name: str = ""
+    access_token: SecretStr = SecretStr("")
+
+
+@dataclass
+class _Cached:
+    channel: Channel | None
+    at: float
+
+
+class IngestStore:
+    # A channel lookup is on every webhook's path: cache it briefly (also the misses).
+    CACHE_SECONDS = 30.0
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.db = db
+        self.channels = db["channels"]
+        self.seen = db["seen_events"]
+        self.unrouted = db["unrouted_events"]
+        self._cache: dict[str, _Cached] = {}
+        self._waba_cache: dict[str, tuple[str | None, float]] = {}
+
+    async def ensure_indexes(self) -> None:
+        await ensure_indexes(self.channels, [
+            Index([("workspace_id", ASCENDING), ("phone_number_id", ASCENDING)], "workspace_numbers"),
+            Index([("waba_id", ASCENDING)], "waba"),
+        ])
+        await ensure_indexes(self.seen, [Index([("expires_at", ASCENDING)], "expiry")])
+        await ensure_indexes(self.unrouted, [Index([("received_at", DESCENDING)], "recent")])
+
+    # --- channels ---------------------------------------------------------------------------------
+
+    async def upsert_channel(self, channel: Channel) -> None:
+        doc = channel.model_dump()
+        doc["access_token"] = channel.access_token.get_secret_value()
+        doc["updated_at"] = utcnow()
+        await self.channels.update_one({"_id": channel.phone_number_id}, {"$set": doc}, upsert=True)
+        self._cache.pop(channel.phone_number_id, None)
+        self._waba_cache.pop(channel.waba_id, None)
+
+    async def get_channel(self, phone_number_id: str) -> Channel | None:
+        cached = self._cache.get(phone_number_id)
+        if cached and time.monotonic() - cached.at < self.CACHE_SECONDS:
+            return cached.channel
+        doc = await self.channels.find_one({"_id": phone_number_id})
+        channel = _channel(doc) if doc else None
+        self._cache[phone_number_id] = _Cached(channel, time.monotonic())
+        return channel
+
+    async def workspace_of_waba(self, waba_id: str) -> str | None:
+        cached = self._waba_cache.get(waba_id)
+        if cached and time.monotonic() - cached[1] < self.CACHE_SECONDS:
+            return cached[0]
+        doc = await self.channels.find_one({"waba_id": waba_id}, {"workspace_id": 1})
+        workspace = doc["workspace_id"] if doc else None
+        self._waba_cache[waba_id] = (workspace, time.monotonic())
+        return workspace
+
+    async def list_channels(self, workspace_id: str | None = None) -> list[Channel]:
+        query: dict[str, Any] = {"workspace_id": workspace_id} if workspace_id else {}
+        return [_channel(d) async for d in self.channels.find(query).sort("_id", ASCENDING)]
+
+    async def load_channels(self, items: list[dict[str, Any]]) -> int:
+        """Upserts channels read from a mounted secret file (see :func:`read_channels_file`)."""
+        for item in items:
+            await self.upsert_channel(Channel.model_validate(item))
+        return len(items)
+
+    # --- webhook dedupe ---------------------------------------------------------------------------
+
+    async def unseen(self, event_ids: list[str]) -> set[str]:
+        """The ids not published before (a duplicate delivery from Meta has the same ids)."""
+        if not event_ids:
+            return set()
+        now = utcnow()
+        seen = {d["_id"] async for d in self.seen.find(
+            {"_id": {"$in": event_ids}, "expires_at": {"$gt": now}}, {"_id": 1})}
+        return set(event_ids) - seen
+
+    async def mark_seen(self, event_ids: list[str], days: int) -> None:
+        if not event_ids:
+            return
+        expires = utcnow() + timedelta(days=days)
+        # Some may be marked by a concurrent delivery of the same body: fine.
+        with contextlib.suppress(BulkWriteError):
+            await self.seen.insert_many([{"_id": i, "expires_at": expires} for i in event_ids], ordered=False)
+
+    async def purge_seen(self) -> int:
+        result = await self.seen.delete_many({"expires_at": {"$lte": utcnow()}})
+        return int(result.deleted_count)
+
+    # --- unrouted ---------------------------------------------------------------------------------
+
+    async def record_unrouted(self, events: list[tuple[str, Event]]) -> None:
+        """Events for numbers that are not connected: kept for admins, answered 200 to Meta."""
+        now = utcnow()
+        for key, event in events:
+            data = event.data
+            await self.unrouted.update_one(
+                {"_id": event.id},
+                {"$setOnInsert": {
+                    "key": key, "type": event.type, "received_at": now,
+                    "phone_number_id": data.get("phone_number_id"), "waba_id": data.get("waba_id"),
+                    "event": json.loads(event.model_dump_json()),
+                }},
+                upsert=True,
+            )
+
+    async def list_unrouted(self, limit: int = 50) -> list[Document]:
+        return await self.unrouted.find({}).sort("received_at", DESCENDING).limit(limit).to_list()
+
+
+def read_channels_file(path: Path) -> list[dict[str, Any]]:
+    """``[{phone_number_id, workspace_id, waba_id, display_phone_number, name, access_token}]``."""
+    items = json.loads(path.read_text())
+    if not isinstance(items, list):
+        raise ValueError(f"{path}: expected a JSON list of channels")
+    return items
+
+
+def _channel(doc: Document) -> Channel:
+    return Channel.model_validate({k: v for k, v in doc.items() if k not in ("_id", "updated_at")})
