@@ -1,25 +1,55 @@
-"""``python -m inbox_ingest [api|all]``: see inbox_core.service."""
+"""``python -m inbox_ingest [api|worker|all]``: see inbox_core.service.
 
-from inbox_core.mongo import make_client, ping
-from inbox_core.runtime import CallbackComponent, Component, HttpComponent
+``api`` serves Meta's webhook (HTTP) and the channels API (gRPC); ``worker`` sends commands to Meta,
+fetches inbound media and syncs templates.
+"""
+
+from inbox_core.kafka import make_broker
+from inbox_core.mongo import make_client, ping, service_database
+from inbox_core.runtime import BrokerComponent, CallbackComponent, Component, HttpComponent, TaskComponent
 from inbox_core.service import entrypoint
 from inbox_core.settings import load
-
 from inbox_ingest.http import create_app
+from inbox_ingest.intake import Intake
 from inbox_ingest.settings import IngestSettings
+from inbox_ingest.store import IngestStore, read_channels_file
+from inbox_ingest.workers import purge_seen_loop
 
 
 async def build(role: str) -> list[Component]:
     settings = load(IngestSettings)
     client = make_client(settings.inbox, "ingest")
-    checks = {"database": lambda: ping(client)}
-    components: list[Component] = [CallbackComponent("database", stop=client.close)]
-    components.append(HttpComponent("http", create_app(checks), settings.http_port))
+    store = IngestStore(service_database(client, settings.inbox, "ingest"))
+    broker = make_broker(settings.inbox, "ingest")
+    channels = read_channels_file(settings.channels_file) if settings.channels_file else []
+
+    async def start_database() -> None:
+        await store.ensure_indexes()
+        await store.load_channels(channels)
+
+    async def database_ready() -> bool:
+        return await ping(client)
+
+    async def kafka_ready() -> bool:
+        return await broker.ping(timeout=2.0)
+
+    checks = {"database": database_ready, "kafka": kafka_ready}
+    components: list[Component] = [
+        CallbackComponent("database", start=start_database, stop=client.close),
+        BrokerComponent(broker),
+    ]
+    if role in ("api", "all"):
+        intake = Intake(store, broker, publish_timeout_s=settings.publish_timeout_s,
+                        dedupe_days=settings.dedupe_days)
+        components.append(HttpComponent("http", create_app(settings, intake, checks), settings.http_port))
+        components.append(TaskComponent("purge-seen", lambda: purge_seen_loop(store)))
+    if role == "worker":
+        components.append(HttpComponent("ops", create_app(settings, None, checks), settings.worker_ops_port))
     return components
 
 
 def main() -> None:
-    entrypoint("ingest", build, roles=("api", "all"))
+    entrypoint("ingest", build)
 
 
 if __name__ == "__main__":

@@ -31,5 +31,12 @@ class IngestSettings(ServiceSettings):
     # Meta's default throughput per business number; with N sender replicas give each rate/N.
     send_rate_per_second: float = 80.0
     send_max_attempts: int = 6
+    # Backoff between send attempts inside one delivery of a command (Retry-After is honoured).
+    send_retry_base_s: float = 0.5
+    send_retry_max_s: float = 30.0
     media_max_attempts: int = 8
+    # Inbound media downloads: exponential from base to max between attempts; the loop polls this often.
+    media_retry_base_s: float = 30.0
+    media_retry_max_s: float = 3600.0
+    media_poll_interval_s: float = 1.0
     template_sync_interval_s: float = 900.0

@@ -17,6 +17,8 @@ Kinds:
 - ``whatsapp.webhook.error``: a value-level error (e.g. 130429) that belongs to no message.
 - ``whatsapp.change.unhandled``: any change or item we do not model, or could not read, with a reason.
 - ``whatsapp.send.accepted`` / ``whatsapp.send.failed``: the outcome of our own call to the Graph API.
+- ``whatsapp.media.stored`` / ``whatsapp.media.unavailable``: an inbound media file fetched (or given up).
+- ``whatsapp.templates.synced``: a business account's message templates, as Meta lists them.
 """
 
 from __future__ import annotations
@@ -406,6 +408,9 @@ class SendResult(EventData):
     wa_id: str = ""
     user_id: str | None = None
     attempts: int = 1
+    # Copied from the command, so conversations can match the outcome without a lookup.
+    conversation_id: str | None = None
+    message_id: str | None = None
 
 
 @event_type("whatsapp.send.accepted")
@@ -425,6 +430,41 @@ class SendFailed(SendResult):
     retryable: bool = False
 
 
+# --- media and templates (ingest's own fetches from the Graph API) ----------------------------------
+
+
+@event_type("whatsapp.media.stored")
+class MediaStored(EventData):
+    """An inbound media file is in ingest's media store under ``storage_id`` ("wa-media-" + media_id)."""
+
+    media_id: str
+    storage_id: str
+    mime_type: str | None = None
+    size: int
+    sha256: str
+    wamid: str | None = None
+    phone_number_id: str | None = None
+
+
+@event_type("whatsapp.media.unavailable")
+class MediaUnavailable(EventData):
+    """Ingest gave up fetching an inbound media file (retries exhausted, Meta's 7 days passed, ...)."""
+
+    media_id: str
+    wamid: str | None = None
+    reason: str
+    phone_number_id: str | None = None
+    attempts: int = 0
+
+
+@event_type("whatsapp.templates.synced")
+class TemplatesSynced(EventData):
+    """Every message template of a business account as Meta lists it (``GET /{waba_id}/message_templates``)."""
+
+    waba_id: str
+    templates: list[dict[str, Any]] = Field(default_factory=list)
+
+
 __all__ = [
     "KNOWN_MESSAGE_TYPES",
     "MEDIA_TYPES",
@@ -437,6 +477,8 @@ __all__ = [
     "Interactive",
     "Location",
     "Media",
+    "MediaStored",
+    "MediaUnavailable",
     "MessageContent",
     "MessageEdited",
     "MessageEvent",
@@ -460,6 +502,7 @@ __all__ = [
     "TemplateEvent",
     "TemplateQualityChanged",
     "TemplateStatusChanged",
+    "TemplatesSynced",
     "WebhookError",
     "WebhookEvent",
     "parse_meta_timestamp",
