@@ -24,7 +24,10 @@ SECRETS = {
     "INGEST_META_APP_SECRET": "test-app-secret",
     "INGEST_META_VERIFY_TOKEN": "test-verify-token",
     "SANDBOX_META_APP_SECRET": "test-app-secret",
+    "SANDBOX_ACCESS_TOKEN": "test-access-token",
 }
+# HTTP services that also serve gRPC: their gRPC port must be free too, and answer health.
+ALSO_GRPC = {"ingest": "inbox.ingest.v1.IngestService"}
 
 
 @pytest.mark.parametrize("name", sorted(GRPC_SERVICES))
@@ -55,11 +58,18 @@ def test_grpc_service_health(name: str, infra: Infra, inbox_settings: InboxSetti
 
 @pytest.mark.parametrize("name", HTTP_SERVICES)
 def test_http_service_health(name: str, infra: Infra, inbox_settings: InboxSettings, tmp_path: Path) -> None:
-    port = free_port()
-    env = service_env(infra, inbox_settings, **SECRETS, **{f"{name.upper()}_HTTP_PORT": str(port)})
+    port, grpc_port = free_port(), free_port()
+    env = service_env(infra, inbox_settings, **SECRETS, **{f"{name.upper()}_HTTP_PORT": str(port),
+                                                          f"{name.upper()}_GRPC_PORT": str(grpc_port)})
     service = ServiceProcess(name, "all", env, tmp_path / f"{name}.log").start()
     try:
         service.wait_port(port)
+        if name in ALSO_GRPC:
+            service.wait_port(grpc_port)
+            with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+                reply = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(service=ALSO_GRPC[name]), timeout=10)
+                assert reply.status == health_pb2.HealthCheckResponse.SERVING
         assert httpx.get(f"http://127.0.0.1:{port}/internal/alive", timeout=10).json() == {"status": "alive"}
         ready = httpx.get(f"http://127.0.0.1:{port}/internal/ready", timeout=10)
         assert ready.status_code == 200, ready.text

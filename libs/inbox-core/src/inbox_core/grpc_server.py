@@ -5,7 +5,7 @@ a graceful stop (health turns NOT_SERVING first, so load balancers drain, then i
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -30,27 +30,44 @@ class _ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None:
             return handler
-        inner = handler.unary_unary
         method = details.method
+        kwargs = {"request_deserializer": handler.request_deserializer,
+                  "response_serializer": handler.response_serializer}
+        if handler.unary_unary is not None or handler.stream_unary is not None:
+            inner = handler.unary_unary or handler.stream_unary
 
-        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                try:
+                    return await inner(request, context)
+                except Exception as exc:
+                    await _abort(context, exc, method)
+
+            make = (grpc.unary_unary_rpc_method_handler if handler.unary_unary is not None
+                    else grpc.stream_unary_rpc_method_handler)
+            return make(call, **kwargs)
+        inner_stream = handler.unary_stream or handler.stream_stream
+
+        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             try:
-                return await inner(request, context)
-            except InboxError as exc:
-                await context.abort(exc.grpc_status, exc.message, trailing_metadata=((ERROR_CODE_KEY, exc.code),))
-            except grpc.aio.AbortError:
-                raise
-            except Exception:
-                log.exception("unhandled error in %s", method)
-                await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+                async for item in inner_stream(request, context):
+                    yield item
+            except Exception as exc:
+                await _abort(context, exc, method)
 
-        return grpc.unary_unary_rpc_method_handler(
-            call,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        make_stream = (grpc.unary_stream_rpc_method_handler if handler.unary_stream is not None
+                       else grpc.stream_stream_rpc_method_handler)
+        return make_stream(stream, **kwargs)
+
+
+async def _abort(context: grpc.aio.ServicerContext, exc: Exception, method: str) -> None:
+    if isinstance(exc, grpc.aio.AbortError):
+        raise exc
+    if isinstance(exc, InboxError):
+        await context.abort(exc.grpc_status, exc.message, trailing_metadata=((ERROR_CODE_KEY, exc.code),))
+    log.exception("unhandled error in %s", method, exc_info=exc)
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
 
 class GrpcServer:

@@ -4,13 +4,24 @@
 fetches inbound media and syncs templates.
 """
 
+from inbox.ingest.v1 import ingest_pb2_grpc
+from inbox_core.grpc_server import GrpcServer
 from inbox_core.kafka import make_broker
 from inbox_core.mongo import make_client, ping, service_database
-from inbox_core.runtime import BrokerComponent, CallbackComponent, Component, HttpComponent, TaskComponent
+from inbox_core.runtime import (
+    BrokerComponent,
+    CallbackComponent,
+    Component,
+    GrpcComponent,
+    HttpComponent,
+    TaskComponent,
+)
 from inbox_core.service import entrypoint
 from inbox_core.settings import load
 from inbox_ingest.http import create_app
 from inbox_ingest.intake import Intake
+from inbox_ingest.media import MediaStore
+from inbox_ingest.rpc import SERVICE_NAME, IngestRpc
 from inbox_ingest.settings import IngestSettings
 from inbox_ingest.store import IngestStore, read_channels_file
 from inbox_ingest.workers import purge_seen_loop
@@ -19,7 +30,9 @@ from inbox_ingest.workers import purge_seen_loop
 async def build(role: str) -> list[Component]:
     settings = load(IngestSettings)
     client = make_client(settings.inbox, "ingest")
-    store = IngestStore(service_database(client, settings.inbox, "ingest"))
+    db = service_database(client, settings.inbox, "ingest")
+    store = IngestStore(db)
+    media = MediaStore(db)
     broker = make_broker(settings.inbox, "ingest")
     channels = read_channels_file(settings.channels_file) if settings.channels_file else []
 
@@ -43,6 +56,9 @@ async def build(role: str) -> list[Component]:
                         dedupe_days=settings.dedupe_days)
         components.append(HttpComponent("http", create_app(settings, intake, checks), settings.http_port))
         components.append(TaskComponent("purge-seen", lambda: purge_seen_loop(store)))
+        server = GrpcServer(settings.grpc_port)
+        server.add(ingest_pb2_grpc.add_IngestServiceServicer_to_server, IngestRpc(store, media), SERVICE_NAME)
+        components.append(GrpcComponent(server))
     if role == "worker":
         components.append(HttpComponent("ops", create_app(settings, None, checks), settings.worker_ops_port))
     return components

@@ -70,9 +70,9 @@ class IngestStore:
         self._cache.pop(channel.phone_number_id, None)
         self._waba_cache.pop(channel.waba_id, None)
 
-    async def get_channel(self, phone_number_id: str) -> Channel | None:
+    async def get_channel(self, phone_number_id: str, *, fresh: bool = False) -> Channel | None:
         cached = self._cache.get(phone_number_id)
-        if cached and time.monotonic() - cached.at < self.CACHE_SECONDS:
+        if cached and not fresh and time.monotonic() - cached.at < self.CACHE_SECONDS:
             return cached.channel
         doc = await self.channels.find_one({"_id": phone_number_id})
         channel = _channel(doc) if doc else None

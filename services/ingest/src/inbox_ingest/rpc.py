@@ -1,0 +1,132 @@
+"""gRPC servicer of inbox.ingest.v1.IngestService: channels, unrouted events, stored media.
+
+Every media call is scoped to a workspace: a file belongs to the workspace that uploaded it, or, for
+a customer's inbound file, to the workspace of the number it came in on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from google.protobuf import json_format, struct_pb2
+
+from inbox.ingest.v1 import ingest_pb2, ingest_pb2_grpc
+from inbox_core.errors import InvalidRequest, NotFound, TooLarge
+from inbox_ingest.media import MediaStore, StoredMedia
+from inbox_ingest.store import Channel, IngestStore
+
+SERVICE_NAME = "inbox.ingest.v1.IngestService"
+# Meta's largest media (documents) is 100 MB.
+MAX_UPLOAD_BYTES = 100 * 1024 * 1024
+CHUNK = 256 * 1024
+
+
+def _channel_pb(channel: Channel) -> ingest_pb2.Channel:
+    return ingest_pb2.Channel(
+        phone_number_id=channel.phone_number_id, workspace_id=channel.workspace_id, waba_id=channel.waba_id,
+        display_phone_number=channel.display_phone_number, name=channel.name,
+        has_access_token=bool(channel.access_token.get_secret_value()),
+    )
+
+
+def _info_pb(stored: StoredMedia, workspace_id: str) -> ingest_pb2.MediaInfo:
+    info = ingest_pb2.MediaInfo(storage_id=stored.storage_id, workspace_id=workspace_id,
+                                mime_type=stored.mime_type, filename=stored.filename or "",
+                                size=stored.size, sha256=stored.sha256)
+    if stored.created_at is not None:
+        info.created_at.FromDatetime(stored.created_at)
+    return info
+
+
+class IngestRpc(ingest_pb2_grpc.IngestServiceServicer):
+    def __init__(self, store: IngestStore, media: MediaStore) -> None:
+        self.store = store
+        self.media = media
+
+    async def UpsertChannel(self, request: ingest_pb2.UpsertChannelRequest,
+                            context: grpc.aio.ServicerContext[Any, Any]) -> ingest_pb2.UpsertChannelResponse:
+        c = request.channel
+        if not c.phone_number_id or not c.workspace_id or not c.waba_id:
+            raise InvalidRequest("phone_number_id, workspace_id and waba_id are required")
+        existing = await self.store.get_channel(c.phone_number_id, fresh=True)
+        if existing is not None and existing.workspace_id != c.workspace_id:
+            # One number, one workspace: taking another workspace's number would route its customers away.
+            raise NotFound("this number is connected to another workspace")
+        token = request.access_token or (existing.access_token.get_secret_value() if existing else "")
+        channel = Channel(phone_number_id=c.phone_number_id, workspace_id=c.workspace_id, waba_id=c.waba_id,
+                          display_phone_number=c.display_phone_number, name=c.name, access_token=token)
+        await self.store.upsert_channel(channel)
+        return ingest_pb2.UpsertChannelResponse(channel=_channel_pb(channel))
+
+    async def ListChannels(self, request: ingest_pb2.ListChannelsRequest,
+                           context: grpc.aio.ServicerContext[Any, Any]) -> ingest_pb2.ListChannelsResponse:
+        channels = await self.store.list_channels(request.workspace_id or None)
+        return ingest_pb2.ListChannelsResponse(channels=[_channel_pb(c) for c in channels])
+
+    async def ListUnrouted(self, request: ingest_pb2.ListUnroutedRequest,
+                           context: grpc.aio.ServicerContext[Any, Any]) -> ingest_pb2.ListUnroutedResponse:
+        limit = min(max(request.limit or 50, 1), 500)
+        out = ingest_pb2.ListUnroutedResponse()
+        for doc in await self.store.list_unrouted(limit):
+            item = out.events.add(event_id=doc["_id"], type=doc.get("type", ""),
+                                  phone_number_id=doc.get("phone_number_id") or "", waba_id=doc.get("waba_id") or "")
+            item.received_at.FromDatetime(doc["received_at"])
+            event = struct_pb2.Struct()
+            json_format.ParseDict(json.loads(json.dumps(doc.get("event") or {}, default=str)), event)
+            item.event.CopyFrom(event)
+        return out
+
+    async def UploadMedia(self, request_iterator: AsyncIterator[ingest_pb2.UploadMediaRequest],
+                          context: grpc.aio.ServicerContext[Any, Any]) -> ingest_pb2.UploadMediaResponse:
+        info: ingest_pb2.MediaInfo | None = None
+        parts: list[bytes] = []
+        size = 0
+        async for message in request_iterator:
+            if message.HasField("info"):
+                info = message.info
+            elif info is None:
+                raise InvalidRequest("the first message must carry the file's info")
+            else:
+                size += len(message.chunk)
+                if size > MAX_UPLOAD_BYTES:
+                    raise TooLarge(f"files are limited to {MAX_UPLOAD_BYTES // (1024 * 1024)} MB")
+                parts.append(message.chunk)
+        if info is None or not info.workspace_id:
+            raise InvalidRequest("workspace_id is required")
+        if not info.mime_type:
+            raise InvalidRequest("mime_type is required")
+        data = b"".join(parts)
+        storage_id = await self.media.put(data, info.mime_type, info.filename or None,
+                                          metadata={"workspace_id": info.workspace_id})
+        stored = StoredMedia(storage_id=storage_id, mime_type=info.mime_type, size=len(data),
+                             sha256=hashlib.sha256(data).hexdigest(), filename=info.filename or None,
+                             created_at=None)
+        return ingest_pb2.UploadMediaResponse(info=_info_pb(stored, info.workspace_id))
+
+    async def GetMedia(self, request: ingest_pb2.GetMediaRequest,
+                       context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[ingest_pb2.GetMediaResponse]:
+        stored = await self.media.info(request.storage_id) if request.storage_id else None
+        if stored is None or not await self._belongs(stored, request.workspace_id):
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no such media",
+                                trailing_metadata=(("inbox-error-code", NotFound.code),))
+            return
+        _, chunks = await self.media.open(stored.storage_id)
+        yield ingest_pb2.GetMediaResponse(info=_info_pb(stored, request.workspace_id))
+        async for chunk in chunks:
+            for start in range(0, len(chunk), CHUNK):
+                yield ingest_pb2.GetMediaResponse(chunk=chunk[start:start + CHUNK])
+
+    async def _belongs(self, stored: StoredMedia, workspace_id: str) -> bool:
+        if not workspace_id:
+            return False
+        owner = stored.metadata.get("workspace_id")
+        if owner:
+            return bool(owner == workspace_id)
+        number = stored.metadata.get("phone_number_id")
+        channel = await self.store.get_channel(str(number)) if number else None
+        return channel is not None and channel.workspace_id == workspace_id
+
