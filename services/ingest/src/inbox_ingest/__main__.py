@@ -54,6 +54,8 @@ async def build(role: str) -> list[Component]:
     if role in ("api", "all"):
         intake = Intake(store, broker, publish_timeout_s=settings.publish_timeout_s,
                         dedupe_days=settings.dedupe_days)
+        # Listed before the HTTP server, so it is stopped after it: the last seen-marks are written.
+        components.append(CallbackComponent("intake", stop=intake.flush))
         components.append(HttpComponent("http", create_app(settings, intake, checks), settings.http_port))
         components.append(TaskComponent("purge-seen", lambda: purge_seen_loop(store)))
         server = GrpcServer(settings.grpc_port)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from faststream.kafka import KafkaBroker
@@ -37,17 +38,26 @@ class IntakeResult:
 
 
 class Intake:
+    RECENT_IDS = 50_000
+    MARK_DELAY_S = 0.05
+
     def __init__(self, store: IngestStore, broker: KafkaBroker, *, publish_timeout_s: float, dedupe_days: int) -> None:
         self.store = store
         self.broker = broker
         self.publish_timeout_s = publish_timeout_s
         self.dedupe_days = dedupe_days
         self._inflight: dict[str, asyncio.Future[None]] = {}
+        # Published ids are marked seen in the database in batches, off the webhook's path; until a
+        # batch is written, this remembers them, so a quick redelivery is not published again.
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        self._to_mark: list[str] = []
+        self._marker: asyncio.Task[None] | None = None
 
     async def accept(self, events: list[NormalisedEvent]) -> IntakeResult:
         try:
             routed, unrouted = await self._route(events)
-            fresh = await self.store.unseen([e.event.id for e in routed + unrouted])
+            candidates = [e.event.id for e in routed + unrouted if e.event.id not in self._recent]
+            fresh = await self.store.unseen(candidates)
         except Exception as exc:  # the database is away: Meta retries later
             log.warning("cannot route webhook events: %r", exc)
             raise Unavailable("the inbox cannot take this webhook right now") from exc
@@ -117,9 +127,25 @@ class Intake:
 
     async def _publish_and_mark(self, key: str, event: Event) -> None:
         await publish(self.broker, WHATSAPP_EVENTS, key, event)
-        # Marked seen even when the webhook that sent it was already answered 503. If this fails, a
-        # redelivery is published again and consumers dedupe it by event id.
-        try:
-            await self.store.mark_seen([event.id], self.dedupe_days)
-        except Exception as exc:
-            log.warning("could not mark event seen: %r", exc)
+        # Marked seen even when the webhook that sent it was already answered 503.
+        self._recent[event.id] = None
+        while len(self._recent) > self.RECENT_IDS:
+            self._recent.popitem(last=False)
+        self._to_mark.append(event.id)
+        if self._marker is None or self._marker.done():
+            self._marker = asyncio.create_task(self._mark_batch())
+
+    async def _mark_batch(self) -> None:
+        while self._to_mark:
+            await asyncio.sleep(self.MARK_DELAY_S)  # let a batch gather
+            ids, self._to_mark = self._to_mark, []
+            try:
+                await self.store.mark_seen(ids, self.dedupe_days)
+            except Exception as exc:
+                # A redelivery may then be published again; consumers dedupe it by event id.
+                log.warning("could not mark %d events seen: %r", len(ids), exc)
+
+    async def flush(self) -> None:
+        """Writes the pending seen-marks now (on shutdown, and in tests)."""
+        while self._marker is not None and not self._marker.done():
+            await self._marker

@@ -76,7 +76,7 @@ class IngestRpc(ingest_pb2_grpc.IngestServiceServicer):
                                   phone_number_id=doc.get("phone_number_id") or "", waba_id=doc.get("waba_id") or "")
             item.received_at.FromDatetime(doc["received_at"])
             event = struct_pb2.Struct()
-            json_format.ParseDict(json.loads(json.dumps(doc.get("event") or {}, default=str)), event)
+            json_format.ParseDict(json.loads(doc.get("event_json") or "{}"), event)
             item.event.CopyFrom(event)
         return out
 

@@ -133,7 +133,8 @@ class IngestStore:
                 {"$setOnInsert": {
                     "key": key, "type": event.type, "received_at": now,
                     "phone_number_id": data.get("phone_number_id"), "waba_id": data.get("waba_id"),
-                    "event": json.loads(event.model_dump_json()),
+                    # As JSON text: a webhook may hold nested arrays, which FerretDB cannot store.
+                    "event_json": event.model_dump_json(),
                 }},
                 upsert=True,
             )
