@@ -27,13 +27,13 @@ from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, percentiles, print_table, save, servers  # noqa: E402
+from common import machine, percentiles, print_table, save, servers
 
-from inbox_core.devinfra import REPO_ROOT, free_port, port_open  # noqa: E402
-from inbox_core.settings import InboxSettings  # noqa: E402
-from inbox_ingest.domain.normalise import normalise_raw  # noqa: E402
-from inbox_ingest.domain.signature import sign  # noqa: E402
-from inbox_ingest.store import Channel, IngestStore  # noqa: E402
+from inbox_core.devinfra import REPO_ROOT, free_port, port_open
+from inbox_core.settings import InboxSettings
+from inbox_ingest.domain.normalise import normalise_raw
+from inbox_ingest.domain.signature import sign
+from inbox_ingest.store import Channel, IngestStore
 
 SECRET = "bench-app-secret"
 NUMBER = "bench-number-1"
@@ -72,8 +72,9 @@ async def http_load(url: str, bodies: list[bytes], seconds: float, concurrency: 
         started = time.monotonic()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.monotonic() - started
+    over_1s = round(100 * sum(x > 1 for x in latencies) / max(1, len(latencies)), 3)
     return {"requests": len(latencies), "per_s": round(len(latencies) / elapsed, 1), "errors": errors,
-            **percentiles(latencies), "over_1s_pct": round(100 * sum(x > 1 for x in latencies) / max(1, len(latencies)), 3)}
+            **percentiles(latencies), "over_1s_pct": over_1s}
 
 
 async def kafka_load(bootstrap: str, bodies: list[bytes], seconds: float, concurrency: int) -> dict[str, Any]:
