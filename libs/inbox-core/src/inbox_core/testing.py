@@ -11,6 +11,7 @@ All three paths run the same tests. Loaded as a pytest plugin by the repository'
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
@@ -27,7 +28,7 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
-from inbox_core.devinfra import REPO_ROOT, FerretServer, KafkaServer, free_port, install, port_open
+from inbox_core.devinfra import REPO_ROOT, FerretServer, KafkaServer, free_port, install, port_open, wait_ready
 from inbox_core.settings import InboxSettings
 from inbox_core.topics import ensure_topics
 
@@ -213,3 +214,79 @@ class TopicReader:
         from inbox_core.events import Event
 
         return [Event.from_bytes(r.value) for r in self.records]
+
+
+STACK_SECRETS = {
+    "GATEWAY_JWT_SECRET": "stack-jwt-secret-0123456789abcdef",
+    "INGEST_META_APP_SECRET": "stack-app-secret",
+    "INGEST_META_VERIFY_TOKEN": "stack-verify-token",
+    "SANDBOX_META_APP_SECRET": "stack-app-secret",
+    "SANDBOX_ACCESS_TOKEN": "stack-access-token",
+}
+
+
+@dataclass
+class Stack:
+    """The whole system, every service as its own process (as in production), with the sandbox
+    standing in for Meta, against the test servers. Ports are free ones, chosen at start."""
+
+    infra: Infra
+    settings: InboxSettings
+    home: Path
+    ports: dict[str, int] = field(default_factory=dict)
+    processes: dict[str, ServiceProcess] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+
+    SERVICES = ("conversations", "customers", "orders", "presence", "ingest", "sandbox", "gateway")
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service + '_http']}"
+
+    def grpc_target(self, service: str) -> str:
+        return f"127.0.0.1:{self.ports[service + '_grpc']}"
+
+    def start(self) -> Stack:
+        p = self.ports
+        for name in ("conversations", "customers", "orders", "presence"):
+            p[f"{name}_grpc"], p[f"{name}_ops"] = free_port(), free_port()
+        for name in ("ingest", "sandbox", "gateway"):
+            p[f"{name}_http"] = free_port()
+        p["ingest_grpc"], p["ingest_ops"] = free_port(), free_port()
+        env = service_env(self.infra, self.settings, **STACK_SECRETS)
+        env.update({
+            "INBOX_LOG_LEVEL": "INFO",
+            "INGEST_GRAPH_API_BASE_URL": f"http://127.0.0.1:{p['sandbox_http']}/graph/v24.0",
+            "SANDBOX_WEBHOOK_URL": f"http://127.0.0.1:{p['ingest_http']}/webhooks/whatsapp",
+            "GATEWAY_INGEST_TARGET": f"127.0.0.1:{p['ingest_grpc']}",
+            "INGEST_WORKER_OPS_PORT": str(p["ingest_ops"]),
+        })
+        for name in ("conversations", "customers", "orders", "presence", "ingest", "sandbox", "gateway"):
+            upper = name.upper()
+            for kind in ("grpc", "ops", "http"):
+                if f"{name}_{kind}" in p:
+                    env[f"{upper}_{kind.upper()}_PORT"] = str(p[f"{name}_{kind}"])
+            if f"{name}_grpc" in p and name != "gateway":
+                env[f"GATEWAY_{upper}_TARGET"] = f"127.0.0.1:{p[f'{name}_grpc']}"
+        self.env = env
+        for name in self.SERVICES:
+            self.processes[name] = ServiceProcess(name, "all", env, self.home / f"{name}.log").start()
+        for name in self.SERVICES:
+            port = p.get(f"{name}_http") or p[f"{name}_ops"]
+            self.processes[name].wait_port(port, timeout=90)
+            self.wait_ready(name, port)
+        return self
+
+    def wait_ready(self, name: str, port: int, timeout: float = 90.0) -> None:
+        if not wait_ready(port, timeout):
+            raise RuntimeError(f"{name} not ready in {timeout}s:\n{self.processes[name].output()}")
+
+    def stop(self) -> None:
+        for name in reversed(self.SERVICES):
+            process = self.processes.get(name)
+            if process is not None and process.proc is not None and process.proc.poll() is None:
+                # terminate() kills it when it does not stop in time.
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.terminate(timeout=30)
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {n}\n{p.output()}" for n, p in self.processes.items())
