@@ -22,7 +22,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
-from prometheus_client import REGISTRY, CollectorRegistry, Counter
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 from pymongo.errors import ConnectionFailure, WriteConcernError
 
 from inbox_core.errors import TransientError, Unavailable
@@ -158,3 +158,32 @@ async def dead_letter(broker: KafkaBroker, dlq: str, record: Any, group_id: str,
     })
     await broker.publish(record.value, topic=dlq, key=record.key, headers=headers)
     DEAD_LETTERED.labels(record.topic, group_id).inc()
+
+
+CONSUMER_LAG = Gauge(
+    "inbox_consumer_lag", "Messages not yet consumed, per partition", ["topic", "partition", "group"]
+)
+
+
+async def report_lag(broker: KafkaBroker, every_s: float = 15.0) -> None:
+    """Publishes each subscriber's lag per assigned partition as ``inbox_consumer_lag`` (a background loop).
+
+    The lag is the partition's high watermark minus the consumer's position, as the consumer knows them
+    from its own fetches (no extra broker round trips).
+    """
+    while True:
+        for subscriber in broker.subscribers:
+            consumer = getattr(subscriber, "consumer", None)
+            group = getattr(subscriber, "group_id", None) or "none"
+            if consumer is None:
+                continue
+            try:
+                for tp in consumer.assignment():
+                    highwater = consumer.highwater(tp)
+                    if highwater is None:
+                        continue
+                    position = await consumer.position(tp)
+                    CONSUMER_LAG.labels(tp.topic, str(tp.partition), group).set(max(0, highwater - position))
+            except Exception as exc:  # a rebalance in progress: next round
+                log.debug("lag report skipped: %r", exc)
+        await asyncio.sleep(every_s)

@@ -4,7 +4,6 @@ from inbox_core.ops import ReadyCheck
 from inbox_core.runtime import Component, HttpComponent
 from inbox_core.service import entrypoint
 from inbox_core.settings import load
-
 from inbox_sandbox.http import create_app
 from inbox_sandbox.settings import SandboxSettings
 
@@ -13,7 +12,7 @@ async def build(role: str) -> list[Component]:
     settings = load(SandboxSettings)
     checks: dict[str, ReadyCheck] = {}
     components: list[Component] = []
-    components.append(HttpComponent("http", create_app(checks), settings.http_port))
+    components.append(HttpComponent("http", create_app(settings, checks), settings.http_port))
     return components
 
 
