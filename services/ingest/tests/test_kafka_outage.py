@@ -24,11 +24,13 @@ from inbox_ingest.intake import Intake
 from inbox_ingest.settings import IngestSettings
 from inbox_ingest.store import Channel, IngestStore
 
-from .test_webhook import SECRET, VERIFY, text_webhook
+SECRET = "test-app-secret"
+VERIFY = "test-verify-token"
+
 
 
 async def test_webhooks_during_a_kafka_outage_are_retried_and_kept_exactly_once(
-    tmp_path: Path, inbox_settings: InboxSettings, mongo_client: Any
+    tmp_path: Path, inbox_settings: InboxSettings, mongo_client: Any, webhook_body: Any
 ) -> None:
     kafka = KafkaServer(tmp_path, free_port())
     kafka.start()
@@ -51,7 +53,7 @@ async def test_webhooks_during_a_kafka_outage_are_retried_and_kept_exactly_once(
                                          headers={"X-Hub-Signature-256": sign(SECRET.encode(), body)})
             return response.status_code
 
-        bodies = [text_webhook(number, [f"wamid.{uuid.uuid4().hex}"]) for _ in range(12)]
+        bodies = [webhook_body(number, [f"wamid.{uuid.uuid4().hex}"]) for _ in range(12)]
         before = [await post(b) for b in bodies[:4]]
         assert before == [200] * 4
 

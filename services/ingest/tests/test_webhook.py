@@ -25,7 +25,7 @@ from inbox_ingest.intake import Intake
 from inbox_ingest.settings import IngestSettings
 from inbox_ingest.store import Channel, IngestStore
 
-SECRET = "test-app-secret"
+SECRET = "test-app-secret"  # the same as the conftest's webhook builder expects
 VERIFY = "test-verify-token"
 SAMPLES = (Path(os.environ["INBOX_WEBHOOK_SAMPLES"]) if os.environ.get("INBOX_WEBHOOK_SAMPLES")
            else Path(__file__).resolve().parents[3].parent / "shared" / "webhook-samples")
@@ -35,17 +35,6 @@ SAMPLE_WABA = "102290129340398"
 
 def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
     return {"X-Hub-Signature-256": sign(secret.encode(), body), "Content-Type": "application/json"}
-
-
-def text_webhook(phone_number_id: str, wamids: list[str], wa_id: str = "16315551181", waba: str = "WABA1") -> bytes:
-    messages = [{"from": wa_id, "id": w, "timestamp": "1700000000", "type": "text", "text": {"body": f"hi {w}"}}
-                for w in wamids]
-    return json.dumps({"object": "whatsapp_business_account", "entry": [{"id": waba, "changes": [{
-        "field": "messages", "value": {
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "15550001111", "phone_number_id": phone_number_id},
-            "contacts": [{"profile": {"name": "Ada"}, "wa_id": wa_id}],
-            "messages": messages}}]}]}).encode()
 
 
 class Ingest:
@@ -88,8 +77,8 @@ async def test_handshake(ingest: Ingest) -> None:
     assert wrong.status_code == 403 and "1158201444" not in wrong.text
 
 
-async def test_signature_is_checked_before_anything(ingest: Ingest, infra: Infra) -> None:
-    body = text_webhook(ingest.number, [f"wamid.{uuid.uuid4().hex}"])
+async def test_signature_is_checked_before_anything(ingest: Ingest, infra: Infra, webhook_body: Any) -> None:
+    body = webhook_body(ingest.number, [f"wamid.{uuid.uuid4().hex}"])
     async with TopicReader(infra.kafka_bootstrap, WHATSAPP_EVENTS.name) as reader:
         missing = await ingest.post(body, {"Content-Type": "application/json"})
         wrong = await ingest.post(body, {"X-Hub-Signature-256": "sha256=" + "0" * 64})
@@ -116,10 +105,10 @@ async def test_bad_bodies_get_clear_errors(ingest: Ingest) -> None:
     assert response.json()["error"]["code"] == "too_large"
 
 
-async def test_batch_duplicates_and_unrouted(ingest: Ingest, infra: Infra) -> None:
+async def test_batch_duplicates_and_unrouted(ingest: Ingest, infra: Infra, webhook_body: Any) -> None:
     w = [f"wamid.{uuid.uuid4().hex}" for _ in range(5)]
-    first = json.loads(text_webhook(ingest.number, w[:2]))
-    second = json.loads(text_webhook(ingest.number, w[2:4], wa_id="4915112345678"))
+    first = json.loads(webhook_body(ingest.number, w[:2]))
+    second = json.loads(webhook_body(ingest.number, w[2:4], wa_id="4915112345678"))
     statuses = {"field": "messages", "value": {
         "messaging_product": "whatsapp",
         "metadata": {"display_phone_number": "15550001111", "phone_number_id": ingest.number},
@@ -132,7 +121,7 @@ async def test_batch_duplicates_and_unrouted(ingest: Ingest, infra: Infra) -> No
         {"id": "WABA1", "changes": [second["entry"][0]["changes"][0]]},
     ]}
     body = json.dumps(batch).encode()
-    unknown_number = text_webhook(f"pn-unknown-{uuid.uuid4().hex[:6]}", [f"wamid.{uuid.uuid4().hex}"])
+    unknown_number = webhook_body(f"pn-unknown-{uuid.uuid4().hex[:6]}", [f"wamid.{uuid.uuid4().hex}"])
     async with TopicReader(infra.kafka_bootstrap, WHATSAPP_EVENTS.name) as reader:
         response = await ingest.post(body)
         assert response.status_code == 200

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -43,6 +44,10 @@ HANDLER_FAILURES = Counter(
 )
 
 
+# Each broker's consumer-group prefix (INBOX_GROUP_PREFIX), applied by subscribe().
+_GROUP_PREFIX: weakref.WeakKeyDictionary[KafkaBroker, str] = weakref.WeakKeyDictionary()
+
+
 def is_transient(exc: BaseException) -> bool:
     """A failure that will pass on its own: retry the same message, never dead-letter it."""
     if isinstance(exc, TransientError | Unavailable | ConnectionFailure | WriteConcernError | KafkaError):
@@ -64,7 +69,7 @@ def make_broker(
         middlewares.append(KafkaTelemetryMiddleware(tracer_provider=tracer_provider()))
     if registry is not None:
         middlewares.append(KafkaPrometheusMiddleware(registry=registry, app_name=f"inbox-{service}"))
-    return KafkaBroker(
+    broker = KafkaBroker(
         settings.kafka_bootstrap,
         client_id=f"inbox-{service}",
         acks="all",
@@ -75,6 +80,8 @@ def make_broker(
         logger=logging.getLogger(f"inbox.{service}.kafka"),
         log_level=logging.DEBUG,
     )
+    _GROUP_PREFIX[broker] = settings.group_prefix
+    return broker
 
 
 async def publish(broker: KafkaBroker, topic: Topic | str, key: str, event: Event) -> None:
@@ -105,6 +112,7 @@ def subscribe(
     """
     name = topic.name if isinstance(topic, Topic) else topic
     dlq = f"{name}.dlq"
+    group_id = _GROUP_PREFIX.get(broker, "") + group_id
     attempts: dict[tuple[int, int], int] = {}
     options: dict[str, Any] = {"auto_offset_reset": "earliest", "max_poll_records": 100}
     options.update(subscriber_options)

@@ -25,6 +25,8 @@ class InboxSettings(BaseSettings):
     # Prefix of every database name, so several deployments (or test runs) can share one server.
     db_prefix: str = "inbox"
     grpc_deadline_s: float = Field(default=5.0, gt=0)
+    # Prefix of every consumer group, so that several deployments (or test runs) can share one Kafka.
+    group_prefix: str = ""
 
 
 def load(cls: type[SettingsT]) -> SettingsT:

@@ -106,6 +106,7 @@ def service_env(infra: Infra, settings: InboxSettings, **extra: str) -> dict[str
         "INBOX_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
         "INBOX_MONGO_URL": infra.mongo_url,
         "INBOX_DB_PREFIX": settings.db_prefix,
+        "INBOX_GROUP_PREFIX": settings.group_prefix or f"{settings.db_prefix}-",
         "INBOX_LOG_LEVEL": "WARNING",
     }
     env.update(extra)

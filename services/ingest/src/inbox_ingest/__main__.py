@@ -6,7 +6,7 @@ fetches inbound media and syncs templates.
 
 from inbox.ingest.v1 import ingest_pb2_grpc
 from inbox_core.grpc_server import GrpcServer
-from inbox_core.kafka import make_broker
+from inbox_core.kafka import make_broker, report_lag
 from inbox_core.mongo import make_client, ping, service_database
 from inbox_core.runtime import (
     BrokerComponent,
@@ -18,12 +18,15 @@ from inbox_core.runtime import (
 )
 from inbox_core.service import entrypoint
 from inbox_core.settings import load
+from inbox_ingest.consumers import register
+from inbox_ingest.graph import GraphClient
 from inbox_ingest.http import create_app
 from inbox_ingest.intake import Intake
-from inbox_ingest.media import MediaStore
+from inbox_ingest.media import MediaStore, media_retry_loop
 from inbox_ingest.rpc import SERVICE_NAME, IngestRpc
 from inbox_ingest.settings import IngestSettings
 from inbox_ingest.store import IngestStore, read_channels_file
+from inbox_ingest.templates import template_sync_loop
 from inbox_ingest.workers import purge_seen_loop
 
 
@@ -61,6 +64,15 @@ async def build(role: str) -> list[Component]:
         server = GrpcServer(settings.grpc_port)
         server.add(ingest_pb2_grpc.add_IngestServiceServicer_to_server, IngestRpc(store, media), SERVICE_NAME)
         components.append(GrpcComponent(server))
+    if role in ("worker", "all"):
+        graph = GraphClient(settings.graph_api_base_url, settings.graph_timeout_s)
+        register(broker, store, settings, graph, media)  # before the broker starts
+        components += [
+            CallbackComponent("graph", stop=graph.aclose),
+            TaskComponent("media-fetch", lambda: media_retry_loop(store, graph, media, broker, settings)),
+            TaskComponent("template-sync", lambda: template_sync_loop(store, graph, broker, settings)),
+            TaskComponent("consumer-lag", lambda: report_lag(broker)),
+        ]
     if role == "worker":
         components.append(HttpComponent("ops", create_app(settings, None, checks), settings.worker_ops_port))
     return components

@@ -13,6 +13,11 @@ from pydantic import Field
 from inbox_core.events import EventData, event_type
 
 
+class Actor(EventData):
+    id: str
+    name: str = ""
+
+
 class CustomerStats(EventData):
     orders: int = 0
     delivered: int = 0
@@ -50,7 +55,9 @@ class CustomerCreated(CustomerEvent):
 
 @event_type("customer.updated")
 class CustomerUpdated(CustomerEvent):
-    pass
+    # Who changed it (an agent through the API; None for a change from WhatsApp) and which fields.
+    by: Actor | None = None
+    changed: list[str] = Field(default_factory=list)
 
 
 @event_type("customer.stats_changed")

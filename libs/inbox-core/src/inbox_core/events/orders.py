@@ -29,6 +29,7 @@ class OrderItem(EventData):
     name: str
     quantity: int
     unit_price: Money
+    line_total: Money | None = None  # quantity x unit_price, computed by the orders service
 
 
 class StageChange(EventData):
@@ -51,6 +52,7 @@ class OrderSnapshot(EventData):
     stage_history: list[StageChange] = Field(default_factory=list)
     created_by: Actor | None = None
     created_at: datetime
+    updated_at: datetime | None = None
     version: int = 1
 
 

@@ -1,0 +1,166 @@
+"""An async client for the part of Meta's Graph API ingest uses, on httpx (why not pywa: see the README).
+
+One client serves every number: the access token is given per call (as a ``SecretStr``) and only ever
+put in the ``Authorization`` header, never in a URL, a log line or an exception message. Every failure
+is a :class:`GraphError` carrying the HTTP status (None for a network error), Meta's error object and
+whether it is worth retrying (domain.sending.classify).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urljoin
+
+import httpx
+from pydantic import SecretStr
+
+from inbox_core.events import utcnow
+from inbox_core.events.whatsapp import MetaError
+from inbox_ingest.domain.sending import Retry, classify, meta_error_fields
+
+log = logging.getLogger("inbox.ingest.graph")
+
+
+class GraphError(Exception):
+    """A Graph API call that failed: ``status`` None means it never got an HTTP answer."""
+
+    def __init__(self, status: int | None, error: MetaError, retry_after_s: float | None = None) -> None:
+        self.status = status
+        self.error = error
+        self.retry_after_s = retry_after_s
+        super().__init__(f"Graph API {status if status is not None else 'network error'}: "
+                         f"code={error.code} {error.message or error.title or ''}".strip())
+
+    @property
+    def retry(self) -> Retry:
+        return classify(self.status, self.error.code)
+
+    @property
+    def retryable(self) -> bool:
+        return self.retry == "retry"
+
+
+class GraphClient:
+    """``base_url`` is e.g. ``https://graph.facebook.com/v24.0`` or the sandbox's ``.../graph/v24.0``."""
+
+    def __init__(self, base_url: str, timeout_s: float = 20.0, *,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout_s), transport=transport, follow_redirects=True,
+            headers={"User-Agent": "inbox-ingest"},
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def _url(self, path: str) -> str:
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    # --- the calls ------------------------------------------------------------------------------
+
+    async def send_message(self, phone_number_id: str, token: SecretStr, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /{phone_number_id}/messages``: a send or a mark-as-read."""
+        return await self._json("POST", self._url(f"{phone_number_id}/messages"), token, json=dict(body))
+
+    async def upload_media(self, phone_number_id: str, token: SecretStr, data: bytes, mime_type: str,
+                           filename: str) -> str:
+        """``POST /{phone_number_id}/media`` (multipart) -> Meta's media id."""
+        answer = await self._json(
+            "POST", self._url(f"{phone_number_id}/media"), token,
+            data={"messaging_product": "whatsapp", "type": mime_type},
+            files={"file": (filename, data, mime_type)},
+        )
+        media_id = answer.get("id")
+        if not isinstance(media_id, str) or not media_id:
+            raise GraphError(200, MetaError(title="upload answer has no media id", message="no media id"))
+        return media_id
+
+    async def media_info(self, media_id: str, token: SecretStr, phone_number_id: str | None = None) -> dict[str, Any]:
+        """``GET /{media_id}`` -> ``{url, mime_type, sha256, file_size, id}``; the URL lives 5 minutes."""
+        params = {"phone_number_id": phone_number_id} if phone_number_id else None
+        return await self._json("GET", self._url(media_id), token, params=params)
+
+    async def download(self, url: str, token: SecretStr, max_bytes: int | None = None) -> tuple[bytes, str | None]:
+        """``GET <url>`` with the bearer token (Meta refuses it without) -> (bytes, content type)."""
+        target = urljoin(self.base_url + "/", url) if url.startswith("/") else url
+        headers = {"Authorization": f"Bearer {token.get_secret_value()}"}
+        try:
+            async with self._http.stream("GET", target, headers=headers) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise _error_of(response)
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if max_bytes is not None and size > max_bytes:
+                        raise GraphError(response.status_code, MetaError(
+                            title="media larger than allowed", message=f"over {max_bytes} bytes"))
+                    chunks.append(chunk)
+                return b"".join(chunks), response.headers.get("content-type")
+        except httpx.TransportError as exc:
+            raise _network_error(exc) from None
+
+    async def templates_page(self, waba_id: str, token: SecretStr, *, after: str | None = None,
+                             next_url: str | None = None, limit: int = 100) -> dict[str, Any]:
+        """One page of ``GET /{waba_id}/message_templates``: by cursor, else by Meta's ``next`` URL."""
+        if after or not next_url:
+            params: dict[str, Any] = {"limit": limit}
+            if after:
+                params["after"] = after
+            return await self._json("GET", self._url(f"{waba_id}/message_templates"), token, params=params)
+        return await self._json("GET", next_url, token)
+
+    # --- plumbing -------------------------------------------------------------------------------
+
+    async def _json(self, method: str, url: str, token: SecretStr, **kwargs: Any) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {token.get_secret_value()}"}
+        try:
+            response = await self._http.request(method, url, headers=headers, **kwargs)
+        except httpx.TransportError as exc:
+            raise _network_error(exc) from None
+        if response.status_code >= 400:
+            raise _error_of(response)
+        try:
+            body = response.json()
+        except ValueError:
+            raise GraphError(response.status_code, MetaError(
+                title="answer is not JSON", message="answer is not JSON")) from None
+        if not isinstance(body, dict):
+            raise GraphError(response.status_code, MetaError(title="answer is not an object",
+                                                             message="answer is not an object"))
+        return body
+
+
+def _network_error(exc: httpx.TransportError) -> GraphError:
+    # The exception's text may hold the URL but never the token (it only travels in a header).
+    return GraphError(None, MetaError(title="network error", message=f"{type(exc).__name__}: {exc}"[:300]))
+
+
+def _error_of(response: httpx.Response) -> GraphError:
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = None
+    fields = meta_error_fields(body, response.status_code)
+    return GraphError(response.status_code, MetaError.model_validate(fields),
+                      _retry_after(response.headers.get("retry-after")))
+
+
+def _retry_after(value: str | None) -> float | None:
+    """``Retry-After`` in seconds or as an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - utcnow()).total_seconds())

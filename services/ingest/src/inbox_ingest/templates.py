@@ -1,0 +1,119 @@
+"""Template sync: every business account's message templates, fetched from Meta and published.
+
+``GET /{waba_id}/message_templates`` page by page (``paging.cursors.after``, else ``paging.next``),
+then one ``whatsapp.templates.synced`` with the whole list, keyed ``waba:{waba_id}``. Conversations
+owns templates; this only tells it what Meta has. Runs on ``whatsapp.command.sync_templates`` and
+every ``template_sync_interval_s`` for each WABA of the connected numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+from pydantic import SecretStr
+
+from inbox_core.errors import TransientError
+from inbox_core.events import Event
+from inbox_core.events.commands import SyncTemplatesCommand
+from inbox_core.events.whatsapp import TemplatesSynced
+from inbox_core.kafka import publish
+from inbox_core.topics import WHATSAPP_EVENTS, Topic
+from inbox_ingest.domain.sending import next_page
+from inbox_ingest.graph import GraphClient, GraphError
+from inbox_ingest.settings import IngestSettings
+from inbox_ingest.store import Channel, IngestStore
+
+log = logging.getLogger("inbox.ingest.templates")
+
+# A guard against a paging loop that never ends (a WABA has at most a few thousand templates).
+MAX_PAGES = 500
+
+
+async def fetch_templates(graph: GraphClient, waba_id: str, token: SecretStr,
+                          page_size: int = 100) -> list[dict[str, Any]]:
+    templates: list[dict[str, Any]] = []
+    after: str | None = None
+    next_url: str | None = None
+    seen: set[str] = set()
+    for _ in range(MAX_PAGES):
+        page = await graph.templates_page(waba_id, token, after=after, next_url=next_url, limit=page_size)
+        data = page.get("data")
+        if isinstance(data, list):
+            templates.extend(t for t in data if isinstance(t, dict))
+        after, next_url = next_page(page)
+        if after is None and next_url is None:
+            return templates
+        marker = after or next_url or ""
+        if marker in seen:
+            log.warning("templates of %s: the same page cursor came twice; stopping", waba_id)
+            return templates
+        seen.add(marker)
+    log.warning("templates of %s: more than %d pages; stopping", waba_id, MAX_PAGES)
+    return templates
+
+
+def _channel_for(channels: list[Channel], waba_id: str) -> Channel | None:
+    with_token = [c for c in channels if c.waba_id == waba_id and c.access_token.get_secret_value()]
+    return with_token[0] if with_token else None
+
+
+async def sync_waba(store: IngestStore, graph: GraphClient, broker: KafkaBroker, waba_id: str, *,
+                    events_topic: Topic | str = WHATSAPP_EVENTS, page_size: int = 100) -> int | None:
+    """Fetches and publishes one WABA's templates; returns how many, or None when no number has it."""
+    channel = _channel_for(await store.list_channels(), waba_id)
+    if channel is None:
+        log.warning("templates of %s: no connected number of that business account", waba_id)
+        return None
+    templates = await fetch_templates(graph, waba_id, channel.access_token, page_size)
+    event = Event.of(TemplatesSynced(waba_id=waba_id, templates=templates), workspace_id=channel.workspace_id)
+    await publish(broker, events_topic, f"waba:{waba_id}", event)
+    log.info("templates of %s: %d published", waba_id, len(templates))
+    return len(templates)
+
+
+async def sync_all(store: IngestStore, graph: GraphClient, broker: KafkaBroker, *,
+                   events_topic: Topic | str = WHATSAPP_EVENTS, page_size: int = 100) -> dict[str, int | None]:
+    """Every WABA of the connected numbers, once each; one failing does not stop the others."""
+    results: dict[str, int | None] = {}
+    wabas = sorted({c.waba_id for c in await store.list_channels() if c.waba_id})
+    for waba_id in wabas:
+        try:
+            results[waba_id] = await sync_waba(store, graph, broker, waba_id, events_topic=events_topic,
+                                               page_size=page_size)
+        except GraphError as exc:
+            log.warning("templates of %s not synced: %s", waba_id, exc)
+            results[waba_id] = None
+    return results
+
+
+def command_handler(store: IngestStore, graph: GraphClient, broker: KafkaBroker, *,
+                    events_topic: Topic | str = WHATSAPP_EVENTS) -> Callable[[SyncTemplatesCommand], Awaitable[None]]:
+    """The handler of ``whatsapp.command.sync_templates``: sync now; a passing Graph failure is retried."""
+
+    async def handle(command: SyncTemplatesCommand) -> None:
+        try:
+            await sync_waba(store, graph, broker, command.waba_id, events_topic=events_topic)
+        except GraphError as exc:
+            if exc.retryable:
+                raise TransientError(f"templates of {command.waba_id}: {exc}") from None
+            # A refused call (bad token, unknown WABA) will not get better by asking again.
+            log.warning("templates of %s refused: %s", command.waba_id, exc)
+
+    return handle
+
+
+async def template_sync_loop(store: IngestStore, graph: GraphClient, broker: KafkaBroker, settings: IngestSettings,
+                             *, events_topic: Topic | str = WHATSAPP_EVENTS) -> None:
+    """Syncs every WABA now and then every ``template_sync_interval_s`` (wrap in a TaskComponent)."""
+    while True:
+        try:
+            await sync_all(store, graph, broker, events_topic=events_topic)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("template sync failed; trying again at the next interval")
+        await asyncio.sleep(settings.template_sync_interval_s)
