@@ -5,6 +5,7 @@ a graceful stop (health turns NOT_SERVING first, so load balancers drain, then i
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -12,12 +13,15 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
+from prometheus_client import Histogram
 
 from inbox_core.errors import InboxError
 
 log = logging.getLogger("inbox.grpc")
 
 ERROR_CODE_KEY = "inbox-error-code"
+
+RPC_SECONDS = Histogram("inbox_rpc_seconds", "gRPC server call latency", ["method", "outcome"])
 
 
 class _ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -39,10 +43,15 @@ class _ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             inner = handler.unary_unary or handler.stream_unary
 
             async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                started = time.perf_counter()
+                outcome = "ok"
                 try:
                     return await inner(request, context)
                 except Exception as exc:
+                    outcome = exc.code if isinstance(exc, InboxError) else "error"
                     await _abort(context, exc, method)
+                finally:
+                    RPC_SECONDS.labels(method, outcome).observe(time.perf_counter() - started)
 
             make = (grpc.unary_unary_rpc_method_handler if handler.unary_unary is not None
                     else grpc.stream_unary_rpc_method_handler)

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from litestar import Litestar, MediaType, Response, get
+from litestar.plugins.prometheus import PrometheusConfig
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 ReadyCheck = Callable[[], Awaitable[bool]]
@@ -41,6 +42,13 @@ async def _safe(check: ReadyCheck) -> bool:
         return await asyncio.wait_for(check(), timeout=3.0)
     except Exception:
         return False
+
+
+def http_metrics(service: str) -> Any:
+    """Middleware counting requests and timing them per route (``inbox_http_*``), for /metrics."""
+    config = PrometheusConfig(app_name=f"inbox-{service}", prefix="inbox_http", group_path=True,
+                              exclude=["/internal/", "/metrics"])
+    return config.middleware
 
 
 def ops_app(checks: Mapping[str, ReadyCheck], extra: Sequence[Any] = ()) -> Litestar:
