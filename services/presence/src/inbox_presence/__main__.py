@@ -8,7 +8,6 @@ from inbox_core.ops import ops_app
 from inbox_core.runtime import BrokerComponent, CallbackComponent, Component, GrpcComponent, HttpComponent
 from inbox_core.service import entrypoint
 from inbox_core.settings import load
-
 from inbox_presence.rpc import SERVICE_NAME, PresenceRpc
 from inbox_presence.settings import PresenceSettings
 from inbox_presence.store import PresenceStore

@@ -1,7 +1,8 @@
 """Settings of the presence service: ``PRESENCE_*`` environment variables (and the shared ``INBOX_*``)."""
 
-from inbox_core.service import ServiceSettings
 from pydantic_settings import SettingsConfigDict
+
+from inbox_core.service import ServiceSettings
 
 
 class PresenceSettings(ServiceSettings):

@@ -1,7 +1,8 @@
 """The presence service's own MongoDB database: who is online, composing and viewing (expiring state)."""
 
-from inbox_core.mongo import Document
 from pymongo.asynchronous.database import AsyncDatabase
+
+from inbox_core.mongo import Document
 
 
 class PresenceStore:
