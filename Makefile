@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --all-packages --locked
 
-.PHONY: help uv install infra-install infra-up infra-down dev down status test test-only lint protos protos-check format
+.PHONY: help uv generate install infra-install infra-up infra-down dev down status test test-only lint protos protos-check format
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -38,12 +38,20 @@ lint: install ## ruff, mypy, and generated code in sync with protos/
 	$(RUN) ruff check .
 	$(RUN) mypy libs/inbox-core/src services/*/src scripts
 	$(RUN) python scripts/protos.py check
+	$(RUN) python scripts/k8s_topics.py check
+	$(RUN) python scripts/asyncapi.py check
 
 protos: install ## regenerate libs/inbox-protos from protos/
 	$(RUN) python scripts/protos.py generate
 
+generate: protos ## regenerate everything derived: protos, k8s topics, AsyncAPI document
+	$(RUN) python scripts/k8s_topics.py generate
+	$(RUN) python scripts/asyncapi.py generate
+
 protos-check: install ## fail when libs/inbox-protos is not what protos/ generates
 	$(RUN) python scripts/protos.py check
+	$(RUN) python scripts/k8s_topics.py check
+	$(RUN) python scripts/asyncapi.py check
 
 test: infra-install lint test-only ## lint and the whole suite against real Kafka and a real database server
 
