@@ -124,7 +124,7 @@ class RevisionedCollection:
     """A collection ``name`` (the projection) and its log ``<name>_revisions``; see the module's doc."""
 
     def __init__(self, db: AsyncDatabase[Document], name: str, broker: KafkaBroker,
-                 publish_timeout_s: float = 10.0) -> None:
+                 publish_timeout_s: float = 3.0) -> None:
         self.docs: AsyncCollection[Document] = db[name]
         self.revisions: AsyncCollection[Document] = db[f"{name}_revisions"]
         self.broker = broker
@@ -157,6 +157,8 @@ class RevisionedCollection:
         The projection is only a fast first guess: a commit that finds its version taken, or a "no change"
         that finds a newer revision, decides again on the latest revision, so every decision is made on
         the truth, once."""
+        if ":" in doc_id:
+            raise ValueError("a revisioned document's id must not contain ':' (revision ids are <id>:<version>)")
         current = await self.get(doc_id)
         for _ in range(attempts):
             version = current["version"] if current else 0

@@ -43,7 +43,7 @@ CONVERSATIONS = Topic(
 CUSTOMERS = Topic("inbox.customers.v1", "customer id", "Customer created/updated, stats changed.")
 ORDERS = Topic("inbox.orders.v1", "order id", "Order created, stage changed, order updated.")
 PRESENCE = Topic(
-    "inbox.presence.v1", "conversation id",
+    "inbox.presence.v1", "conversation id (agent id for agent online/offline)",
     "Composing started/stopped, agent online/offline, viewing.",
     retention_ms=24 * 3600 * 1000,
 )

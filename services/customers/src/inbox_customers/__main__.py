@@ -5,7 +5,14 @@ from inbox_core.grpc_server import GrpcServer
 from inbox_core.kafka import make_broker
 from inbox_core.mongo import make_client, ping, service_database
 from inbox_core.ops import ops_app
-from inbox_core.runtime import BrokerComponent, CallbackComponent, Component, GrpcComponent, HttpComponent
+from inbox_core.runtime import (
+    BrokerComponent,
+    CallbackComponent,
+    Component,
+    GrpcComponent,
+    HttpComponent,
+    TaskComponent,
+)
 from inbox_core.service import entrypoint
 from inbox_core.settings import load
 from inbox_customers.consumers import register
@@ -17,17 +24,19 @@ from inbox_customers.store import CustomersStore
 async def build(role: str) -> list[Component]:
     settings = load(CustomersSettings)
     client = make_client(settings.inbox, "customers")
-    store = CustomersStore(service_database(client, settings.inbox, "customers"))
     broker = make_broker(settings.inbox, "customers")
+    store = CustomersStore(service_database(client, settings.inbox, "customers"), broker)
     if role in ("worker", "all"):
         register(broker, store)
     components: list[Component] = [
         CallbackComponent("database", start=store.ensure_indexes, stop=client.close),
         BrokerComponent(broker),
+        # Both roles write customers (agents' edits, consumed events): either may leave events to republish.
+        TaskComponent("outbox-relay", lambda: store.relay_forever(settings.relay_interval_s, settings.relay_min_age_s)),
     ]
     if role in ("api", "all"):
         server = GrpcServer(settings.grpc_port)
-        server.add(customers_pb2_grpc.add_CustomersServiceServicer_to_server, CustomersRpc(store, broker), SERVICE_NAME)  # type: ignore[abstract]  # RPCs still UNIMPLEMENTED
+        server.add(customers_pb2_grpc.add_CustomersServiceServicer_to_server, CustomersRpc(store, broker), SERVICE_NAME)
         components.append(GrpcComponent(server))
 
     async def kafka_ready() -> bool:

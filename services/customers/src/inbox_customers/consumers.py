@@ -1,13 +1,72 @@
-"""Kafka consumers of the customers service (the ``worker`` role)."""
+"""Kafka consumers of the customers service (the ``worker`` role).
+
+- ``whatsapp.events.v1``: every message (live, history backfill, echo) creates its customer; the
+  customer's own messages bring the WhatsApp profile name and move "last seen". Events without a
+  workspace (from a number no workspace has connected) are skipped.
+- ``inbox.orders.v1``: every order event carries the whole order with its version; the customer's
+  stats are recounted from the latest version of each of its orders.
+
+Both handlers are idempotent (a replay or duplicate changes nothing), and their changes are committed
+with their ``inbox.customers.v1`` events before the offset is (see the store).
+"""
 
 from faststream.kafka import KafkaBroker
 
+from inbox_core.events import Event
+from inbox_core.events.orders import OrderEvent
+
+# Importing the module registers every whatsapp.* payload type (Event.payload finds them).
+from inbox_core.events.whatsapp import MessageReceived
+from inbox_core.kafka import subscribe
+from inbox_core.topics import ORDERS, WHATSAPP_EVENTS
+from inbox_customers.domain import ContactSeen
 from inbox_customers.store import CustomersStore
 
 GROUP_ID = "inbox-customers"
+MESSAGE_RECEIVED = "whatsapp.message.received"
 
 
-def register(broker: KafkaBroker, store: CustomersStore) -> None:
+async def handle_whatsapp_event(store: CustomersStore, event: Event) -> None:
+    if event.type != MESSAGE_RECEIVED or not event.workspace_id:
+        return  # statuses, templates...; or an unrouted number
+    message = event.payload(MessageReceived)
+    if not message.wa_id and not message.user_id:
+        return
+    inbound = message.direction == "in"
+    await store.record_contact(ContactSeen(
+        workspace_id=event.workspace_id,
+        wa_id=message.wa_id,
+        user_id=message.user_id,
+        profile_name=message.profile_name if inbound else None,
+        at=message.timestamp,
+        inbound=inbound,
+    ))
+
+
+async def handle_order_event(store: CustomersStore, event: Event) -> None:
+    # Every order.* event carries the whole order (OrderEvent), even kinds added after this was written.
+    if not event.type.startswith("order.") or "order" not in event.data:
+        return
+    await store.record_order(event.payload(OrderEvent).order)
+
+
+def register(
+    broker: KafkaBroker,
+    store: CustomersStore,
+    *,
+    whatsapp_topic: str = WHATSAPP_EVENTS.name,
+    orders_topic: str = ORDERS.name,
+    group_id: str = GROUP_ID,
+) -> None:
     """Subscribes this service's handlers (consumer group ``inbox-customers``).
 
     Each handler is idempotent and commits after its effects."""
+
+    async def on_whatsapp(event: Event) -> None:
+        await handle_whatsapp_event(store, event)
+
+    async def on_order(event: Event) -> None:
+        await handle_order_event(store, event)
+
+    subscribe(broker, whatsapp_topic, group_id=group_id, handler=on_whatsapp)
+    subscribe(broker, orders_topic, group_id=group_id, handler=on_order)

@@ -1,5 +1,6 @@
 """Settings of the customers service: ``CUSTOMERS_*`` environment variables (and the shared ``INBOX_*``)."""
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from inbox_core.service import ServiceSettings
@@ -11,3 +12,8 @@ class CustomersSettings(ServiceSettings):
     grpc_port: int = 50052
     # Liveness, readiness and Prometheus metrics over HTTP.
     ops_port: int = 9052
+    # The outbox relay: how often it looks for changes whose events were not published (a crash between
+    # the write and the publication, or Kafka down), and how old such a change must be, so that it does
+    # not race the writer that is publishing it right now.
+    relay_interval_s: float = Field(default=2.0, gt=0)
+    relay_min_age_s: float = Field(default=10.0, ge=0)

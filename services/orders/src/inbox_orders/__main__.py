@@ -5,7 +5,14 @@ from inbox_core.grpc_server import GrpcServer
 from inbox_core.kafka import make_broker
 from inbox_core.mongo import make_client, ping, service_database
 from inbox_core.ops import ops_app
-from inbox_core.runtime import BrokerComponent, CallbackComponent, Component, GrpcComponent, HttpComponent
+from inbox_core.runtime import (
+    BrokerComponent,
+    CallbackComponent,
+    Component,
+    GrpcComponent,
+    HttpComponent,
+    TaskComponent,
+)
 from inbox_core.service import entrypoint
 from inbox_core.settings import load
 from inbox_orders.rpc import SERVICE_NAME, OrdersRpc
@@ -16,15 +23,17 @@ from inbox_orders.store import OrdersStore
 async def build(role: str) -> list[Component]:
     settings = load(OrdersSettings)
     client = make_client(settings.inbox, "orders")
-    store = OrdersStore(service_database(client, settings.inbox, "orders"))
     broker = make_broker(settings.inbox, "orders")
+    store = OrdersStore(service_database(client, settings.inbox, "orders"), broker)
     components: list[Component] = [
         CallbackComponent("database", start=store.ensure_indexes, stop=client.close),
         BrokerComponent(broker),
+        # Publishes the events of changes a crash (or Kafka being down) left unpublished.
+        TaskComponent("outbox-relay", lambda: store.relay_forever(settings.relay_interval_s, settings.relay_min_age_s)),
     ]
     if role in ("api", "all"):
         server = GrpcServer(settings.grpc_port)
-        server.add(orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersRpc(store, broker), SERVICE_NAME)  # type: ignore[abstract]  # RPCs still UNIMPLEMENTED
+        server.add(orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersRpc(store, broker), SERVICE_NAME)
         components.append(GrpcComponent(server))
 
     async def kafka_ready() -> bool:

@@ -59,6 +59,8 @@ class _MessageStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Message
     MESSAGE_STATUS_DELIVERED: _MessageStatus.ValueType  # 3
     MESSAGE_STATUS_READ: _MessageStatus.ValueType  # 4
     MESSAGE_STATUS_FAILED: _MessageStatus.ValueType  # 5
+    MESSAGE_STATUS_PLAYED: _MessageStatus.ValueType  # 6
+    """a voice message was played (after read)"""
 
 class MessageStatus(_MessageStatus, metaclass=_MessageStatusEnumTypeWrapper):
     """Delivery status; only ever moves forward (pending < sent < delivered < read; failed is final)."""
@@ -70,6 +72,8 @@ MESSAGE_STATUS_SENT: MessageStatus.ValueType  # 2
 MESSAGE_STATUS_DELIVERED: MessageStatus.ValueType  # 3
 MESSAGE_STATUS_READ: MessageStatus.ValueType  # 4
 MESSAGE_STATUS_FAILED: MessageStatus.ValueType  # 5
+MESSAGE_STATUS_PLAYED: MessageStatus.ValueType  # 6
+"""a voice message was played (after read)"""
 Global___MessageStatus: _TypeAlias = MessageStatus  # noqa: Y015
 
 class _ConversationFilter:
@@ -301,12 +305,15 @@ class Conversation(_message.Message):
     WINDOW_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     workspace_id: _builtins.str
     number_id: _builtins.str
     """Meta's phone_number_id"""
     unread_count: _builtins.int
     awaiting_reply: _builtins.bool
+    version: _builtins.int
+    """Grows with every change of the conversation: of two copies, the higher version is the newer."""
     @_builtins.property
     def customer(self) -> Global___CustomerSummary: ...
     @_builtins.property
@@ -339,10 +346,11 @@ class Conversation(_message.Message):
         window: Global___Window | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["assignee", b"assignee", "created_at", b"created_at", "customer", b"customer", "last_message", b"last_message", "updated_at", b"updated_at", "window", b"window"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee", b"assignee", "awaiting_reply", b"awaiting_reply", "created_at", b"created_at", "customer", b"customer", "id", b"id", "last_message", b"last_message", "number_id", b"number_id", "unread_count", b"unread_count", "updated_at", b"updated_at", "window", b"window", "workspace_id", b"workspace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee", b"assignee", "awaiting_reply", b"awaiting_reply", "created_at", b"created_at", "customer", b"customer", "id", b"id", "last_message", b"last_message", "number_id", b"number_id", "unread_count", b"unread_count", "updated_at", b"updated_at", "version", b"version", "window", b"window", "workspace_id", b"workspace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -472,6 +480,7 @@ class Media(_message.Message):
     CAPTION_FIELD_NUMBER: _builtins.int
     SIZE_FIELD_NUMBER: _builtins.int
     SHA256_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """the stored media object (served by the gateway at /api/media/{id})"""
     mime_type: _builtins.str
@@ -480,6 +489,8 @@ class Media(_message.Message):
     size: _builtins.int
     """bytes; 0 when unknown"""
     sha256: _builtins.str
+    status: _builtins.str
+    """"stored" (id is set), "pending" (an inbound file not fetched from Meta yet), "unavailable"."""
     def __init__(
         self,
         *,
@@ -489,10 +500,11 @@ class Media(_message.Message):
         caption: _builtins.str = ...,
         size: _builtins.int = ...,
         sha256: _builtins.str = ...,
+        status: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["caption", b"caption", "filename", b"filename", "id", b"id", "mime_type", b"mime_type", "sha256", b"sha256", "size", b"size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caption", b"caption", "filename", b"filename", "id", b"id", "mime_type", b"mime_type", "sha256", b"sha256", "size", b"size", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -636,6 +648,9 @@ class Message(_message.Message):
     SENT_BY_FIELD_NUMBER: _builtins.int
     AT_FIELD_NUMBER: _builtins.int
     STATUS_AT_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    EDITED_FIELD_NUMBER: _builtins.int
+    REVOKED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     conversation_id: _builtins.str
     wamid: _builtins.str
@@ -651,6 +666,12 @@ class Message(_message.Message):
     reply_to: _builtins.str
     """id of the quoted message; empty when none"""
     status: Global___MessageStatus.ValueType
+    origin: _builtins.str
+    """"live", "history" (backfilled), "echo" (sent from the WhatsApp Business app) or "api" (sent here)."""
+    edited: _builtins.bool
+    """the customer edited it (text/caption are the new version)"""
+    revoked: _builtins.bool
+    """the customer deleted it for everyone"""
     @_builtins.property
     def media(self) -> Global___Media: ...
     @_builtins.property
@@ -709,10 +730,13 @@ class Message(_message.Message):
         sent_by: Global___Actor | None = ...,
         at: _timestamp_pb2.Timestamp | None = ...,
         status_at: _timestamp_pb2.Timestamp | None = ...,
+        origin: _builtins.str = ...,
+        edited: _builtins.bool = ...,
+        revoked: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "error", b"error", "interactive", b"interactive", "location", b"location", "media", b"media", "reaction", b"reaction", "sent_by", b"sent_by", "status_at", b"status_at", "template", b"template"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "contacts", b"contacts", "conversation_id", b"conversation_id", "direction", b"direction", "error", b"error", "id", b"id", "interactive", b"interactive", "location", b"location", "media", b"media", "reaction", b"reaction", "reactions", b"reactions", "reply_to", b"reply_to", "sent_by", b"sent_by", "status", b"status", "status_at", b"status_at", "template", b"template", "text", b"text", "type", b"type", "wamid", b"wamid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "contacts", b"contacts", "conversation_id", b"conversation_id", "direction", b"direction", "edited", b"edited", "error", b"error", "id", b"id", "interactive", b"interactive", "location", b"location", "media", b"media", "origin", b"origin", "reaction", b"reaction", "reactions", b"reactions", "reply_to", b"reply_to", "revoked", b"revoked", "sent_by", b"sent_by", "status", b"status", "status_at", b"status_at", "template", b"template", "text", b"text", "type", b"type", "wamid", b"wamid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1504,3 +1528,77 @@ class RemoveLibraryItemResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RemoveLibraryItemResponse: _TypeAlias = RemoveLibraryItemResponse  # noqa: Y015
+
+@_typing.final
+class CountUnreadRequest(_message.Message):
+    """---------------------------------------------------------------------------------------------
+    Unread badges per number.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKSPACE_ID_FIELD_NUMBER: _builtins.int
+    NUMBER_IDS_FIELD_NUMBER: _builtins.int
+    workspace_id: _builtins.str
+    @_builtins.property
+    def number_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The numbers to count; empty: every number of the workspace that has a conversation."""
+
+    def __init__(
+        self,
+        *,
+        workspace_id: _builtins.str = ...,
+        number_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["number_ids", b"number_ids", "workspace_id", b"workspace_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CountUnreadRequest: _TypeAlias = CountUnreadRequest  # noqa: Y015
+
+@_typing.final
+class UnreadCount(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NUMBER_ID_FIELD_NUMBER: _builtins.int
+    CONVERSATIONS_FIELD_NUMBER: _builtins.int
+    number_id: _builtins.str
+    conversations: _builtins.int
+    """conversations of this number with unread_count > 0"""
+    def __init__(
+        self,
+        *,
+        number_id: _builtins.str = ...,
+        conversations: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversations", b"conversations", "number_id", b"number_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnreadCount: _TypeAlias = UnreadCount  # noqa: Y015
+
+@_typing.final
+class CountUnreadResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUNTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def counts(self) -> _containers.RepeatedCompositeFieldContainer[Global___UnreadCount]:
+        """One per requested number (0 included), in request order; for an empty request, the numbers found."""
+
+    def __init__(
+        self,
+        *,
+        counts: _abc.Iterable[Global___UnreadCount] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CountUnreadResponse: _TypeAlias = CountUnreadResponse  # noqa: Y015

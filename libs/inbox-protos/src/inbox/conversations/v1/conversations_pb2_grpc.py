@@ -96,6 +96,11 @@ class ConversationsServiceStub:
                 request_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.RemoveLibraryItemRequest.SerializeToString,
                 response_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.RemoveLibraryItemResponse.FromString,
                 _registered_method=True)
+        self.CountUnread = channel.unary_unary(
+                '/inbox.conversations.v1.ConversationsService/CountUnread',
+                request_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.CountUnreadRequest.SerializeToString,
+                response_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.CountUnreadResponse.FromString,
+                _registered_method=True)
 
 
 class ConversationsServiceServicer:
@@ -189,6 +194,13 @@ class ConversationsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CountUnread(self, request, context):
+        """Per number, how many conversations have unread messages (the number selector's badges).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConversationsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -251,6 +263,11 @@ def add_ConversationsServiceServicer_to_server(servicer, server):
                     servicer.RemoveLibraryItem,
                     request_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.RemoveLibraryItemRequest.FromString,
                     response_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.RemoveLibraryItemResponse.SerializeToString,
+            ),
+            'CountUnread': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountUnread,
+                    request_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.CountUnreadRequest.FromString,
+                    response_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.CountUnreadResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -579,6 +596,33 @@ class ConversationsService:
             '/inbox.conversations.v1.ConversationsService/RemoveLibraryItem',
             inbox_dot_conversations_dot_v1_dot_conversations__pb2.RemoveLibraryItemRequest.SerializeToString,
             inbox_dot_conversations_dot_v1_dot_conversations__pb2.RemoveLibraryItemResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountUnread(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inbox.conversations.v1.ConversationsService/CountUnread',
+            inbox_dot_conversations_dot_v1_dot_conversations__pb2.CountUnreadRequest.SerializeToString,
+            inbox_dot_conversations_dot_v1_dot_conversations__pb2.CountUnreadResponse.FromString,
             options,
             channel_credentials,
             insecure,

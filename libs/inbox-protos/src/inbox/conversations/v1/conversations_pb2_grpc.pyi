@@ -67,6 +67,8 @@ class ConversationsServiceStub:
     """Adds a text snippet, or keeps an upload as library media."""
     RemoveLibraryItem: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.RemoveLibraryItemRequest, _conversations_pb2.RemoveLibraryItemResponse]
     """Removes an item; messages already sent with it keep their media."""
+    CountUnread: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.CountUnreadRequest, _conversations_pb2.CountUnreadResponse]
+    """Per number, how many conversations have unread messages (the number selector's badges)."""
 
 @_typing.type_check_only
 class ConversationsServiceAsyncStub(ConversationsServiceStub):
@@ -103,6 +105,8 @@ class ConversationsServiceAsyncStub(ConversationsServiceStub):
     """Adds a text snippet, or keeps an upload as library media."""
     RemoveLibraryItem: _aio.UnaryUnaryMultiCallable[_conversations_pb2.RemoveLibraryItemRequest, _conversations_pb2.RemoveLibraryItemResponse]  # type: ignore[assignment]
     """Removes an item; messages already sent with it keep their media."""
+    CountUnread: _aio.UnaryUnaryMultiCallable[_conversations_pb2.CountUnreadRequest, _conversations_pb2.CountUnreadResponse]  # type: ignore[assignment]
+    """Per number, how many conversations have unread messages (the number selector's badges)."""
 
 class ConversationsServiceServicer(metaclass=_abc_1.ABCMeta):
     """Conversations, their timelines, sending, notes, assignment, templates and the content library.
@@ -208,5 +212,13 @@ class ConversationsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_conversations_pb2.RemoveLibraryItemResponse, _abc.Awaitable[_conversations_pb2.RemoveLibraryItemResponse]]:
         """Removes an item; messages already sent with it keep their media."""
+
+    @_abc_1.abstractmethod
+    def CountUnread(
+        self,
+        request: _conversations_pb2.CountUnreadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversations_pb2.CountUnreadResponse, _abc.Awaitable[_conversations_pb2.CountUnreadResponse]]:
+        """Per number, how many conversations have unread messages (the number selector's badges)."""
 
 def add_ConversationsServiceServicer_to_server(servicer: ConversationsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

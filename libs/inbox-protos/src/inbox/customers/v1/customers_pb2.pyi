@@ -88,6 +88,7 @@ class Customer(_message.Message):
     FIRST_SEEN_AT_FIELD_NUMBER: _builtins.int
     LAST_SEEN_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     workspace_id: _builtins.str
     wa_id: _builtins.str
@@ -102,6 +103,8 @@ class Customer(_message.Message):
     """True once an agent set the name: profile names then never overwrite it."""
     phone: _builtins.str
     """E.164"""
+    version: _builtins.int
+    """Grows by one with every change (as on the inbox.customers.v1 events): newer beats older."""
     @_builtins.property
     def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -130,10 +133,11 @@ class Customer(_message.Message):
         first_seen_at: _timestamp_pb2.Timestamp | None = ...,
         last_seen_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "first_seen_at", b"first_seen_at", "last_seen_at", b"last_seen_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "first_seen_at", b"first_seen_at", "id", b"id", "last_seen_at", b"last_seen_at", "name", b"name", "name_edited", b"name_edited", "phone", b"phone", "profile_name", b"profile_name", "tags", b"tags", "updated_at", b"updated_at", "user_id", b"user_id", "wa_id", b"wa_id", "workspace_id", b"workspace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "first_seen_at", b"first_seen_at", "id", b"id", "last_seen_at", b"last_seen_at", "name", b"name", "name_edited", b"name_edited", "phone", b"phone", "profile_name", b"profile_name", "tags", b"tags", "updated_at", b"updated_at", "user_id", b"user_id", "version", b"version", "wa_id", b"wa_id", "workspace_id", b"workspace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

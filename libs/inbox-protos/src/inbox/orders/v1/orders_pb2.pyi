@@ -221,6 +221,7 @@ class Order(_message.Message):
     CREATED_BY_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     workspace_id: _builtins.str
     number: _builtins.int
@@ -229,6 +230,8 @@ class Order(_message.Message):
     conversation_id: _builtins.str
     stage: Global___OrderStage.ValueType
     note: _builtins.str
+    version: _builtins.int
+    """Grows by one with every change (as on the inbox.orders.v1 events): newer beats older."""
     @_builtins.property
     def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrderItem]: ...
     @_builtins.property
@@ -264,10 +267,11 @@ class Order(_message.Message):
         created_by: Global___Actor | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "created_by", b"created_by", "shipping", b"shipping", "total", b"total", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "created_at", b"created_at", "created_by", b"created_by", "customer_id", b"customer_id", "id", b"id", "items", b"items", "note", b"note", "number", b"number", "shipping", b"shipping", "stage", b"stage", "stage_history", b"stage_history", "total", b"total", "updated_at", b"updated_at", "workspace_id", b"workspace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "created_at", b"created_at", "created_by", b"created_by", "customer_id", b"customer_id", "id", b"id", "items", b"items", "note", b"note", "number", b"number", "shipping", b"shipping", "stage", b"stage", "stage_history", b"stage_history", "total", b"total", "updated_at", b"updated_at", "version", b"version", "workspace_id", b"workspace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,120 @@
+"""Revisioned documents on the real database and Kafka: concurrent writers each decide on the truth, a
+projection left behind is caught up, and the relay publishes what a crash left unpublished, once."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faststream.kafka import KafkaBroker
+from pymongo import AsyncMongoClient
+
+from inbox_core.events import Event, EventData, event_type
+from inbox_core.kafka import make_broker
+from inbox_core.mongo import Document, service_database
+from inbox_core.revisions import Outgoing, RevisionedCollection, revision_id
+from inbox_core.settings import InboxSettings
+from inbox_core.testing import Infra
+from inbox_core.topics import ensure_topics
+
+
+@event_type("test.counter.bumped")
+class CounterBumped(EventData):
+    n: int
+
+
+@pytest.fixture
+async def topic(infra: Infra) -> str:
+    name = f"test.revisions.{uuid.uuid4().hex[:10]}"
+    await ensure_topics(infra.kafka_bootstrap, extra=[(name, 1)])
+    return name
+
+
+@pytest.fixture
+async def collection(mongo_client: AsyncMongoClient[dict[str, Any]], inbox_settings: InboxSettings,
+                     topic: str) -> AsyncIterator[RevisionedCollection]:
+    broker: KafkaBroker = make_broker(inbox_settings, "test", registry=None, telemetry=False)
+    await broker.start()
+    db = service_database(mongo_client, inbox_settings, "revisions_test")
+    collection = RevisionedCollection(db, "counters", broker)
+    await collection.ensure_indexes()
+    yield collection
+    await broker.stop()
+    await mongo_client.drop_database(db.name)
+
+
+def bump(topic: str) -> Any:
+    def decide(current: Document | None, version: int) -> tuple[Document, list[Outgoing]]:
+        n = (current or {}).get("n", 0) + 1
+        event = Event.of(CounterBumped(n=n), id=f"c1:v{version}")
+        return {"n": n}, [Outgoing(topic, "c1", event)]
+
+    return decide
+
+
+async def _published_ids(infra: Infra, topic: str) -> list[str]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=infra.kafka_bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        end = (await consumer.end_offsets([tp]))[tp]
+        ids: list[str] = []
+        while await consumer.position(tp) < end:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                ids.extend(Event.from_bytes(r.value).id for r in records)
+        return ids
+    finally:
+        await consumer.stop()
+
+
+async def test_concurrent_writers_never_lose_a_change(
+    collection: RevisionedCollection, infra: Infra, topic: str
+) -> None:
+    await asyncio.gather(*(collection.apply("c1", bump(topic)) for _ in range(20)))
+    doc = await collection.get("c1")
+    assert doc is not None and doc["n"] == 20 and doc["version"] == 20
+    revisions = await collection.revisions.find().sort("_id").to_list()
+    assert [r["state"]["n"] for r in revisions] == list(range(1, 21))
+    assert all(r["published"] for r in revisions)
+    assert sorted(await _published_ids(infra, topic)) == sorted(f"c1:v{v}" for v in range(1, 21))
+
+
+async def test_a_projection_left_behind_is_caught_up_by_the_next_change(
+    collection: RevisionedCollection, topic: str
+) -> None:
+    for _ in range(3):
+        await collection.apply("c1", bump(topic))
+    # As after a lost write: the projection shows version 1 while revision 3 is the truth.
+    first = await collection.revisions.find_one({"_id": revision_id("c1", 1)})
+    assert first is not None
+    await collection.docs.replace_one({"_id": "c1"}, {"_id": "c1", **first["state"], "version": 1})
+    doc = await collection.apply("c1", bump(topic))
+    assert doc is not None and (doc["n"], doc["version"]) == (4, 4)
+    assert await collection.docs.find_one({"_id": "c1"}) == {"_id": "c1", "n": 4, "version": 4}
+    # "No change" is also decided on the truth, not on a stale projection.
+    await collection.docs.replace_one({"_id": "c1"}, {"_id": "c1", **first["state"], "version": 1})
+    unchanged = await collection.apply("c1", lambda current, version: None)
+    assert unchanged is not None and unchanged["version"] == 4
+
+
+async def test_the_relay_publishes_what_a_crash_left_once(
+    collection: RevisionedCollection, infra: Infra, topic: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def crash(*_: object) -> None:
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr(collection, "materialise", crash)
+    with pytest.raises(asyncio.CancelledError):
+        await collection.apply("c1", bump(topic))
+    monkeypatch.undo()
+    assert await collection.docs.find_one({"_id": "c1"}) is None
+    assert (await collection.get("c1")) == {"_id": "c1", "n": 1, "version": 1}  # read from the revision
+    assert await collection.relay_once(min_age_s=3600) == 0  # too young: its writer may still be at it
+    assert await collection.relay_once(min_age_s=0) == 1
+    assert await collection.relay_once(min_age_s=0) == 0
+    assert await collection.docs.find_one({"_id": "c1"}) == {"_id": "c1", "n": 1, "version": 1}
+    assert await _published_ids(infra, topic) == ["c1:v1"]
