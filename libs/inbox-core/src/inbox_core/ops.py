@@ -51,5 +51,16 @@ def http_metrics(service: str) -> Any:
     return config.middleware
 
 
+def http_tracing() -> Any:
+    """Middleware opening a server span per request, continuing the caller's trace (W3C headers)."""
+    from litestar.plugins.opentelemetry import OpenTelemetryConfig
+
+    from inbox_core.telemetry import tracer_provider
+
+    config = OpenTelemetryConfig(tracer_provider=tracer_provider(), exclude=["/internal/", "/metrics"],
+                                 exclude_spans=["receive", "send"])
+    return config.middleware
+
+
 def ops_app(checks: Mapping[str, ReadyCheck], extra: Sequence[Any] = ()) -> Litestar:
     return Litestar(route_handlers=[*ops_handlers(checks), *extra], openapi_config=None)

@@ -16,7 +16,7 @@ from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.params import QueryParameter
 
 from inbox_core.http import EXCEPTION_HANDLERS, error_response
-from inbox_core.ops import ReadyCheck, http_metrics, ops_handlers
+from inbox_core.ops import ReadyCheck, http_metrics, http_tracing, ops_handlers
 from inbox_ingest.domain.normalise import NotAWebhook, normalise_raw
 from inbox_ingest.domain.signature import signature_valid
 from inbox_ingest.intake import Intake
@@ -58,7 +58,7 @@ def create_app(settings: IngestSettings, intake: Intake | None, checks: Mapping[
     return Litestar(
         route_handlers=[verify, receive, *ops_handlers(checks)],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[http_metrics("ingest")],
+        middleware=[http_tracing(), http_metrics("ingest")],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=None,
     )
