@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --all-packages --locked
 
-.PHONY: help uv generate install infra-install infra-up infra-down dev down status test test-only lint protos protos-check format
+.PHONY: help uv generate web browser bench install infra-install infra-up infra-down dev down status test test-only lint protos protos-check format
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -24,8 +24,15 @@ infra-up: infra-install ## start Kafka and the database on their default ports
 infra-down: ## stop Kafka and the database
 	-$(RUN) python -m inbox_core.devinfra down
 
-dev: infra-up ## everything: infrastructure and every service, left running (stop with `make down`)
+web: ## build the web UI (web/dist, served by the gateway at /)
+	cd web && (npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error) && npm run build
+
+browser: ## Debian's Chromium for the browser tests (browsers cannot be downloaded here)
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+dev: infra-up web ## everything: infrastructure, every service and a seeded demo workspace, left running (`make down` stops it)
 	$(RUN) python -m inbox_core.devinfra services-up
+	$(RUN) python deploy/local/seed_demo.py $(if $(LIVE),--live,)
 
 down: ## stop the services and the infrastructure started by `make dev`
 	-$(RUN) python -m inbox_core.devinfra services-down
@@ -53,7 +60,7 @@ protos-check: install ## fail when libs/inbox-protos is not what protos/ generat
 	$(RUN) python scripts/k8s_topics.py check
 	$(RUN) python scripts/asyncapi.py check
 
-test: infra-install lint test-only ## lint and the whole suite against real Kafka and a real database server
+test: infra-install web browser lint test-only ## lint and the whole suite against real Kafka and a real database server
 
 test-only: ## the suite alone (starts its own Kafka and database on free ports)
 	$(RUN) pytest -q -p no:randomly

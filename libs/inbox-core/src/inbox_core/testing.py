@@ -260,6 +260,8 @@ class Stack:
             "SANDBOX_WEBHOOK_URL": f"http://127.0.0.1:{p['ingest_http']}/webhooks/whatsapp",
             "GATEWAY_INGEST_TARGET": f"127.0.0.1:{p['ingest_grpc']}",
             "INGEST_WORKER_OPS_PORT": str(p["ingest_ops"]),
+            # Plain HTTP on loopback: a Secure cookie would not be sent back.
+            "GATEWAY_COOKIE_SECURE": "false",
         })
         for name in ("conversations", "customers", "orders", "presence", "ingest", "sandbox", "gateway"):
             upper = name.upper()

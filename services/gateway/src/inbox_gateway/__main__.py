@@ -1,23 +1,32 @@
-"""``python -m inbox_gateway [api|all]``: see inbox_core.service."""
+"""``python -m inbox_gateway [api|all]`` runs the server (see inbox_core.service; the gateway has no
+separate worker: its stream consumer belongs to each API replica); ``python -m inbox_gateway admin ...``
+runs an administration command (see inbox_gateway.cli)."""
 
-from inbox_core.mongo import make_client, ping
+import sys
+
 from inbox_core.runtime import CallbackComponent, Component, HttpComponent
 from inbox_core.service import entrypoint
 from inbox_core.settings import load
+from inbox_gateway.gateway import Gateway
 from inbox_gateway.http import create_app
 from inbox_gateway.settings import GatewaySettings
 
 
 async def build(role: str) -> list[Component]:
     settings = load(GatewaySettings)
-    client = make_client(settings.inbox, "gateway")
-    checks = {"database": lambda: ping(client)}
-    components: list[Component] = [CallbackComponent("database", stop=client.close)]
-    components.append(HttpComponent("http", create_app(checks), settings.http_port))
-    return components
+    gateway = Gateway(settings)
+    # The app's lifespan starts and stops the gateway's parts (database, gRPC channels, stream feed).
+    # Components stop in reverse order: the open streams are ended first, so the HTTP server's graceful
+    # stop does not wait on them (each ends with `event: error` {"reason": "shutting_down"}; clients reconnect).
+    return [HttpComponent("http", create_app(gateway), settings.http_port),
+            CallbackComponent("streams", stop=gateway.close_streams)]
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "admin":
+        from inbox_gateway.cli import main as admin
+
+        raise SystemExit(admin(sys.argv[2:]))
     entrypoint("gateway", build, roles=("api", "all"))
 
 

@@ -20,7 +20,7 @@ class IngestSettings(ServiceSettings):
     # Meta's maximum webhook payload is 3 MB; anything larger is answered 413.
     max_body_bytes: int = 3 * 1024 * 1024
     # How long the webhook waits for Kafka before answering 503 (Meta then retries).
-    publish_timeout_s: float = 10.0
+    publish_timeout_s: float = 3.0
     # Duplicate deliveries are recognised for this long (Meta retries for up to 7 days).
     dedupe_days: int = 8
     # Channels (numbers with their access tokens) from a mounted secret file, JSON list; see README.

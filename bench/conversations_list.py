@@ -1,0 +1,302 @@
+"""ListConversations: p50/p99 per filter and search, through the servicer, next to the raw database
+query for the same page, at growing numbers of conversations.
+
+    uv run python bench/conversations_list.py                 # 100,000 conversations
+    uv run python bench/conversations_list.py 20000           # another N
+    uv run python bench/conversations_list.py --full          # 1,000,000
+    options: --mongo-url URL (default $INBOX_BENCH_MONGO_URL; without one, a private FerretDB is
+               started on a free port in a temporary folder, as the test suite does, and stopped after)
+             --checkpoints 10000,50000 (also measure on the way up), --budget-s 60 (measuring, per size),
+             --max-seed-s 1200 (stop seeding there and report the size reached), --keep (do not drop the db)
+
+Conversations are seeded straight into the database (insert_many in batches) with the fields the
+service maintains (search tokens made by the service's own domain.search_tokens), for one workspace
+with three numbers and ten agents. Each case calls the gRPC servicer in-process (request -> protobuf
+response, the real store code) and runs the same find (filter, sort, limit, projection) directly,
+alternately, in the same run; the table shows both and their ratio, and the index the server's query
+planner chose (where the server says: MongoDB does, FerretDB v1 on SQLite does not use secondary
+indexes at all and scans). Measuring time per size is bounded by --budget-s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pymongo import AsyncMongoClient
+
+from inbox.conversations.v1 import conversations_pb2 as pb
+from inbox_conversations import domain
+from inbox_conversations.outbox import Publisher
+from inbox_conversations.rpc import ConversationsRpc
+from inbox_conversations.store import LIST_PROJECTION, LIST_SORT, ConversationsStore
+from inbox_core.devinfra import FerretServer, free_port, install
+
+WORKSPACE = "ws_bench"
+NUMBERS = ["100000000001", "100000000002", "100000000003"]
+AGENTS = [f"ag_{i}" for i in range(10)]
+FIRST = ["José", "María", "Ana", "Luis", "Chloé", "Zoë", "Ahmed", "Olga", "Mateo", "Sofía", "Noah", "Émile",
+         "Aisha", "Ivan", "Lucía", "Marco", "Björn", "Inés", "Yusuf", "Hana"]
+LAST = ["García", "Müller", "Rossi", "Dubois", "Kowalski", "Silva", "Nakamura", "O'Brien", "Novák", "Öztürk",
+        "Jensen", "Fernández", "Smith", "Ivanova", "Kim", "Haddad", "Costa", "Łukasz", "Petrov", "Martín"]
+BATCH = 5000
+PAGE = 30
+
+
+def machine() -> str:
+    mem = "?"
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    except OSError:
+        pass
+    return f"{platform.machine()} {os.cpu_count()} cores, {mem} RAM, Python {platform.python_version()}"
+
+
+def conversation(i: int, rng: random.Random, now: datetime) -> dict[str, Any]:
+    name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
+    wa_id = f"{rng.choice(['34', '44', '49', '1', '55'])}{rng.randrange(10**8, 10**10)}"
+    phone = f"+{wa_id}"
+    updated = now - timedelta(seconds=rng.randrange(90 * 86400), milliseconds=rng.randrange(1000))
+    unread = rng.random() < 0.2
+    awaiting = unread or rng.random() < 0.25
+    assignee = rng.choice(AGENTS) if rng.random() < 0.3 else None
+    direction = "in" if awaiting else "out"
+    last_at = domain.to_ms(updated)
+    return {
+        "_id": f"cnv_{i:012d}{uuid.uuid4().hex[:12]}",
+        "workspace_id": WORKSPACE,
+        "number_id": NUMBERS[i % len(NUMBERS)],
+        "customer": {"id": f"cus_{i:024d}", "wa_id": wa_id, "user_id": None, "name": name, "phone": phone,
+                     "version": 1},
+        "search_tokens": domain.search_tokens(name, phone),
+        "last_message": {"id": f"msg_{i:024d}", "direction": direction, "type": "text",
+                         "preview": "Hello, is this still available?" if direction == "in" else "Yes, it is!",
+                         "at": last_at, **({} if direction == "in" else {"status": "read", "status_rank": 3})},
+        "unread_count": rng.randrange(1, 5) if unread else 0,
+        "has_unread": unread,
+        "awaiting_reply": awaiting,
+        "assignee": {"id": assignee, "name": assignee.upper()} if assignee else None,
+        "assignee_id": assignee,
+        "window_expires_at": last_at + timedelta(hours=24) if direction == "in" else None,
+        "updated_at": last_at,
+        "created_at": last_at - timedelta(days=1),
+        "version": 3,
+        "announced": True,
+    }
+
+
+def cases(rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
+    name_prefix = domain.fold(rng.choice(FIRST))[:3]
+    return [
+        ("all (every number)", {}),
+        ("all, one number", {"number_ids": [NUMBERS[0]]}),
+        ("unread", {"filter": pb.CONVERSATION_FILTER_UNREAD}),
+        ("mine", {"filter": pb.CONVERSATION_FILTER_MINE, "agent_id": AGENTS[3]}),
+        ("no_reply", {"filter": pb.CONVERSATION_FILTER_NO_REPLY}),
+        (f"search name '{name_prefix}'", {"query": name_prefix}),
+        ("search phone '4567'", {"query": "4567"}),
+        ("all, page 2 (cursor)", {"page": 2}),
+    ]
+
+
+def raw_filter(fields: dict[str, Any], cursor_key: tuple[datetime, str] | None) -> dict[str, Any]:
+    """The find the store runs for these request fields, written out by hand."""
+    numbers = fields.get("number_ids") or NUMBERS
+    find: dict[str, Any] = {"workspace_id": WORKSPACE, "number_id": numbers[0] if len(numbers) == 1
+                            else {"$in": numbers}}
+    flt = fields.get("filter")
+    if flt == pb.CONVERSATION_FILTER_UNREAD:
+        find["has_unread"] = True
+    elif flt == pb.CONVERSATION_FILTER_MINE:
+        find["assignee_id"] = fields["agent_id"]
+    elif flt == pb.CONVERSATION_FILTER_NO_REPLY:
+        find["awaiting_reply"] = True
+    if fields.get("query"):
+        parsed = domain.parse_query(fields["query"])
+        assert parsed is not None
+        find["search_tokens"] = parsed.tokens[0] if len(parsed.tokens) == 1 else {"$all": parsed.tokens}
+    if cursor_key is not None:
+        at, last_id = cursor_key
+        find["$or"] = [{"updated_at": {"$lt": at}}, {"updated_at": at, "_id": {"$lt": last_id}}]
+    return find
+
+
+def pct(values: list[float], q: float) -> float:
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def plan_of(explain: dict[str, Any]) -> str:
+    names: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("indexName"), str):
+                names.append(node["indexName"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(explain.get("queryPlanner", {}).get("winningPlan"))
+    if names:
+        return ",".join(dict.fromkeys(names))
+    ferret = explain.get("queryPlanner", {}).get("Plan")
+    if ferret:
+        return "scan (no pushdown)" if not explain.get("filterPushdown") else "pushdown"
+    return "COLLSCAN"
+
+
+HEADER = ["case", "rows", "runs", "servicer p50 ms", "p99 ms", "raw db p50 ms", "p99 ms", "ratio p50", "plan"]
+WIDTHS = [22, 4, 4, 15, 9, 13, 9, 9, 18]
+
+
+def print_row(cells: list[str]) -> None:
+    print("  ".join(c.ljust(w) for c, w in zip(cells, WIDTHS, strict=True)).rstrip(), flush=True)
+
+
+async def measure(rpc: ConversationsRpc, store: ConversationsStore, budget_s: float, title: str) -> None:
+    """Prints one row per case as soon as it is measured (a scanning server takes a while per query)."""
+    rng = random.Random(7)
+    print(f"\n{title}")
+    print_row(HEADER)
+    print_row(["-" * w for w in WIDTHS])
+    all_cases = cases(rng)
+    per_case = budget_s / len(all_cases)
+    for label, fields in all_cases:
+        request_fields = {k: v for k, v in fields.items() if k != "page"}
+        cursor, cursor_key = "", None
+        for _ in range(fields.get("page", 1) - 1):  # walk to the page first (not timed)
+            reply = await rpc.ListConversations(pb.ListConversationsRequest(
+                workspace_id=WORKSPACE, limit=PAGE, cursor=cursor, **request_fields))
+            cursor = reply.next_cursor
+            last = reply.items[-1]
+            cursor_key = (last.updated_at.ToDatetime(tzinfo=UTC), last.id)
+        request = pb.ListConversationsRequest(workspace_id=WORKSPACE, limit=PAGE, cursor=cursor, **request_fields)
+        find = raw_filter(fields, cursor_key)
+
+        async def servicer(request: pb.ListConversationsRequest = request) -> list[str]:
+            return [c.id for c in (await rpc.ListConversations(request)).items]
+
+        async def raw(find: dict[str, Any] = find) -> list[str]:
+            docs = await store.conversations.find(find, LIST_PROJECTION).sort(LIST_SORT).limit(PAGE + 1).to_list(None)
+            return [d["_id"] for d in docs[:PAGE]]
+
+        times_s: list[float] = []
+        times_r: list[float] = []
+        first_page: list[str] = []
+        deadline = time.monotonic() + per_case
+        # At least one pair (on a server that scans, one pair can take most of the budget).
+        while (not times_s or time.monotonic() < deadline) and len(times_s) < 500:
+            t0 = time.perf_counter()
+            page_s = await servicer()
+            t1 = time.perf_counter()
+            page_r = await raw()
+            t2 = time.perf_counter()
+            if not times_s:  # the same page from both, or the comparison means nothing
+                assert page_s == page_r, f"{label}: servicer and raw query disagree"
+                first_page = page_s
+            times_s.append((t1 - t0) * 1000)
+            times_r.append((t2 - t1) * 1000)
+        explain = await store.db.command("explain", {"find": "conversations", "filter": find,
+                                                     "sort": dict(LIST_SORT), "limit": PAGE + 1})
+        s50, s99, r50, r99 = pct(times_s, 50), pct(times_s, 99), pct(times_r, 50), pct(times_r, 99)
+        print_row([label, str(len(first_page)), str(len(times_s)), f"{s50:.2f}", f"{s99:.2f}",
+                   f"{r50:.2f}", f"{r99:.2f}", f"{s50 / r50:.2f}x" if r50 else "-", plan_of(explain)])
+
+
+async def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("n", nargs="?", type=int, default=100_000)
+    parser.add_argument("--full", action="store_true", help="1,000,000 conversations")
+    parser.add_argument("--mongo-url", default=os.environ.get("INBOX_BENCH_MONGO_URL") or "")
+    parser.add_argument("--checkpoints", default="", help="comma-separated sizes measured on the way up")
+    parser.add_argument("--budget-s", type=float, default=120.0, help="measuring time per size")
+    parser.add_argument("--max-seed-s", type=float, default=1200.0, help="give up seeding after this long")
+    parser.add_argument("--keep", action="store_true", help="keep the database")
+    args = parser.parse_args(argv)
+    target = 1_000_000 if args.full else args.n
+    sizes = sorted({int(s) for s in args.checkpoints.split(",") if s.strip()} | {target})
+    sizes = [s for s in sizes if 0 < s <= target]
+
+    with contextlib.ExitStack() as stack:
+        url = args.mongo_url
+        if not url:
+            install()
+            home = Path(tempfile.mkdtemp(prefix="inbox-bench-"))
+            stack.callback(shutil.rmtree, home, True)
+            ferret = FerretServer(home, free_port())
+            ferret.start()
+            stack.callback(ferret.stop)
+            url = ferret.url
+        return await run(args, url, sizes)
+
+
+async def run(args: argparse.Namespace, url: str, sizes: list[int]) -> int:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True)
+    info = await client.admin.command("buildInfo")
+    server = f"FerretDB {info['ferretdbVersion']}" if "ferretdbVersion" in info else f"MongoDB {info.get('version')}"
+    db = client[f"bench{uuid.uuid4().hex[:8]}_conversations"]
+    store = ConversationsStore(db)
+    rpc = ConversationsRpc(store, Publisher(store, None))  # type: ignore[arg-type]  # reads never publish
+    print(f"machine: {machine()}")
+    print(f"database: {server} at {url} (database {db.name})")
+    print(f"sizes: {', '.join(f'{s:,}' for s in sizes)}; page {PAGE}; one workspace, {len(NUMBERS)} numbers")
+    try:
+        await db["numbers"].insert_many([{"_id": f"{WORKSPACE}:{n}", "workspace_id": WORKSPACE, "number_id": n}
+                                         for n in NUMBERS])
+        rng = random.Random(42)
+        now = datetime.now(UTC)
+        seeded = 0
+        seed_started = time.monotonic()
+        for size in sizes:
+            gave_up = False
+            while seeded < size:
+                count = min(BATCH, size - seeded)
+                await db["conversations"].insert_many(
+                    [conversation(seeded + j, rng, now) for j in range(count)], ordered=False)
+                seeded += count
+                elapsed = time.monotonic() - seed_started
+                if seeded % 50_000 == 0 or seeded == size:
+                    print(f"  seeded {seeded:,} in {elapsed:.0f}s ({seeded / elapsed:,.0f}/s)", flush=True)
+                if elapsed > args.max_seed_s and seeded < size:
+                    print(f"  seeding stopped after {elapsed:.0f}s at {seeded:,} of {size:,} "
+                          f"(--max-seed-s); measuring at the size reached", flush=True)
+                    gave_up = True
+                    break
+            # Indexes after the bulk insert (cheaper than maintaining them row by row); idempotent.
+            started = time.monotonic()
+            await store.ensure_indexes()
+            print(f"  indexes ready in {time.monotonic() - started:.0f}s", flush=True)
+            started = time.monotonic()
+            await measure(rpc, store, args.budget_s, f"ListConversations at {seeded:,} conversations ({server})")
+            print(f"  (measured in {time.monotonic() - started:.0f}s)", flush=True)
+            if gave_up:
+                break
+    finally:
+        if not args.keep:
+            await client.drop_database(db.name)
+        await client.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(sys.argv[1:])))

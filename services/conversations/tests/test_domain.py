@@ -1,0 +1,272 @@
+"""The pure rules: status order, the 24-hour window, message effects, previews, search, templates."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from inbox_conversations import domain
+from inbox_core.errors import ValidationFailed
+
+T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+# --- status ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("current", "new", "moves"), [
+    (None, "sent", True),
+    ("pending", "sent", True),
+    ("sent", "delivered", True),
+    ("sent", "read", True),  # Meta may skip delivered
+    ("delivered", "read", True),
+    ("read", "played", True),  # voice notes
+    ("read", "delivered", False),  # a late "delivered" never overwrites "read"
+    ("delivered", "sent", False),
+    ("read", "read", False),
+    ("played", "read", False),
+    ("pending", "failed", True),
+    ("delivered", "failed", True),
+    ("failed", "sent", False),  # failed is final
+    ("failed", "read", False),
+    ("failed", "failed", False),
+    ("sent", "deleted", False),  # a status we do not track
+])
+def test_status_only_moves_forward(current: str | None, new: str, moves: bool) -> None:
+    assert domain.status_advances(current, new) is moves
+
+
+@given(st.lists(st.sampled_from(sorted(domain.STATUS_RANK)), min_size=1, max_size=12))
+def test_any_arrival_order_ends_at_the_highest_status(arrivals: list[str]) -> None:
+    status: str | None = None
+    for new in arrivals:
+        if domain.status_advances(status, new):
+            status = new
+    assert status == max(arrivals, key=lambda s: domain.STATUS_RANK[s])
+
+
+# --- the 24-hour window ------------------------------------------------------------------------------
+
+
+def test_window_is_open_until_exactly_24_hours_after_the_customer_message() -> None:
+    expires = domain.window_expires_at(T0)
+    assert expires == T0 + timedelta(hours=24)
+    assert domain.window_open(expires, T0)
+    assert domain.window_open(expires, T0 + timedelta(hours=24) - timedelta(milliseconds=1))
+    assert not domain.window_open(expires, T0 + timedelta(hours=24))  # exactly 24 h: closed
+    assert not domain.window_open(expires, T0 + timedelta(hours=24, seconds=1))
+
+
+def test_no_customer_message_means_no_window() -> None:
+    assert domain.window_expires_at(None) is None
+    assert not domain.window_open(None, T0)
+
+
+@pytest.mark.parametrize(("origin", "direction", "type_", "unread", "window", "awaiting"), [
+    ("live", "in", "text", True, True, True),
+    ("live", "in", "image", True, True, True),
+    ("live", "in", "some_new_type", True, True, True),
+    ("history", "in", "text", False, False, True),  # backfill: no unread, no window
+    ("history", "out", "text", False, False, False),
+    ("echo", "out", "text", False, False, False),  # sent from the WhatsApp Business app
+    ("live", "in", "system", False, False, False),
+])
+def test_message_effects(origin: str, direction: str, type_: str, unread: bool, window: bool, awaiting: bool) -> None:
+    effects = domain.message_effects(origin, direction, type_)
+    assert (effects.unread, effects.opens_window, effects.awaiting_reply) == (unread, window, awaiting)
+    assert effects.becomes_last
+
+
+def test_a_reaction_is_not_a_new_message_but_a_live_one_refreshes_the_window() -> None:
+    live = domain.message_effects("live", "in", "reaction")
+    assert not live.unread and not live.becomes_last and live.opens_window
+    assert not domain.message_effects("history", "in", "reaction").opens_window
+
+
+# --- previews ------------------------------------------------------------------------------------------
+
+
+def test_previews() -> None:
+    assert domain.preview("text", text="  hello\n  world ") == "hello world"
+    assert domain.preview("text", text="x" * 500).endswith("…")
+    assert len(domain.preview("text", text="x" * 500)) == domain.PREVIEW_LENGTH
+    assert domain.preview("image") == "Photo"
+    assert domain.preview("image", caption="new shoes") == "Photo: new shoes"
+    assert domain.preview("document", filename="invoice.pdf") == "Document: invoice.pdf"
+    assert domain.preview("audio", voice=True) == "Voice message"
+    assert domain.preview("template", template_name="order_update") == "Template: order_update"
+    assert domain.preview("hologram") == "Unsupported message (hologram)"  # unknown types are named
+    assert domain.preview("text", text="secret", revoked=True) == "Message deleted"
+
+
+# --- search --------------------------------------------------------------------------------------------
+
+
+def test_name_tokens_are_folded_prefixes_of_every_word() -> None:
+    tokens = domain.search_tokens("José Ñúñez-García", "")
+    for prefix in ("j", "jo", "jose", "n", "nun", "nunez", "g", "garcia"):
+        assert f"n:{prefix}" in tokens
+    assert "n:josé" not in tokens and "n:ose" not in tokens
+
+
+def test_phone_tokens_cover_every_part_of_the_number() -> None:
+    tokens = domain.search_tokens("", "+34 600 111 222")
+    digits = "34600111222"
+    for size in range(3, 8):
+        for i in range(len(digits) - size + 1):
+            assert f"p:{digits[i:i + size]}" in tokens
+    assert "p:34" not in tokens  # shorter than 3 digits is not indexed
+
+
+def test_tokens_are_bounded() -> None:
+    long_name = " ".join(["Bartholomewington"] * 3 + [f"word{i}" for i in range(30)])
+    tokens = domain.search_tokens(long_name, "+123456789012345")
+    assert len(tokens) <= domain.MAX_NAME_WORDS * domain.MAX_PREFIX + 55
+
+
+@pytest.mark.parametrize(("query", "tokens", "name_terms", "phone_terms"), [
+    ("Jos", ["n:jos"], ["jos"], []),
+    ("  JOSÉ  ", ["n:jose"], ["jose"], []),
+    ("ana gar", ["n:ana", "n:gar"], ["ana", "gar"], []),
+    ("+34 600-111", ["p:3460011", "p:4600111"], [], ["34600111"]),
+    ("111", ["p:111"], [], ["111"]),
+    ("ana 600", ["n:ana", "p:600"], ["ana"], ["600"]),
+    ("12", ["n:12"], ["12"], []),
+])
+def test_parse_query(query: str, tokens: list[str], name_terms: list[str], phone_terms: list[str]) -> None:
+    parsed = domain.parse_query(query)
+    assert parsed is not None
+    assert parsed.tokens == sorted(tokens)
+    assert parsed.name_terms == name_terms and parsed.phone_terms == phone_terms
+
+
+def test_parse_query_nothing_searchable() -> None:
+    assert domain.parse_query("") is None
+    assert domain.parse_query("   ") is None
+    assert domain.parse_query("!!!") is None
+
+
+def test_query_matches_what_the_tokens_promise() -> None:
+    q = domain.parse_query("gar")
+    assert q is not None and q.matches("José García", "") and not q.matches("Ana Lopez", "")
+    long = domain.parse_query("Bartholomewington")
+    assert long is not None and long.needs_check
+    assert long.matches("Mr Bartholomewington", "")
+    assert not long.matches("Mr Bartholomewingtom", "")  # same first 12 letters, checked after
+    phone = domain.parse_query("600111222")
+    assert phone is not None and phone.needs_check
+    assert phone.matches("", "+34 600 111 222") and not phone.matches("", "+34 600 111 223")
+
+
+@given(st.text(min_size=1, max_size=30), st.text(alphabet="0123456789", min_size=0, max_size=15))
+def test_every_name_word_prefix_query_finds_its_tokens(name: str, phone: str) -> None:
+    tokens = set(domain.search_tokens(name, phone))
+    for word in domain.name_words(name)[: domain.MAX_NAME_WORDS]:
+        query = domain.parse_query(word[:5])
+        if query is not None and not word[:5].isdigit():
+            assert set(query.tokens) <= tokens
+
+
+# --- templates -----------------------------------------------------------------------------------------
+
+POSITIONAL = [
+    {"type": "HEADER", "format": "TEXT", "text": "Order {{1}}"},
+    {"type": "BODY", "text": "Hi {{1}}, your order {{2}} ships {{3}}. Thanks {{1}}!"},
+    {"type": "FOOTER", "text": "Reply STOP to opt out"},
+    {"type": "BUTTONS", "buttons": [
+        {"type": "QUICK_REPLY", "text": "OK"},
+        {"type": "URL", "text": "Track", "url": "https://shop.example/track/{{1}}"},
+        {"type": "COPY_CODE", "example": "SAVE10"},
+    ]},
+]
+NAMED = [
+    {"type": "HEADER", "format": "IMAGE"},
+    {"type": "BODY", "text": "Hello {{first_name}}, use {{discount_code}}"},
+]
+
+
+def test_positional_template_builds_meta_components() -> None:
+    send = domain.build_template_send(POSITIONAL, {
+        "header": ["#1001"], "body": ["Ada", "#1001", "today"], "buttons": ["abc123", {"index": 2, "text": "SAVE10"}],
+    })
+    assert send.components == [
+        {"type": "header", "parameters": [{"type": "text", "text": "#1001"}]},
+        {"type": "body", "parameters": [{"type": "text", "text": "Ada"}, {"type": "text", "text": "#1001"},
+                                        {"type": "text", "text": "today"}]},
+        {"type": "button", "sub_type": "url", "index": "1", "parameters": [{"type": "text", "text": "abc123"}]},
+        {"type": "button", "sub_type": "copy_code", "index": "2",
+         "parameters": [{"type": "coupon_code", "coupon_code": "SAVE10"}]},
+    ]
+    assert send.text == "Order #1001\nHi Ada, your order #1001 ships today. Thanks Ada!"
+
+
+def test_named_template_with_media_header() -> None:
+    send = domain.build_template_send(NAMED, {
+        "header": [{"type": "image", "link": "https://cdn.example/p.jpg"}],
+        "body": {"first_name": "Ada", "discount_code": "WELCOME25"},
+    })
+    assert send.components[0] == {"type": "header", "parameters": [
+        {"type": "image", "image": {"link": "https://cdn.example/p.jpg"}}]}
+    assert send.components[1]["parameters"] == [
+        {"type": "text", "text": "Ada", "parameter_name": "first_name"},
+        {"type": "text", "text": "WELCOME25", "parameter_name": "discount_code"},
+    ]
+    as_list = domain.build_template_send(NAMED, {
+        "header": [{"type": "image", "id": "1234"}],
+        "body": [{"name": "discount_code", "text": "X"}, {"parameter_name": "first_name", "text": "Y"}],
+    })
+    assert as_list.text == "Hello Y, use X"
+
+
+@pytest.mark.parametrize(("components", "params", "problem"), [
+    (POSITIONAL, {"header": ["a"], "body": ["Ada", "#1"], "buttons": ["x", "y"]}, "body: expects 3 values, got 2"),
+    (POSITIONAL, {"header": ["a"], "body": [{"name": "x", "text": "1"}] * 3, "buttons": ["x", "y"]},
+     "positional variables take values without names"),
+    (POSITIONAL, {"header": ["a"], "body": ["a", "b", "c"], "buttons": ["x"]}, "buttons: expects 2 values"),
+    (POSITIONAL, {"header": ["a"], "body": ["a", "", "c"], "buttons": ["x", "y"]}, "body: empty value for 2"),
+    (POSITIONAL, {"body": ["a", "b", "c"], "buttons": ["x", "y"]}, "header: expects a list of 1"),
+    (NAMED, {"header": [{"type": "image", "link": "l"}], "body": ["Ada", "X"]}, "named variables take"),
+    (NAMED, {"header": [{"type": "image", "link": "l"}], "body": {"first_name": "Ada"}}, "body: missing discount_code"),
+    (NAMED, {"header": [{"type": "image", "link": "l"}], "body": {"first_name": "A", "discount_code": "B", "x": "C"}},
+     "body: unknown x"),
+    (NAMED, {"body": {"first_name": "A", "discount_code": "B"}}, "image header needs one media parameter"),
+    (NAMED, {"header": [{"type": "video", "link": "l"}], "body": {"first_name": "A", "discount_code": "B"}},
+     "header: expects image, got video"),
+    (NAMED, {"header": [{"type": "image"}], "body": {"first_name": "A", "discount_code": "B"}},
+     "needs a link or a media id"),
+    ([{"type": "BODY", "text": "No variables"}], {"body": ["extra"]}, "takes no parameters"),
+    ([{"type": "BODY", "text": "Hi"}], {"footer": ["x"]}, "unknown sections: footer"),
+    ([{"type": "BODY", "text": "Hi"}], {"header": ["x"]}, "the template has no header"),
+])
+def test_template_params_that_do_not_fit_are_refused(components: list[dict[str, object]],
+                                                     params: dict[str, object], problem: str) -> None:
+    with pytest.raises(ValidationFailed) as refused:
+        domain.build_template_send(components, params)
+    assert any(problem in p for p in refused.value.details["problems"]), refused.value.details
+    assert refused.value.code == "validation_failed"
+
+
+def test_template_without_variables_needs_no_params() -> None:
+    send = domain.build_template_send([{"type": "BODY", "text": "Hello world"}], {})
+    assert send.components == [] and send.text == "Hello world"
+
+
+# --- ids and paging ------------------------------------------------------------------------------------
+
+
+def test_ids_are_stable() -> None:
+    assert domain.inbound_message_id("w", "wamid.1") == domain.inbound_message_id("w", "wamid.1")
+    assert domain.inbound_message_id("w", "wamid.1") != domain.inbound_message_id("w2", "wamid.1")
+    assert domain.outbound_message_id("w", "c", "k").startswith("msg_")
+    assert domain.event_id("a", "b") == domain.event_id("a", "b") != domain.event_id("a", "c")
+
+
+def test_page_size() -> None:
+    assert domain.page_size(0) == domain.DEFAULT_PAGE
+    assert domain.page_size(-5) == domain.DEFAULT_PAGE
+    assert domain.page_size(10) == 10
+    assert domain.page_size(10_000) == domain.MAX_PAGE
+
+
+def test_to_ms_truncates_to_milliseconds() -> None:
+    assert domain.to_ms(datetime(2026, 1, 1, 0, 0, 0, 123456, tzinfo=UTC)).microsecond == 123000

@@ -1,0 +1,237 @@
+"""The gateway's own data (its MongoDB database): workspaces, agents, memberships, sessions, login counts.
+
+- ``workspaces``: ``{_id, name, currency, created_at}``.
+- ``agents``: ``{_id, email (lower case, unique), name, password_hash, created_at}``.
+- ``memberships``: one per agent and workspace, ``{_id: "<workspace>:<agent>", workspace_id, agent_id, role}``.
+- ``sessions``: one per login, ``{_id, agent_id, created_at, expires_at, revoked_at}``; a token is valid only
+  while its session is neither expired nor revoked, so logout ends it on every replica.
+- ``login_attempts``: counters per key and fixed window, ``{_id: "<key>@<window>", count, expires_at}``.
+
+Expiring documents carry ``expires_at`` and are purged by :meth:`Accounts.purge_expired` (no TTL indexes).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from inbox_core.errors import Forbidden, NotFound
+from inbox_core.events import utcnow
+from inbox_core.mongo import Document, Index, ensure_indexes
+
+ROLES = ("admin", "agent")
+
+
+def new_id(prefix: str) -> str:
+    return prefix + secrets.token_hex(12)
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+@dataclass(frozen=True)
+class Workspace:
+    id: str
+    name: str
+    currency: str
+
+
+@dataclass(frozen=True)
+class Agent:
+    id: str
+    email: str
+    name: str
+    password_hash: str
+
+
+@dataclass(frozen=True)
+class Member:
+    agent: Agent
+    role: str
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The agent behind an authenticated request, with its role in each of its workspaces."""
+
+    agent_id: str
+    name: str
+    email: str
+    roles: dict[str, str]  # workspace id -> role
+    session_id: str
+
+    @property
+    def workspaces(self) -> list[str]:
+        return sorted(self.roles)
+
+    @property
+    def role(self) -> str:
+        return "admin" if "admin" in self.roles.values() else "agent"
+
+    def require_member(self, workspace_id: str) -> str:
+        """Another workspace is answered as if it did not exist (404), never 403: ids do not leak."""
+        if workspace_id not in self.roles:
+            raise NotFound("no such workspace", {"workspace_id": workspace_id})
+        return workspace_id
+
+    def require_admin(self, workspace_id: str) -> str:
+        self.require_member(workspace_id)
+        if self.roles[workspace_id] != "admin":
+            raise Forbidden("only an admin of this workspace can do this", {"workspace_id": workspace_id})
+        return workspace_id
+
+
+def _workspace(doc: Document) -> Workspace:
+    return Workspace(id=doc["_id"], name=doc.get("name") or "", currency=doc.get("currency") or "")
+
+
+def _agent(doc: Document) -> Agent:
+    return Agent(id=doc["_id"], email=doc["email"], name=doc.get("name") or "",
+                 password_hash=doc.get("password_hash") or "")
+
+
+class Accounts:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.db = db
+        self.workspaces = db["workspaces"]
+        self.agents = db["agents"]
+        self.memberships = db["memberships"]
+        self.sessions = db["sessions"]
+        self.attempts = db["login_attempts"]
+
+    async def ensure_indexes(self) -> None:
+        await ensure_indexes(self.agents, [Index([("email", ASCENDING)], "email", unique=True)])
+        await ensure_indexes(self.memberships, [Index([("agent_id", ASCENDING)], "by_agent"),
+                                                Index([("workspace_id", ASCENDING)], "by_workspace")])
+        await ensure_indexes(self.sessions, [Index([("expires_at", ASCENDING)], "expires_at")])
+        await ensure_indexes(self.attempts, [Index([("expires_at", ASCENDING)], "expires_at")])
+
+    # --- workspaces ---------------------------------------------------------------------------------------
+
+    async def create_workspace(self, name: str, currency: str) -> Workspace:
+        doc = {"_id": new_id("ws_"), "name": name, "currency": currency, "created_at": utcnow()}
+        await self.workspaces.insert_one(doc)
+        return _workspace(doc)
+
+    async def get_workspace(self, workspace_id: str) -> Workspace:
+        doc = await self.workspaces.find_one({"_id": workspace_id})
+        if doc is None:
+            raise NotFound("no such workspace", {"workspace_id": workspace_id})
+        return _workspace(doc)
+
+    async def get_workspaces(self, ids: list[str]) -> list[Workspace]:
+        docs = await self.workspaces.find({"_id": {"$in": ids}}).to_list(None)
+        return sorted((_workspace(d) for d in docs), key=lambda w: (w.name.lower(), w.id))
+
+    async def list_workspaces(self) -> list[Workspace]:
+        return [_workspace(d) for d in await self.workspaces.find({}).sort("_id", ASCENDING).to_list(None)]
+
+    # --- agents and memberships ---------------------------------------------------------------------------
+
+    async def find_agent(self, email: str) -> Agent | None:
+        doc = await self.agents.find_one({"email": normalise_email(email)})
+        return _agent(doc) if doc else None
+
+    async def get_agent(self, agent_id: str) -> Agent | None:
+        doc = await self.agents.find_one({"_id": agent_id})
+        return _agent(doc) if doc else None
+
+    async def create_agent(self, email: str, name: str, password_hash: str) -> tuple[Agent, bool]:
+        """The agent with this email, created unless it exists; ``True`` when created now."""
+        doc = {"_id": new_id("agt_"), "email": normalise_email(email), "name": name,
+               "password_hash": password_hash, "created_at": utcnow()}
+        try:
+            await self.agents.insert_one(doc)
+        except DuplicateKeyError:
+            existing = await self.find_agent(email)
+            if existing is None:  # removed in between: very unlikely, report rather than guess
+                raise
+            return existing, False
+        return _agent(doc), True
+
+    async def set_password(self, agent_id: str, password_hash: str) -> None:
+        await self.agents.update_one({"_id": agent_id}, {"$set": {"password_hash": password_hash}})
+
+    async def set_membership(self, workspace_id: str, agent_id: str, role: str) -> None:
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}")
+        await self.memberships.update_one(
+            {"_id": f"{workspace_id}:{agent_id}"},
+            {"$set": {"role": role}, "$setOnInsert": {"workspace_id": workspace_id, "agent_id": agent_id,
+                                                      "created_at": utcnow()}},
+            upsert=True)
+
+    async def roles_of(self, agent_id: str) -> dict[str, str]:
+        docs = await self.memberships.find({"agent_id": agent_id}).to_list(None)
+        return {d["workspace_id"]: d["role"] for d in docs}
+
+    async def roles_of_many(self, agent_ids: list[str]) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {agent_id: {} for agent_id in agent_ids}
+        async for doc in self.memberships.find({"agent_id": {"$in": agent_ids}}):
+            out.setdefault(doc["agent_id"], {})[doc["workspace_id"]] = doc["role"]
+        return out
+
+    async def role_in(self, workspace_id: str, agent_id: str) -> str | None:
+        doc = await self.memberships.find_one({"_id": f"{workspace_id}:{agent_id}"})
+        return doc["role"] if doc else None
+
+    async def members(self, workspace_id: str) -> list[Member]:
+        memberships = await self.memberships.find({"workspace_id": workspace_id}).to_list(None)
+        roles = {m["agent_id"]: m["role"] for m in memberships}
+        agents = await self.agents.find({"_id": {"$in": list(roles)}}).to_list(None)
+        out = [Member(_agent(a), roles[a["_id"]]) for a in agents]
+        return sorted(out, key=lambda m: (m.agent.name.lower(), m.agent.id))
+
+    # --- sessions -----------------------------------------------------------------------------------------
+
+    async def create_session(self, agent_id: str, ttl: timedelta) -> tuple[str, datetime]:
+        now = utcnow()
+        session_id = secrets.token_urlsafe(24)
+        # Milliseconds: what the database keeps, so the token's exp and the stored expiry agree.
+        expires_at = (now + ttl).replace(microsecond=(now + ttl).microsecond // 1000 * 1000)
+        await self.sessions.insert_one({"_id": session_id, "agent_id": agent_id, "created_at": now,
+                                        "expires_at": expires_at, "revoked_at": None})
+        return session_id, expires_at
+
+    async def session_active(self, session_id: str, agent_id: str) -> bool:
+        doc = await self.sessions.find_one({"_id": session_id, "agent_id": agent_id, "revoked_at": None,
+                                            "expires_at": {"$gt": utcnow()}}, {"_id": 1})
+        return doc is not None
+
+    async def active_sessions(self, session_ids: list[str]) -> set[str]:
+        """Which of these sessions are neither expired nor revoked (one query for many open streams)."""
+        docs = await self.sessions.find({"_id": {"$in": session_ids}, "revoked_at": None,
+                                         "expires_at": {"$gt": utcnow()}}, {"_id": 1}).to_list(None)
+        return {d["_id"] for d in docs}
+
+    async def revoke_session(self, session_id: str) -> None:
+        await self.sessions.update_one({"_id": session_id, "revoked_at": None}, {"$set": {"revoked_at": utcnow()}})
+
+    # --- login rate limit ---------------------------------------------------------------------------------
+
+    async def count_attempt(self, key: str, window_s: int) -> tuple[int, int]:
+        """Counts one attempt for ``key`` in the current fixed window: (attempts so far, seconds until it ends).
+
+        One atomic upsert per key: replicas share the count without a read-modify-write race.
+        """
+        now = utcnow()
+        window = int(now.timestamp()) // window_s
+        ends = datetime.fromtimestamp((window + 1) * window_s, tz=now.tzinfo)
+        doc = await self.attempts.find_one_and_update(
+            {"_id": f"{key}@{window}"},
+            {"$inc": {"count": 1}, "$setOnInsert": {"expires_at": ends}},
+            upsert=True, return_document=ReturnDocument.AFTER)
+        assert doc is not None
+        return int(doc["count"]), max(1, int((ends - now).total_seconds()) + 1)
+
+    async def purge_expired(self) -> int:
+        now = utcnow()
+        attempts = await self.attempts.delete_many({"expires_at": {"$lt": now}})
+        sessions = await self.sessions.delete_many({"expires_at": {"$lt": now}})
+        return attempts.deleted_count + sessions.deleted_count

@@ -1,0 +1,128 @@
+"""What the API's handlers share: error documentation, actors, and finding a resource's workspace."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from typing import Any
+
+from google.protobuf.struct_pb2 import Struct
+from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
+
+from inbox.conversations.v1 import conversations_pb2 as cpb
+from inbox.ingest.v1 import ingest_pb2 as ipb
+from inbox_core.errors import InvalidRequest, NotFound
+from inbox_gateway import models as m
+from inbox_gateway.accounts import Principal
+from inbox_gateway.gateway import Gateway
+
+log = logging.getLogger("inbox.gateway.api")
+
+# Handler parameters injected by name (see http.create_app): the process's gateway and the signed-in agent.
+Gw = NamedDependency[Gateway]
+Caller = NamedDependency[Principal]
+
+_DESCRIPTIONS = {
+    400: "invalid_request: the request is malformed (bad JSON, a missing or invalid field or parameter)",
+    401: "unauthenticated: no valid session (sign in)",
+    403: "forbidden: the agent's role does not allow this",
+    404: "not_found: no such resource in the agent's workspaces",
+    409: "conflict (window_closed for a free-form message outside Meta's 24-hour window)",
+    413: "too_large: the file is larger than Meta allows for its type",
+    415: "unsupported_media_type: a file type Meta does not take",
+    422: "validation_failed: the request is well-formed but does not fit (e.g. template params)",
+    429: "rate_limited: too many attempts; see Retry-After",
+    503: "unavailable: a backing service is down or slow; safe to retry",
+}
+
+
+def errors(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the error bodies a route may answer (every authenticated route: 400, 401, 503)."""
+    wanted = sorted({400, 401, 503, *statuses})
+    return {s: ResponseSpec(data_container=m.ErrorBody, description=_DESCRIPTIONS[s], generate_examples=False)
+            for s in wanted}
+
+
+def actor_fields(principal: Principal) -> dict[str, str]:
+    return {"id": principal.agent_id, "name": principal.name}
+
+
+def conversation_actor(principal: Principal) -> cpb.Actor:
+    return cpb.Actor(**actor_fields(principal))
+
+
+# --- finding a resource's workspace ----------------------------------------------------------------------
+
+
+async def find_conversation(gw: Gateway, principal: Principal, conversation_id: str) -> tuple[str, cpb.Conversation]:
+    """The conversation, from whichever of the agent's workspaces has it (404 if none)."""
+    return await gw.locator.find(f"conversation:{conversation_id}", principal,
+                                 lambda ws: gw.upstream.get_conversation(ws, conversation_id))
+
+
+async def conversation_workspace(gw: Gateway, principal: Principal, conversation_id: str) -> str:
+    """The workspace to pass along with a call about this conversation. For an agent of one workspace
+    that is its workspace, without a call: the service itself answers NOT_FOUND for another's id."""
+    home = gw.locator.home(f"conversation:{conversation_id}", principal)
+    if home is not None:
+        return home
+    workspace_id, _ = await find_conversation(gw, principal, conversation_id)
+    return workspace_id
+
+
+async def media_info(gw: Gateway, workspace_id: str, storage_id: str) -> ipb.MediaInfo:
+    """A stored file's info, checking it belongs to the workspace (ingest answers NOT_FOUND otherwise)."""
+    download = await gw.upstream.open_media(workspace_id, storage_id)
+    download.close()
+    return download.info
+
+
+async def composing_in(gw: Gateway, principal: Principal,
+                       conversations: list[cpb.Conversation]) -> dict[str, list[m.Composing]]:
+    """Colleagues composing in these conversations (the agent itself left out), from presence, one call
+    per workspace, all at once. Presence being away leaves the lists empty rather than failing the page."""
+    by_workspace: dict[str, list[str]] = defaultdict(list)
+    for c in conversations:
+        by_workspace[c.workspace_id].append(c.id)
+    if not by_workspace:
+        return {}
+    workspaces = list(by_workspace)
+    results = await asyncio.gather(*(gw.upstream.get_presence(ws, by_workspace[ws]) for ws in workspaces),
+                                   return_exceptions=True)
+    out: dict[str, list[m.Composing]] = {}
+    for result in results:
+        if isinstance(result, BaseException):
+            log.warning("presence unavailable for the composing field: %r", result)
+            continue
+        for conversation in result.conversations:
+            out[conversation.conversation_id] = [
+                m.Composing(agent_id=a.agent.id, name=a.agent.name)
+                for a in conversation.composing if a.agent.id != principal.agent_id]
+    return out
+
+
+def only_member(principal: Principal, workspace: str | None) -> list[str]:
+    """The workspaces a listing covers: the one asked for (404 unless the agent's), else all of the agent's."""
+    if workspace is not None:
+        return [principal.require_member(workspace)]
+    return principal.workspaces
+
+
+def one_workspace(principal: Principal, workspace: str | None) -> str:
+    """The workspace a request is about: the one given, or the agent's only one (400 when it has several)."""
+    if workspace is not None:
+        return principal.require_member(workspace)
+    if len(principal.workspaces) == 1:
+        return principal.workspaces[0]
+    if not principal.workspaces:
+        raise NotFound("the agent belongs to no workspace")
+    raise InvalidRequest("the agent belongs to several workspaces: pass ?workspace=<id>",
+                         {"workspaces": principal.workspaces})
+
+
+def struct_of(value: dict[str, Any]) -> Struct:
+    out = Struct()
+    out.update(value)
+    return out

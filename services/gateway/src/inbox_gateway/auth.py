@@ -1,0 +1,179 @@
+"""Agents' authentication: argon2 password hashes, signed session tokens, revocable sessions, login limits.
+
+A login creates a session (in the database) and returns a JWT (HS256, ``GATEWAY_JWT_SECRET``) naming the
+agent (``sub``) and the session (``sid``), with ``exp``; the same token is set as an HttpOnly, SameSite=Lax
+cookie for the web UI. A request authenticates with ``Authorization: Bearer <token>`` or the cookie; the
+token must verify, and its session must still be active (logout revokes it on every replica at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import grpc
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from litestar import Request
+
+from inbox_core.errors import Forbidden, InboxError, RateLimited
+from inbox_gateway.accounts import Accounts, Agent, Principal, normalise_email
+from inbox_gateway.settings import GatewaySettings
+
+ALGORITHM = "HS256"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class Unauthenticated(InboxError):
+    code = "unauthenticated"
+    grpc_status = grpc.StatusCode.UNAUTHENTICATED
+    http_status = 401
+
+
+class LoginThrottled(RateLimited):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("too many login attempts, try again later", {"retry_after": retry_after})
+        self.retry_after = retry_after
+
+
+class Passwords:
+    """argon2id hashing (argon2-cffi's defaults), run in a thread: a hash takes tens of milliseconds."""
+
+    def __init__(self, hasher: PasswordHasher | None = None) -> None:
+        self.hasher = hasher or PasswordHasher()
+        # Verified against when the email is unknown, so an unknown email takes as long as a wrong password.
+        self._dummy = self.hasher.hash("not-a-password-of-anyone")
+
+    async def hash(self, password: str) -> str:
+        return await asyncio.to_thread(self.hasher.hash, password)
+
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        target = password_hash or self._dummy
+
+        def check() -> bool:
+            try:
+                return self.hasher.verify(target, password)
+            except (VerifyMismatchError, VerificationError, InvalidHashError):
+                return False
+
+        ok = await asyncio.to_thread(check)
+        return ok and bool(password_hash)
+
+
+class Tokens:
+    def __init__(self, secret: str) -> None:
+        self._secret = secret
+
+    def issue(self, agent_id: str, session_id: str, expires_at: datetime) -> str:
+        now = datetime.now(UTC)
+        claims = {"sub": agent_id, "sid": session_id, "iat": int(now.timestamp()),
+                  "exp": int(expires_at.timestamp())}
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+    def read(self, token: str) -> tuple[str, str] | None:
+        """(agent id, session id) of a valid, unexpired token; None for anything else."""
+        try:
+            claims: dict[str, Any] = jwt.decode(token, self._secret, algorithms=[ALGORITHM],
+                                                options={"require": ["exp", "sub", "sid"]})
+        except jwt.PyJWTError:
+            return None
+        agent_id, session_id = claims.get("sub"), claims.get("sid")
+        if not isinstance(agent_id, str) or not isinstance(session_id, str):
+            return None
+        return agent_id, session_id
+
+
+def client_ip(request: Request[Any, Any, Any], trusted_proxy_hops: int) -> str:
+    """The client's address: the peer's, or (behind N trusted proxies) the Nth address from the right of
+    X-Forwarded-For, which a client cannot forge past the proxies that append to it."""
+    peer = request.client.host if request.client else "unknown"
+    if trusted_proxy_hops <= 0:
+        return peer
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    if len(hops) < trusted_proxy_hops:
+        return peer
+    candidate = hops[-trusted_proxy_hops]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return peer
+
+
+class Auth:
+    def __init__(self, settings: GatewaySettings, accounts: Accounts, passwords: Passwords | None = None) -> None:
+        self.settings = settings
+        self.accounts = accounts
+        self.passwords = passwords or Passwords()
+        self.tokens = Tokens(settings.jwt_secret.get_secret_value())
+
+    @property
+    def ttl(self) -> timedelta:
+        return timedelta(seconds=self.settings.token_ttl_s)
+
+    # --- login and logout ---------------------------------------------------------------------------------
+
+    async def login(self, email: str, password: str, ip: str) -> tuple[str, datetime, Agent]:
+        """A new session for valid credentials; :class:`LoginThrottled` past the limits, else
+        :class:`Unauthenticated` (the same answer for an unknown email and a wrong password)."""
+        email = normalise_email(email)
+        (by_email, wait_email), (by_ip, wait_ip) = await asyncio.gather(
+            self.accounts.count_attempt(f"email:{email}", self.settings.login_window_s),
+            self.accounts.count_attempt(f"ip:{ip}", self.settings.login_window_s))
+        over = [wait for count, limit, wait in ((by_email, self.settings.login_max_per_email, wait_email),
+                                                (by_ip, self.settings.login_max_per_ip, wait_ip)) if count > limit]
+        if over:
+            raise LoginThrottled(max(over))
+        agent = await self.accounts.find_agent(email)
+        if not await self.passwords.verify(agent.password_hash if agent else None, password) or agent is None:
+            raise Unauthenticated("wrong email or password")
+        session_id, expires_at = await self.accounts.create_session(agent.id, self.ttl)
+        return self.tokens.issue(agent.id, session_id, expires_at), expires_at, agent
+
+    async def logout(self, principal: Principal) -> None:
+        await self.accounts.revoke_session(principal.session_id)
+
+    # --- requests -----------------------------------------------------------------------------------------
+
+    def token_of(self, request: Request[Any, Any, Any]) -> tuple[str, bool] | None:
+        """The request's token and whether it came from the cookie."""
+        header = request.headers.get("authorization", "")
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip(), False
+        cookie = request.cookies.get(self.settings.cookie_name)
+        return (cookie, True) if cookie else None
+
+    async def principal(self, request: Request[Any, Any, Any]) -> Principal:
+        found = self.token_of(request)
+        if found is None:
+            raise Unauthenticated("sign in first: no session token")
+        token, from_cookie = found
+        claims = self.tokens.read(token)
+        if claims is None:
+            raise Unauthenticated("the session token is invalid or expired")
+        if from_cookie and request.method not in SAFE_METHODS:
+            _check_same_origin(request)
+        agent_id, session_id = claims
+        active, agent, roles = await asyncio.gather(
+            self.accounts.session_active(session_id, agent_id), self.accounts.get_agent(agent_id),
+            self.accounts.roles_of(agent_id))
+        if not active or agent is None:
+            raise Unauthenticated("the session has ended; sign in again")
+        return Principal(agent_id=agent.id, name=agent.name, email=agent.email, roles=roles, session_id=session_id)
+
+    async def still_valid(self, principal: Principal) -> bool:
+        return await self.accounts.session_active(principal.session_id, principal.agent_id)
+
+
+def _check_same_origin(request: Request[Any, Any, Any]) -> None:
+    """A cookie-authenticated change must come from a page of this origin (SameSite=Lax covers most
+    cross-site requests; this covers the rest, e.g. same-site subdomains)."""
+    origin = request.headers.get("origin")
+    if origin is None:  # not a browser's cross-origin request
+        return
+    if origin == "null" or urlsplit(origin).netloc.lower() != request.headers.get("host", "").lower():
+        raise Forbidden("cross-origin request refused")

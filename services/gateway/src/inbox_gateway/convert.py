@@ -1,0 +1,273 @@
+"""From the services' shapes (gRPC messages, and the events of inbox.*.v1) to the API's models.
+
+Both sources map to the same models, so a ``conversation.updated`` on the stream reads exactly like the
+conversation from ``GET /api/conversations/{id}``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import Message as ProtoMessage
+from google.protobuf.struct_pb2 import Struct
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from inbox.conversations.v1 import conversations_pb2 as cpb
+from inbox.customers.v1 import customers_pb2 as kpb
+from inbox.ingest.v1 import ingest_pb2 as ipb
+from inbox.orders.v1 import orders_pb2 as opb
+from inbox_core.events import conversations as cev
+from inbox_core.events import customers as kev
+from inbox_core.events import orders as oev
+from inbox_gateway import models as m
+
+STATUS = {cpb.MESSAGE_STATUS_PENDING: "pending", cpb.MESSAGE_STATUS_SENT: "sent",
+          cpb.MESSAGE_STATUS_DELIVERED: "delivered", cpb.MESSAGE_STATUS_READ: "read",
+          cpb.MESSAGE_STATUS_FAILED: "failed", cpb.MESSAGE_STATUS_PLAYED: "played"}
+STATUS_NAMES = frozenset(STATUS.values())
+DIRECTION = {cpb.DIRECTION_IN: "in", cpb.DIRECTION_OUT: "out"}
+LIBRARY_TYPE = {cpb.LIBRARY_ITEM_TYPE_TEXT: "text", cpb.LIBRARY_ITEM_TYPE_IMAGE: "image",
+                cpb.LIBRARY_ITEM_TYPE_VIDEO: "video", cpb.LIBRARY_ITEM_TYPE_AUDIO: "audio",
+                cpb.LIBRARY_ITEM_TYPE_DOCUMENT: "document"}
+LIBRARY_TYPE_VALUE = {v: k for k, v in LIBRARY_TYPE.items()}
+MEDIA_KIND = {"image": cpb.MEDIA_KIND_IMAGE, "video": cpb.MEDIA_KIND_VIDEO, "audio": cpb.MEDIA_KIND_AUDIO,
+              "document": cpb.MEDIA_KIND_DOCUMENT}
+STAGES = ("new", "confirmed", "shipped", "delivered", "cancelled", "returned")
+STAGE_VALUE = {name: opb.OrderStage.Value(f"ORDER_STAGE_{name.upper()}") for name in STAGES}
+STAGE_NAME = {v: k for k, v in STAGE_VALUE.items()}
+
+
+# --- small pieces ----------------------------------------------------------------------------------------
+
+
+def when(message: ProtoMessage, field: str) -> datetime | None:
+    if not message.HasField(field):
+        return None
+    stamp: Timestamp = getattr(message, field)
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+def struct_dict(value: Struct) -> dict[str, Any]:
+    return json_format.MessageToDict(value)
+
+
+def maybe_struct(message: ProtoMessage, field: str) -> dict[str, Any] | None:
+    return struct_dict(getattr(message, field)) if message.HasField(field) else None
+
+
+def actor(message: ProtoMessage, field: str) -> m.ActorRef | None:
+    if not message.HasField(field):
+        return None
+    value = getattr(message, field)
+    return m.ActorRef(id=value.id, name=value.name) if value.id else None
+
+
+def _status(value: str | None) -> Any:
+    return value if value in STATUS_NAMES else None
+
+
+def _direction(value: str) -> Any:
+    return value if value in ("in", "out") else "in"
+
+
+# --- conversations (gRPC) --------------------------------------------------------------------------------
+
+
+def conversation(c: cpb.Conversation, composing: list[m.Composing] | None = None) -> m.Conversation:
+    last = None
+    if c.HasField("last_message"):
+        lm = c.last_message
+        last = m.LastMessage(id=lm.id, direction=_direction(DIRECTION.get(lm.direction, "in")), type=lm.type,
+                             preview=lm.preview, at=when(lm, "at"), status=STATUS.get(lm.status))  # type: ignore[arg-type]
+    customer = c.customer
+    return m.Conversation(
+        id=c.id, number_id=c.number_id, workspace_id=c.workspace_id,
+        customer=m.CustomerSummary(id=customer.id, wa_id=customer.wa_id, name=customer.name, phone=customer.phone,
+                                   user_id=customer.user_id or None),
+        last_message=last, unread_count=c.unread_count, awaiting_reply=c.awaiting_reply,
+        assignee=actor(c, "assignee"),
+        window=m.Window(open=c.window.open, expires_at=when(c.window, "expires_at")),
+        composing=composing or [], updated_at=when(c, "updated_at"), created_at=when(c, "created_at"),
+        version=c.version,
+    )
+
+
+def media(x: cpb.Media) -> m.Media:
+    return m.Media(id=x.id, mime_type=x.mime_type or None, filename=x.filename or None, caption=x.caption or None,
+                   size=x.size, status=x.status or ("stored" if x.id else "pending"))
+
+
+def message(x: cpb.Message) -> m.MessageItem:
+    return m.MessageItem(
+        id=x.id, conversation_id=x.conversation_id, wamid=x.wamid or None,
+        direction=_direction(DIRECTION.get(x.direction, "in")), type=x.type, text=x.text or None,
+        media=media(x.media) if x.HasField("media") else None,
+        template=m.TemplateUse(name=x.template.name, language=x.template.language,
+                               params=struct_dict(x.template.params)) if x.HasField("template") else None,
+        location=maybe_struct(x, "location"), contacts=[struct_dict(c) for c in x.contacts],
+        interactive=maybe_struct(x, "interactive"),
+        reaction=m.ReactionContent(message_id=x.reaction.message_id, emoji=x.reaction.emoji)
+        if x.HasField("reaction") else None,
+        reply_to=x.reply_to or None,
+        reactions=[m.MessageReaction(emoji=r.emoji, by=actor(r, "by"), direction=DIRECTION.get(r.direction),  # type: ignore[arg-type]
+                                     at=when(r, "at")) for r in x.reactions],
+        status=STATUS.get(x.status),  # type: ignore[arg-type]
+        error=m.MessageError(code=x.error.code or None, title=x.error.title, detail=x.error.detail)
+        if x.HasField("error") else None,
+        sent_by=actor(x, "sent_by"), at=when(x, "at"), origin=x.origin or "live", edited=x.edited, revoked=x.revoked,
+    )
+
+
+def note(x: cpb.Note) -> m.NoteItem:
+    return m.NoteItem(id=x.id, conversation_id=x.conversation_id, text=x.text, author=actor(x, "author"),
+                      at=when(x, "at"))
+
+
+def activity(x: cpb.Activity) -> m.ActivityItem:
+    return m.ActivityItem(id=x.id, conversation_id=x.conversation_id, action=x.action, actor=actor(x, "actor"),
+                          details=maybe_struct(x, "details") or {}, at=when(x, "at"))
+
+
+def timeline_item(x: cpb.TimelineItem) -> m.TimelineItem | None:
+    kind = x.WhichOneof("item")
+    if kind == "message":
+        return message(x.message)
+    if kind == "note":
+        return note(x.note)
+    if kind == "activity":
+        return activity(x.activity)
+    return None  # a kind this gateway does not know yet
+
+
+def template(x: cpb.Template) -> m.Template:
+    return m.Template(number_id=x.number_id, name=x.name, language=x.language, category=x.category,
+                      status=x.status, components=[struct_dict(c) for c in x.components])
+
+
+def library_item(x: cpb.LibraryItem) -> m.LibraryItem:
+    return m.LibraryItem(
+        id=x.id, workspace_id=x.workspace_id, title=x.title,
+        type=LIBRARY_TYPE.get(x.type, "text"),  # type: ignore[arg-type]
+        text=x.text or None, media=media(x.media) if x.HasField("media") else None,
+        created_by=actor(x, "created_by"), created_at=when(x, "created_at"))
+
+
+# --- customers and orders (gRPC) -------------------------------------------------------------------------
+
+
+def customer(x: kpb.Customer) -> m.Customer:
+    return m.Customer(
+        id=x.id, workspace_id=x.workspace_id, wa_id=x.wa_id, user_id=x.user_id or None, name=x.name,
+        profile_name=x.profile_name or None, phone=x.phone, tags=list(x.tags),
+        attributes=maybe_struct(x, "attributes") or {}, first_seen_at=when(x, "first_seen_at"),
+        last_seen_at=when(x, "last_seen_at"), updated_at=when(x, "updated_at"))
+
+
+def stats(x: kpb.CustomerStats, currency: str) -> m.CustomerStats:
+    return m.CustomerStats(orders=x.orders, delivered=x.delivered, returned=x.returned, cancelled=x.cancelled,
+                           revenue=m.Money(amount=x.revenue.amount or "0",
+                                           currency=x.revenue.currency or currency))
+
+
+def order(x: opb.Order) -> m.Order:
+    shipping = None
+    if x.HasField("shipping"):
+        s = x.shipping
+        shipping = m.Shipping(name=s.name, phone=s.phone, line1=s.line1, line2=s.line2, city=s.city,
+                              region=s.region, postal_code=s.postal_code, country=s.country,
+                              instructions=s.instructions)
+    return m.Order(
+        id=x.id, number=x.number, workspace_id=x.workspace_id, customer_id=x.customer_id,
+        conversation_id=x.conversation_id or None,
+        items=[m.OrderItem(sku=i.sku, name=i.name, quantity=i.quantity, unit_price=i.unit_price,
+                           line_total=i.line_total) for i in x.items],
+        total=m.Money(amount=x.total.amount, currency=x.total.currency), shipping=shipping,
+        stage=STAGE_NAME.get(x.stage, "new"),  # type: ignore[arg-type]
+        stage_history=[m.StageChange(stage=STAGE_NAME.get(h.stage, "new"), by=actor(h, "by"),  # type: ignore[arg-type]
+                                     at=when(h, "at")) for h in x.stage_history],
+        note=x.note or None, created_by=actor(x, "created_by"), created_at=when(x, "created_at"),
+        updated_at=when(x, "updated_at"))
+
+
+def connected_number(x: ipb.Channel) -> m.ConnectedNumber:
+    return m.ConnectedNumber(id=x.phone_number_id, workspace_id=x.workspace_id,
+                             display_phone_number=x.display_phone_number, name=x.name, waba_id=x.waba_id,
+                             has_access_token=x.has_access_token)
+
+
+# --- events (inbox.*.v1) -> the same models ----------------------------------------------------------------
+
+
+def _ref(value: cev.Actor | kev.Actor | oev.Actor | None) -> m.ActorRef | None:
+    return m.ActorRef(id=value.id, name=value.name) if value is not None and value.id else None
+
+
+def conversation_from_event(c: cev.ConversationSummary) -> m.Conversation:
+    last = None
+    if c.last_message is not None:
+        lm = c.last_message
+        last = m.LastMessage(id=lm.id, direction=lm.direction, type=lm.type, preview=lm.preview, at=lm.at,
+                             status=_status(lm.status))
+    return m.Conversation(
+        id=c.id, number_id=c.number_id, workspace_id=c.workspace_id,
+        customer=m.CustomerSummary(id=c.customer.id, wa_id=c.customer.wa_id, name=c.customer.name,
+                                   phone=c.customer.phone, user_id=c.customer.user_id),
+        last_message=last, unread_count=c.unread_count, awaiting_reply=c.awaiting_reply,
+        assignee=_ref(c.assignee), window=m.Window(open=c.window.open, expires_at=c.window.expires_at),
+        composing=[], updated_at=c.updated_at, created_at=c.created_at, version=c.version)
+
+
+def message_from_event(x: cev.MessageView) -> m.MessageItem:
+    return m.MessageItem(
+        id=x.id, conversation_id=x.conversation_id, wamid=x.wamid or None, direction=x.direction, type=x.type,
+        text=x.text,
+        media=m.Media(id=x.media.id, mime_type=x.media.mime_type, filename=x.media.filename,
+                      caption=x.media.caption, size=x.media.size, status=x.media.status) if x.media else None,
+        template=m.TemplateUse(name=x.template.name, language=x.template.language, params=x.template.params)
+        if x.template else None,
+        location=x.location, contacts=x.contacts, interactive=x.interactive,
+        reaction=m.ReactionContent(message_id=x.reaction.message_id, emoji=x.reaction.emoji) if x.reaction else None,
+        reply_to=x.reply_to,
+        reactions=[m.MessageReaction(emoji=r.emoji, by=_ref(r.by), direction=r.direction, at=r.at)
+                   for r in x.reactions],
+        status=_status(x.status),
+        error=m.MessageError(code=x.error.code, title=x.error.title, detail=x.error.detail) if x.error else None,
+        sent_by=_ref(x.sent_by), at=x.at, origin=x.origin, edited=x.edited, revoked=x.revoked)
+
+
+def note_from_event(x: cev.NoteView) -> m.NoteItem:
+    return m.NoteItem(id=x.id, conversation_id=x.conversation_id, text=x.text, author=_ref(x.author), at=x.at)
+
+
+def activity_from_event(x: cev.ActivityView) -> m.ActivityItem:
+    return m.ActivityItem(id=x.id, conversation_id=x.conversation_id, action=x.action, actor=_ref(x.actor),
+                          details=x.details, at=x.at)
+
+
+def order_from_event(x: oev.OrderSnapshot) -> m.Order:
+    shipping = m.Shipping(**{k: str(v) for k, v in x.shipping.items() if k in m.Shipping.__struct_fields__}) \
+        if x.shipping else None
+    return m.Order(
+        id=x.id, number=x.number, workspace_id=x.workspace_id, customer_id=x.customer_id,
+        conversation_id=x.conversation_id,
+        items=[m.OrderItem(sku=i.sku, name=i.name, quantity=i.quantity, unit_price=i.unit_price.amount,
+                           line_total=i.line_total.amount if i.line_total else "") for i in x.items],
+        total=m.Money(amount=x.total.amount, currency=x.total.currency), shipping=shipping,
+        stage=x.stage if x.stage in STAGES else "new",  # type: ignore[arg-type]
+        stage_history=[m.StageChange(stage=h.stage if h.stage in STAGES else "new",  # type: ignore[arg-type]
+                                     by=_ref(h.by), at=h.at) for h in x.stage_history],
+        note=x.note, created_by=_ref(x.created_by), created_at=x.created_at, updated_at=x.updated_at)
+
+
+def customer_from_event(x: kev.CustomerSnapshot) -> m.Customer:
+    return m.Customer(
+        id=x.id, workspace_id=x.workspace_id, wa_id=x.wa_id, user_id=x.user_id, name=x.name or x.profile_name or "",
+        profile_name=x.profile_name, phone=x.phone or "", tags=x.tags, attributes=x.attributes,
+        first_seen_at=x.first_seen_at, last_seen_at=x.last_seen_at, updated_at=None)
+
+
+def stats_from_event(x: kev.CustomerStats, currency: str = "") -> m.CustomerStats:
+    return m.CustomerStats(orders=x.orders, delivered=x.delivered, returned=x.returned, cancelled=x.cancelled,
+                           revenue=m.Money(amount=x.revenue_amount, currency=x.revenue_currency or currency))

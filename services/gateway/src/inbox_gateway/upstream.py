@@ -1,0 +1,292 @@
+"""The services behind the gateway, over gRPC: one channel per service, a deadline on every call, and
+gRPC failures turned into API.md's errors.
+
+- A status with the ``inbox-error-code`` trailing metadata (set by ``inbox_core.grpc_server`` for every
+  InboxError) keeps that machine code, with the HTTP status of the matching error class (so a
+  FAILED_PRECONDITION ``window_closed`` is 409 ``window_closed``, an INVALID_ARGUMENT ``validation_failed``
+  is 422).
+- Otherwise the status maps through ``inbox_core.errors.GRPC_TO_HTTP``.
+- A service that is down (UNAVAILABLE), slow (DEADLINE_EXCEEDED) or broken (INTERNAL, UNKNOWN,
+  UNIMPLEMENTED, ...) is 503 ``unavailable``: safe to retry, never a 500 and never a hang.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
+
+import grpc
+
+from inbox.conversations.v1 import conversations_pb2 as cpb
+from inbox.conversations.v1 import conversations_pb2_grpc
+from inbox.customers.v1 import customers_pb2 as kpb
+from inbox.customers.v1 import customers_pb2_grpc
+from inbox.ingest.v1 import ingest_pb2 as ipb
+from inbox.ingest.v1 import ingest_pb2_grpc
+from inbox.orders.v1 import orders_pb2 as opb
+from inbox.orders.v1 import orders_pb2_grpc
+from inbox.presence.v1 import presence_pb2 as ppb
+from inbox.presence.v1 import presence_pb2_grpc
+from inbox_core.errors import (
+    GRPC_TO_HTTP,
+    Conflict,
+    Forbidden,
+    InboxError,
+    InvalidRequest,
+    NotFound,
+    RateLimited,
+    TooLarge,
+    Unavailable,
+    ValidationFailed,
+    WindowClosed,
+)
+from inbox_core.grpc_client import channel
+from inbox_core.grpc_server import ERROR_CODE_KEY
+from inbox_gateway.auth import Unauthenticated
+from inbox_gateway.settings import GatewaySettings
+
+log = logging.getLogger("inbox.gateway.upstream")
+
+T = TypeVar("T")
+
+_CLASS_OF_CODE: dict[str, type[InboxError]] = {
+    cls.code: cls for cls in (InvalidRequest, ValidationFailed, NotFound, Forbidden, Conflict, WindowClosed,
+                              TooLarge, RateLimited, Unavailable, Unauthenticated)
+}
+_CLASS_OF_HTTP: dict[int, type[InboxError]] = {
+    400: InvalidRequest, 401: Unauthenticated, 403: Forbidden, 404: NotFound, 409: Conflict, 413: TooLarge,
+    422: ValidationFailed, 429: RateLimited, 503: Unavailable,
+}
+
+
+def error_code(exc: grpc.aio.AioRpcError) -> str | None:
+    for key, value in exc.trailing_metadata() or ():
+        if key == ERROR_CODE_KEY:
+            return value.decode() if isinstance(value, bytes) else str(value)
+    return None
+
+
+def rpc_error(exc: grpc.aio.AioRpcError, service: str) -> InboxError:
+    """The API error for a failed call to ``service``."""
+    status = exc.code()
+    mapped = GRPC_TO_HTTP.get(status)
+    # UNAUTHENTICATED from a service means the gateway's own call was refused: nothing the client can fix.
+    if mapped is None or mapped[0] == 503 or status == grpc.StatusCode.UNAUTHENTICATED:
+        if status not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            log.error("%s answered %s: %s", service, status.name, exc.details())
+        return Unavailable(f"the {service} service is unavailable; retry shortly", {"service": service})
+    http, code = mapped
+    machine = error_code(exc)
+    cls = _CLASS_OF_CODE.get(machine or "") or _CLASS_OF_HTTP.get(http, InvalidRequest)
+    return cls(exc.details() or code, {}, code=machine or code)
+
+
+async def _call(service: str, call: Awaitable[T]) -> T:
+    try:
+        return await call
+    except grpc.aio.AioRpcError as exc:
+        raise rpc_error(exc, service) from None
+
+
+class Upstream:
+    """Typed calls to the services; each one with the deadline of ``INBOX_GRPC_DEADLINE_S``."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.deadline = settings.inbox.grpc_deadline_s
+        self.media_deadline = settings.media_deadline_s
+        self.targets = {"conversations": settings.conversations_target, "customers": settings.customers_target,
+                        "orders": settings.orders_target, "presence": settings.presence_target,
+                        "ingest": settings.ingest_target}
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self.conversations: Any = None
+        self.customers: Any = None
+        self.orders: Any = None
+        self.presence: Any = None
+        self.ingest: Any = None
+
+    async def start(self) -> None:
+        """Opens the channels (inside the running event loop, as grpc.aio requires)."""
+        self._channels = {name: channel(target) for name, target in self.targets.items()}
+        self.conversations = conversations_pb2_grpc.ConversationsServiceStub(self._channels["conversations"])
+        self.customers = customers_pb2_grpc.CustomersServiceStub(self._channels["customers"])
+        self.orders = orders_pb2_grpc.OrdersServiceStub(self._channels["orders"])
+        self.presence = presence_pb2_grpc.PresenceServiceStub(self._channels["presence"])
+        self.ingest = ingest_pb2_grpc.IngestServiceStub(self._channels["ingest"])
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(c.close() for c in self._channels.values()), return_exceptions=True)
+
+    # --- conversations ------------------------------------------------------------------------------------
+
+    async def list_conversations(self, request: cpb.ListConversationsRequest) -> cpb.ListConversationsResponse:
+        return await _call("conversations", self.conversations.ListConversations(request, timeout=self.deadline))
+
+    async def get_conversation(self, workspace_id: str, conversation_id: str) -> cpb.Conversation:
+        request = cpb.GetConversationRequest(workspace_id=workspace_id, conversation_id=conversation_id)
+        response: cpb.GetConversationResponse = await _call(
+            "conversations", self.conversations.GetConversation(request, timeout=self.deadline))
+        return response.conversation
+
+    async def get_timeline(self, request: cpb.GetTimelineRequest) -> cpb.GetTimelineResponse:
+        return await _call("conversations", self.conversations.GetTimeline(request, timeout=self.deadline))
+
+    async def send_message(self, request: cpb.SendMessageRequest) -> cpb.Message:
+        response: cpb.SendMessageResponse = await _call(
+            "conversations", self.conversations.SendMessage(request, timeout=self.deadline))
+        return response.message
+
+    async def send_template(self, request: cpb.SendTemplateRequest) -> cpb.Message:
+        response: cpb.SendTemplateResponse = await _call(
+            "conversations", self.conversations.SendTemplate(request, timeout=self.deadline))
+        return response.message
+
+    async def add_note(self, request: cpb.AddNoteRequest) -> cpb.Note:
+        response: cpb.AddNoteResponse = await _call(
+            "conversations", self.conversations.AddNote(request, timeout=self.deadline))
+        return response.note
+
+    async def assign(self, request: cpb.AssignRequest) -> cpb.Conversation:
+        response: cpb.AssignResponse = await _call(
+            "conversations", self.conversations.Assign(request, timeout=self.deadline))
+        return response.conversation
+
+    async def mark_read(self, request: cpb.MarkReadRequest) -> cpb.Conversation:
+        response: cpb.MarkReadResponse = await _call(
+            "conversations", self.conversations.MarkRead(request, timeout=self.deadline))
+        return response.conversation
+
+    async def list_templates(self, workspace_id: str, number_id: str) -> list[cpb.Template]:
+        request = cpb.ListTemplatesRequest(workspace_id=workspace_id, number_id=number_id)
+        response: cpb.ListTemplatesResponse = await _call(
+            "conversations", self.conversations.ListTemplates(request, timeout=self.deadline))
+        return list(response.items)
+
+    async def list_library(self, workspace_id: str) -> list[cpb.LibraryItem]:
+        request = cpb.ListLibraryItemsRequest(workspace_id=workspace_id)
+        response: cpb.ListLibraryItemsResponse = await _call(
+            "conversations", self.conversations.ListLibraryItems(request, timeout=self.deadline))
+        return list(response.items)
+
+    async def add_library_item(self, request: cpb.AddLibraryItemRequest) -> cpb.LibraryItem:
+        response: cpb.AddLibraryItemResponse = await _call(
+            "conversations", self.conversations.AddLibraryItem(request, timeout=self.deadline))
+        return response.item
+
+    async def remove_library_item(self, workspace_id: str, agent: cpb.Actor, item_id: str) -> None:
+        request = cpb.RemoveLibraryItemRequest(workspace_id=workspace_id, agent=agent, item_id=item_id)
+        await _call("conversations", self.conversations.RemoveLibraryItem(request, timeout=self.deadline))
+
+    async def count_unread(self, workspace_id: str, number_ids: list[str]) -> dict[str, int]:
+        request = cpb.CountUnreadRequest(workspace_id=workspace_id, number_ids=number_ids)
+        response: cpb.CountUnreadResponse = await _call(
+            "conversations", self.conversations.CountUnread(request, timeout=self.deadline))
+        return {c.number_id: c.conversations for c in response.counts}
+
+    # --- customers ----------------------------------------------------------------------------------------
+
+    async def get_customer(self, workspace_id: str, customer_id: str) -> kpb.Customer:
+        request = kpb.GetCustomerRequest(workspace_id=workspace_id, customer_id=customer_id)
+        response: kpb.GetCustomerResponse = await _call("customers", self.customers.Get(request, timeout=self.deadline))
+        return response.customer
+
+    async def customer_stats(self, workspace_id: str, customer_id: str) -> kpb.CustomerStats:
+        request = kpb.GetCustomerStatsRequest(workspace_id=workspace_id, customer_id=customer_id)
+        response: kpb.GetCustomerStatsResponse = await _call(
+            "customers", self.customers.GetStats(request, timeout=self.deadline))
+        return response.stats
+
+    async def update_customer(self, request: kpb.UpdateCustomerRequest) -> kpb.Customer:
+        response: kpb.UpdateCustomerResponse = await _call(
+            "customers", self.customers.Update(request, timeout=self.deadline))
+        return response.customer
+
+    # --- orders -------------------------------------------------------------------------------------------
+
+    async def create_order(self, request: opb.CreateOrderRequest) -> opb.Order:
+        response: opb.CreateOrderResponse = await _call("orders", self.orders.Create(request, timeout=self.deadline))
+        return response.order
+
+    async def get_order(self, workspace_id: str, order_id: str) -> opb.Order:
+        request = opb.GetOrderRequest(workspace_id=workspace_id, order_id=order_id)
+        response: opb.GetOrderResponse = await _call("orders", self.orders.Get(request, timeout=self.deadline))
+        return response.order
+
+    async def orders_of_customer(self, workspace_id: str, customer_id: str,
+                                 limit: int = 20) -> opb.ListOrdersByCustomerResponse:
+        request = opb.ListOrdersByCustomerRequest(workspace_id=workspace_id, customer_id=customer_id, limit=limit)
+        return await _call("orders", self.orders.ListByCustomer(request, timeout=self.deadline))
+
+    async def change_stage(self, request: opb.ChangeOrderStageRequest) -> opb.Order:
+        response: opb.ChangeOrderStageResponse = await _call(
+            "orders", self.orders.ChangeStage(request, timeout=self.deadline))
+        return response.order
+
+    # --- presence -----------------------------------------------------------------------------------------
+
+    async def get_presence(self, workspace_id: str, conversation_ids: list[str]) -> ppb.GetPresenceResponse:
+        request = ppb.GetPresenceRequest(workspace_id=workspace_id, conversation_ids=conversation_ids)
+        return await _call("presence", self.presence.GetPresence(request, timeout=self.deadline))
+
+    async def set_composing(self, workspace_id: str, agent: ppb.Actor, conversation_id: str, on: bool) -> None:
+        request = ppb.SetComposingRequest(workspace_id=workspace_id, agent=agent, conversation_id=conversation_id,
+                                          composing=on)
+        await _call("presence", self.presence.SetComposing(request, timeout=self.deadline))
+
+    async def heartbeat(self, workspace_id: str, agent: ppb.Actor) -> None:
+        request = ppb.HeartbeatRequest(workspace_id=workspace_id, agent=agent)
+        await _call("presence", self.presence.Heartbeat(request, timeout=self.deadline))
+
+    # --- ingest -------------------------------------------------------------------------------------------
+
+    async def upsert_channel(self, request: ipb.UpsertChannelRequest) -> ipb.Channel:
+        response: ipb.UpsertChannelResponse = await _call(
+            "ingest", self.ingest.UpsertChannel(request, timeout=self.deadline))
+        return response.channel
+
+    async def list_channels(self, workspace_id: str) -> list[ipb.Channel]:
+        request = ipb.ListChannelsRequest(workspace_id=workspace_id)
+        response: ipb.ListChannelsResponse = await _call(
+            "ingest", self.ingest.ListChannels(request, timeout=self.deadline))
+        return list(response.channels)
+
+    async def upload_media(self, parts: AsyncIterator[ipb.UploadMediaRequest]) -> ipb.MediaInfo:
+        response: ipb.UploadMediaResponse = await _call(
+            "ingest", self.ingest.UploadMedia(parts, timeout=self.media_deadline))
+        return response.info
+
+    async def open_media(self, workspace_id: str, storage_id: str) -> MediaDownload:
+        """Starts streaming a stored file: its info now (NotFound for another workspace's file), the
+        bytes from :meth:`MediaDownload.chunks`."""
+        call = self.ingest.GetMedia(ipb.GetMediaRequest(workspace_id=workspace_id, storage_id=storage_id),
+                                    timeout=self.media_deadline)
+        try:
+            first: ipb.GetMediaResponse = await _call("ingest", call.read())
+        except BaseException:
+            call.cancel()
+            raise
+        if first is grpc.aio.EOF or not first.HasField("info"):
+            call.cancel()
+            raise Unavailable("the ingest service sent no file info", {"service": "ingest"})
+        return MediaDownload(first.info, call)
+
+
+class MediaDownload:
+    def __init__(self, info: ipb.MediaInfo, call: Any) -> None:
+        self.info = info
+        self._call = call
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            while True:
+                message = await _call("ingest", self._call.read())
+                if message is grpc.aio.EOF:
+                    return
+                if message.HasField("chunk"):
+                    yield message.chunk
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._call.cancel()

@@ -1,0 +1,294 @@
+"""Every endpoint against the real services (their gRPC servers in-process on free ports, the real test
+database and Kafka): the three columns for one workspace, what colleagues see on the stream, and the
+isolation walk: every endpoint with another workspace's ids answers 404 or 403 and changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from gateway_testkit import (
+    FAST_PASSWORDS,
+    PASSWORD,
+    Server,
+    Services,
+    Team,
+    gateway_settings,
+    login,
+    make_team,
+    open_stream,
+)
+
+from inbox_conversations.outbox import Topics
+from inbox_core.settings import InboxSettings
+from inbox_gateway.gateway import Gateway
+from inbox_gateway.http import API_HANDLERS
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x01" * 200
+TEMPLATE = {"name": "order_update", "language": "en_US", "status": "APPROVED", "category": "UTILITY",
+            "components": [{"type": "BODY", "text": "Hi {{1}}, your order {{2}} shipped"}]}
+
+
+def ok(response: httpx.Response, status: int = 200) -> Any:
+    assert response.status_code == status, (response.request.method, response.request.url, response.text)
+    return response.json() if response.content else None
+
+
+@pytest.fixture
+async def gw(inbox_settings: InboxSettings, mongo_client: Any, services: Services, test_topics: Topics) -> Gateway:
+    topics = [test_topics.conversations, test_topics.customers, test_topics.orders, f"{test_topics.conversations}.p"]
+    return Gateway(gateway_settings(inbox_settings, stream_heartbeat_s=0.5, **services.targets()),
+                   client=mongo_client, passwords=FAST_PASSWORDS, stream_topics=topics)
+
+
+async def connect(admin: httpx.AsyncClient, team: Team) -> None:
+    body = {"workspace_id": team.workspace_id, "phone_number_id": team.number, "display_phone_number": "15550001111",
+            "name": "Shop", "waba_id": team.waba, "access_token": "EAAG-secret-token"}
+    number = ok(await admin.post("/api/admin/numbers", json=body), 201)["number"]
+    assert number["has_access_token"] is True and "EAAG-secret-token" not in str(number)
+
+
+@pytest.mark.timeout(240)
+async def test_the_three_columns_and_the_stream(gw: Gateway, services: Services) -> None:
+    team = await make_team(gw)
+    async with Server(gw) as server:
+        assert gw.feed is not None
+        await asyncio.wait_for(gw.feed.ready.wait(), 60)
+        admin, agent = server.client(await login(server, team.admin)), server.client(await login(server, team.agent))
+        async with admin, agent, open_stream(admin) as colleague:
+            await connect(admin, team)
+            conv = await services.inbound(team, "34600111222", "Is my order shipped?", name="Ada Lovelace")
+            numbers = ok(await agent.get("/api/numbers"))["items"]
+            assert [(n["id"], n["unread_conversations"], n["workspace_id"]) for n in numbers] == [
+                (team.number, 1, team.workspace_id)]
+
+            # Left column.
+            page = ok(await agent.get("/api/conversations"))
+            assert [c["id"] for c in page["items"]] == [conv] and page["next_cursor"] is None
+            row = page["items"][0]
+            assert row["unread_count"] == 1 and row["awaiting_reply"] is True and row["window"]["open"] is True
+            assert row["customer"]["name"] == "Ada Lovelace" and row["last_message"]["direction"] == "in"
+            assert row["composing"] == []
+            for params in ({"number": team.number}, {"filter": "unread"}, {"filter": "no_reply"}, {"q": "ada"},
+                           {"q": "600111"}):
+                assert [c["id"] for c in ok(await agent.get("/api/conversations", params=params))["items"]] == [conv]
+            assert ok(await agent.get("/api/conversations", params={"filter": "mine"}))["items"] == []
+            assert ok(await agent.get(f"/api/conversations/{conv}"))["id"] == conv
+
+            # Center column.
+            timeline = ok(await agent.get(f"/api/conversations/{conv}/timeline"))
+            assert [(i["kind"], i.get("text")) for i in timeline["items"]] == [("message", "Is my order shipped?")]
+            sent = ok(await agent.post(f"/api/conversations/{conv}/messages", json={"type": "text", "text": "Yes!"},
+                                       headers={"Idempotency-Key": "k-1"}), 202)["message"]
+            assert sent["status"] == "pending" and sent["sent_by"]["id"] == team.agent.id
+            again = ok(await agent.post(f"/api/conversations/{conv}/messages", json={"type": "text", "text": "Yes!"},
+                                        headers={"Idempotency-Key": "k-1"}), 202)["message"]
+            assert again["id"] == sent["id"]
+            note = ok(await agent.post(f"/api/conversations/{conv}/notes", json={"text": "VIP customer"}), 201)["note"]
+            assert note["author"]["id"] == team.agent.id
+            assigned = ok(await agent.post(f"/api/conversations/{conv}/assign", json={"agent_id": team.agent.id}))
+            assert assigned["conversation"]["assignee"] == {"id": team.agent.id, "name": team.agent.name}
+            assert [c["id"] for c in ok(await agent.get("/api/conversations", params={"filter": "mine"}))["items"]] \
+                == [conv]
+            read = ok(await agent.post(f"/api/conversations/{conv}/read"))["conversation"]
+            assert read["unread_count"] == 0
+            assert (await agent.post(f"/api/conversations/{conv}/composing", json={"composing": True})).status_code \
+                == 204
+            seen_by_admin = ok(await admin.get(f"/api/conversations/{conv}"))
+            assert seen_by_admin["composing"] == [{"agent_id": team.agent.id, "name": team.agent.name}]
+            assert ok(await agent.get(f"/api/conversations/{conv}"))["composing"] == []  # not oneself
+
+            # Templates and the library.
+            await services.templates(team, [TEMPLATE])
+            templates = ok(await agent.get("/api/templates", params={"number": team.number}))["items"]
+            assert [(t["name"], t["status"]) for t in templates] == [("order_update", "APPROVED")]
+            bad = await agent.post(f"/api/conversations/{conv}/templates",
+                                   json={"name": "order_update", "language": "en_US", "params": {"body": ["Ada"]}})
+            assert bad.status_code == 422 and bad.json()["error"]["code"] == "validation_failed"
+            templated = ok(await agent.post(f"/api/conversations/{conv}/templates", json={
+                "name": "order_update", "language": "en_US", "params": {"body": ["Ada", "#12"]}}), 202)["message"]
+            assert templated["type"] == "template" and templated["template"]["params"] == {"body": ["Ada", "#12"]}
+            snippet = ok(await admin.post("/api/library", json={"workspace_id": team.workspace_id, "type": "text",
+                                                                "title": "Hi", "text": "Hello there"}), 201)["item"]
+            upload = ok(await agent.post("/api/uploads", files={"file": ("p.png", PNG, "image/png")}), 201)
+            image = ok(await admin.post("/api/library", json={"workspace_id": team.workspace_id, "type": "image",
+                                                              "upload_id": upload["upload_id"]}), 201)["item"]
+            library = ok(await agent.get("/api/library", params={"workspace": team.workspace_id}))["items"]
+            assert {i["id"] for i in library} == {snippet["id"], image["id"]}
+            photo = ok(await agent.post(f"/api/conversations/{conv}/messages", json={
+                "type": "image", "upload_id": upload["upload_id"], "caption": "here"}), 202)["message"]
+            assert photo["media"]["id"] == upload["upload_id"]
+            from_library = ok(await agent.post(f"/api/conversations/{conv}/messages", json={
+                "type": "image", "library_item_id": image["id"]}), 202)["message"]
+            assert from_library["media"]["id"] == upload["upload_id"]
+            wrong_kind = await agent.post(f"/api/conversations/{conv}/messages", json={
+                "type": "video", "upload_id": upload["upload_id"]})
+            assert wrong_kind.status_code == 422
+            assert (await agent.delete(f"/api/library/{snippet['id']}")).status_code == 403  # agents do not
+            assert (await admin.delete(f"/api/library/{snippet['id']}")).status_code == 204
+            assert (await admin.delete(f"/api/library/{snippet['id']}")).status_code == 404
+
+            # Right column.
+            panel = ok(await agent.get(f"/api/conversations/{conv}/panel"))
+            customer_id = panel["customer"]["id"]
+            assert panel["customer"]["name"] == "Ada Lovelace" and panel["orders"] == []
+            assert panel["stats"]["revenue"]["currency"] == "EUR" and panel["current_order"] is None
+            order_body = {"conversation_id": conv, "items": [{"sku": "MUG", "name": "Mug", "quantity": 2,
+                                                              "unit_price": "12.50"}],
+                          "shipping": {"name": "Ada", "line1": "1 Main St", "city": "London", "country": "gb"}}
+            order = ok(await agent.post("/api/orders", json=order_body, headers={"Idempotency-Key": "form-1"}),
+                       201)["order"]
+            assert order["total"] == {"amount": "25.00", "currency": "EUR"}
+            assert order["created_by"]["id"] == team.agent.id and order["customer_id"] == customer_id
+            assert order["shipping"]["country"] == "GB" and order["stage"] == "new"
+            twice = ok(await agent.post("/api/orders", json=order_body, headers={"Idempotency-Key": "form-1"}), 201)
+            assert twice["order"]["id"] == order["id"]
+            assert ok(await agent.get(f"/api/orders/{order['id']}"))["number"] == order["number"]
+            moved = ok(await agent.post(f"/api/orders/{order['id']}/stage", json={"stage": "confirmed"}))["order"]
+            assert [h["stage"] for h in moved["stage_history"]] == ["new", "confirmed"]
+            impossible = await agent.post(f"/api/orders/{order['id']}/stage", json={"stage": "returned"})
+            assert impossible.status_code == 409 and impossible.json()["error"]["code"] == "conflict"
+            panel = ok(await agent.get(f"/api/conversations/{conv}/panel"))
+            assert [o["id"] for o in panel["orders"]] == [order["id"]] and panel["current_order"]["id"] == order["id"]
+            patched = ok(await agent.patch(f"/api/customers/{customer_id}",
+                                           json={"tags": ["vip", "vip", "b2b"], "attributes": {"size": "M"}}))
+            assert patched["tags"] == ["vip", "b2b"] and patched["attributes"] == {"size": "M"}
+            assert ok(await agent.get(f"/api/customers/{customer_id}"))["tags"] == ["vip", "b2b"]
+
+            # The team: the admin has a stream open, so presence shows it online.
+            members = {m["id"]: m for m in ok(await agent.get("/api/agents"))["items"]}
+            assert set(members) == {team.admin.id, team.agent.id}
+            assert members[team.admin.id]["online"] is True and members[team.admin.id]["role"] == "admin"
+
+            # The window: a customer who last wrote 25 hours ago can only get a template.
+            old = await services.inbound(team, "34600999888", "old", at=datetime.now(UTC) - timedelta(hours=25))
+            closed = await agent.post(f"/api/conversations/{old}/messages", json={"type": "text", "text": "hi"})
+            assert closed.status_code == 409 and closed.json()["error"]["code"] == "window_closed"
+            ok(await agent.post(f"/api/conversations/{old}/templates", json={
+                "name": "order_update", "language": "en_US", "params": {"body": ["Ada", "#13"]}}), 202)
+
+            # What the colleague (the admin) saw on the stream, from the services' events.
+            wanted = {"note.created", "activity.created", "conversation.updated", "message.created",
+                      "order.updated", "customer.updated", "composing"}
+            names: set[str] = set()
+            while not wanted <= names:
+                names.add((await colleague.next(30)).event)
+            notes = [e for e in colleague.events if e.event == "note.created"]
+            assert notes[0].data["note"]["id"] == note["id"]
+
+
+ROUTES_WALKED: set[tuple[str, str]] = set()
+
+
+async def call(client: httpx.AsyncClient, method: str, template: str, ids: dict[str, str], **kwargs: Any
+               ) -> httpx.Response:
+    ROUTES_WALKED.add((method, template))
+    return await client.request(method, template.format(**ids), **kwargs)
+
+
+@pytest.mark.timeout(240)
+async def test_every_endpoint_isolates_workspaces(gw: Gateway, services: Services) -> None:
+    ours, theirs = await make_team(gw, "Ours"), await make_team(gw, "Theirs")
+    async with Server(gw) as server:
+        their_admin = server.client(await login(server, theirs.admin))
+        admin, agent = server.client(await login(server, ours.admin)), server.client(await login(server, ours.agent))
+        async with their_admin, admin, agent:
+            # Their workspace, with one of everything.
+            await connect(their_admin, theirs)
+            their_conv = await services.inbound(theirs, "34611111111", "theirs")
+            await services.templates(theirs, [TEMPLATE])
+            their_upload = ok(await their_admin.post("/api/uploads", files={"file": ("t.png", PNG, "image/png")}),
+                              201)["upload_id"]
+            their_item = ok(await their_admin.post("/api/library", json={
+                "workspace_id": theirs.workspace_id, "type": "text", "text": "theirs"}), 201)["item"]["id"]
+            their_order = ok(await their_admin.post("/api/orders", json={
+                "conversation_id": their_conv, "items": [{"sku": "A", "name": "A", "quantity": 1,
+                                                          "unit_price": "1"}]}), 201)["order"]["id"]
+            their_customer = ok(await their_admin.get(f"/api/conversations/{their_conv}"))["customer"]["id"]
+            their_message = ok(await their_admin.get(f"/api/conversations/{their_conv}/timeline"))["items"][0]["id"]
+            # Ours, so that valid requests of ours have something to point at.
+            await connect(admin, ours)
+            our_conv = await services.inbound(ours, "34622222222", "ours")
+
+            ids = {"conv": their_conv, "customer": their_customer, "order": their_order, "media": their_upload,
+                   "item": their_item, "ws": theirs.workspace_id, "number": theirs.number, "our_conv": our_conv,
+                   "their_agent": theirs.agent.id}
+            refused = [
+                ("GET", "/api/conversations/{conv}", {}),
+                ("GET", "/api/conversations/{conv}/timeline", {}),
+                ("POST", "/api/conversations/{conv}/messages", {"json": {"type": "text", "text": "x"}}),
+                ("POST", "/api/conversations/{conv}/templates", {"json": {"name": "order_update", "language": "en_US",
+                                                                          "params": {"body": ["a", "b"]}}}),
+                ("POST", "/api/conversations/{conv}/notes", {"json": {"text": "x"}}),
+                ("POST", "/api/conversations/{conv}/assign", {"json": {"agent_id": None}}),
+                ("POST", "/api/conversations/{conv}/read", {}),
+                ("POST", "/api/conversations/{conv}/composing", {"json": {"composing": True}}),
+                ("GET", "/api/conversations/{conv}/panel", {}),
+                ("GET", "/api/conversations", {"params": {"number": theirs.number}}),
+                ("GET", "/api/templates", {"params": {"number": theirs.number}}),
+                ("GET", "/api/library", {"params": {"workspace": theirs.workspace_id}}),
+                ("POST", "/api/library", {"json": {"workspace_id": theirs.workspace_id, "type": "text", "text": "x"}}),
+                ("DELETE", "/api/library/{item}", {}),
+                ("POST", "/api/uploads", {"params": {"workspace": theirs.workspace_id},
+                                          "files": {"file": ("p.png", PNG, "image/png")}}),
+                ("GET", "/api/media/{media}", {}),
+                ("GET", "/api/customers/{customer}", {}),
+                ("PATCH", "/api/customers/{customer}", {"json": {"tags": ["mine-now"]}}),
+                ("POST", "/api/orders", {"json": {"conversation_id": their_conv, "items": [
+                    {"sku": "A", "name": "A", "quantity": 1, "unit_price": "1"}]}}),
+                ("GET", "/api/orders/{order}", {}),
+                ("POST", "/api/orders/{order}/stage", {"json": {"stage": "cancelled"}}),
+                ("GET", "/api/agents", {"params": {"workspace": theirs.workspace_id}}),
+                ("POST", "/api/admin/numbers", {"json": {"workspace_id": theirs.workspace_id, "phone_number_id": "1",
+                                                         "display_phone_number": "1", "name": "x", "waba_id": "1"}}),
+                ("POST", "/api/admin/agents", {"json": {"workspace_id": theirs.workspace_id, "email": "x@y.test",
+                                                        "name": "X", "password": PASSWORD}}),
+                # Their things used from inside our own workspace:
+                ("POST", "/api/conversations/{our_conv}/messages", {"json": {"type": "image",
+                                                                             "upload_id": their_upload}}),
+                ("POST", "/api/conversations/{our_conv}/messages", {"json": {"type": "text", "text": "x",
+                                                                             "reply_to": their_message}}),
+                ("POST", "/api/conversations/{our_conv}/assign", {"json": {"agent_id": theirs.agent.id}}),
+                ("POST", "/api/library", {"json": {"workspace_id": ours.workspace_id, "type": "image",
+                                                   "upload_id": their_upload}}),
+                ("POST", "/api/admin/numbers", {"json": {"workspace_id": ours.workspace_id,
+                                                         "phone_number_id": theirs.number, "display_phone_number": "1",
+                                                         "name": "taken", "waba_id": theirs.waba}}),
+            ]
+            for client in (admin, agent):
+                for method, template, kwargs in refused:
+                    response = await call(client, method, template, ids, **kwargs)
+                    assert response.status_code in (403, 404), (method, template, response.status_code, response.text)
+                    assert response.json()["error"]["code"] in ("not_found", "forbidden")
+
+            # Listings show nothing of theirs.
+            listed = [("GET", "/api/me"), ("GET", "/api/numbers"), ("GET", "/api/conversations"),
+                      ("GET", "/api/templates"), ("GET", "/api/library"), ("GET", "/api/agents")]
+            for method, template in listed:
+                text = (await call(agent, method, template, ids)).text
+                for their_id in (theirs.workspace_id, theirs.number, their_conv, their_item, theirs.agent.id):
+                    assert their_id not in text, (template, their_id)
+            async with open_stream(agent) as stream:
+                ROUTES_WALKED.add(("GET", "/api/stream"))
+                assert stream.response.status_code == 200  # (the stream's filtering: test_stream.py)
+            ROUTES_WALKED.update({("POST", "/api/auth/login"), ("POST", "/api/auth/logout")})  # no ids (test_auth)
+
+            # Nothing of theirs changed.
+            assert ok(await their_admin.get(f"/api/orders/{their_order}"))["stage"] == "new"
+            assert ok(await their_admin.get(f"/api/customers/{their_customer}"))["tags"] == []
+            their_timeline = ok(await their_admin.get(f"/api/conversations/{their_conv}/timeline"))["items"]
+            assert [i["kind"] for i in their_timeline] == ["message"]
+            assert ok(await their_admin.get(f"/api/conversations/{their_conv}"))["unread_count"] == 1
+            assert their_item in {i["id"] for i in ok(await their_admin.get("/api/library"))["items"]}
+            assert (await their_admin.get(f"/api/media/{their_upload}")).content == PNG
+
+    every_route = {(method, handler.paths.copy().pop()) for handler in API_HANDLERS for method in handler.http_methods}
+    every_route |= {("POST", "/api/auth/login"), ("POST", "/api/auth/logout")}
+    normalised = {(m, p.replace(":str", "")) for m, p in every_route}
+    walked = {(m, t.replace("{our_conv}", "{conversation_id}").replace("{conv}", "{conversation_id}")
+               .replace("{customer}", "{customer_id}").replace("{order}", "{order_id}")
+               .replace("{media}", "{media_id}").replace("{item}", "{item_id}")) for m, t in ROUTES_WALKED}
+    assert normalised <= walked, normalised - walked

@@ -1,0 +1,161 @@
+// The only way the screen talks to the server: the gateway's /api (API.md). Every failure becomes an
+// ApiError carrying the API's machine code and its message for a person, so callers can show it.
+
+import type {
+  Conversation, Filter, LibraryItem, Me, MessageItem, NoteItem, NumberInfo, Order, OrderLine, Page, Panel,
+  Customer, Shipping, Stage, TeamMember, Template, TimelinePage, Upload,
+} from "./types";
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.name = "ApiError";
+  }
+
+  /** The problems a 422 lists (e.g. template parameters), when it lists them. */
+  get problems(): string[] {
+    const problems = this.details?.problems;
+    return Array.isArray(problems) ? problems.map(String) : [];
+  }
+}
+
+// Called on any 401 so the app can go back to the login screen.
+let onUnauthenticated: () => void = () => {};
+export function setUnauthenticatedHandler(handler: () => void): void {
+  onUnauthenticated = handler;
+}
+
+// The token from the login answer, kept in memory only; after a reload the HttpOnly cookie
+// authenticates (and it is what the event stream and media URLs use in any case).
+let token: string | null = null;
+export function setToken(value: string | null): void {
+  token = value;
+}
+
+async function request<T>(method: string, path: string, body?: unknown, init: RequestInit = {}): Promise<T> {
+  const headers: Record<string, string> = { Accept: "application/json" };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let payload: BodyInit | undefined;
+  if (body instanceof FormData) {
+    payload = body;
+  } else if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    payload = JSON.stringify(body);
+  }
+  let response: Response;
+  try {
+    response = await fetch(`/api/${path}`, { method, headers, body: payload, credentials: "same-origin", ...init });
+  } catch (err) {
+    if (err instanceof DOMException && err.name === "AbortError") throw err;
+    throw new ApiError(0, "network_error", "The server cannot be reached. Check the connection; the page retries by itself.");
+  }
+  if (response.status === 204) return undefined as T;
+  const text = await response.text();
+  let data: unknown = undefined;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = undefined;
+    }
+  }
+  if (!response.ok) {
+    const error = (data as { error?: { code?: string; message?: string; details?: Record<string, unknown> } })?.error;
+    const apiError = new ApiError(
+      response.status,
+      error?.code ?? `http_${response.status}`,
+      error?.message ?? `The server answered ${response.status} ${response.statusText}`.trim(),
+      error?.details ?? {},
+    );
+    if (response.status === 401 && !path.startsWith("auth/")) onUnauthenticated();
+    throw apiError;
+  }
+  return data as T;
+}
+
+const q = (params: Record<string, string | number | null | undefined>): string => {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== null && value !== undefined && value !== "") search.set(key, String(value));
+  }
+  const s = search.toString();
+  return s ? `?${s}` : "";
+};
+
+const enc = encodeURIComponent;
+
+// A resource answered bare or in its envelope ({order: ...}): API.md fixes one and not the other.
+function unwrap<T>(value: unknown, key: string): T {
+  const inner = (value as Record<string, unknown> | null)?.[key];
+  return (inner && typeof inner === "object" ? inner : value) as T;
+}
+
+export const api = {
+  login: (email: string, password: string) =>
+    request<{ token: string; agent: Me["agent"] }>("POST", "auth/login", { email, password }),
+  logout: () => request<void>("POST", "auth/logout"),
+  me: () => request<Me>("GET", "me"),
+  numbers: () => request<{ items: NumberInfo[] }>("GET", "numbers"),
+
+  conversations: (
+    params: { number?: string | null; filter: Filter; q?: string; cursor?: string | null; limit?: number },
+    signal?: AbortSignal,
+  ) =>
+    request<Page<Conversation>>("GET", `conversations${q({ ...params, limit: params.limit ?? 30 })}`, undefined, {
+      signal,
+    }),
+  conversation: (id: string) => request<Conversation>("GET", `conversations/${enc(id)}`),
+  timeline: (id: string, before?: string | null, limit = 40) =>
+    request<TimelinePage>("GET", `conversations/${enc(id)}/timeline${q({ before, limit })}`),
+  sendText: (id: string, text: string, replyTo?: string | null) =>
+    request<{ message: MessageItem }>("POST", `conversations/${enc(id)}/messages`, {
+      type: "text",
+      text,
+      ...(replyTo ? { reply_to: replyTo } : {}),
+    }),
+  sendMedia: (
+    id: string,
+    body: { type: string; upload_id?: string; library_item_id?: string; caption?: string; filename?: string },
+  ) => request<{ message: MessageItem }>("POST", `conversations/${enc(id)}/messages`, body),
+  sendTemplate: (id: string, name: string, language: string, params: Record<string, unknown>) =>
+    request<{ message: MessageItem }>("POST", `conversations/${enc(id)}/templates`, { name, language, params }),
+  addNote: (id: string, text: string) => request<{ note: NoteItem }>("POST", `conversations/${enc(id)}/notes`, { text }),
+  assign: (id: string, agentId: string | null) =>
+    request<{ conversation: Conversation }>("POST", `conversations/${enc(id)}/assign`, { agent_id: agentId }),
+  markRead: (id: string) => request<unknown>("POST", `conversations/${enc(id)}/read`),
+  composing: (id: string, composing: boolean) =>
+    request<void>("POST", `conversations/${enc(id)}/composing`, { composing }),
+  upload: (file: File) => {
+    const form = new FormData();
+    form.append("file", file, file.name);
+    return request<Upload>("POST", "uploads", form);
+  },
+  templates: (numberId: string) => request<{ items: Template[] }>("GET", `templates${q({ number: numberId })}`),
+  library: (workspaceId: string) => request<{ items: LibraryItem[] }>("GET", `library${q({ workspace: workspaceId })}`),
+  panel: (id: string) => request<Panel>("GET", `conversations/${enc(id)}/panel`),
+  patchCustomer: async (id: string, patch: { name?: string; tags?: string[] }) =>
+    unwrap<Customer>(await request<Customer | { customer: Customer }>("PATCH", `customers/${enc(id)}`, patch), "customer"),
+  createOrder: (body: { conversation_id: string; items: OrderLine[]; shipping?: Shipping; note?: string }) =>
+    request<{ order: Order }>("POST", "orders", body),
+  order: async (id: string) => unwrap<Order>(await request<Order | { order: Order }>("GET", `orders/${enc(id)}`), "order"),
+  setStage: (id: string, stage: Stage) => request<{ order: Order }>("POST", `orders/${enc(id)}/stage`, { stage }),
+  agents: (workspaceId: string) => request<{ items: TeamMember[] }>("GET", `agents${q({ workspace: workspaceId })}`),
+};
+
+/** Where a stored attachment is streamed from (the session cookie authenticates it). */
+export const mediaUrl = (id: string): string => `/api/media/${enc(id)}`;
+
+/** A person-readable line for any error, for the error area. */
+export function describeError(err: unknown): string {
+  if (err instanceof ApiError) {
+    const problems = err.problems;
+    return problems.length ? `${err.message}: ${problems.join("; ")}` : err.message;
+  }
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

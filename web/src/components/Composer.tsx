@@ -1,0 +1,371 @@
+// The reply box: text, notes, attachments, content library, templates, and the closed-window banner.
+// While the agent types, colleagues are told (POST /composing, throttled; false on send and blur).
+
+import { useEffect, useRef, useState } from "preact/hooks";
+import { api, mediaUrl } from "../api";
+import { fileSize } from "../format";
+import { showError } from "../store";
+import type { Conversation, LibraryItem, Me, MessageItem, TimelineItem, Upload } from "../types";
+import { Icon } from "./bits";
+import { TemplatePicker } from "./TemplatePicker";
+
+type Attachment =
+  | { source: "upload"; upload: Upload; name: string; kind: MediaKind }
+  | { source: "library"; item: LibraryItem; name: string; kind: MediaKind };
+
+type MediaKind = "image" | "video" | "audio" | "document";
+
+const COMPOSING_REFRESH_MS = 3000;
+
+function kindOf(mime: string): MediaKind {
+  if (mime.startsWith("image/")) return "image";
+  if (mime.startsWith("video/")) return "video";
+  if (mime.startsWith("audio/")) return "audio";
+  return "document";
+}
+
+interface Props {
+  me: Me;
+  conversation: Conversation;
+  replyTo: MessageItem | null;
+  onClearReply: () => void;
+  onSent: (item: TimelineItem) => void;
+}
+
+export function Composer({ conversation, replyTo, onClearReply, onSent }: Props) {
+  const [mode, setMode] = useState<"reply" | "note">("reply");
+  const [text, setText] = useState("");
+  const [attachment, setAttachment] = useState<Attachment | null>(null);
+  const [uploading, setUploading] = useState(false);
+  const [sending, setSending] = useState(false);
+  const [templatesOpen, setTemplatesOpen] = useState(false);
+  const [libraryOpen, setLibraryOpen] = useState(false);
+  const [library, setLibrary] = useState<LibraryItem[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const textRef = useRef<HTMLTextAreaElement>(null);
+  const fileRef = useRef<HTMLInputElement>(null);
+  const composingSince = useRef(0); // when we last told the server "composing"; 0 = not composing
+  const conversationId = conversation.id;
+  const windowOpen = conversation.window.open;
+  const freeFormBlocked = mode === "reply" && !windowOpen;
+
+  const stopComposing = (id = conversationId) => {
+    if (!composingSince.current) return;
+    composingSince.current = 0;
+    api.composing(id, false).catch(() => {
+      /* it expires on its own after a few seconds */
+    });
+  };
+
+  const pingComposing = () => {
+    if (mode !== "reply") return;
+    const now = Date.now();
+    if (now - composingSince.current < COMPOSING_REFRESH_MS) return;
+    composingSince.current = now;
+    api.composing(conversationId, true).catch((err) => {
+      composingSince.current = 0;
+      showError(err, "Could not tell colleagues you are typing");
+    });
+  };
+
+  // Another conversation: drop the draft state and stop "composing" in the old one.
+  useEffect(() => {
+    setText("");
+    setAttachment(null);
+    setError(null);
+    setMode("reply");
+    setLibrary(null);
+    return () => stopComposing(conversationId);
+  }, [conversationId]);
+
+  useEffect(() => {
+    if (replyTo) textRef.current?.focus();
+  }, [replyTo]);
+
+  const onInput = (value: string) => {
+    setText(value);
+    setError(null);
+    if (value.trim()) pingComposing();
+    else stopComposing();
+  };
+
+  const send = async () => {
+    if (sending || uploading) return;
+    const body = text.trim();
+    if (mode === "note") {
+      if (!body) return;
+    } else if (!body && !attachment) {
+      return;
+    }
+    if (freeFormBlocked) {
+      setError("This conversation is closed. Use a template to re-engage.");
+      return;
+    }
+    setSending(true);
+    setError(null);
+    stopComposing();
+    // The box empties at once, so the agent can go on writing while this is sent; on a failure what
+    // was sent comes back (unless something new has been written meanwhile).
+    const sentAttachment = mode === "reply" ? attachment : null;
+    const sentMode = mode;
+    setText("");
+    if (sentAttachment) setAttachment(null);
+    try {
+      if (sentMode === "note") {
+        const { note } = await api.addNote(conversationId, body);
+        onSent({ ...note, kind: "note" });
+      } else if (sentAttachment) {
+        const payload: Parameters<typeof api.sendMedia>[1] = { type: sentAttachment.kind };
+        if (sentAttachment.source === "upload") payload.upload_id = sentAttachment.upload.upload_id;
+        else payload.library_item_id = sentAttachment.item.id;
+        if (body && sentAttachment.kind !== "audio") payload.caption = body;
+        if (sentAttachment.kind === "document") payload.filename = sentAttachment.name;
+        const { message } = await api.sendMedia(conversationId, payload);
+        onSent({ ...message, kind: "message" });
+      } else {
+        const { message } = await api.sendText(conversationId, body, replyTo?.id);
+        onSent({ ...message, kind: "message" });
+      }
+      onClearReply();
+    } catch (err) {
+      setText((current) => (current.trim() ? current : body));
+      if (sentAttachment) setAttachment((current) => current ?? sentAttachment);
+      setError(err instanceof Error ? err.message : String(err));
+      showError(err, sentMode === "note" ? "The note was not saved" : "The message was not sent");
+    } finally {
+      setSending(false);
+      textRef.current?.focus();
+    }
+  };
+
+  const onKeyDown = (event: KeyboardEvent) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      send();
+    }
+  };
+
+  const onFile = async (file: File | undefined) => {
+    if (!file) return;
+    setUploading(true);
+    setError(null);
+    try {
+      const upload = await api.upload(file);
+      setAttachment({ source: "upload", upload, name: file.name, kind: kindOf(upload.mime_type || file.type) });
+      textRef.current?.focus();
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err));
+      showError(err, `Could not upload ${file.name}`);
+    } finally {
+      setUploading(false);
+      if (fileRef.current) fileRef.current.value = "";
+    }
+  };
+
+  const openLibrary = async () => {
+    setLibraryOpen((open) => !open);
+    if (library !== null) return;
+    try {
+      const { items } = await api.library(conversation.workspace_id);
+      setLibrary(items);
+    } catch (err) {
+      setLibrary([]);
+      showError(err, "Could not load the content library");
+    }
+  };
+
+  const insertFromLibrary = (item: LibraryItem) => {
+    setLibraryOpen(false);
+    if (item.type === "text") {
+      const el = textRef.current;
+      const snippet = item.text ?? "";
+      const start = el?.selectionStart ?? text.length;
+      const end = el?.selectionEnd ?? text.length;
+      const next = text.slice(0, start) + snippet + text.slice(end);
+      onInput(next);
+      requestAnimationFrame(() => {
+        el?.focus();
+        el?.setSelectionRange(start + snippet.length, start + snippet.length);
+      });
+    } else {
+      setAttachment({ source: "library", item, name: item.media?.filename || item.title, kind: item.type });
+      textRef.current?.focus();
+    }
+  };
+
+  const placeholder = mode === "note"
+    ? "Write a note for your team (the customer never sees it)"
+    : windowOpen
+      ? "Type a reply… (Enter sends, Shift+Enter for a new line)"
+      : "Free-form replies are disabled: the 24-hour window is closed";
+
+  return (
+    <div class={`composer ${mode === "note" ? "composer-note" : ""}`}>
+      {!windowOpen && (
+        <div class="closed-banner" role="status" data-testid="closed-banner">
+          <span>This conversation is closed. Use a template to re-engage.</span>
+          <button type="button" class="btn small" onClick={() => setTemplatesOpen(true)}>
+            Choose a template
+          </button>
+        </div>
+      )}
+      <div class="composer-tabs" role="group" aria-label="Reply or note">
+        <button type="button" class={`tab ${mode === "reply" ? "active" : ""}`} aria-pressed={mode === "reply"} onClick={() => setMode("reply")}>
+          Reply
+        </button>
+        <button
+          type="button"
+          class={`tab ${mode === "note" ? "active" : ""}`}
+          aria-pressed={mode === "note"}
+          onClick={() => {
+            stopComposing();
+            setMode("note");
+          }}
+        >
+          Note
+        </button>
+      </div>
+      {replyTo && mode === "reply" && (
+        <div class="replying">
+          <span>
+            Replying to: <em>{replyTo.text || replyTo.media?.caption || replyTo.type}</em>
+          </span>
+          <button type="button" class="icon-btn small" aria-label="Cancel the reply" onClick={onClearReply}>
+            <Icon name="close" size={16} />
+          </button>
+        </div>
+      )}
+      {attachment && mode === "reply" && (
+        <div class="attachment" data-testid="attachment">
+          {attachment.kind === "image" && attachment.source === "library" && attachment.item.media ? (
+            <img src={mediaUrl(attachment.item.media.id)} alt="" />
+          ) : (
+            <span class="doc-icon" aria-hidden="true">
+              {attachment.kind.slice(0, 3).toUpperCase()}
+            </span>
+          )}
+          <span>
+            <strong>{attachment.name}</strong>
+            <small class="muted">
+              {attachment.source === "library" ? "from the library" : fileSize(attachment.upload.size)} · sent as {attachment.kind}
+            </small>
+          </span>
+          <button type="button" class="icon-btn small" aria-label="Remove the attachment" onClick={() => setAttachment(null)}>
+            <Icon name="close" size={16} />
+          </button>
+        </div>
+      )}
+      <div class="composer-row">
+        <div class="composer-tools">
+          <button
+            type="button"
+            class="icon-btn"
+            aria-label="Attach a file"
+            title="Attach a file"
+            disabled={freeFormBlocked || mode === "note" || uploading}
+            onClick={() => fileRef.current?.click()}
+          >
+            <Icon name="attach" />
+          </button>
+          <input
+            ref={fileRef}
+            type="file"
+            class="visually-hidden"
+            aria-label="File to attach"
+            tabIndex={-1}
+            onChange={(e) => onFile((e.target as HTMLInputElement).files?.[0])}
+          />
+          <div class="popover-anchor">
+            <button
+              type="button"
+              class={`icon-btn ${libraryOpen ? "active" : ""}`}
+              aria-label="Insert from the content library"
+              title="Content library"
+              aria-expanded={libraryOpen}
+              aria-haspopup="true"
+              disabled={freeFormBlocked}
+              onClick={openLibrary}
+            >
+              <Icon name="library" />
+            </button>
+            {libraryOpen && (
+              <div class="popover" role="menu" aria-label="Content library" onKeyDown={(e) => e.key === "Escape" && setLibraryOpen(false)}>
+                <div class="popover-head">Content library</div>
+                {library === null ? (
+                  <p class="muted pad">Loading…</p>
+                ) : library.length === 0 ? (
+                  <p class="muted pad">The library is empty. An admin can add snippets and files.</p>
+                ) : (
+                  <ul>
+                    {library
+                      .filter((item) => mode === "reply" || item.type === "text")
+                      .map((item) => (
+                        <li key={item.id}>
+                          <button type="button" role="menuitem" onClick={() => insertFromLibrary(item)}>
+                            <span class={`lib-type lib-${item.type}`}>{item.type}</span>
+                            <span class="lib-text">
+                              <strong>{item.title || item.media?.filename || "Untitled"}</strong>
+                              {item.text && <small class="muted">{item.text}</small>}
+                            </span>
+                          </button>
+                        </li>
+                      ))}
+                  </ul>
+                )}
+              </div>
+            )}
+          </div>
+          <button
+            type="button"
+            class="icon-btn"
+            aria-label="Send a template"
+            title="Templates"
+            disabled={mode === "note"}
+            onClick={() => setTemplatesOpen(true)}
+          >
+            <Icon name="template" />
+          </button>
+        </div>
+        <label class="visually-hidden" for="composer-text">
+          {mode === "note" ? "Internal note" : "Reply to the customer"}
+        </label>
+        <textarea
+          id="composer-text"
+          ref={textRef}
+          rows={2}
+          value={text}
+          placeholder={placeholder}
+          disabled={freeFormBlocked}
+          aria-label={mode === "note" ? "Internal note" : "Reply to the customer"}
+          onInput={(e) => onInput((e.target as HTMLTextAreaElement).value)}
+          onKeyDown={onKeyDown}
+          onBlur={() => stopComposing()}
+        />
+        <button
+          type="button"
+          class="btn primary send"
+          aria-label={mode === "note" ? "Add the note" : "Send"}
+          disabled={sending || uploading || freeFormBlocked || (!text.trim() && !(attachment && mode === "reply"))}
+          onClick={send}
+        >
+          {uploading ? "Uploading…" : sending ? "Sending…" : mode === "note" ? "Add note" : "Send"}
+        </button>
+      </div>
+      {error && (
+        <p class="composer-error" role="alert">
+          {error}
+        </p>
+      )}
+      {templatesOpen && (
+        <TemplatePicker
+          conversation={conversation}
+          onClose={() => setTemplatesOpen(false)}
+          onSent={(message) => {
+            setTemplatesOpen(false);
+            onSent({ ...message, kind: "message" });
+          }}
+        />
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,311 @@
+// Center column: the conversation's header (assignee), its timeline (paging backwards) and the reply box.
+
+import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
+import { api } from "../api";
+import { customerName, formatPhone, laterStatus, sortTimeline } from "../format";
+import {
+  clearComposer, composing, loadTeam, setComposingFrom, showError, teams, typingText, useObservable,
+} from "../store";
+import { stream } from "../stream";
+import type { Conversation, Me, MessageItem, NumberInfo, TimelineItem } from "../types";
+import { Avatar, Icon } from "./bits";
+import { Composer } from "./Composer";
+import { Timeline } from "./Timeline";
+
+interface Props {
+  me: Me;
+  conversationId: string;
+  numbers: NumberInfo[];
+  onBack: () => void;
+  onTogglePanel: () => void;
+  panelOpen: boolean;
+}
+
+/** Adds or replaces items by id; a message's status never goes back (events arrive out of order). */
+function mergeItems(current: TimelineItem[], incoming: TimelineItem[]): TimelineItem[] {
+  const byId = new Map(current.map((i) => [i.id, i]));
+  for (const item of incoming) {
+    const existing = byId.get(item.id);
+    if (existing?.kind === "message" && item.kind === "message") {
+      byId.set(item.id, { ...existing, ...item, status: laterStatus(existing.status, item.status) });
+    } else {
+      byId.set(item.id, item);
+    }
+  }
+  return sortTimeline([...byId.values()]);
+}
+
+const NEAR_BOTTOM_PX = 160;
+
+export function ConversationView({ me, conversationId, numbers, onBack, onTogglePanel, panelOpen }: Props) {
+  const [conversation, setConversation] = useState<Conversation | null>(null);
+  const [items, setItems] = useState<TimelineItem[]>([]);
+  const [before, setBefore] = useState<string | null>(null);
+  const [loading, setLoading] = useState(true);
+  const [loadError, setLoadError] = useState<string | null>(null);
+  const [olderLoading, setOlderLoading] = useState(false);
+  const [replyTo, setReplyTo] = useState<MessageItem | null>(null);
+  const [assigning, setAssigning] = useState(false);
+  const allTyping = useObservable(composing);
+  const allTeams = useObservable(teams);
+  const scrollRef = useRef<HTMLDivElement>(null);
+  const topRef = useRef<HTMLDivElement>(null);
+  // What the next render does to the scroll position: stick to the bottom, or keep the reader's
+  // place while older items are put above.
+  const scrollPlan = useRef<{ mode: "bottom" | "keep" | "auto"; fromBottom?: number }>({ mode: "bottom" });
+  const idRef = useRef(conversationId);
+  idRef.current = conversationId;
+  const lastRead = useRef(0);
+
+  const markRead = useCallback((force = false) => {
+    const id = idRef.current;
+    if (document.visibilityState !== "visible" && !force) return;
+    const now = Date.now();
+    if (!force && now - lastRead.current < 1500) return;
+    lastRead.current = now;
+    api.markRead(id).catch((err) => showError(err, "Could not mark the conversation as read"));
+  }, []);
+
+  const load = useCallback(async (initial: boolean) => {
+    const id = idRef.current;
+    if (initial) setLoading(true);
+    try {
+      const [conv, page] = await Promise.all([api.conversation(id), api.timeline(id)]);
+      if (id !== idRef.current) return;
+      setConversation(conv);
+      setComposingFrom(conv.id, conv.composing);
+      loadTeam(conv.workspace_id);
+      if (initial) {
+        scrollPlan.current = { mode: "bottom" };
+        setItems(sortTimeline(page.items));
+        setBefore(page.next_before);
+      } else {
+        setItems((current) => mergeItems(current, page.items));
+      }
+      setLoadError(null);
+      if (conv.unread_count > 0 || initial) markRead(initial);
+    } catch (err) {
+      if (id !== idRef.current) return;
+      setLoadError(err instanceof Error ? err.message : String(err));
+      showError(err, "Could not open the conversation");
+    } finally {
+      if (id === idRef.current) setLoading(false);
+    }
+  }, [markRead]);
+
+  useEffect(() => {
+    setConversation(null);
+    setItems([]);
+    setBefore(null);
+    setReplyTo(null);
+    setLoadError(null);
+    load(true);
+  }, [conversationId, load]);
+
+  // Live updates of this conversation.
+  useEffect(() => {
+    const isMine = (data: { conversation_id?: string }) => data?.conversation_id === idRef.current;
+    const append = (item: TimelineItem | undefined) => {
+      if (!item) return;
+      const el = scrollRef.current;
+      const atBottom = !el || el.scrollHeight - el.scrollTop - el.clientHeight < NEAR_BOTTOM_PX;
+      scrollPlan.current = { mode: atBottom ? "bottom" : "auto" };
+      setItems((current) => mergeItems(current, [item]));
+    };
+    const offs = [
+      stream.on("conversation.updated", (c: Conversation) => {
+        if (c?.id !== idRef.current) return;
+        setConversation((current) => ({ ...current, ...c, composing: current?.composing }));
+      }),
+      stream.on("message.created", (data: { conversation_id: string; message: MessageItem }) => {
+        if (!isMine(data)) return;
+        append({ ...data.message, kind: "message" });
+        if (data.message.direction === "in") markRead();
+        if (data.message.sent_by) clearComposer(data.conversation_id, data.message.sent_by.id);
+      }),
+      stream.on("message.updated", (data: { conversation_id: string; message: MessageItem }) => {
+        if (!isMine(data)) return;
+        scrollPlan.current = { mode: "auto" };
+        setItems((current) => mergeItems(current, [{ ...data.message, kind: "message" }]));
+      }),
+      stream.on("note.created", (data: { conversation_id: string; note: TimelineItem }) => {
+        if (isMine(data)) append({ ...data.note, kind: "note" } as TimelineItem);
+      }),
+      stream.on("activity.created", (data: { conversation_id: string; activity: TimelineItem }) => {
+        if (isMine(data)) append({ ...data.activity, kind: "activity" } as TimelineItem);
+      }),
+      stream.on("resync", () => load(false)),
+    ];
+    const onVisible = () => {
+      if (document.visibilityState === "visible") markRead();
+    };
+    document.addEventListener("visibilitychange", onVisible);
+    return () => {
+      offs.forEach((off) => off());
+      document.removeEventListener("visibilitychange", onVisible);
+    };
+  }, [load, markRead]);
+
+  const loadOlder = useCallback(async () => {
+    if (!before || olderLoading) return;
+    const id = idRef.current;
+    setOlderLoading(true);
+    try {
+      const page = await api.timeline(id, before);
+      if (id !== idRef.current) return;
+      const el = scrollRef.current;
+      scrollPlan.current = { mode: "keep", fromBottom: el ? el.scrollHeight - el.scrollTop : 0 };
+      setItems((current) => mergeItems(current, page.items));
+      setBefore(page.next_before);
+    } catch (err) {
+      showError(err, "Could not load earlier messages");
+    } finally {
+      setOlderLoading(false);
+    }
+  }, [before, olderLoading]);
+
+  // Scrolling to the top loads earlier history.
+  useEffect(() => {
+    const top = topRef.current;
+    if (!top || !before) return;
+    const observer = new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting) && scrollPlan.current.mode !== "bottom") loadOlder();
+    }, { root: scrollRef.current, rootMargin: "120px" });
+    observer.observe(top);
+    return () => observer.disconnect();
+  }, [before, loadOlder]);
+
+  useLayoutEffect(() => {
+    const el = scrollRef.current;
+    if (!el) return;
+    const plan = scrollPlan.current;
+    if (plan.mode === "bottom") el.scrollTop = el.scrollHeight;
+    else if (plan.mode === "keep" && plan.fromBottom !== undefined) el.scrollTop = el.scrollHeight - plan.fromBottom;
+    scrollPlan.current = { mode: "auto" };
+  }, [items]);
+
+  // Images load after the first layout; keep the view at the bottom while they do.
+  const onMediaLoad = () => {
+    const el = scrollRef.current;
+    if (el && el.scrollHeight - el.scrollTop - el.clientHeight < NEAR_BOTTOM_PX * 3) el.scrollTop = el.scrollHeight;
+  };
+
+  const onSent = (item: TimelineItem) => {
+    scrollPlan.current = { mode: "bottom" };
+    setItems((current) => mergeItems(current, [item]));
+    setReplyTo(null);
+  };
+
+  const assign = async (agentId: string | null) => {
+    if (!conversation) return;
+    setAssigning(true);
+    try {
+      const { conversation: updated } = await api.assign(conversation.id, agentId);
+      setConversation((current) => ({ ...current, ...updated, composing: current?.composing }));
+    } catch (err) {
+      showError(err, "Could not assign the conversation");
+    } finally {
+      setAssigning(false);
+    }
+  };
+
+  if (!conversation) {
+    return (
+      <section class="column center-column" aria-label="Conversation" aria-busy={loading}>
+        {loadError ? (
+          <div class="empty">
+            <p>The conversation could not be opened.</p>
+            <button type="button" class="btn" onClick={() => load(true)}>
+              Try again
+            </button>
+          </div>
+        ) : (
+          <div class="empty muted">Loading…</div>
+        )}
+      </section>
+    );
+  }
+
+  const name = customerName(conversation.customer);
+  const team = allTeams[conversation.workspace_id] ?? [];
+  const typing = typingText(allTyping[conversation.id]);
+  const number = numbers.find((n) => n.id === conversation.number_id);
+  const assigneeId = conversation.assignee?.id ?? "";
+  const assigneeKnown = !assigneeId || team.some((a) => a.id === assigneeId);
+
+  return (
+    <section class="column center-column" aria-label={`Conversation with ${name}`}>
+      <header class="conv-header">
+        <button type="button" class="icon-btn only-narrow" aria-label="Back to the list" onClick={onBack}>
+          <Icon name="back" />
+        </button>
+        <Avatar name={name} seed={conversation.customer.id || conversation.id} size={38} />
+        <div class="conv-title">
+          <h1>{name}</h1>
+          <p class="muted">
+            {formatPhone(conversation.customer.phone || conversation.customer.wa_id)}
+            {number && numbers.length > 1 ? ` · via ${number.name || formatPhone(number.display_phone_number)}` : ""}
+            {conversation.window.open ? "" : " · window closed"}
+          </p>
+        </div>
+        <div class="conv-actions">
+          {conversation.assignee?.id !== me.agent.id && (
+            <button type="button" class="btn ghost small" disabled={assigning} onClick={() => assign(me.agent.id)}>
+              Assign to me
+            </button>
+          )}
+          <label class="assign">
+            <span class="muted">Assignee</span>
+            <select
+              aria-label="Assign the conversation"
+              value={assigneeId}
+              disabled={assigning}
+              onFocus={() => loadTeam(conversation.workspace_id, true)}
+              onChange={(e) => assign((e.target as HTMLSelectElement).value || null)}
+            >
+              <option value="">Unassigned</option>
+              {!assigneeKnown && <option value={assigneeId}>{conversation.assignee?.name}</option>}
+              {team.map((a) => (
+                <option value={a.id} key={a.id}>
+                  {a.id === me.agent.id ? `${a.name} (you)` : a.name}
+                  {a.online ? " · online" : ""}
+                </option>
+              ))}
+            </select>
+          </label>
+          <button
+            type="button"
+            class={`icon-btn panel-toggle ${panelOpen ? "active" : ""}`}
+            aria-label={panelOpen ? "Hide the customer panel" : "Show the customer panel"}
+            aria-expanded={panelOpen}
+            onClick={onTogglePanel}
+          >
+            <Icon name="user" />
+          </button>
+        </div>
+      </header>
+      <div class="timeline-scroll" ref={scrollRef} onLoadCapture={onMediaLoad}>
+        <div ref={topRef} class="timeline-top">
+          {before ? (
+            <button type="button" class="btn ghost small" disabled={olderLoading} onClick={() => loadOlder()}>
+              {olderLoading ? "Loading…" : "Load earlier messages"}
+            </button>
+          ) : (
+            !loading && <span class="muted">Start of the conversation</span>
+          )}
+        </div>
+        <Timeline items={items} customerName={name} onReply={setReplyTo} />
+      </div>
+      <div class="typing-line" aria-live="polite" data-testid="typing">
+        {typing}
+      </div>
+      <Composer
+        me={me}
+        conversation={conversation}
+        replyTo={replyTo}
+        onClearReply={() => setReplyTo(null)}
+        onSent={onSent}
+      />
+    </section>
+  );
+}
