@@ -52,11 +52,10 @@ def admin_cli(*args: str, stdin: str | None = None) -> dict[str, Any]:
     return out
 
 
-def find_workspace() -> str | None:
-    listed = admin_cli("list-workspaces")
-    for ws in listed.get("workspaces", listed.get("items", [])):
+def find_workspace() -> dict[str, Any] | None:
+    for ws in admin_cli("list-workspaces")["workspaces"]:
         if ws.get("name") == WORKSPACE:
-            return str(ws["id"])
+            return dict(ws)
     return None
 
 
@@ -179,18 +178,20 @@ def main() -> None:
     e = env()
     gateway = f"http://127.0.0.1:{e['GATEWAY_HTTP_PORT']}"
     sandbox = f"http://127.0.0.1:{e['SANDBOX_HTTP_PORT']}"
-    workspace = find_workspace()
-    if workspace is None:
-        workspace = str(admin_cli("create-workspace", "--name", WORKSPACE, "--currency", "EUR")["id"])
-        agents = {}
-        for email, name, role in AGENTS:
+    # Each step finds what an earlier (maybe interrupted) run made, so running it again is safe.
+    found = find_workspace() or admin_cli("create-workspace", "--name", WORKSPACE, "--currency", "EUR")["workspace"]
+    workspace = str(found["id"])
+    agents = {a["email"]: str(a["id"]) for a in found.get("agents", [])}
+    for email, name, role in AGENTS:
+        if email not in agents:
             created = admin_cli("create-agent", "--email", email, "--name", name, "--workspace", workspace,
                                 "--role", role, "--password", PASSWORD)
-            agents[email] = str(created.get("id") or created.get("agent", {}).get("id"))
-        sara = Api(gateway, AGENTS[0][0])
-        for number in NUMBERS:
-            sara.call("POST", "/api/admin/numbers", {**number, "workspace_id": workspace,
-                                                     "access_token": e.get("SANDBOX_ACCESS_TOKEN", "")})
+            agents[email] = str(created["agent"]["id"])
+    sara = Api(gateway, AGENTS[0][0])
+    for number in NUMBERS:
+        sara.call("POST", "/api/admin/numbers", {**number, "workspace_id": workspace,
+                                                 "access_token": e.get("SANDBOX_ACCESS_TOKEN", "")})
+    if not sara.call("GET", "/api/conversations", params={"limit": 1})["items"]:
         customers_write_in(sandbox)
         team_works(sara, Api(gateway, AGENTS[1][0]), agents)
         print("Seeded the demo workspace.")
