@@ -7,7 +7,8 @@ query for the same page, at growing numbers of conversations.
     options: --mongo-url URL (default $INBOX_BENCH_MONGO_URL; without one, a private FerretDB is
                started on a free port in a temporary folder, as the test suite does, and stopped after)
              --checkpoints 10000,50000 (also measure on the way up), --budget-s 60 (measuring, per size),
-             --max-seed-s 1200 (stop seeding there and report the size reached), --keep (do not drop the db)
+             --max-seed-s 1200 (stop seeding there and report the size reached), --keep (do not drop the db),
+             --save (write the figures to bench/results/conversations_list.json)
 
 Conversations are seeded straight into the database (insert_many in batches) with the fields the
 service maintains (search tokens made by the service's own domain.search_tokens), for one workspace
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import platform
 import random
@@ -53,6 +55,7 @@ FIRST = ["José", "María", "Ana", "Luis", "Chloé", "Zoë", "Ahmed", "Olga", "M
 LAST = ["García", "Müller", "Rossi", "Dubois", "Kowalski", "Silva", "Nakamura", "O'Brien", "Novák", "Öztürk",
         "Jensen", "Fernández", "Smith", "Ivanova", "Kim", "Haddad", "Costa", "Łukasz", "Petrov", "Martín"]
 BATCH = 5000
+RESULTS = Path(__file__).resolve().parent / "results"
 PAGE = 30
 
 
@@ -133,7 +136,8 @@ def raw_filter(fields: dict[str, Any], cursor_key: tuple[datetime, str] | None) 
         find["search_tokens"] = parsed.tokens[0] if len(parsed.tokens) == 1 else {"$all": parsed.tokens}
     if cursor_key is not None:
         at, last_id = cursor_key
-        find["$or"] = [{"updated_at": {"$lt": at}}, {"updated_at": at, "_id": {"$lt": last_id}}]
+        find["updated_at"] = {"$lte": at}
+        find["$nor"] = [{"updated_at": at, "_id": {"$gte": last_id}}]
     return find
 
 
@@ -173,12 +177,14 @@ def print_row(cells: list[str]) -> None:
     print("  ".join(c.ljust(w) for c, w in zip(cells, WIDTHS, strict=True)).rstrip(), flush=True)
 
 
-async def measure(rpc: ConversationsRpc, store: ConversationsStore, budget_s: float, title: str) -> None:
+async def measure(rpc: ConversationsRpc, store: ConversationsStore, budget_s: float, title: str
+                  ) -> list[dict[str, Any]]:
     """Prints one row per case as soon as it is measured (a scanning server takes a while per query)."""
     rng = random.Random(7)
     print(f"\n{title}")
     print_row(HEADER)
     print_row(["-" * w for w in WIDTHS])
+    results: list[dict[str, Any]] = []
     all_cases = cases(rng)
     per_case = budget_s / len(all_cases)
     for label, fields in all_cases:
@@ -219,8 +225,12 @@ async def measure(rpc: ConversationsRpc, store: ConversationsStore, budget_s: fl
         explain = await store.db.command("explain", {"find": "conversations", "filter": find,
                                                      "sort": dict(LIST_SORT), "limit": PAGE + 1})
         s50, s99, r50, r99 = pct(times_s, 50), pct(times_s, 99), pct(times_r, 50), pct(times_r, 99)
+        plan = plan_of(explain)
         print_row([label, str(len(first_page)), str(len(times_s)), f"{s50:.2f}", f"{s99:.2f}",
-                   f"{r50:.2f}", f"{r99:.2f}", f"{s50 / r50:.2f}x" if r50 else "-", plan_of(explain)])
+                   f"{r50:.2f}", f"{r99:.2f}", f"{s50 / r50:.2f}x" if r50 else "-", plan])
+        results.append({"case": label, "rows": len(first_page), "runs": len(times_s), "servicer_p50_ms": s50,
+                        "servicer_p99_ms": s99, "raw_p50_ms": r50, "raw_p99_ms": r99, "plan": plan})
+    return results
 
 
 async def main(argv: list[str]) -> int:
@@ -232,6 +242,7 @@ async def main(argv: list[str]) -> int:
     parser.add_argument("--budget-s", type=float, default=120.0, help="measuring time per size")
     parser.add_argument("--max-seed-s", type=float, default=1200.0, help="give up seeding after this long")
     parser.add_argument("--keep", action="store_true", help="keep the database")
+    parser.add_argument("--save", action="store_true", help="write bench/results/conversations_list.json")
     args = parser.parse_args(argv)
     target = 1_000_000 if args.full else args.n
     sizes = sorted({int(s) for s in args.checkpoints.split(",") if s.strip()} | {target})
@@ -265,6 +276,8 @@ async def run(args: argparse.Namespace, url: str, sizes: list[int]) -> int:
                                          for n in NUMBERS])
         rng = random.Random(42)
         now = datetime.now(UTC)
+        report: dict[str, Any] = {"benchmark": "conversations_list", "machine": machine(), "database": server,
+                                  "page": PAGE, "at": now.isoformat(), "sizes": []}
         seeded = 0
         seed_started = time.monotonic()
         for size in sizes:
@@ -287,10 +300,16 @@ async def run(args: argparse.Namespace, url: str, sizes: list[int]) -> int:
             await store.ensure_indexes()
             print(f"  indexes ready in {time.monotonic() - started:.0f}s", flush=True)
             started = time.monotonic()
-            await measure(rpc, store, args.budget_s, f"ListConversations at {seeded:,} conversations ({server})")
+            measured = await measure(rpc, store, args.budget_s,
+                                     f"ListConversations at {seeded:,} conversations ({server})")
+            report["sizes"].append({"conversations": seeded, "cases": measured})
             print(f"  (measured in {time.monotonic() - started:.0f}s)", flush=True)
             if gave_up:
                 break
+        if args.save:
+            RESULTS.mkdir(exist_ok=True)
+            (RESULTS / "conversations_list.json").write_text(json.dumps(report, indent=2) + "\n")
+            print(f"saved {RESULTS / 'conversations_list.json'}")
     finally:
         if not args.keep:
             await client.drop_database(db.name)

@@ -143,6 +143,22 @@ async def test_paging_is_stable_while_new_messages_arrive(env: Env, stub: Conver
     assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+async def test_paging_through_conversations_of_the_same_millisecond(env: Env, stub: ConversationsServiceStub) -> None:
+    same = ago(minutes=1)  # Meta's timestamps have whole seconds: ties are common
+    for i in range(7):
+        await env.deliver(env.message(f"3461000{i:04d}", at=same))
+    seen: list[str] = []
+    cursor = ""
+    while True:
+        reply = await stub.ListConversations(pb.ListConversationsRequest(workspace_id=env.workspace, limit=3,
+                                                                         cursor=cursor))
+        seen.extend(c.id for c in reply.items)
+        if not reply.next_cursor:
+            break
+        cursor = reply.next_cursor
+    assert seen == sorted({env.conversation_id(f"3461000{i:04d}") for i in range(7)}, reverse=True)
+
+
 # --- one conversation -------------------------------------------------------------------------------------
 
 

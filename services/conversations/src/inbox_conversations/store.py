@@ -92,11 +92,15 @@ class ListQuery:
 
 
 def keyset_after(cursor: str, time_field: str) -> Document:
-    """Rows strictly after the cursor in (time desc, _id desc) order."""
+    """Rows strictly after the cursor in (time desc, _id desc) order.
+
+    Written as one range on the time (an index bound, so the index still gives the order) and a
+    residual filter that only the rows of that very millisecond reach, rather than a top-level $or.
+    """
     at, last_id = decode_cursor(cursor, 2)
     if not isinstance(at, datetime) or not isinstance(last_id, str):
         raise InvalidRequest("the cursor is not valid", {"cursor": cursor})
-    return {"$or": [{time_field: {"$lt": at}}, {time_field: at, "_id": {"$lt": last_id}}]}
+    return {time_field: {"$lte": at}, "$nor": [{time_field: at, "_id": {"$gte": last_id}}]}
 
 
 class ConversationsStore:
