@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream.kafka import KafkaBroker
 
@@ -72,6 +73,26 @@ class Tail:
 
     def keys(self) -> list[str]:
         return [r.key.decode() for r in self.records]
+
+
+class Crash(Exception):
+    pass
+
+
+def crash_once_after(monkeypatch: pytest.MonkeyPatch, obj: Any, name: str) -> list[int]:
+    """Makes ``obj.name`` do its work and then raise, once: the process dies after that write."""
+    original = getattr(obj, name)
+    calls: list[int] = []
+
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        result = await original(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 1:
+            raise Crash(name)
+        return result
+
+    monkeypatch.setattr(obj, name, wrapper)
+    return calls
 
 
 def ago(**delta: float) -> datetime:

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from conversations_testkit import Env, ago
+from conversations_testkit import Crash, Env, ago, crash_once_after
 
 from inbox_conversations import domain
 from inbox_conversations.consumers import register
@@ -137,26 +137,6 @@ async def test_one_conversation_per_number_and_customer(env: Env) -> None:
 
 
 # --- crash between the database write and the commit ----------------------------------------------------
-
-
-class Crash(Exception):
-    pass
-
-
-def crash_once_after(monkeypatch: pytest.MonkeyPatch, obj: Any, name: str) -> list[int]:
-    """Makes ``obj.name`` do its work and then raise, once: the process dies after that write."""
-    original = getattr(obj, name)
-    calls: list[int] = []
-
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        result = await original(*args, **kwargs)
-        calls.append(1)
-        if len(calls) == 1:
-            raise Crash(name)
-        return result
-
-    monkeypatch.setattr(obj, name, wrapper)
-    return calls
 
 
 @pytest.mark.parametrize("crash_point", [

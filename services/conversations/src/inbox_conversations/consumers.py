@@ -3,11 +3,13 @@
 Every handler is idempotent, because after a crash between its effects and the offset commit it sees
 the event again; none relies on a transaction:
 
-- a message is inserted first (unique ``_id`` from its wamid, and a unique ``wamid`` index), then its
-  effects on the conversation are applied; a duplicate insert does not stop the handler, the effects
-  are applied again, and each effect is idempotent by construction: the unread increment records the
-  message id in the same single-document update (``applied``) and is skipped when it is there, the
-  last message and the window are conditional "newer than what is there" updates;
+- a message is inserted first (unique ``_id`` from its wamid, and a unique ``wamid`` index) with its
+  ``arrival`` (the order among items of the same timestamp), then its effects on the conversation are
+  applied from the stored document (so a redelivery keeps the first arrival); a duplicate insert does
+  not stop the handler, the effects are applied again, and each effect is idempotent by construction:
+  the unread increment records the message id in the same single-document update (``applied``) and is
+  skipped when it is there, the last message and the window are conditional "newer than what is
+  there" updates;
 - a status moves forward only (conditional update on ``status_rank``);
 - a fact about a message not seen yet (status, reaction, reply, media, edit) is kept in ``pending``
   and applied when the message arrives;
@@ -25,7 +27,7 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 
 from inbox_conversations import documents, domain, views
-from inbox_conversations.outbox import Publisher, Topics, utcnow
+from inbox_conversations.outbox import Publisher, Topics, next_arrival, utcnow
 from inbox_conversations.store import ConversationsStore
 from inbox_core.events import Event
 from inbox_core.events.conversations import ActivityCreated, MessageCreated, MessageUpdated
@@ -140,7 +142,8 @@ class Handlers:
                                                       domain.event_id(event.id, "conversation.updated"))
             return
 
-        doc = documents.inbound_message(workspace_id, conversation_id, msg, utcnow())
+        # A redelivery builds a new arrival, but the insert keeps the first one (the stored document wins).
+        doc = documents.inbound_message(workspace_id, conversation_id, msg, utcnow(), next_arrival())
         quoted = doc.get("reply_to_wamid")
         if quoted:
             target = await self.store.message_by_wamid(workspace_id, quoted)
@@ -164,7 +167,7 @@ class Handlers:
         if effects.becomes_last:
             await self.store.apply_last_message(conversation_id, documents.last_message(doc), effects.awaiting_reply)
         if effects.opens_window:
-            await self.store.apply_customer_message(conversation_id, at, msg.wamid)
+            await self.store.apply_customer_message(conversation_id, at, msg.wamid, doc.get("arrival"))
         if msg.direction == "in" and msg.profile_name:
             await self.store.refresh_profile_name(conversation_id, msg.profile_name,
                                                   conv["customer"].get("phone") or "")
@@ -423,7 +426,8 @@ class Handlers:
             return
         activity_id = domain.derived_id("act_", "order-event", event.id)
         doc = documents.activity(activity_id, order.workspace_id, conv["_id"], action,
-                                 {"id": actor.id, "name": actor.name} if actor else None, details, at)
+                                 {"id": actor.id, "name": actor.name} if actor else None, details, at,
+                                 next_arrival())
         await self.store.insert_item(doc)
         stored = await self.store.get_item(activity_id) or doc
         await self.publisher.conversation_event(

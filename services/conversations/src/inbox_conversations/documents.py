@@ -26,8 +26,10 @@ def _dump(model: Any) -> Any:
     return model.model_dump(mode="json", exclude_none=True, by_alias=True) if model is not None else None
 
 
-def inbound_message(workspace_id: str, conversation_id: str, msg: MessageReceived, now: datetime) -> Document:
-    """A message from Meta (live, history backfill, or an SMB-app echo). ``reply_to`` is resolved later."""
+def inbound_message(workspace_id: str, conversation_id: str, msg: MessageReceived, now: datetime,
+                    arrival: int) -> Document:
+    """A message from Meta (live, history backfill, or an SMB-app echo). ``reply_to`` is resolved later.
+    ``arrival`` orders it among items of the same ``at``; it is kept from the first insert only."""
     doc: Document = {
         "_id": domain.inbound_message_id(workspace_id, msg.wamid),
         "kind": "message",
@@ -38,6 +40,7 @@ def inbound_message(workspace_id: str, conversation_id: str, msg: MessageReceive
         "origin": msg.origin,
         "type": msg.type,
         "at": domain.to_ms(msg.timestamp),
+        "arrival": arrival,
         "created_at": now,
     }
     text = msg.text
@@ -100,6 +103,8 @@ def last_message(msg: Document) -> Document:
     """The list's summary of a message."""
     last: Document = {"id": msg["_id"], "direction": msg["direction"], "type": msg["type"],
                       "preview": preview_of(msg), "at": msg["at"]}
+    if msg.get("arrival") is not None:  # absent on items stored before arrivals existed
+        last["arrival"] = msg["arrival"]
     if msg.get("status"):
         last["status"] = msg["status"]
         last["status_rank"] = msg.get("status_rank", domain.STATUS_RANK.get(msg["status"], 0))
@@ -111,6 +116,6 @@ def actor_doc(actor_id: str, name: str) -> Document | None:
 
 
 def activity(activity_id: str, workspace_id: str, conversation_id: str, action: str, actor: Document | None,
-             details: Document, at: datetime) -> Document:
+             details: Document, at: datetime, arrival: int) -> Document:
     return {"_id": activity_id, "kind": "activity", "workspace_id": workspace_id, "conversation_id": conversation_id,
-            "action": action, "actor": actor, "details": details, "at": domain.to_ms(at)}
+            "action": action, "actor": actor, "details": details, "at": domain.to_ms(at), "arrival": arrival}

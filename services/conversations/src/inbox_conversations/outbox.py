@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,6 +49,19 @@ class Topics:
 
 def utcnow() -> datetime:
     return domain.to_ms(datetime.now(UTC))
+
+
+_last_arrival = 0
+
+
+def next_arrival() -> int:
+    """The arrival order of a new timeline item, fixed when its document is first built: nanoseconds
+    since the epoch, strictly growing within the process. Meta's timestamps have one-second
+    resolution, so items of the same ``at`` are ordered by this (see store.TIMELINE_SORT). Messages of
+    one conversation are consumed from one partition in order, so their arrivals follow that order."""
+    global _last_arrival
+    _last_arrival = max(time.time_ns(), _last_arrival + 1)
+    return _last_arrival
 
 
 def command_key(number_id: str, wa_id: str, user_id: str | None) -> str:

@@ -18,7 +18,7 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from inbox.conversations.v1 import conversations_pb2 as pb
 from inbox.conversations.v1 import conversations_pb2_grpc
 from inbox_conversations import documents, domain, views
-from inbox_conversations.outbox import Publisher, command_key, outbox_event, utcnow
+from inbox_conversations.outbox import Publisher, command_key, next_arrival, outbox_event, utcnow
 from inbox_conversations.store import ConversationsStore, ListQuery
 from inbox_core.errors import Conflict, InvalidRequest, NotFound, ValidationFailed, WindowClosed
 from inbox_core.events import Event
@@ -300,7 +300,7 @@ class ConversationsRpc(conversations_pb2_grpc.ConversationsServiceServicer):
             "_id": message_id, "kind": "message", "workspace_id": conv["workspace_id"],
             "conversation_id": conv["_id"], "direction": "out", "origin": "api", "type": type_,
             "status": "pending", "status_rank": domain.STATUS_RANK["pending"], "status_at": now,
-            "sent_by": _agent(agent), "at": now, "created_at": now,
+            "sent_by": _agent(agent), "at": now, "arrival": next_arrival(), "created_at": now,
         }
 
     async def SendMessage(self, request: pb.SendMessageRequest,
@@ -421,7 +421,8 @@ class ConversationsRpc(conversations_pb2_grpc.ConversationsServiceServicer):
         )
         activity = documents.activity(
             domain.derived_id("act_", "template", message_id), workspace_id, conv["_id"], "template_sent",
-            _agent(request.agent), {"template": name, "language": language, "message_id": message_id}, now)
+            _agent(request.agent), {"template": name, "language": language, "message_id": message_id}, now,
+            next_arrival())
         stored = await self._send(conv, doc, command, activity)
         return pb.SendTemplateResponse(message=message_pb(views.message(stored)))
 
@@ -438,7 +439,8 @@ class ConversationsRpc(conversations_pb2_grpc.ConversationsServiceServicer):
             raise ValidationFailed(f"a note has at most {MAX_NOTE} characters", {"field": "text"})
         now = utcnow()
         note = {"_id": domain.new_id("note_"), "kind": "note", "workspace_id": workspace_id,
-                "conversation_id": conv["_id"], "text": text, "author": _agent(request.agent), "at": now}
+                "conversation_id": conv["_id"], "text": text, "author": _agent(request.agent), "at": now,
+                "arrival": next_arrival()}
         event = Event.of(NoteCreated(conversation_id=conv["_id"], note=views.note(note)), workspace_id=workspace_id,
                          id=domain.event_id(note["_id"], "note.created"))
         entry = {"id": "note", "created_at": now, "conversation_id": conv["_id"],
@@ -460,7 +462,8 @@ class ConversationsRpc(conversations_pb2_grpc.ConversationsServiceServicer):
         by = _agent(request.agent)
         activity = documents.activity(
             domain.derived_id("act_", "assign", entry_id), workspace_id, conv["_id"],
-            "assigned" if assignee else "unassigned", by, {"assignee": assignee, "previous": previous}, now)
+            "assigned" if assignee else "unassigned", by, {"assignee": assignee, "previous": previous}, now,
+            next_arrival())
         events = [
             Event.of(ConversationAssigned(conversation_id=conv["_id"], assignee=views.actor(assignee),
                                           previous=views.actor(previous), by=views.actor(by)),

@@ -7,7 +7,11 @@ Collections:
   ``search_tokens``), so a list page is one indexed query with no per-row lookups.
 - ``timeline``: messages, notes and activities of every conversation, one collection with a ``kind``
   field, so a timeline page is one indexed query in time order. Messages from Meta are unique by
-  ``wamid`` (sparse unique index; a message sent here gets its wamid when Meta accepted it).
+  ``wamid`` (sparse unique index; a message sent here gets its wamid when Meta accepted it). Items are
+  ordered by (``at``, ``arrival``, id): Meta's timestamps have one-second resolution, and ``arrival``
+  (set when the item's document is first built, never changed: a redelivery's insert fails and the
+  stored one wins) keeps items of the same ``at`` in the order they arrived or were made. Items stored
+  before ``arrival`` existed have none and come first among their ``at``.
 - ``pending``: statuses, reactions, replies and media results for a wamid not seen yet, applied as
   soon as the message arrives (Meta's webhooks arrive in any order).
 - ``numbers``: the workspace's connected numbers (and their WhatsApp business account) as seen in events.
@@ -28,7 +32,7 @@ from datetime import datetime, timedelta
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from inbox_conversations import domain
 from inbox_core.errors import InvalidRequest, NotFound
@@ -43,7 +47,7 @@ LIST_PROJECTION = {"search_tokens": 0, "applied": 0, "outbox": 0}
 
 # The list's sort: newest activity first, id as the tie-breaker (the keyset).
 LIST_SORT = [("updated_at", DESCENDING), ("_id", DESCENDING)]
-TIMELINE_SORT = [("at", DESCENDING), ("_id", DESCENDING)]
+TIMELINE_SORT = [("at", DESCENDING), ("arrival", DESCENDING), ("_id", DESCENDING)]
 
 CONVERSATION_INDEXES = [
     # One per list filter; the number is always part of the query (one, several via $in, or every
@@ -63,7 +67,8 @@ CONVERSATION_INDEXES = [
     Index([("outbox_at", ASCENDING)], "outbox", options={"sparse": True}),
 ]
 TIMELINE_INDEXES = [
-    Index([("conversation_id", ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)], "timeline"),
+    Index([("conversation_id", ASCENDING), ("at", DESCENDING), ("arrival", DESCENDING), ("_id", DESCENDING)],
+          "timeline_order"),
     Index([("wamid", ASCENDING)], "wamid", unique=True, options={"sparse": True}),
     Index([("media.media_id", ASCENDING)], "media_id", options={"sparse": True}),
     Index([("outbox_at", ASCENDING)], "outbox", options={"sparse": True}),
@@ -78,6 +83,9 @@ TEMPLATE_INDEXES = [
           "by_waba"),
 ]
 LIBRARY_INDEXES = [Index([("workspace_id", ASCENDING), ("created_at", DESCENDING)], "by_workspace")]
+# Replaced by timeline_order (same name with other keys would be refused): dropped at startup.
+OBSOLETE_TIMELINE_INDEXES = ("timeline",)
+INDEX_NOT_FOUND = 27
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,52 @@ def keyset_after(cursor: str, time_field: str) -> Document:
     return {time_field: {"$lte": at}, "$nor": [{time_field: at, "_id": {"$gte": last_id}}]}
 
 
+@dataclass(frozen=True)
+class TimelineKey:
+    """A timeline item's place: (at, arrival, id); no arrival (an item stored before arrivals existed)
+    comes before any arrival, as MongoDB sorts a missing field."""
+
+    at: datetime
+    arrival: int | None
+    item_id: str
+
+    @classmethod
+    def of(cls, item: Document) -> TimelineKey:
+        return cls(item["at"], item.get("arrival"), item["_id"])
+
+    @classmethod
+    def of_last(cls, last: Document) -> TimelineKey:
+        """The key of a conversation's ``last_message`` summary (documents.last_message)."""
+        return cls(last["at"], last.get("arrival"), last["id"])
+
+    def encode(self) -> str:
+        return encode_cursor([self.at, self.arrival, self.item_id])
+
+    def ties_from(self, prefix: str = "", id_field: str = "_id") -> list[Document]:
+        """``$or`` clauses matching the items of the same ``at`` whose key is >= this one."""
+        at_f, arrival_f, id_f = f"{prefix}at", f"{prefix}arrival", f"{prefix}{id_field}"
+        if self.arrival is None:
+            return [{at_f: self.at, arrival_f: {"$ne": None}},
+                    {at_f: self.at, arrival_f: None, id_f: {"$gte": self.item_id}}]
+        return [{at_f: self.at, arrival_f: {"$gt": self.arrival}},
+                {at_f: self.at, arrival_f: self.arrival, id_f: {"$gte": self.item_id}}]
+
+    def ties_up_to(self, prefix: str = "", id_field: str = "_id") -> list[Document]:
+        """``$or`` clauses matching the items of the same ``at`` whose key is <= this one."""
+        at_f, arrival_f, id_f = f"{prefix}at", f"{prefix}arrival", f"{prefix}{id_field}"
+        if self.arrival is None:
+            return [{at_f: self.at, arrival_f: None, id_f: {"$lte": self.item_id}}]
+        return [{at_f: self.at, arrival_f: None}, {at_f: self.at, arrival_f: {"$lt": self.arrival}},
+                {at_f: self.at, arrival_f: self.arrival, id_f: {"$lte": self.item_id}}]
+
+
+def timeline_after(key: TimelineKey) -> Document:
+    """Timeline items strictly after ``key`` in (at, arrival, _id) descending order: one range on
+    ``at`` (an index bound, so the index still gives the order) and a residual filter that only the
+    items of that very millisecond reach."""
+    return {"at": {"$lte": key.at}, "$nor": key.ties_from()}
+
+
 class ConversationsStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.db = db
@@ -119,10 +173,22 @@ class ConversationsStore:
         """Creates the indexes every query of this service is served by (idempotent)."""
         await ensure_indexes(self.conversations, CONVERSATION_INDEXES)
         await ensure_indexes(self.timeline, TIMELINE_INDEXES)
+        await self._drop_obsolete_indexes(self.timeline, OBSOLETE_TIMELINE_INDEXES)
         await ensure_indexes(self.pending, PENDING_INDEXES)
         await ensure_indexes(self.numbers, NUMBER_INDEXES)
         await ensure_indexes(self.templates, TEMPLATE_INDEXES)
         await ensure_indexes(self.library, LIBRARY_INDEXES)
+
+    @staticmethod
+    async def _drop_obsolete_indexes(collection: AsyncCollection[Document], names: Sequence[str]) -> None:
+        existing = await collection.index_information()
+        for name in names:
+            if name in existing:
+                try:
+                    await collection.drop_index(name)
+                except OperationFailure as exc:
+                    if exc.code != INDEX_NOT_FOUND:  # another instance starting up dropped it first
+                        raise
 
     # --- numbers ---------------------------------------------------------------------------------------
 
@@ -211,14 +277,18 @@ class ConversationsStore:
     async def apply_last_message(self, conversation_id: str, last: Document, awaiting_reply: bool, *,
                                  only_if_last: bool = False) -> bool:
         """Makes ``last`` the conversation's last message unless a newer one is there already (messages
-        arrive out of order), and moves the conversation up the list. Re-applying is harmless.
-        ``only_if_last``: refresh the summary of the message that is the last one (edited, deleted)."""
-        at, message_id = last["at"], last["id"]
-        query: Document = {"_id": conversation_id, "last_message.id": message_id} if only_if_last else {
+        arrive out of order), and moves the conversation up the list. Newer is by the timeline's order
+        (at, arrival, id), so of several messages of the same second the last to arrive is the last one,
+        and a redelivered older one (which keeps its first arrival) does not take its place. Re-applying
+        is harmless. ``only_if_last``: refresh the summary of the message that is the last one (edited,
+        deleted)."""
+        key = TimelineKey.of_last(last)
+        at = key.at
+        query: Document = {"_id": conversation_id, "last_message.id": key.item_id} if only_if_last else {
             "_id": conversation_id, "$or": [
                 {"last_message": None},
                 {"last_message.at": {"$lt": at}},
-                {"last_message.at": at, "last_message.id": {"$lte": message_id}},
+                *key.ties_up_to("last_message.", "id"),
             ]}
         result = await self.conversations.update_one(
             query,
@@ -227,12 +297,20 @@ class ConversationsStore:
         )
         return bool(result.modified_count)
 
-    async def apply_customer_message(self, conversation_id: str, at: datetime, wamid: str) -> bool:
-        """A live customer message: the 24-hour window runs from the newest one (Meta's timestamp)."""
+    async def apply_customer_message(self, conversation_id: str, at: datetime, wamid: str,
+                                     arrival: int | None = None) -> bool:
+        """A live customer message: the 24-hour window runs from the newest one (Meta's timestamp), and
+        the read receipt goes to it (``last_inbound_wamid``): of the same second, the last to arrive.
+        A reaction (no timeline item, no ``arrival``) takes the place only with a newer timestamp."""
+        newer: list[Document] = [{"last_customer_at": None}, {"last_customer_at": {"$lt": at}}]
+        if arrival is not None:
+            newer += [{"last_customer_at": at, "last_customer_arrival": None},
+                      {"last_customer_at": at, "last_customer_arrival": {"$lt": arrival}}]
         result = await self.conversations.update_one(
-            {"_id": conversation_id, "$or": [{"last_customer_at": None}, {"last_customer_at": {"$lt": at}}]},
-            {"$set": {"last_customer_at": at, "window_expires_at": domain.window_expires_at(at),
-                      "last_inbound_wamid": wamid}, "$inc": {"version": 1}},
+            {"_id": conversation_id, "$or": newer},
+            {"$set": {"last_customer_at": at, "last_customer_arrival": arrival,
+                      "window_expires_at": domain.window_expires_at(at), "last_inbound_wamid": wamid},
+             "$inc": {"version": 1}},
         )
         return bool(result.modified_count)
 
@@ -376,13 +454,31 @@ class ConversationsStore:
         """A page of the timeline, newest first from ``before`` backwards; returned oldest first."""
         find: Document = {"conversation_id": conversation_id}
         if before:
-            find.update(keyset_after(before, "at"))
+            find.update(timeline_after(await self._timeline_cursor(conversation_id, before)))
         docs = await self.timeline.find(find, {"outbox": 0}).sort(TIMELINE_SORT).limit(limit + 1).to_list(None)
         more = len(docs) > limit
         docs = docs[:limit]
-        next_before = encode_cursor([docs[-1]["at"], docs[-1]["_id"]]) if more else ""
+        next_before = TimelineKey.of(docs[-1]).encode() if more else ""
         docs.reverse()
         return docs, next_before
+
+    async def _timeline_cursor(self, conversation_id: str, cursor: str) -> TimelineKey:
+        """A ``before`` cursor: (at, arrival, id); an invalid one is InvalidRequest."""
+        try:
+            at, arrival, item_id = decode_cursor(cursor, 3)
+        except InvalidRequest:
+            # A cursor made before arrivals existed, (at, id): the item it names gives its arrival.
+            at, item_id = decode_cursor(cursor, 2)
+            arrival = None
+            if isinstance(at, datetime) and isinstance(item_id, str):
+                item = await self.timeline.find_one({"_id": item_id, "conversation_id": conversation_id},
+                                                    {"at": 1, "arrival": 1})
+                if item is not None and item["at"] == at:
+                    arrival = item.get("arrival")
+        valid_arrival = arrival is None or (isinstance(arrival, int) and not isinstance(arrival, bool))
+        if not isinstance(at, datetime) or not isinstance(item_id, str) or not valid_arrival:
+            raise InvalidRequest("the cursor is not valid", {"cursor": cursor})
+        return TimelineKey(at, arrival, item_id)
 
     async def apply_status(self, message_id: str, status: str, at: datetime,
                            error: Document | None) -> Document | None:
