@@ -9,7 +9,7 @@ export default defineConfig(({ mode }) => {
     base: "./",
     // Preact's automatic JSX runtime through esbuild: no Babel, no framework plugin needed.
     esbuild: { jsx: "automatic", jsxImportSource: "preact" },
-    build: { outDir: "dist", emptyOutDir: true, sourcemap: true, target: "es2022" },
+    build: { outDir: "dist", emptyOutDir: true, target: "es2022" },
     server: { proxy: { "/api": { target: gateway } } },
   };
 });

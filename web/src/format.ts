@@ -187,3 +187,9 @@ export function previewOf(type: string, preview: string): string {
   };
   return labels[type] ?? type;
 }
+
+/** Whether a conversation copy is older than the one we have (copies can arrive out of order). */
+export function isStale(incoming: Conversation, current: Conversation | null | undefined): boolean {
+  return !!current && typeof incoming.version === "number" && typeof current.version === "number"
+    && incoming.version < current.version;
+}

@@ -76,6 +76,7 @@ export interface Conversation {
   window: { open: boolean; expires_at: string | null };
   composing?: Composer[];
   updated_at: string | null;
+  version?: number; // grows with every change: an older copy arriving late is ignored
 }
 
 export interface Page<T> {

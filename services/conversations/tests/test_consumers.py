@@ -446,3 +446,25 @@ async def test_templates_synced_replace_the_list(env: Env) -> None:
     assert listed.items[0].components[0]["text"] == "Hello"
     other = await env.rpc.ListTemplates(pb.ListTemplatesRequest(workspace_id="ws_other"))
     assert list(other.items) == []
+
+
+async def test_templates_with_meta_examples_are_kept_whole(env: Env) -> None:
+    """Meta's examples are nested arrays (``body_text: [["..."]]``), which FerretDB cannot store as a
+    document: every template of the list must still arrive, with its components intact."""
+    from inbox.conversations.v1 import conversations_pb2 as pb
+
+    await env.deliver(env.message(WA))
+    body = {"type": "BODY", "text": "Hi {{1}}, your order {{2}} is on its way.",
+            "example": {"body_text": [["Ada", "#1042"]]}}
+    synced = TemplatesSynced(waba_id=env.waba, templates=[
+        {"name": "hello_world", "language": "en_US", "status": "APPROVED", "category": "UTILITY",
+         "components": [{"type": "BODY", "text": "Hello"}]},
+        {"name": "order_update", "language": "en_US", "status": "APPROVED", "category": "UTILITY",
+         "components": [body]},
+    ])
+    await env.deliver(Event.of(synced, workspace_id=env.workspace, occurred_at=ago(minutes=1)))
+    listed = await env.rpc.ListTemplates(pb.ListTemplatesRequest(workspace_id=env.workspace, number_id=env.number))
+    assert [t.name for t in listed.items] == ["hello_world", "order_update"]
+    order_update = listed.items[1].components[0]
+    assert order_update["text"] == body["text"]
+    assert [list(row) for row in order_update["example"]["body_text"]] == [["Ada", "#1042"]]

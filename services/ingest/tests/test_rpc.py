@@ -13,8 +13,11 @@ from inbox.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from inbox_core.devinfra import free_port
 from inbox_core.events import Event
 from inbox_core.grpc_server import GrpcServer
+from inbox_core.kafka import make_broker
 from inbox_core.mongo import service_database
 from inbox_core.settings import InboxSettings
+from inbox_core.testing import Infra, TopicReader
+from inbox_core.topics import WHATSAPP_COMMANDS
 from inbox_ingest.media import MediaStore
 from inbox_ingest.rpc import SERVICE_NAME, IngestRpc
 from inbox_ingest.store import IngestStore
@@ -25,8 +28,11 @@ async def ingest_api(inbox_settings: InboxSettings, mongo_client: Any) -> AsyncI
     db = service_database(mongo_client, inbox_settings, "ingest")
     store = IngestStore(db)
     await store.ensure_indexes()
+    broker = make_broker(inbox_settings, "ingest-test", registry=None)
+    await broker.start()
     server = GrpcServer(free_port(), host="127.0.0.1")
-    server.add(ingest_pb2_grpc.add_IngestServiceServicer_to_server, IngestRpc(store, MediaStore(db)), SERVICE_NAME)
+    server.add(ingest_pb2_grpc.add_IngestServiceServicer_to_server, IngestRpc(store, MediaStore(db), broker),
+               SERVICE_NAME)
     await server.start()
     channel = grpc.aio.insecure_channel(server.address)
     stub = ingest_pb2_grpc.IngestServiceStub(channel)
@@ -34,14 +40,25 @@ async def ingest_api(inbox_settings: InboxSettings, mongo_client: Any) -> AsyncI
     yield stub
     await channel.close()
     await server.stop(0)
+    await broker.stop()
 
 
-async def test_channels_keep_their_token_to_themselves(ingest_api: Any) -> None:
+async def test_channels_keep_their_token_to_themselves(ingest_api: Any, infra: Infra) -> None:
     number = f"pn-{uuid.uuid4().hex[:8]}"
-    reply = await ingest_api.UpsertChannel(ingest_pb2.UpsertChannelRequest(
-        channel=ingest_pb2.Channel(phone_number_id=number, workspace_id="w1", waba_id="waba-1",
-                                   display_phone_number="+1 555 0100", name="Shop"),
-        access_token="EAAG-secret-token"))
+    async with TopicReader(infra.kafka_bootstrap, WHATSAPP_COMMANDS.name) as commands:
+        reply = await ingest_api.UpsertChannel(ingest_pb2.UpsertChannelRequest(
+            channel=ingest_pb2.Channel(phone_number_id=number, workspace_id="w1", waba_id="waba-1",
+                                       display_phone_number="+1 555 0100", name="Shop"),
+            access_token="EAAG-secret-token"))
+
+        def synced(records: list[Any]) -> list[Event]:
+            return [e for e in (Event.from_bytes(r.value) for r in records)
+                    if e.type == "whatsapp.command.sync_templates" and e.data.get("phone_number_id") == number]
+
+        await commands.read(until=lambda rs: synced(rs), within=15)
+    # A connected number offers its templates at once (not at the next periodic sync); no token leaks.
+    assert [e.data["waba_id"] for e in synced(commands.records)] == ["waba-1"]
+    assert not any(b"EAAG" in r.value for r in commands.records)
     assert reply.channel.has_access_token and reply.channel.name == "Shop"
     assert "EAAG" not in str(reply)
     # Renaming without a token keeps the stored one.

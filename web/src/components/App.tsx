@@ -147,7 +147,7 @@ function Inbox({ me, onLogout }: { me: Me; onLogout: () => void }) {
   const currency = workspace?.currency || "EUR";
 
   return (
-    <div class={`app ${selectedId ? "has-selection" : ""} ${panelOpen ? "panel-open" : ""}`} data-stream={streamState}>
+    <div class={`app ${selectedId ? "has-selection" : ""} ${selectedId && panelOpen ? "panel-open" : ""}`} data-stream={streamState}>
       <header class="topbar">
         <div class="brand">
           <span class="logo" aria-hidden="true">

@@ -2,7 +2,7 @@
 
 import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api } from "../api";
-import { compareConversations, customerName, formatPhone, listTime, previewOf } from "../format";
+import { compareConversations, customerName, formatPhone, isStale, listTime, previewOf } from "../format";
 import { composing, showError, typingText, useObservable } from "../store";
 import { stream } from "../stream";
 import type { Conversation, Filter, Me, NumberInfo } from "../types";
@@ -80,7 +80,14 @@ export function ConversationList({ me, numbers, selectedId, onSelect }: Props) {
     try {
       const page = await api.conversations({ ...queryRef.current, cursor: null });
       if (gen !== generation.current) return;
-      setItems(page.items);
+      // A row updated by the stream while the page was loading keeps the newer copy.
+      setItems((current) => {
+        const seen = new Map(current.map((c) => [c.id, c]));
+        return page.items.map((c) => {
+          const live = seen.get(c.id);
+          return live && isStale(c, live) ? live : c;
+        });
+      });
       setCursor(page.next_cursor);
       setLoadError(null);
     } catch (err) {
@@ -123,6 +130,7 @@ export function ConversationList({ me, numbers, selectedId, onSelect }: Props) {
       if (!c?.id) return;
       setItems((current) => {
         const existing = current.find((x) => x.id === c.id);
+        if (isStale(c, existing)) return current;
         // The stream's copy has no composing list: that comes as its own events.
         const merged: Conversation = { ...existing, ...c, composing: existing?.composing ?? c.composing };
         const rest = current.filter((x) => x.id !== c.id);

@@ -2,7 +2,7 @@
 
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { api } from "../api";
-import { customerName, formatPhone, laterStatus, sortTimeline } from "../format";
+import { customerName, formatPhone, isStale, laterStatus, sortTimeline } from "../format";
 import {
   clearComposer, composing, loadTeam, setComposingFrom, showError, teams, typingText, useObservable,
 } from "../store";
@@ -27,7 +27,10 @@ function mergeItems(current: TimelineItem[], incoming: TimelineItem[]): Timeline
   for (const item of incoming) {
     const existing = byId.get(item.id);
     if (existing?.kind === "message" && item.kind === "message") {
-      byId.set(item.id, { ...existing, ...item, status: laterStatus(existing.status, item.status) });
+      // A stored attachment does not go back to "being fetched" either.
+      const media = existing.media?.status === "stored" && item.media && item.media.status !== "stored"
+        ? existing.media : item.media;
+      byId.set(item.id, { ...existing, ...item, media, status: laterStatus(existing.status, item.status) });
     } else {
       byId.set(item.id, item);
     }
@@ -77,7 +80,8 @@ export function ConversationView({ me, conversationId, numbers, onBack, onToggle
       loadTeam(conv.workspace_id);
       if (initial) {
         scrollPlan.current = { mode: "bottom" };
-        setItems(sortTimeline(page.items));
+        // Events that came while the page was loading are newer than it or equal: applied on top.
+        setItems((arrived) => mergeItems(page.items, arrived));
         setBefore(page.next_before);
       } else {
         setItems((current) => mergeItems(current, page.items));
@@ -115,7 +119,7 @@ export function ConversationView({ me, conversationId, numbers, onBack, onToggle
     const offs = [
       stream.on("conversation.updated", (c: Conversation) => {
         if (c?.id !== idRef.current) return;
-        setConversation((current) => ({ ...current, ...c, composing: current?.composing }));
+        setConversation((current) => (isStale(c, current) ? current : { ...current, ...c, composing: current?.composing }));
       }),
       stream.on("message.created", (data: { conversation_id: string; message: MessageItem }) => {
         if (!isMine(data)) return;

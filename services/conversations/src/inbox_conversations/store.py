@@ -25,6 +25,7 @@ and outbox.py).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -566,15 +567,15 @@ class ConversationsStore:
 
     async def replace_templates(self, workspace_id: str, waba_id: str, templates: list[Document],
                                 synced_at: datetime) -> bool:
-        """A full list of a business account's templates; an older list than the last applied is ignored."""
+        """A full list of a business account's templates; an older list than the last applied is ignored.
+
+        The marker is written after the templates, so a list cut short by a crash is applied again on
+        redelivery. Each template is stored as JSON text beside its searchable fields: Meta's
+        components hold nested arrays (``example.body_text``), which FerretDB cannot store.
+        """
         marker = f"sync:{workspace_id}:{waba_id}"
-        try:
-            result = await self.templates.update_one(
-                {"_id": marker, "synced_at": {"$lt": synced_at}},
-                {"$set": {"synced_at": synced_at, "kind": "sync"}}, upsert=True)
-        except DuplicateKeyError:
-            return False
-        if not (result.modified_count or result.upserted_id):
+        current = await self.templates.find_one({"_id": marker}, {"synced_at": 1})
+        if current is not None and current.get("synced_at") is not None and current["synced_at"] >= synced_at:
             return False
         keep: list[str] = []
         for tpl in templates:
@@ -582,10 +583,14 @@ class ConversationsStore:
             keep.append(tpl_id)
             await self.templates.replace_one(
                 {"_id": tpl_id},
-                {**tpl, "workspace_id": workspace_id, "waba_id": waba_id, "kind": "template",
-                 "updated_at": synced_at}, upsert=True)
+                {"name": tpl["name"], "language": tpl["language"], "status": tpl.get("status"),
+                 "category": tpl.get("category"), "template_json": json.dumps(tpl),
+                 "workspace_id": workspace_id, "waba_id": waba_id, "kind": "template", "updated_at": synced_at},
+                upsert=True)
         await self.templates.delete_many({"workspace_id": workspace_id, "waba_id": waba_id, "kind": "template",
                                           "_id": {"$nin": keep}})
+        await self.templates.update_one({"_id": marker}, {"$set": {"synced_at": synced_at, "kind": "sync"}},
+                                        upsert=True)
         return True
 
     async def set_template_status(self, workspace_id: str, waba_id: str, name: str, language: str | None,
@@ -599,14 +604,16 @@ class ConversationsStore:
         query: Document = {"workspace_id": workspace_id, "kind": "template"}
         if waba_ids is not None:
             query["waba_id"] = {"$in": list(waba_ids)}
-        return await self.templates.find(query).sort([("name", ASCENDING), ("language", ASCENDING)]).to_list(None)
+        docs = await self.templates.find(query).sort([("name", ASCENDING), ("language", ASCENDING)]).to_list(None)
+        return [_template(d) for d in docs]
 
     async def find_template(self, workspace_id: str, waba_ids: Sequence[str] | None, name: str,
                             language: str) -> Document | None:
         query: Document = {"workspace_id": workspace_id, "kind": "template", "name": name, "language": language}
         if waba_ids is not None:
             query["waba_id"] = {"$in": list(waba_ids)}
-        return await self.templates.find_one(query)
+        doc = await self.templates.find_one(query)
+        return _template(doc) if doc is not None else None
 
     async def workspace_wabas(self, workspace_id: str) -> list[str]:
         docs = await self.templates.find({"workspace_id": workspace_id, "kind": "template"}, {"waba_id": 1}).to_list(
@@ -632,3 +639,10 @@ class ConversationsStore:
         result = await self.library.delete_one({"_id": item_id, "workspace_id": workspace_id})
         if not result.deleted_count:
             raise NotFound("no such library item", {"item_id": item_id})
+
+
+def _template(doc: Document) -> Document:
+    """A stored template as Meta listed it, with the status it has now (status webhooks change it)."""
+    tpl: Document = json.loads(doc["template_json"]) if doc.get("template_json") else dict(doc)
+    tpl.update({k: doc[k] for k in ("_id", "workspace_id", "waba_id", "kind", "status", "updated_at") if k in doc})
+    return tpl

@@ -62,7 +62,7 @@ async def build(role: str) -> list[Component]:
         components.append(HttpComponent("http", create_app(settings, intake, checks), settings.http_port))
         components.append(TaskComponent("purge-seen", lambda: purge_seen_loop(store)))
         server = GrpcServer(settings.grpc_port)
-        server.add(ingest_pb2_grpc.add_IngestServiceServicer_to_server, IngestRpc(store, media), SERVICE_NAME)
+        server.add(ingest_pb2_grpc.add_IngestServiceServicer_to_server, IngestRpc(store, media, broker), SERVICE_NAME)
         components.append(GrpcComponent(server))
     if role in ("worker", "all"):
         graph = GraphClient(settings.graph_api_base_url, settings.graph_timeout_s)

@@ -12,10 +12,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+from faststream.kafka import KafkaBroker
 from google.protobuf import json_format, struct_pb2
 
 from inbox.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from inbox_core.errors import InvalidRequest, NotFound, TooLarge
+from inbox_core.events import Event
+from inbox_core.events.commands import SyncTemplatesCommand
+from inbox_core.kafka import publish
+from inbox_core.topics import WHATSAPP_COMMANDS
 from inbox_ingest.media import MediaStore, StoredMedia
 from inbox_ingest.store import Channel, IngestStore
 
@@ -43,9 +48,10 @@ def _info_pb(stored: StoredMedia, workspace_id: str) -> ingest_pb2.MediaInfo:
 
 
 class IngestRpc(ingest_pb2_grpc.IngestServiceServicer):
-    def __init__(self, store: IngestStore, media: MediaStore) -> None:
+    def __init__(self, store: IngestStore, media: MediaStore, broker: KafkaBroker | None = None) -> None:
         self.store = store
         self.media = media
+        self.broker = broker
 
     async def UpsertChannel(self, request: ingest_pb2.UpsertChannelRequest,
                             context: grpc.aio.ServicerContext[Any, Any]) -> ingest_pb2.UpsertChannelResponse:
@@ -60,6 +66,11 @@ class IngestRpc(ingest_pb2_grpc.IngestServiceServicer):
         channel = Channel(phone_number_id=c.phone_number_id, workspace_id=c.workspace_id, waba_id=c.waba_id,
                           display_phone_number=c.display_phone_number, name=c.name, access_token=token)
         await self.store.upsert_channel(channel)
+        if self.broker is not None and channel.access_token.get_secret_value():
+            # A newly connected number should offer its templates now, not at the next periodic sync.
+            command = SyncTemplatesCommand(waba_id=channel.waba_id, phone_number_id=channel.phone_number_id)
+            await publish(self.broker, WHATSAPP_COMMANDS, f"{channel.phone_number_id}:templates",
+                          Event.of(command, workspace_id=channel.workspace_id))
         return ingest_pb2.UpsertChannelResponse(channel=_channel_pb(channel))
 
     async def ListChannels(self, request: ingest_pb2.ListChannelsRequest,
