@@ -206,7 +206,8 @@ class KafkaServer:
         if not (self.home / "data" / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
             subprocess.run(
-                self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(cfg),
+                # "--cluster-id=<id>": a base64 id may start with "-", which "-t <id>" would read as an option.
+                self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(cfg),
                            heap="-Xmx256m"),
                 check=True, stdout=subprocess.DEVNULL,
             )
