@@ -13,7 +13,7 @@ from inbox_conversations.rpc import SERVICE_NAME, ConversationsRpc
 from inbox_conversations.settings import ConversationsSettings
 from inbox_conversations.store import ConversationsStore
 from inbox_core.grpc_server import GrpcServer
-from inbox_core.kafka import make_broker
+from inbox_core.kafka import make_broker, report_lag
 from inbox_core.mongo import make_client, ping, service_database
 from inbox_core.ops import ops_app
 from inbox_core.runtime import (
@@ -48,6 +48,8 @@ async def build(role: str) -> list[Component]:
         grace = timedelta(seconds=settings.relay_grace_s)
         components.append(TaskComponent("outbox-relay",
                                         lambda: publisher.relay_forever(settings.relay_interval_s, grace)))
+    if role in ("worker", "all"):
+        components.append(TaskComponent("consumer-lag", lambda: report_lag(broker)))
 
     async def kafka_ready() -> bool:
         return await broker.ping(timeout=2.0)

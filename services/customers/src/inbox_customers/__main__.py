@@ -2,7 +2,7 @@
 
 from inbox.customers.v1 import customers_pb2_grpc
 from inbox_core.grpc_server import GrpcServer
-from inbox_core.kafka import make_broker
+from inbox_core.kafka import make_broker, report_lag
 from inbox_core.mongo import make_client, ping, service_database
 from inbox_core.ops import ops_app
 from inbox_core.runtime import (
@@ -38,6 +38,8 @@ async def build(role: str) -> list[Component]:
         server = GrpcServer(settings.grpc_port)
         server.add(customers_pb2_grpc.add_CustomersServiceServicer_to_server, CustomersRpc(store, broker), SERVICE_NAME)
         components.append(GrpcComponent(server))
+    if role in ("worker", "all"):
+        components.append(TaskComponent("consumer-lag", lambda: report_lag(broker)))
 
     async def kafka_ready() -> bool:
         return await broker.ping(timeout=2.0)

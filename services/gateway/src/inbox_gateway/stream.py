@@ -2,7 +2,8 @@
 and pushes each to the connected agents of its workspace.
 
 - :class:`KafkaFeed` reads all partitions of the four topics with no consumer group (manual assignment,
-  from the end: a replica streams what happens while it runs), so every replica sees every event.
+  from the end: a replica streams what happens while it runs), so every replica sees every event. Each
+  event is fanned out inside a span continuing the producer's trace (W3C context in the record headers).
 - :class:`Hub` turns each event into one SSE frame (encoded once), keeps the last
   ``GATEWAY_STREAM_BUFFER_SIZE`` frames for ``Last-Event-ID`` resumes, drops redeliveries (same event id),
   and hands each frame to the subscriptions of its workspace without ever waiting: every connection has
@@ -29,13 +30,16 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from opentelemetry import propagate, trace
+from opentelemetry.propagators.textmap import Getter
+from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 
 from inbox_core.events import Event
@@ -52,6 +56,28 @@ TOPICS = (CONVERSATIONS.name, CUSTOMERS.name, ORDERS.name, PRESENCE.name)
 RETRY_MS = 3000
 
 _encoder = msgspec.json.Encoder()
+
+SSE_CONNECTIONS = Gauge("inbox_gateway_sse_connections", "Open /api/stream connections")
+STREAM_EVENTS = Counter("inbox_gateway_stream_events_total", "Events read by the stream feed, by outcome",
+                        ["topic", "outcome"])
+
+_tracer = trace.get_tracer("inbox.gateway.stream")
+
+Headers = Sequence[tuple[str, bytes | None]]
+
+
+class _HeadersGetter(Getter[Headers]):
+    """Reads W3C trace context from Kafka record headers (what FastStream's producers put there)."""
+
+    def get(self, carrier: Headers, key: str) -> list[str] | None:
+        values = [v.decode("latin-1") for k, v in carrier if k.lower() == key and v is not None]
+        return values or None
+
+    def keys(self, carrier: Headers) -> list[str]:
+        return [k for k, _ in carrier]
+
+
+_HEADERS = _HeadersGetter()
 
 
 @dataclass(frozen=True)
@@ -221,6 +247,7 @@ class Hub:
                     subscription.offer(frame)
         # No await between the replay and the registration: no event can fall in between.
         self._subscriptions.add(subscription)
+        SSE_CONNECTIONS.inc()
         for workspace_id in subscription.workspaces:
             self._by_workspace.setdefault(workspace_id, set()).add(subscription)
         return subscription
@@ -229,7 +256,9 @@ class Hub:
         return subscription in self._subscriptions
 
     def unsubscribe(self, subscription: Subscription) -> None:
-        self._subscriptions.discard(subscription)
+        if subscription in self._subscriptions:
+            self._subscriptions.discard(subscription)
+            SSE_CONNECTIONS.dec()
         self._detach(subscription)
 
     def _detach(self, subscription: Subscription) -> None:
@@ -279,7 +308,7 @@ class KafkaFeed:
                     batches = await consumer.getmany(timeout_ms=1000, max_records=1000)
                     for records in batches.values():
                         for record in records:
-                            self._handle(record.value)
+                            self._handle(record.value, record.headers, record.topic)
                             # Lets the connections write between events, so a burst does not fill their queues.
                             await asyncio.sleep(0)
             except asyncio.CancelledError:
@@ -320,17 +349,29 @@ class KafkaFeed:
         finally:
             await admin.close()
 
-    def _handle(self, raw: bytes | None) -> None:
+    def _handle(self, raw: bytes | None, headers: Headers = (), topic: str = "") -> None:
         if raw is None:
             return
-        try:
-            event = Event.from_bytes(raw)
-        except ValidationError:
-            log.warning("stream feed: a message that is not an event was skipped")
-            return
-        frame = frame_of(event)
-        if frame is not None:
+        # A child of the producer's span, so one trace reaches from the webhook to the stream.
+        with _tracer.start_as_current_span(
+            f"{topic} fan-out", context=propagate.extract(headers, getter=_HEADERS), kind=trace.SpanKind.CONSUMER,
+            attributes={"messaging.system": "kafka", "messaging.destination.name": topic,
+                        "messaging.operation": "process"},
+        ) as span:
+            try:
+                event = Event.from_bytes(raw)
+            except ValidationError:
+                log.warning("stream feed: a message that is not an event was skipped")
+                STREAM_EVENTS.labels(topic, "invalid").inc()
+                return
+            span.set_attribute("messaging.message.id", event.id)
+            span.set_attribute("inbox.event_type", event.type)
+            frame = frame_of(event)
+            if frame is None:
+                STREAM_EVENTS.labels(topic, "no_workspace").inc()
+                return
             self.hub.publish(frame)
+            STREAM_EVENTS.labels(topic, "fanned_out").inc()
 
 
 # --- one connection --------------------------------------------------------------------------------------

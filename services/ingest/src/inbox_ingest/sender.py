@@ -24,6 +24,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from faststream.kafka import KafkaBroker
+from prometheus_client import Counter
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -60,6 +61,11 @@ Sleep = Callable[[float], Awaitable[None]]
 # An uploaded media id is reused until this long before Meta forgets it (30 days).
 _UPLOAD_MARGIN = timedelta(days=1)
 FINAL_STATES = ("accepted", "failed")
+
+# Every Graph API answer to a send, upload or mark-read: "ok", "retry" (will be retried) or "refused", with
+# Meta's error code ("" for ok; "none" when the error had no code, e.g. a network failure).
+META_SEND_OUTCOMES = Counter("inbox_meta_send_outcomes_total", "Graph API call outcomes by Meta error code",
+                             ["outcome", "code"])
 
 
 class RateLimiter:
@@ -280,8 +286,10 @@ class Sender:
             if limit_key is not None:
                 await self.limiter.acquire(limit_key)
             try:
-                return await call(), attempt
+                result = await call()
             except GraphError as exc:
+                META_SEND_OUTCOMES.labels("retry" if exc.retryable else "refused",
+                                          "none" if exc.error.code is None else str(exc.error.code)).inc()
                 if not exc.retryable:
                     raise _Failed(exc.error, attempt) from None
                 if attempt >= self.settings.send_max_attempts:
@@ -291,6 +299,9 @@ class Sender:
                                       jitter=self.jitter())
                 log.warning("command %s: attempt %d failed (%s); retrying in %.2fs", command_id, attempt, exc, delay)
                 await self.sleep(delay)
+                continue
+            META_SEND_OUTCOMES.labels("ok", "").inc()
+            return result, attempt
 
     async def _fail(self, command: SendCommand, channel: Channel | None, error: MetaError, attempts: int) -> None:
         log.warning("command %s failed: code=%s %s", command.command_id, error.code, error.title)
