@@ -29,8 +29,6 @@ from typing import Any, cast
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from argon2 import PasswordHasher
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -54,7 +52,7 @@ from inbox_core.mongo import Document, service_database
 from inbox_core.runtime import HttpComponent
 from inbox_core.settings import InboxSettings
 from inbox_core.telemetry import setup_telemetry
-from inbox_core.testing import Infra
+from inbox_core.testing import Infra, start_group_at_end
 from inbox_core.topics import CONVERSATIONS, CUSTOMERS, ORDERS, WHATSAPP_EVENTS
 from inbox_gateway.auth import Passwords
 from inbox_gateway.gateway import Gateway
@@ -125,26 +123,6 @@ def _traceparent(span: ReadableSpan) -> str:
 
 
 # --- the system, in this process -------------------------------------------------------------------------
-
-
-async def start_group_at_end(bootstrap: str, group: str, topics: list[str]) -> None:
-    """Commits the topics' current ends for a new consumer group, so that it reads only what comes next
-    (the real topics hold everyone's history)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        described = await admin.describe_topics(topics)
-    finally:
-        await admin.close()
-    partitions = [TopicPartition(d["topic"], p) for d in described for p in range(len(d["partitions"]))]
-    assert {tp.topic for tp in partitions} == set(topics)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        await consumer.commit(await consumer.end_offsets(partitions))
-    finally:
-        await consumer.stop()
 
 
 @dataclass

@@ -217,6 +217,55 @@ class TopicReader:
         return [Event.from_bytes(r.value) for r in self.records]
 
 
+async def start_group_at_end(bootstrap: str, group: str, topics: list[str]) -> None:
+    """Commits the topics' current ends for a new consumer group, so that it reads only what comes next
+    (in a test session the real topics already hold every earlier test's events)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(topics)
+    finally:
+        await admin.close()
+    partitions = [TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.commit(await consumer.end_offsets(partitions))
+    finally:
+        await consumer.stop()
+
+
+def _run_in_thread(coro: Any) -> None:
+    """asyncio.run in a thread of its own: callers may be inside a running event loop (Playwright's)."""
+    import threading
+
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(coro)
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+
+
+# The workers' consumer groups and their topics (the k8s manifest tests check them against the code).
+STACK_GROUPS: dict[str, list[str]] = {
+    "inbox-conversations": ["whatsapp.events.v1", "inbox.orders.v1", "inbox.customers.v1"],
+    "inbox-customers": ["whatsapp.events.v1", "inbox.orders.v1"],
+    "inbox-ingest-sender": ["whatsapp.commands.v1"],
+    "inbox-ingest-media": ["whatsapp.events.v1"],
+}
+
 STACK_SECRETS = {
     "GATEWAY_JWT_SECRET": "stack-jwt-secret-0123456789abcdef",
     "INGEST_META_APP_SECRET": "stack-app-secret",
@@ -271,6 +320,10 @@ class Stack:
             if f"{name}_grpc" in p and name != "gateway":
                 env[f"GATEWAY_{upper}_TARGET"] = f"127.0.0.1:{p[f'{name}_grpc']}"
         self.env = env
+        # A new deployment's workers would replay the topics from the start; a test stack starts at the end.
+        prefix = env["INBOX_GROUP_PREFIX"]
+        for group, topics in STACK_GROUPS.items():
+            _run_in_thread(start_group_at_end(self.infra.kafka_bootstrap, prefix + group, topics))
         for name in self.SERVICES:
             self.processes[name] = ServiceProcess(name, "all", env, self.home / f"{name}.log").start()
         for name in self.SERVICES:

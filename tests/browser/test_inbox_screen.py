@@ -1,0 +1,311 @@
+"""The three-column screen in a real browser (Debian's Chromium), against the whole stack with the sandbox
+standing in for Meta: what an agent sees as customers write, as replies are delivered and read, as a
+colleague types, when the 24-hour window has closed, and when an order is made from the conversation.
+Screenshots of the main states are saved to docs/screenshots/."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+
+import grpc
+from browser_kit import TABLET, Inbox, Screen, new_customer
+from playwright.sync_api import expect
+
+from inbox.conversations.v1 import conversations_pb2, conversations_pb2_grpc
+from inbox_core.testing import Stack
+
+OpenScreen = Callable[..., Screen]
+
+TYPING = "Sara is typing…"
+
+# Records every delivery status the newest outbound bubble shows, in order, as the stream updates it.
+RECORD_STATUSES = """() => {
+  window.__statuses = [];
+  const read = () => {
+    const bubbles = document.querySelectorAll("[data-testid=message][data-direction=out]");
+    const ticks = bubbles.length ? bubbles[bubbles.length - 1].querySelector("[data-status]") : null;
+    const status = ticks && ticks.getAttribute("data-status");
+    if (status && window.__statuses[window.__statuses.length - 1] !== status) window.__statuses.push(status);
+  };
+  new MutationObserver(read).observe(document.body, {subtree: true, childList: true, attributes: true,
+                                                      attributeFilter: ["data-status"]});
+}"""
+ORDER = ["pending", "sent", "delivered", "read"]
+
+
+def wait_stored(stack: Stack, workspace_id: str, wa_id: str, timeout: float = 30.0) -> None:
+    """Until the conversations service has the customer's conversation (asked directly, over gRPC)."""
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(stack.grpc_target("conversations")) as channel:
+        service = conversations_pb2_grpc.ConversationsServiceStub(channel)
+        while time.monotonic() < deadline:
+            found = service.ListConversations(conversations_pb2.ListConversationsRequest(
+                workspace_id=workspace_id, query=wa_id, limit=5), timeout=10)
+            if any(c.customer.wa_id == wa_id for c in found.items):
+                return
+            time.sleep(0.2)
+    raise AssertionError(f"the conversation of {wa_id} was not stored in {timeout}s")
+
+
+def test_a_customer_message_tops_the_list_with_a_badge_and_opening_it_clears_the_badge(
+        inbox: Inbox, open_screen: OpenScreen) -> None:
+    sara = open_screen(inbox.sara)
+    omar = open_screen(inbox.omar)
+    nora, pablo = new_customer("Nora"), new_customer("Pablo")
+    top = sara.page.locator("button.conv-row").first
+    # Meta's timestamps are whole seconds: three messages a second apart have a certain order.
+    now = int(time.time())
+
+    inbox.simulate("text", wa_id=nora.wa_id, name=nora.name, body="Hello! Has my order shipped?",
+                   timestamp=str(now - 2))
+    expect(top).to_contain_text(nora.name)
+    expect(sara.row(nora).get_by_test_id("unread-badge")).to_have_text("1")
+
+    inbox.simulate("text", wa_id=pablo.wa_id, name=pablo.name, body="Do you have this in red?",
+                   timestamp=str(now - 1))
+    expect(top).to_contain_text(pablo.name)
+    # Nora writes again: her conversation moves back to the top, live, with two unread.
+    inbox.simulate("text", wa_id=nora.wa_id, name=nora.name, body="It was order 1042", timestamp=str(now))
+    expect(top).to_contain_text(nora.name)
+    expect(top.get_by_test_id("unread-badge")).to_have_text("2")
+    expect(top).to_contain_text("It was order 1042")
+    expect(omar.row(nora).get_by_test_id("unread-badge")).to_have_text("2")
+    sara.screenshot("inbox-list")
+
+    sara.open_conversation(nora)
+    expect(sara.page.get_by_test_id("message").filter(has_text="It was order 1042")).to_be_visible()
+    expect(sara.row(nora).get_by_test_id("unread-badge")).to_have_count(0)
+    # The server marked it read: a colleague's list loses the badge live, and the API agrees.
+    expect(omar.row(nora).get_by_test_id("unread-badge")).to_have_count(0)
+    assert inbox.conversation_of(inbox.sara, nora.wa_id)["unread_count"] == 0
+    expect(omar.row(pablo).get_by_test_id("unread-badge")).to_have_text("1")
+    assert not sara.errors and not omar.errors
+
+
+def test_a_reply_shows_its_ticks_as_the_sandbox_reports_delivered_and_read(
+        inbox: Inbox, open_screen: OpenScreen) -> None:
+    lucia = new_customer("Lucia")
+    inbox.simulate("text", wa_id=lucia.wa_id, name=lucia.name, body="Is the blue dress available in M?")
+    inbox.simulate("image", wa_id=lucia.wa_id, name=lucia.name, caption="This one")
+    sara = open_screen(inbox.sara)
+    sara.open_conversation(lucia)
+    expect(sara.page.locator("[data-testid=message][data-type=image] img")).to_be_visible()
+    sara.page.evaluate(RECORD_STATUSES)
+
+    reply = "Yes, size M is in stock. Shall I reserve one for you?"
+    box = sara.page.get_by_label("Reply to the customer")
+    box.fill(reply)
+    box.press("Enter")
+    bubble = sara.page.get_by_test_id("message").filter(has_text=reply)
+    expect(bubble).to_have_attribute("data-direction", "out")
+    expect(bubble.locator("[data-status]")).to_have_attribute("data-status", "read")
+    expect(bubble.locator("[data-status]")).to_have_attribute("aria-label", "Read")
+    seen = sara.page.evaluate("window.__statuses")
+    assert seen[-1] == "read" and seen == sorted(seen, key=ORDER.index), seen
+    # The list row shows the reply with its ticks too.
+    expect(sara.row(lucia).locator("[data-status]")).to_have_attribute("data-status", "read")
+    expect(box).to_have_value("")
+    sara.screenshot("conversation")
+    assert not sara.errors
+
+
+def test_every_kind_of_customer_message_is_shown(inbox: Inbox, open_screen: OpenScreen) -> None:
+    """Images and video shown, audio playable, documents downloadable (all through GET /api/media/{id}),
+    locations and contacts readable, replies quoting their message, reactions on it, notes team-only."""
+    rosa = new_customer("Rosa")
+    asked = inbox.simulate("text", wa_id=rosa.wa_id, name=rosa.name, body="Which sizes does the coat come in?")
+    for kind, extra in [("image", {"caption": "The grey coat"}), ("video", {}), ("audio", {"voice": True}),
+                        ("document", {"filename": "receipt-1042.pdf", "caption": "My receipt"}),
+                        ("location", {"latitude": 40.4168, "longitude": -3.7038, "location_name": "Home",
+                                      "address": "Calle Mayor 1, Madrid"}),
+                        ("contacts", {})]:
+        inbox.simulate(kind, wa_id=rosa.wa_id, name=rosa.name, **extra)
+    inbox.simulate("text", wa_id=rosa.wa_id, name=rosa.name, body="Also in black?",
+                   context={"message_id": asked["wamid"]})
+    inbox.simulate("reaction", wa_id=rosa.wa_id, name=rosa.name, message_id=asked["wamid"], emoji="👍")
+
+    sara = open_screen(inbox.sara)
+    sara.open_conversation(rosa)
+    page = sara.page
+    image = page.locator("[data-testid=message][data-type=image] img")
+    expect(image).to_be_visible()
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
+    expect(page.locator("[data-testid=message][data-type=image]")).to_contain_text("The grey coat")
+    video = page.locator("[data-testid=message][data-type=video] video")
+    expect(video).to_have_attribute("src", re.compile("/api/media/"))
+    audio = page.locator("[data-testid=message][data-type=audio] audio")
+    expect(audio).to_have_attribute("controls", "")
+    document = page.get_by_role("link", name="Download receipt-1042.pdf")
+    expect(document).to_have_attribute("download", "receipt-1042.pdf")
+    # Fetched as the page does: with its session cookie, no token.
+    downloaded = page.request.get(inbox.gateway + (document.get_attribute("href") or ""))
+    assert downloaded.status == 200 and downloaded.body().startswith(b"%PDF"), downloaded.status
+    audio_file = page.request.get(inbox.gateway + (audio.get_attribute("src") or ""))
+    assert audio_file.status == 200 and audio_file.headers["content-type"].startswith("audio/")
+    expect(page.get_by_test_id("location")).to_contain_text("Calle Mayor 1, Madrid")
+    expect(page.get_by_test_id("contact").first).to_contain_text(re.compile(r"\+\d"))
+    reply = page.get_by_test_id("message").filter(has_text="Also in black?")
+    expect(reply.locator(".quote")).to_contain_text("Which sizes does the coat come in?")
+    asked_bubble = page.locator("[data-testid=message]:not(:has(.quote))").filter(
+        has_text="Which sizes does the coat come in?")
+    expect(asked_bubble.get_by_role("list", name="Reactions")).to_contain_text("👍")
+
+    page.get_by_role("button", name="Note", exact=True).click()
+    page.get_by_label("Internal note").fill("Ask the warehouse about black coats")
+    page.get_by_label("Internal note").press("Enter")
+    expect(page.get_by_test_id("note")).to_contain_text("only your team sees this")
+    expect(page.get_by_test_id("note")).to_contain_text("Ask the warehouse about black coats")
+    sara.screenshot("message-types")
+    assert not sara.errors
+
+
+def test_a_colleague_sees_typing_and_the_reply_live(inbox: Inbox, open_screen: OpenScreen) -> None:
+    mia = new_customer("Mia")
+    inbox.simulate("text", wa_id=mia.wa_id, name=mia.name, body="Can I change the delivery address?")
+    sara = open_screen(inbox.sara)
+    omar = open_screen(inbox.omar, TABLET)
+    sara.open_conversation(mia)
+    omar.open_conversation(mia)
+
+    reply = "Of course, send me the new address please."
+    sara.page.get_by_label("Reply to the customer").press_sequentially(reply[:20], delay=40)
+    expect(omar.page.get_by_test_id("typing")).to_have_text(TYPING)
+    expect(omar.row(mia).get_by_test_id("row-typing")).to_have_text(TYPING)
+    omar.screenshot("colleague-typing")
+    # The one typing never sees itself as typing.
+    expect(sara.page.get_by_test_id("typing")).to_have_text("")
+
+    sara.page.get_by_label("Reply to the customer").press_sequentially(reply[20:], delay=10)
+    sara.page.get_by_label("Reply to the customer").press("Enter")
+    bubble = omar.page.get_by_test_id("message").filter(has_text=reply)
+    expect(bubble).to_be_visible()
+    expect(bubble).to_contain_text("Sara")
+    expect(omar.page.get_by_test_id("typing")).to_have_text("")
+    expect(omar.row(mia)).to_contain_text(reply)
+    assert not sara.errors and not omar.errors
+
+
+def test_a_closed_window_shows_the_banner_and_a_template_goes_through(
+        inbox: Inbox, open_screen: OpenScreen) -> None:
+    camille = new_customer("Camille")
+    a_day_ago = int(time.time()) - 25 * 3600
+    inbox.simulate("text", wa_id=camille.wa_id, name=camille.name, body="Thanks, all good!",
+                   timestamp=str(a_day_ago))
+    sara = open_screen(inbox.sara)
+    # A day-old conversation sorts below the recent ones: found by searching, as an agent would.
+    sara.search(camille.name)
+    sara.open_conversation(camille)
+
+    banner = sara.page.get_by_test_id("closed-banner")
+    expect(banner).to_contain_text("This conversation is closed. Use a template to re-engage.")
+    expect(sara.page.get_by_label("Reply to the customer")).to_be_disabled()
+    expect(sara.page.get_by_role("button", name="Send", exact=True)).to_be_disabled()
+    # The server refuses a free-form send too, with its reason.
+    conversation = inbox.conversation_of(inbox.sara, camille.wa_id)
+    assert conversation["window"]["open"] is False
+    with inbox.api(inbox.sara) as api:
+        refused = api.post(f"/api/conversations/{conversation['id']}/messages", json={"type": "text", "text": "hi"})
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "window_closed", refused.text
+    sara.screenshot("closed-window")
+
+    banner.get_by_role("button", name="Choose a template").click()
+    dialog = sara.page.get_by_role("dialog", name="Send a template")
+    dialog.locator("[data-template='order_update'][data-language='en_US']").click()
+    first_name = camille.name.split()[0]
+    dialog.get_by_label("Variable 1").fill(first_name)
+    dialog.get_by_label("Variable 2").fill("#1042")
+    expected = f"Hi {first_name}, your order #1042 is on its way."
+    expect(dialog.get_by_test_id("template-preview")).to_contain_text(expected)
+    sara.screenshot("template-picker")
+    dialog.get_by_role("button", name="Send template").click()
+    expect(dialog).to_be_hidden()
+
+    bubble = sara.page.locator("[data-testid=message][data-type=template]").filter(has_text=expected)
+    expect(bubble).to_be_visible()
+    expect(bubble.locator("[data-status]")).to_have_attribute("data-status", re.compile("^(sent|delivered|read)$"))
+    expect(sara.page.locator("[data-testid=activity][data-action=template_sent]")).to_contain_text(
+        "Sara sent the template order_update")
+    # Still closed: only the customer's reply opens the window again.
+    expect(banner).to_be_visible()
+    assert not sara.errors
+
+
+def test_an_order_made_from_the_conversation_shows_in_the_panel_and_the_timeline(
+        inbox: Inbox, open_screen: OpenScreen) -> None:
+    ines = new_customer("Ines")
+    inbox.simulate("text", wa_id=ines.wa_id, name=ines.name, body="I'd like the blue dress and two belts")
+    sara = open_screen(inbox.sara)
+    sara.open_conversation(ines)
+    panel = sara.page.get_by_role("complementary", name="Customer")
+    expect(panel.get_by_test_id("customer-name")).to_have_text(ines.name)
+    expect(panel.get_by_test_id("stat-orders")).to_have_text("0")
+
+    panel.get_by_role("button", name="New order").click()
+    form = sara.page.get_by_role("dialog", name="New order")
+    form.get_by_label("SKU of line 1").fill("DRESS-BLUE-M")
+    form.get_by_label("Item name of line 1").fill("Blue summer dress, M")
+    form.get_by_label("Unit price of line 1").fill("49.90")
+    form.get_by_role("button", name="Add a line").click()
+    form.get_by_label("SKU of line 2").fill("BELT-01")
+    form.get_by_label("Item name of line 2").fill("Leather belt")
+    form.get_by_label("Quantity of line 2").fill("2")
+    form.get_by_label("Unit price of line 2").fill("15.00")
+    expect(form).to_contain_text("79.90")
+    sara.screenshot("order-form")
+    form.get_by_role("button", name="Create order").click()
+    expect(form).to_be_hidden()
+
+    row = panel.locator("li.order-row").first
+    expect(row).to_be_visible()
+    number = row.get_attribute("data-order-number")
+    assert number and number.isdigit()
+    expect(row).to_contain_text("79.90")
+    expect(row.locator("select")).to_have_value("new")
+    expect(panel.get_by_test_id("stat-orders")).to_have_text("1")
+    expect(sara.page.locator("[data-testid=activity][data-action=order_created]")).to_have_text(
+        re.compile(f"Sara created order #{number}"))
+
+    row.get_by_label(f"Stage of order #{number}").select_option("confirmed")
+    expect(row.locator("select")).to_have_value("confirmed")
+    expect(sara.page.locator("[data-testid=activity][data-action=order_stage_changed]")).to_have_text(
+        re.compile(f"Sara moved order #{number} from New to Confirmed"))
+
+    panel.get_by_role("button", name=re.compile("Current order")).click()
+    detail = sara.page.get_by_role("dialog", name=f"Order #{number}")
+    expect(detail).to_contain_text("Leather belt")
+    expect(detail.locator("[data-stage]").first).to_have_attribute("data-stage", "confirmed")
+    detail.get_by_role("button", name="Close").click()
+    sara.screenshot("order-panel")
+
+    sara.page.set_viewport_size(TABLET)
+    expect(panel).to_be_hidden()  # a slide-over at tablet widths, opened on demand
+    sara.page.get_by_role("button", name="Show the customer panel").click()
+    expect(panel.get_by_test_id("stat-orders")).to_have_text("1")
+    sara.screenshot("tablet")
+    assert not sara.errors
+
+
+def test_the_page_recovers_after_the_stream_drops(inbox: Inbox, stack: Stack, open_screen: OpenScreen) -> None:
+    """The gateway goes away (a restart, a deploy): the page says so, reconnects by itself, and re-reads the
+    list, so a message that came while it was away shows up although its event was never streamed."""
+    sara = open_screen(inbox.sara)
+    olga = new_customer("Olga")
+    gateway = stack.processes["gateway"]
+    port = stack.ports["gateway_http"]
+    gateway.terminate()
+    try:
+        expect(sara.page.get_by_test_id("stream-state")).to_have_text("Reconnecting…")
+        inbox.simulate("text", wa_id=olga.wa_id, name=olga.name, body="Hello? Anyone there?")
+        # Stored before the gateway is back: its event is then surely gone, and only re-reading shows it.
+        wait_stored(stack, inbox.workspace_id, olga.wa_id)
+    finally:
+        gateway.start()
+        gateway.wait_port(port, timeout=90)
+        stack.wait_ready("gateway", port)
+    expect(sara.page.locator(".app[data-stream='open']")).to_be_visible()
+    top = sara.page.locator("button.conv-row").first
+    expect(top).to_contain_text(olga.name)
+    expect(top.get_by_test_id("unread-badge")).to_have_text("1")
+    assert not sara.errors
