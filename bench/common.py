@@ -7,6 +7,7 @@ are noisy, so only the ratio means much) and write them as JSON under bench/resu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -98,3 +99,191 @@ def save(name: str, result: dict[str, Any]) -> Path:
               "machine": machine(), **result}
     path.write_text(json.dumps(result, indent=2, default=str))
     return path
+
+
+# --- The whole system, for the benchmarks that go through every service ------------------------------------
+# (Added for bench/run_all.py and the system benchmarks; the functions above are unchanged.)
+
+
+def raise_fd_limit(wanted: int = 65536) -> int:
+    """Raises this process's open-file limit as far as the hard limit allows; returns the new soft limit."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = min(wanted, hard) if hard != resource.RLIM_INFINITY else wanted
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process (VmRSS of /proc/<pid>/status), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+@contextmanager
+def system(srv: Servers, name: str, extra_env: dict[str, str] | None = None) -> Iterator[Any]:
+    """Every service as its own process (inbox_core.testing.Stack) against ``srv``, with a database
+    prefix of its own; ``extra_env`` reaches every service (the Stack copies this process's environment)."""
+    import uuid
+
+    from inbox_core.settings import InboxSettings
+    from inbox_core.testing import Infra, Stack
+
+    saved = {k: os.environ.get(k) for k in (extra_env or {})}
+    os.environ.update(extra_env or {})
+    settings = InboxSettings(kafka_bootstrap=srv.kafka_bootstrap, mongo_url=srv.mongo_url,
+                             db_prefix=f"b{name[:6]}{uuid.uuid4().hex[:6]}")
+    home = Path(tempfile.mkdtemp(prefix=f"inbox-bench-{name}-"))
+    stack = Stack(Infra(srv.kafka_bootstrap, srv.mongo_url, "bench"), settings, home)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@dataclass
+class Agent:
+    workspace_id: str
+    email: str
+    token: str
+    number_id: str
+
+
+BENCH_PASSWORD = "bench-password-123"  # agents of throwaway benchmark workspaces
+
+
+async def workspaces_with_agents(stack: Any, count: int, number_ids: list[str] | None = None,
+                                 password: str = BENCH_PASSWORD) -> list[Agent]:
+    """``count`` workspaces made by the gateway's own account code, one agent in each (signed in over
+    HTTP, so each has a real session token) and one WhatsApp number connected to each through ingest."""
+    import uuid
+
+    import grpc
+    import httpx
+
+    from inbox.ingest.v1 import ingest_pb2 as ipb
+    from inbox.ingest.v1 import ingest_pb2_grpc as igrpc
+    from inbox_core.testing import STACK_SECRETS
+    from inbox_gateway.gateway import Gateway
+    from inbox_gateway.settings import GatewaySettings
+
+    settings = GatewaySettings(inbox=stack.settings, jwt_secret=STACK_SECRETS["GATEWAY_JWT_SECRET"])
+    gateway = Gateway(settings, stream=False)
+    numbers = number_ids or [f"9{n:014d}" for n in range(1, count + 1)]
+    made: list[tuple[str, str, str]] = []
+    try:
+        await gateway.accounts.ensure_indexes()
+        password_hash = await gateway.auth.passwords.hash(password)
+        run = uuid.uuid4().hex[:6]
+        for n in range(count):
+            workspace = await gateway.accounts.create_workspace(f"Bench shop {n}", "EUR")
+            email = f"agent{n}.{run}@bench.test"
+            agent, _ = await gateway.accounts.create_agent(email, f"Bench Agent {n}", password_hash)
+            await gateway.accounts.set_membership(workspace.id, agent.id, "admin")
+            made.append((workspace.id, email, numbers[n]))
+    finally:
+        await gateway.client.close()
+    async with grpc.aio.insecure_channel(stack.grpc_target("ingest")) as channel:
+        ingest = igrpc.IngestServiceStub(channel)
+        for workspace_id, _, number in made:
+            await ingest.UpsertChannel(ipb.UpsertChannelRequest(channel=ipb.Channel(
+                phone_number_id=number, workspace_id=workspace_id, waba_id=f"WABA{number}",
+                display_phone_number=number, name="Bench number"),
+                access_token=STACK_SECRETS["SANDBOX_ACCESS_TOKEN"]), timeout=10)
+    agents = []
+    async with httpx.AsyncClient(base_url=stack.url("gateway"), timeout=60) as client:
+        for workspace_id, email, number in made:
+            reply = await client.post("/api/auth/login", json={"email": email, "password": password})
+            reply.raise_for_status()
+            agents.append(Agent(workspace_id, email, reply.json()["token"], number))
+    return agents
+
+
+def signed_text_webhook(number: str, wa_id: str, wamid: str, text: str, name: str = "Bench Customer",
+                        ts: int | None = None) -> tuple[bytes, dict[str, str]]:
+    """A customer's text message as Meta posts it, with its signature header for the Stack's app secret."""
+    import hashlib
+    import hmac
+
+    from inbox_core.testing import STACK_SECRETS
+
+    body = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": f"WABA{number}", "changes": [{
+        "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": number, "phone_number_id": number},
+            "contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
+            "messages": [{"from": wa_id, "id": wamid, "timestamp": str(ts or int(time.time())), "type": "text",
+                          "text": {"body": text}}]}}]}]}, separators=(",", ":")).encode()
+    secret = STACK_SECRETS["INGEST_META_APP_SECRET"].encode()
+    signature = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+    return body, {"X-Hub-Signature-256": signature, "Content-Type": "application/json"}
+
+
+async def consumer_lag(bootstrap: str, group_prefix: str) -> dict[str, int]:
+    """Per consumer group whose name starts with ``group_prefix``: end offsets minus committed offsets,
+    summed over the group's partitions (what is left to consume)."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        groups = [g[0] for g in await admin.list_consumer_groups() if str(g[0]).startswith(group_prefix)]
+        lags: dict[str, int] = {}
+        for group in sorted(groups):
+            committed = await admin.list_consumer_group_offsets(group)
+            if not committed:
+                lags[group] = 0
+                continue
+            ends = await consumer.end_offsets(list(committed))
+            lags[group] = sum(max(0, ends[tp] - meta.offset) for tp, meta in committed.items() if meta.offset >= 0)
+        return lags
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def ensure_topic(bootstrap: str, name: str, partitions: int = 1) -> None:
+    """Creates a benchmark's own topic if it is missing (the ceilings' round trips use one)."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import TopicAlreadyExistsError
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        if name not in await admin.list_topics():
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics([NewTopic(name=name, num_partitions=partitions, replication_factor=1)])
+    finally:
+        await admin.close()
+
+
+async def partitions_of(bootstrap: str, topic: str) -> list[int]:
+    """The topic's partition numbers (a consumer's own metadata only knows topics it subscribed to)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            (described,) = await admin.describe_topics([topic])
+            found = sorted(p["partition"] for p in described.get("partitions") or [])
+            if found or time.monotonic() > deadline:
+                return found
+            await asyncio.sleep(0.3)
+    finally:
+        await admin.close()
