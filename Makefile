@@ -64,3 +64,6 @@ test: infra-install web browser lint test-only ## lint and the whole suite again
 
 test-only: ## the suite alone (starts its own Kafka and database on free ports)
 	$(RUN) pytest -q -p no:randomly
+
+bench: infra-install ## every benchmark against the real stack, bounded (~15 min): one table, bench/results/summary.json
+	$(RUN) python bench/run_all.py

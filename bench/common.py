@@ -287,3 +287,14 @@ async def partitions_of(bootstrap: str, topic: str) -> list[int]:
             await asyncio.sleep(0.3)
     finally:
         await admin.close()
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM (run_all's time limit, or a plain ``kill``) ends the benchmark as an exception would, so that
+    its ``with`` blocks stop the services and the servers it started (they run in sessions of their own)."""
+    import signal
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)

@@ -26,7 +26,7 @@ import grpc
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ensure_topic, machine, partitions_of, percentiles, print_table, save, servers
+from common import ensure_topic, exit_on_sigterm, machine, partitions_of, percentiles, print_table, save, servers
 
 from inbox.presence.v1 import presence_pb2 as ppb
 from inbox.presence.v1 import presence_pb2_grpc as pgrpc
@@ -156,6 +156,7 @@ async def kafka_roundtrip(bootstrap: str, calls: int) -> dict[str, Any]:
 
 
 def main() -> None:
+    exit_on_sigterm()
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=300)
     args = parser.parse_args()

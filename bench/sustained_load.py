@@ -1,0 +1,229 @@
+"""Sustained load through every service, with the consumers' lag sampled throughout and after.
+
+The whole system runs (inbox_core.testing.Stack). For ``--seconds`` a mix is offered at ``--rate``
+events per second: customer messages as signed webhooks to ingest (whatsapp.events.v1, consumed by
+conversations and customers; the conversations' events streamed by the gateway to ``--streams`` open
+streams), orders created through the orders service (inbox.orders.v1, consumed by conversations and
+customers) and composing signals through presence (inbox.presence.v1, streamed). Every
+``--sample`` seconds, and for ``--after`` seconds after the load, each consumer group's lag (end
+offsets minus committed offsets) is read from Kafka.
+
+Beside it, in the same run: the ceiling of any consumer here, a raw aiokafka consumer (no handler)
+reading the same whatsapp.events.v1 records from the start, and the offered rate itself.
+
+    uv run python bench/sustained_load.py [--rate 1000] [--seconds 60] [--after 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+from aiokafka import AIOKafkaConsumer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (
+    Agent,
+    consumer_lag,
+    exit_on_sigterm,
+    machine,
+    print_table,
+    raise_fd_limit,
+    save,
+    servers,
+    signed_text_webhook,
+    system,
+    workspaces_with_agents,
+)
+
+from inbox.orders.v1 import orders_pb2 as opb
+from inbox.orders.v1 import orders_pb2_grpc as ogrpc
+from inbox.presence.v1 import presence_pb2 as ppb
+from inbox.presence.v1 import presence_pb2_grpc as pgrpc
+from inbox_core import ids
+from inbox_core.topics import WHATSAPP_EVENTS
+
+MIX = (("webhook", 0.90), ("order", 0.05), ("composing", 0.05))
+
+
+class Load:
+    def __init__(self, stack: Any, agents: list[Agent], run: str) -> None:
+        self.stack = stack
+        self.agents = agents
+        self.run = run
+        self.done: dict[str, int] = {"webhook": 0, "order": 0, "composing": 0}
+        self.failed: dict[str, int] = {"webhook": 0, "order": 0, "composing": 0}
+        self.http = httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=256))
+        self.channels = [grpc.aio.insecure_channel(stack.grpc_target(n)) for n in ("orders", "presence")]
+        self.orders = ogrpc.OrdersServiceStub(self.channels[0])
+        self.presence = pgrpc.PresenceServiceStub(self.channels[1])
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        for channel in self.channels:
+            await channel.close()
+
+    async def one(self, kind: str, seq: int) -> None:
+        agent = self.agents[seq % len(self.agents)]
+        wa_id = f"1666{seq % (len(self.agents) * 20):07d}"
+        conversation = ids.conversation_id(agent.workspace_id, agent.number_id, wa_id)
+        try:
+            if kind == "webhook":
+                body, headers = signed_text_webhook(agent.number_id, wa_id, f"wamid.sl.{self.run}.{seq}", f"m {seq}")
+                response = await self.http.post(f"{self.stack.url('ingest')}/webhooks/whatsapp", content=body,
+                                                headers=headers)
+                ok = response.status_code == 200
+            elif kind == "order":
+                await self.orders.Create(opb.CreateOrderRequest(
+                    workspace_id=agent.workspace_id, conversation_id=conversation,
+                    customer_id=ids.customer_id(agent.workspace_id, wa_id),
+                    items=[opb.OrderItem(sku="SKU-1", name="Item", quantity=1, unit_price="19.90")],
+                    idempotency_key=f"{self.run}-{seq}", created_by=opb.Actor(id="bench", name="Bench"),
+                    currency="EUR"), timeout=30)
+                ok = True
+            else:
+                await self.presence.SetComposing(ppb.SetComposingRequest(
+                    workspace_id=agent.workspace_id, agent=ppb.Actor(id=f"agent-{seq % 7}", name="Bench"),
+                    conversation_id=conversation, composing=True), timeout=30)
+                ok = True
+        except (httpx.HTTPError, grpc.aio.AioRpcError):
+            ok = False
+        self.done[kind] += ok
+        self.failed[kind] += not ok
+
+
+async def drain_streams(url: str, agents: list[Agent], count: int) -> tuple[list[asyncio.Task[None]], dict[str, int]]:
+    counters = {"bytes": 0, "open": 0}
+    client = httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(30, read=None),
+                               limits=httpx.Limits(max_connections=None))
+
+    async def follow(token: str) -> None:
+        try:
+            async with client.stream("GET", "/api/stream", headers={"Authorization": f"Bearer {token}"}) as r:
+                counters["open"] += 1
+                async for chunk in r.aiter_raw():
+                    counters["bytes"] += len(chunk)
+        finally:
+            counters["open"] -= 1
+
+    tasks = [asyncio.create_task(follow(agents[n % len(agents)].token)) for n in range(count)]
+    return tasks, counters
+
+
+async def raw_drain_rate(bootstrap: str, limit_s: float = 15.0) -> dict[str, Any]:
+    """The consumer ceiling: a no-op consumer group reading whatsapp.events.v1 from the start."""
+    consumer = AIOKafkaConsumer(WHATSAPP_EVENTS.name, bootstrap_servers=bootstrap,
+                                group_id=f"bench-raw-{uuid.uuid4().hex}", auto_offset_reset="earliest",
+                                enable_auto_commit=False, max_poll_records=1000)
+    await consumer.start()
+    try:
+        count, started, idle_since = 0, time.monotonic(), time.monotonic()
+        while time.monotonic() - started < limit_s and time.monotonic() - idle_since < 2:
+            batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+            n = sum(len(records) for records in batch.values())
+            if n:
+                count += n
+                idle_since = time.monotonic()
+        elapsed = max(1e-6, idle_since - started)
+        return {"records": count, "per_s": round(count / elapsed, 1)}
+    finally:
+        await consumer.stop()
+
+
+async def measure(stack: Any, rate: float, seconds: float, after_s: float, sample_s: float,
+                  stream_count: int, workspace_count: int) -> dict[str, Any]:
+    agents = await workspaces_with_agents(stack, workspace_count)
+    tasks, stream_counters = await drain_streams(stack.url("gateway"), agents, stream_count)
+    load = Load(stack, agents, uuid.uuid4().hex[:6])
+    bootstrap, prefix = stack.settings.kafka_bootstrap, stack.settings.db_prefix
+    samples: list[dict[str, Any]] = []
+    rng = random.Random(1)
+    kinds = [k for k, _ in MIX]
+    weights = [w for _, w in MIX]
+    in_flight: set[asyncio.Task[None]] = set()
+    slots = 256
+    skipped = 0
+    begin = time.monotonic()
+
+    async def sampler(until: float) -> None:
+        while time.monotonic() < until:
+            lag = await consumer_lag(bootstrap, prefix)
+            samples.append({"t_s": round(time.monotonic() - begin, 1), **{g.removeprefix(prefix): v
+                                                                          for g, v in lag.items()}})
+            await asyncio.sleep(sample_s)
+
+    sampling = asyncio.create_task(sampler(begin + seconds + after_s))
+    try:
+        seq = 0
+        while time.monotonic() - begin < seconds:
+            seq += 1
+            if len(in_flight) >= slots:
+                skipped += 1  # the system does not keep up: offered but not sent (no unbounded queue here)
+            else:
+                task = asyncio.create_task(load.one(rng.choices(kinds, weights)[0], seq))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+            await asyncio.sleep(max(0.0, begin + seq / rate - time.monotonic()))
+        await asyncio.gather(*in_flight)
+        load_s = time.monotonic() - begin
+        await sampling
+    finally:
+        await load.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    ceiling = await raw_drain_rate(bootstrap)
+    return {"offered": seq, "skipped": skipped, "done": load.done, "failed": load.failed, "load_s": round(load_s, 1),
+            "samples": samples, "ceiling_raw_consumer": ceiling, "stream_bytes": stream_counters["bytes"]}
+
+
+def main() -> None:
+    exit_on_sigterm()
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--after", type=float, default=30.0)
+    parser.add_argument("--sample", type=float, default=3.0)
+    parser.add_argument("--streams", type=int, default=100)
+    parser.add_argument("--workspaces", type=int, default=10)
+    args = parser.parse_args()
+    raise_fd_limit()
+    with servers() as srv, system(srv, "sustained", {"GATEWAY_LOGIN_MAX_PER_IP": "100000"}) as stack:
+        result = asyncio.run(measure(stack, args.rate, args.seconds, args.after, args.sample, args.streams,
+                                     args.workspaces))
+    samples = result["samples"]
+    groups = sorted({k for s in samples for k in s if k != "t_s"})
+    print(f"machine: {machine()}; offered {args.rate:g} events/s for {args.seconds:.0f} s "
+          f"({result['offered']} events, {result['skipped']} not sent: {256} already in flight), "
+          f"done {result['done']}, failed {result['failed']}")
+    print_table("consumer lag (messages left), sampled", samples, ["t_s", *groups])
+    done = sum(result["done"].values())
+    achieved = round(done / result["load_s"], 1)
+    last = samples[-1] if samples else {}
+    peak = {g: max((s.get(g, 0) for s in samples), default=0) for g in groups}
+    rows = [{"path": "sustained mix (webhooks, orders, composing)", "offered_per_s": args.rate,
+             "achieved_per_s": achieved, "peak_lag": max(peak.values(), default=0),
+             "lag_after": sum(v for k, v in last.items() if k != "t_s")},
+            {"path": "ceiling: raw consumer of whatsapp.events.v1", "achieved_per_s":
+             result["ceiling_raw_consumer"]["per_s"]}]
+    print_table("sustained load", rows, ["path", "offered_per_s", "achieved_per_s", "peak_lag", "lag_after"])
+    for group in groups:
+        print(f"  {group}: peak lag {peak[group]}, {args.after:.0f} s after the load {last.get(group, 0)}")
+    summary = [{"metric": f"sustained: events/s through every service (offered {args.rate:g}/s)",
+                "value": achieved, "unit": "/s", "ceiling": args.rate, "ceiling_is": "offered rate",
+                "note": f"lag peak {rows[0]['peak_lag']}, {args.after:.0f} s after: {rows[0]['lag_after']}; raw "
+                        f"consumer drains {result['ceiling_raw_consumer']['per_s']}/s"}]
+    print("saved", save("sustained_load", {"rate": args.rate, "seconds": args.seconds, "after": args.after,
+                                            **result, "rows": rows, "peak_lag": peak, "summary": summary}))
+
+
+if __name__ == "__main__":
+    main()
