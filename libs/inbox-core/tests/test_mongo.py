@@ -1,5 +1,6 @@
 """PyMongo's async API against the real database server: round trip, compound index, keyset paging."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -9,6 +10,7 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from inbox_core.errors import InvalidRequest
 from inbox_core.mongo import Index, decode_cursor, encode_cursor, ensure_indexes, service_database
 from inbox_core.settings import InboxSettings
+from inbox_core.testing import Infra
 
 
 async def test_round_trip_index_and_keyset_paging(
@@ -51,3 +53,36 @@ def test_bad_cursor_is_a_clear_error() -> None:
         decode_cursor("not-a-cursor!!", 2)
     with pytest.raises(InvalidRequest):
         decode_cursor(encode_cursor([1, 2, 3]), 2)
+
+
+async def test_single_document_updates_are_atomic_across_clients(infra: Infra, inbox_settings: InboxSettings) -> None:
+    """What the services rely on from MongoDB: concurrent updates of one document from several
+    connections (several processes in production) never lose each other's changes: each $inc counts,
+    a conditional update has one winner, and $set of one field keeps the others' fields."""
+    clients: list[AsyncMongoClient[dict[str, Any]]] = [AsyncMongoClient(infra.mongo_url, tz_aware=True)
+                                                       for _ in range(4)]
+    try:
+        colls = [service_database(c, inbox_settings, "core_atomic")["counters"] for c in clients]
+        await colls[0].insert_one({"_id": "c", "n": 0, "claimed_by": None})
+        rounds = 50
+
+        async def increment(k: int) -> None:
+            for i in range(rounds):
+                await colls[k].update_one({"_id": "c"}, {"$inc": {"n": 1}, "$set": {f"field_{k}_{i}": True}})
+
+        async def claim(k: int) -> bool:
+            result = await colls[k].update_one({"_id": "c", "claimed_by": None}, {"$set": {"claimed_by": k}})
+            return result.modified_count == 1
+
+        await asyncio.gather(*(increment(k) for k in range(len(colls))))
+        wins = await asyncio.gather(*(claim(k) for k in range(len(colls))))
+        doc = await colls[0].find_one({"_id": "c"})
+        assert doc is not None
+        fields = sum(1 for key in doc if key.startswith("field_"))
+        print(f"{len(colls)} clients x {rounds} updates: n = {doc['n']}, fields {fields}, claim winners {sum(wins)}")
+        assert doc["n"] == len(colls) * rounds
+        assert fields == len(colls) * rounds
+        assert sum(wins) == 1 and doc["claimed_by"] == wins.index(True)
+    finally:
+        for client in clients:
+            await client.close()

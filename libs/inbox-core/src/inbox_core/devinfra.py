@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
@@ -64,9 +65,15 @@ def install_kafka() -> None:
 
 
 def install_ferretdb() -> None:
-    if FERRETDB_BIN.exists():
+    """Builds FerretDB unless the binary there was built from these very build files (script, module
+    pins, patch): a change to any of them builds it again."""
+    sources = DEPLOY_LOCAL / "ferretdb"
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(sources.iterdir()) if p.is_file())).hexdigest()
+    marker = FERRETDB_BIN.parent / ".ferretdb-build"
+    if FERRETDB_BIN.exists() and marker.exists() and marker.read_text() == digest:
         return
-    _run(["bash", str(DEPLOY_LOCAL / "ferretdb" / "build.sh"), str(FERRETDB_BIN.parent)])
+    _run(["bash", str(sources / "build.sh"), str(FERRETDB_BIN.parent)])
+    marker.write_text(digest)
 
 
 def install() -> None:
