@@ -86,3 +86,24 @@ async def test_single_document_updates_are_atomic_across_clients(infra: Infra, i
     finally:
         for client in clients:
             await client.close()
+
+
+async def test_filters_naming_ids_among_other_conditions_match_exactly(
+    mongo_client: AsyncMongoClient[dict[str, Any]], inbox_settings: InboxSettings
+) -> None:
+    """An _id equality or $in list beside other conditions (our FerretDB build reads only those rows, as
+    MongoDB's _id index does) still matches by the whole filter, in finds, updates and deletes."""
+    coll = service_database(mongo_client, inbox_settings, "core_ids")["things"]
+    await coll.insert_many([{"_id": f"t{i}", "n": i, "even": i % 2 == 0} for i in range(10)])
+    some = [f"t{i}" for i in (1, 2, 3, 4, 99)]
+    found = await coll.find({"_id": {"$in": some}, "even": True}).sort("_id", ASCENDING).to_list()
+    assert [d["_id"] for d in found] == ["t2", "t4"]
+    assert await coll.find_one({"_id": "t3", "even": True}) is None
+    assert (await coll.find_one({"_id": "t3", "n": {"$gt": 2}}) or {}).get("n") == 3
+    assert await coll.count_documents({"_id": {"$in": some}, "n": {"$lt": 3}}) == 2
+    updated = await coll.update_many({"_id": {"$in": some}, "even": False}, {"$set": {"seen": True}})
+    assert updated.modified_count == 2
+    assert sorted(d["_id"] for d in await coll.find({"seen": True}).to_list()) == ["t1", "t3"]
+    deleted = await coll.delete_many({"_id": {"$in": some}, "n": {"$gte": 3}})
+    assert deleted.deleted_count == 2
+    assert await coll.count_documents({}) == 8

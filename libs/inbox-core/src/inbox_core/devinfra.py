@@ -247,7 +247,9 @@ class FerretServer:
         data = self.home / "data"
         data.mkdir(parents=True, exist_ok=True)
         self.process.spawn([
-            str(FERRETDB_BIN), "--handler=sqlite", f"--sqlite-url=file:{data}/",
+            # WAL with synchronous=NORMAL: a commit survives the server process dying (the fault tests
+            # kill it), not a power cut, which a local server need not; FULL syncs every commit.
+            str(FERRETDB_BIN), "--handler=sqlite", f"--sqlite-url=file:{data}/?_pragma=synchronous(normal)",
             f"--listen-addr=127.0.0.1:{self.port}", f"--state-dir={self.home}",
             "--debug-addr=", "--telemetry=disable", "--log-level=WARN", "--log-format=text",
         ], self.log)
