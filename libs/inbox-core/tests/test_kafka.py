@@ -144,3 +144,40 @@ async def test_poison_message_goes_to_dead_letter_and_partition_moves_on(
     assert headers[0]["dlq-source-topic"] == topic.encode()
     assert headers[1]["dlq-error-type"] == b"ValidationError"
     assert records[1].value == b"\xff not json", "the original bytes are kept as they were"
+
+
+async def test_a_producer_the_broker_refuses_is_replaced_and_the_event_still_lands(
+    infra: Infra, inbox_settings: InboxSettings
+) -> None:
+    """A broker that restarted may refuse an idempotent producer's next sequence number; aiokafka's sender
+    then stops for good (every later send fails). Here the broker really refuses: the producer's sequence
+    is pushed past what the broker expects. publish() replaces the producer and the event lands."""
+    from aiokafka import TopicPartition
+
+    topic = await _new_topic(infra, partitions=1)
+    broker = make_broker(inbox_settings, "test", registry=None)
+    await broker.start()
+    try:
+        first = Event.of(ThingHappened(n=1), workspace_id="w1")
+        await publish(broker, topic, "k", first)
+        old_producer = broker.config.producer._producer.producer  # type: ignore[attr-defined]
+        old_producer._txn_manager.increment_sequence_number(TopicPartition(topic, 0), 5)
+        second = Event.of(ThingHappened(n=2), workspace_id="w1")
+        await asyncio.wait_for(publish(broker, topic, "k", second), 60)
+        new_producer = broker.config.producer._producer.producer  # type: ignore[attr-defined]
+        third = Event.of(ThingHappened(n=3), workspace_id="w1")
+        await publish(broker, topic, "k", third)
+    finally:
+        await broker.stop()
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=infra.kafka_bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        records = await consumer.getmany(timeout_ms=5000)
+        ids = [Event.from_bytes(r.value).id for batch in records.values() for r in batch]
+    finally:
+        await consumer.stop()
+    print(f"on the topic: {len(ids)} records; producer replaced: {new_producer is not old_producer}")
+    assert new_producer is not old_producer
+    assert ids == [first.id, second.id, third.id]

@@ -11,13 +11,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
-from aiokafka.errors import KafkaError
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    UnknownProducerId,
+)
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -46,6 +54,8 @@ HANDLER_FAILURES = Counter(
 
 # Each broker's consumer-group prefix (INBOX_GROUP_PREFIX), applied by subscribe().
 _GROUP_PREFIX: weakref.WeakKeyDictionary[KafkaBroker, str] = weakref.WeakKeyDictionary()
+# Each broker's consumers per subscription (INBOX_CONSUMER_WORKERS), applied by subscribe().
+_CONSUMER_WORKERS: weakref.WeakKeyDictionary[KafkaBroker, int] = weakref.WeakKeyDictionary()
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -69,6 +79,8 @@ def make_broker(
         middlewares.append(KafkaTelemetryMiddleware(tracer_provider=tracer_provider()))
     if registry is not None:
         middlewares.append(KafkaPrometheusMiddleware(registry=registry, app_name=f"inbox-{service}"))
+    producer_options: dict[str, Any] = {"bootstrap_servers": settings.kafka_bootstrap, "client_id": f"inbox-{service}",
+                                        "acks": "all", "enable_idempotence": True, "request_timeout_ms": 15000}
     broker = KafkaBroker(
         settings.kafka_bootstrap,
         client_id=f"inbox-{service}",
@@ -81,18 +93,54 @@ def make_broker(
         log_level=logging.DEBUG,
     )
     _GROUP_PREFIX[broker] = settings.group_prefix
+    _PRODUCER_OPTIONS[broker] = producer_options
+    _CONSUMER_WORKERS[broker] = settings.consumer_workers
     return broker
 
 
 async def publish(broker: KafkaBroker, topic: Topic | str, key: str, event: Event) -> None:
     """Publishes one event and returns once the broker acknowledged it (acks=all)."""
     name = topic.name if isinstance(topic, Topic) else topic
-    await broker.publish(
-        event.to_bytes(),
-        topic=name,
-        key=key.encode(),
-        headers={"event-type": event.type, "event-id": event.id, "content-type": "application/json"},
-    )
+    await _send(broker, event.to_bytes(), topic=name, key=key.encode(),
+                headers={"event-type": event.type, "event-id": event.id, "content-type": "application/json"})
+
+
+# After one of these aiokafka's idempotent producer never sends again (its sender task has ended): a
+# broker that restarted refuses the producer's sequence numbers or id. A new producer (a new producer id)
+# sends; a record the old one may have written is then on the topic twice, and consumers are idempotent.
+PRODUCER_BROKEN = (OutOfOrderSequenceNumber, ProducerFenced, UnknownProducerId, InvalidProducerEpoch)
+PRODUCERS_REPLACED = Counter("inbox_kafka_producers_replaced_total", "Kafka producers replaced after a fatal error")
+_PRODUCER_OPTIONS: weakref.WeakKeyDictionary[KafkaBroker, dict[str, Any]] = weakref.WeakKeyDictionary()
+_PRODUCER_GENERATION: weakref.WeakKeyDictionary[KafkaBroker, int] = weakref.WeakKeyDictionary()
+_REPLACING: weakref.WeakKeyDictionary[KafkaBroker, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+async def _send(broker: KafkaBroker, body: bytes, **options: Any) -> None:
+    generation = _PRODUCER_GENERATION.get(broker, 0)
+    try:
+        await broker.publish(body, **options)
+    except PRODUCER_BROKEN as exc:
+        await replace_producer(broker, generation, exc)
+        await broker.publish(body, **options)  # once more, with the new producer; a failure now is the caller's
+
+
+async def replace_producer(broker: KafkaBroker, generation: int, why: BaseException) -> None:
+    """Gives ``broker`` a new producer, unless another caller already replaced the ``generation`` that failed."""
+    lock = _REPLACING.setdefault(broker, asyncio.Lock())
+    async with lock:
+        if _PRODUCER_GENERATION.get(broker, 0) != generation:
+            return
+        fast: Any = broker.config.producer
+        log.warning("Kafka producer of %s cannot send any more (%r): replacing it", broker, why)
+        with contextlib.suppress(Exception):
+            # Stopping waits for what the broken sender will never deliver: bounded.
+            await asyncio.wait_for(fast.disconnect(), 5.0)
+        options = _PRODUCER_OPTIONS.get(broker)
+        if options is None:
+            raise RuntimeError("a broker not made by make_broker cannot get a new producer") from why
+        await fast.connect(AIOKafkaProducer(**options), fast.serializer, fast.codec)
+        _PRODUCER_GENERATION[broker] = generation + 1
+        PRODUCERS_REPLACED.inc()
 
 
 def subscribe(
@@ -115,6 +163,10 @@ def subscribe(
     group_id = _GROUP_PREFIX.get(broker, "") + group_id
     attempts: dict[tuple[int, int], int] = {}
     options: dict[str, Any] = {"auto_offset_reset": "earliest", "max_poll_records": 100}
+    workers = _CONSUMER_WORKERS.get(broker, 1)
+    if workers > 1:
+        # Consumers of one group in this process, each owning some partitions and committing its own.
+        options["max_workers"] = workers
     options.update(subscriber_options)
 
     async def consume(message: KafkaMessage) -> None:
@@ -164,7 +216,7 @@ async def dead_letter(broker: KafkaBroker, dlq: str, record: Any, group_id: str,
         "dlq-source-offset": str(record.offset),
         "dlq-consumer-group": group_id,
     })
-    await broker.publish(record.value, topic=dlq, key=record.key, headers=headers)
+    await _send(broker, record.value, topic=dlq, key=record.key, headers=headers)
     DEAD_LETTERED.labels(record.topic, group_id).inc()
 
 
@@ -181,17 +233,19 @@ async def report_lag(broker: KafkaBroker, every_s: float = 15.0) -> None:
     """
     while True:
         for subscriber in broker.subscribers:
-            consumer = getattr(subscriber, "consumer", None)
             group = getattr(subscriber, "group_id", None) or "none"
-            if consumer is None:
-                continue
-            try:
-                for tp in consumer.assignment():
-                    highwater = consumer.highwater(tp)
-                    if highwater is None:
-                        continue
-                    position = await consumer.position(tp)
-                    CONSUMER_LAG.labels(tp.topic, str(tp.partition), group).set(max(0, highwater - position))
-            except Exception as exc:  # a rebalance in progress: next round
-                log.debug("lag report skipped: %r", exc)
+            # A subscription with several workers has a consumer per worker.
+            consumers = getattr(subscriber, "consumer_subgroup", None) or [getattr(subscriber, "consumer", None)]
+            for consumer in consumers:
+                if consumer is None:
+                    continue
+                try:
+                    for tp in consumer.assignment():
+                        highwater = consumer.highwater(tp)
+                        if highwater is None:
+                            continue
+                        position = await consumer.position(tp)
+                        CONSUMER_LAG.labels(tp.topic, str(tp.partition), group).set(max(0, highwater - position))
+                except Exception as exc:  # a rebalance in progress: next round
+                    log.debug("lag report skipped: %r", exc)
         await asyncio.sleep(every_s)

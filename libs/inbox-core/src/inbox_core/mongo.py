@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pymongo import AsyncMongoClient
+from prometheus_client import Histogram
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -21,6 +23,51 @@ from inbox_core.errors import InvalidRequest
 from inbox_core.settings import InboxSettings
 
 Document = dict[str, Any]
+
+log = logging.getLogger("inbox.mongo")
+
+
+MONGO_COMMAND_SECONDS = Histogram("inbox_mongo_command_seconds", "Database command latency",
+                                  ["command", "collection"])
+# The commands whose shape is worth a log line when slow (not hello, ping, getMore's bookkeeping, ...).
+_WATCHED = frozenset({"find", "insert", "update", "delete", "findAndModify", "count", "aggregate", "distinct"})
+
+
+class CommandTimes(monitoring.CommandListener):
+    """Each command's latency as ``inbox_mongo_command_seconds``; a command slower than ``slow_ms`` is
+    logged with its collection and the field names of its filter (never their values: personal data)."""
+
+    def __init__(self, slow_ms: float) -> None:
+        self.slow_ms = slow_ms
+        self._shapes: dict[tuple[int, int], tuple[str, str, str]] = {}
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        name = event.command_name
+        if name not in _WATCHED:
+            return
+        command = event.command
+        collection = str(command.get(name, ""))
+        query = command.get("filter") or command.get("query")
+        if query is None and name in ("update", "delete"):
+            statements = command.get("updates") or command.get("deletes") or [{}]
+            query = statements[0].get("q")
+        shape = ",".join(sorted(query)) if isinstance(query, dict) else ""
+        self._shapes[(event.request_id, event.operation_id or 0)] = (name, collection, shape)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        self._done(event.request_id, event.operation_id or 0, event.duration_micros)
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        self._done(event.request_id, event.operation_id or 0, event.duration_micros)
+
+    def _done(self, request_id: int, operation_id: int, micros: int) -> None:
+        found = self._shapes.pop((request_id, operation_id), None)
+        if found is None:
+            return
+        name, collection, shape = found
+        MONGO_COMMAND_SECONDS.labels(name, collection).observe(micros / 1e6)
+        if self.slow_ms and micros / 1000 >= self.slow_ms:
+            log.warning("slow database command: %s on %s by {%s}: %.0f ms", name, collection, shape, micros / 1000)
 
 
 def make_client(settings: InboxSettings, service: str) -> AsyncMongoClient[Document]:
@@ -31,6 +78,7 @@ def make_client(settings: InboxSettings, service: str) -> AsyncMongoClient[Docum
         serverSelectionTimeoutMS=5000,
         connectTimeoutMS=5000,
         uuidRepresentation="standard",
+        event_listeners=[CommandTimes(settings.mongo_slow_ms)],
     )
 
 

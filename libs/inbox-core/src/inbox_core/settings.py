@@ -24,9 +24,14 @@ class InboxSettings(BaseSettings):
     log_level: str = "INFO"
     # Prefix of every database name, so several deployments (or test runs) can share one server.
     db_prefix: str = "inbox"
+    # A database command slower than this is logged (its collection and filter fields); 0: never.
+    mongo_slow_ms: float = Field(default=500.0, ge=0)
     grpc_deadline_s: float = Field(default=5.0, gt=0)
     # Prefix of every consumer group, so that several deployments (or test runs) can share one Kafka.
     group_prefix: str = ""
+    # Consumers per subscription in one process, each with its own partitions (order within a partition
+    # is kept): a handler waits on the database most of the time, so partitions are worked on side by side.
+    consumer_workers: int = Field(default=4, ge=1, le=32)
 
 
 def load(cls: type[SettingsT]) -> SettingsT:
