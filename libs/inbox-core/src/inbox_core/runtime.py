@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
@@ -37,15 +38,29 @@ class _QuietServer(uvicorn.Server):
 
 
 class HttpComponent:
-    def __init__(self, name: str, app: Any, port: int, host: str = "0.0.0.0") -> None:
+    """A uvicorn server. ``send_buffer_bytes`` caps the kernel's send buffer of every connection (they
+    inherit it from the listening socket): unset, Linux grows it to 4 MiB for a client that does not read,
+    memory no process counts; a long-lived stream per agent makes that bound matter."""
+
+    def __init__(self, name: str, app: Any, port: int, host: str = "0.0.0.0",
+                 send_buffer_bytes: int | None = None) -> None:
         self.name = name
+        self.host, self.port, self.send_buffer_bytes = host, port, send_buffer_bytes
         config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
                                 lifespan="on", timeout_graceful_shutdown=10)
         self.server = _QuietServer(config)
         self._task: asyncio.Task[None] | None = None
 
+    def _listening_socket(self) -> socket.socket:
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer_bytes or 0)
+        sock.bind((self.host, self.port))
+        return sock
+
     async def start(self) -> None:
-        self._task = asyncio.create_task(self.server.serve())
+        sockets = [self._listening_socket()] if self.send_buffer_bytes else None
+        self._task = asyncio.create_task(self.server.serve(sockets=sockets))
         while not self.server.started:
             if self._task.done():
                 self._task.result()  # re-raise why it could not start
