@@ -1,9 +1,12 @@
 """OrdersService through a real gRPC server on a free port: the contract as the gateway sees it."""
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import pytest
+from faststream.kafka import KafkaBroker
+from pymongo import AsyncMongoClient
 
 from inbox.orders.v1 import orders_pb2, orders_pb2_grpc
 from inbox_core.devinfra import free_port
@@ -92,3 +95,23 @@ async def test_errors_come_out_as_status_codes(stub: orders_pb2_grpc.OrdersServi
     assert (await _status(stub.Create(bad_item)))[0] == grpc.StatusCode.INVALID_ARGUMENT
     assert (await _status(stub.ChangeStage(orders_pb2.ChangeOrderStageRequest(
         workspace_id="w1", order_id=order.id))))[0] == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_database_that_is_down_is_unavailable_not_an_internal_error(
+    broker: KafkaBroker, topic: str
+) -> None:
+    """The caller may retry UNAVAILABLE (the gateway answers 503); INTERNAL would read as a bug."""
+    nowhere: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        f"mongodb://127.0.0.1:{free_port()}/", serverSelectionTimeoutMS=300, connectTimeoutMS=300)
+    down = OrdersStore(nowhere["orders_down"], broker, topic=topic)
+    server = GrpcServer(free_port(), host="127.0.0.1")
+    server.add(orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersRpc(down, broker), SERVICE_NAME)
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            stub = orders_pb2_grpc.OrdersServiceStub(channel)
+            code, machine = await _status(stub.Create(_create("down-1"), timeout=10))
+    finally:
+        await server.stop(grace=1)
+        await nowhere.close()
+    assert (code, machine) == (grpc.StatusCode.UNAVAILABLE, "unavailable")

@@ -15,7 +15,8 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from prometheus_client import Histogram
 
-from inbox_core.errors import InboxError
+from inbox_core.errors import InboxError, Unavailable
+from inbox_core.kafka import is_transient
 
 log = logging.getLogger("inbox.grpc")
 
@@ -75,6 +76,11 @@ async def _abort(context: grpc.aio.ServicerContext, exc: Exception, method: str)
         raise exc
     if isinstance(exc, InboxError):
         await context.abort(exc.grpc_status, exc.message, trailing_metadata=((ERROR_CODE_KEY, exc.code),))
+    if is_transient(exc):
+        # The database or Kafka is away: the caller may retry (the gateway answers 503, not 500).
+        log.warning("%s: a dependency is unavailable: %r", method, exc)
+        await context.abort(Unavailable.grpc_status, "a service this one needs is unavailable; try again",
+                            trailing_metadata=((ERROR_CODE_KEY, Unavailable.code),))
     log.exception("unhandled error in %s", method, exc_info=exc)
     await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
