@@ -286,6 +286,8 @@ class Stack:
     ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    # Settings of this stack's own (a shorter timeout, ...), over the defaults above.
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     SERVICES = ("conversations", "customers", "orders", "presence", "ingest", "sandbox", "gateway")
 
@@ -319,6 +321,7 @@ class Stack:
                     env[f"{upper}_{kind.upper()}_PORT"] = str(p[f"{name}_{kind}"])
             if f"{name}_grpc" in p and name != "gateway":
                 env[f"GATEWAY_{upper}_TARGET"] = f"127.0.0.1:{p[f'{name}_grpc']}"
+        env.update(self.extra_env)
         self.env = env
         # A new deployment's workers would replay the topics from the start; a test stack starts at the end.
         prefix = env["INBOX_GROUP_PREFIX"]
