@@ -10,13 +10,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from prometheus_client import Histogram
+from pymongo.errors import ConnectionFailure
 
-from inbox_core.errors import InboxError, Unavailable
-from inbox_core.kafka import is_transient
+from inbox_core.errors import InboxError, TransientError, Unavailable
 
 log = logging.getLogger("inbox.grpc")
 
@@ -76,13 +77,21 @@ async def _abort(context: grpc.aio.ServicerContext, exc: Exception, method: str)
         raise exc
     if isinstance(exc, InboxError):
         await context.abort(exc.grpc_status, exc.message, trailing_metadata=((ERROR_CODE_KEY, exc.code),))
-    if is_transient(exc):
+    if dependency_unavailable(exc):
         # The database or Kafka is away: the caller may retry (the gateway answers 503, not 500).
-        log.warning("%s: a dependency is unavailable: %r", method, exc)
+        log.warning("%s: a dependency is unavailable: %r", method, exc, exc_info=exc)
         await context.abort(Unavailable.grpc_status, "a service this one needs is unavailable; try again",
                             trailing_metadata=((ERROR_CODE_KEY, Unavailable.code),))
     log.exception("unhandled error in %s", method, exc_info=exc)
     await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+
+def dependency_unavailable(exc: BaseException) -> bool:
+    """The database or Kafka cannot be reached (or did not answer in time): a retry may succeed. Other
+    Kafka errors (a record too large, no authorisation, ...) are bugs, not outages."""
+    if isinstance(exc, TransientError | ConnectionFailure | ConnectionError | TimeoutError | KafkaTimeoutError):
+        return True
+    return isinstance(exc, KafkaError) and bool(getattr(exc, "retriable", False))
 
 
 class GrpcServer:

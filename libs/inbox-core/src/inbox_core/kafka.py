@@ -130,17 +130,21 @@ async def replace_producer(broker: KafkaBroker, generation: int, why: BaseExcept
     async with lock:
         if _PRODUCER_GENERATION.get(broker, 0) != generation:
             return
-        fast: Any = broker.config.producer
-        log.warning("Kafka producer of %s cannot send any more (%r): replacing it", broker, why)
-        with contextlib.suppress(Exception):
-            # Stopping waits for what the broken sender will never deliver: bounded.
-            await asyncio.wait_for(fast.disconnect(), 5.0)
         options = _PRODUCER_OPTIONS.get(broker)
         if options is None:
             raise RuntimeError("a broker not made by make_broker cannot get a new producer") from why
+        fast: Any = broker.config.producer
+        broken = getattr(fast, "_producer", None)  # FastStream's holder of the aiokafka producer
+        log.warning("Kafka producer of %s cannot send any more (%r): replacing it", broker, why)
+        # The new one is started first and takes over only once it runs: if Kafka is still away this
+        # raises (the caller retries later) and the broken one stays, to be replaced on the next try.
         await fast.connect(AIOKafkaProducer(**options), fast.serializer, fast.codec)
         _PRODUCER_GENERATION[broker] = generation + 1
         PRODUCERS_REPLACED.inc()
+        if broken is not None:
+            with contextlib.suppress(Exception):
+                # Stopping waits for what the broken sender will never deliver: bounded.
+                await asyncio.wait_for(broken.stop(), 5.0)
 
 
 def subscribe(

@@ -30,8 +30,10 @@ class InboxSettings(BaseSettings):
     # Prefix of every consumer group, so that several deployments (or test runs) can share one Kafka.
     group_prefix: str = ""
     # Consumers per subscription in one process, each with its own partitions (order within a partition
-    # is kept): a handler waits on the database most of the time, so partitions are worked on side by side.
-    consumer_workers: int = Field(default=4, ge=1, le=32)
+    # is kept), for a handler that mostly waits on the database. 1 by default: with more, FastStream 0.7
+    # stops the consumers before the running handlers end, so a stopping pod's last events are handled
+    # again elsewhere (harmless, the handlers are idempotent, but replicas are the cleaner way to scale).
+    consumer_workers: int = Field(default=1, ge=1, le=32)
 
 
 def load(cls: type[SettingsT]) -> SettingsT:
