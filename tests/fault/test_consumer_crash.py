@@ -36,3 +36,4 @@ async def test_kill_9_of_a_consumer_under_load_loses_and_doubles_nothing(
     assert outcome.found.problems() == 0, (outcome.found.report(consumer) + "\n"
                                            + fault_stack.processes[consumer].output()[-3000:])
     assert outcome.orders.created and outcome.sends.sent, "the run created orders and sent replies"
+    assert not outcome.final_errors(), outcome.final_errors()

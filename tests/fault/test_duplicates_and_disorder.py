@@ -20,7 +20,8 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from fault_kit import (
     STATUS_NAMES,
     STATUS_RANK,
@@ -109,16 +110,24 @@ async def test_duplicates_and_out_of_order_statuses_change_nothing(
         statuses = [r for r in mine if Event.from_bytes(r.value).type == "whatsapp.status.updated"]
         others = [r for r in mine if Event.from_bytes(r.value).type != "whatsapp.status.updated"]
         replayed = [*others, *reversed(statuses)]
+        assert statuses and others, "the test's own events were found on the topic"
         producer = AIOKafkaProducer(bootstrap_servers=fault_infra.kafka_bootstrap, acks="all",
                                     enable_idempotence=True)
         await producer.start()
+        replayed_up_to: dict[TopicPartition, int] = {}
         try:
             for record in replayed:
-                await producer.send_and_wait(record.topic, record.value, key=record.key,
-                                             headers=list(record.headers or ()))
+                written = await producer.send_and_wait(record.topic, record.value, key=record.key,
+                                                       headers=list(record.headers or ()))
+                tp = TopicPartition(written.topic, written.partition)
+                replayed_up_to[tp] = max(replayed_up_to.get(tp, -1), written.offset)
         finally:
             await producer.stop()
     await meta.aclose()
+    # The inbox is already right before the replay is consumed: look only once the conversations worker has
+    # committed past every replayed record, so that what the replay did (or undid) is what is seen.
+    group = fault_stack.env["INBOX_GROUP_PREFIX"] + "inbox-conversations"
+    await _wait_committed(fault_infra.kafka_bootstrap, group, replayed_up_to)
 
     failed_ids = frozenset(m for m, w in wamids.items() if w in failing)
     found = await settle(lambda: check_inbox(inbox, customers, inbound, replies, may_fail=failed_ids), within=90)
@@ -136,6 +145,23 @@ async def test_duplicates_and_out_of_order_statuses_change_nothing(
     assert found.problems() == 0, found.report("duplicates")
     assert not wrong_final, f"final statuses wrong: {wrong_final}"
     assert not watch.backwards, f"statuses went backwards: {watch.backwards[:10]}"
+
+
+async def _wait_committed(bootstrap: str, group: str, up_to: dict[TopicPartition, int], within: float = 90.0) -> None:
+    """Until ``group`` has committed past each partition's offset in ``up_to``."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + within
+        while True:
+            committed = await admin.list_consumer_group_offsets(group)
+            behind = {tp: o for tp, o in up_to.items() if tp not in committed or committed[tp].offset <= o}
+            if not behind:
+                return
+            assert time.monotonic() < deadline, f"{group} never consumed the replayed records: {behind}"
+            await asyncio.sleep(0.5)
+    finally:
+        await admin.close()
 
 
 async def _wait_wamids(inbox: Inbox, replies: dict[str, Any], within: float = 60.0) -> dict[str, str]:

@@ -43,6 +43,7 @@ async def test_kafka_stopped_and_started_under_load_loses_and_doubles_nothing(
     assert not outcome.load.failed, (f"{len(outcome.load.failed)} webhooks were still refused 60 s after Kafka was "
                                      f"back; ingest's log:\n{fault_stack.processes['ingest'].output()[-3000:]}")
     assert outcome.found.problems() == 0, outcome.found.report("Kafka") + "\n" + fault_stack.logs()[-6000:]
+    assert not outcome.final_errors(), outcome.final_errors()
 
 
 async def test_database_stopped_and_started_under_load_loses_nothing_and_nothing_sticks(
@@ -64,3 +65,4 @@ async def test_database_stopped_and_started_under_load_loses_nothing_and_nothing
     assert refused > 0, "while the database was down the webhook was refused (and retried)"
     assert not outcome.load.failed, "Meta's retries were never answered 200"
     assert outcome.found.problems() == 0, outcome.found.report("database") + "\n" + fault_stack.logs()[-6000:]
+    assert not outcome.final_errors(), outcome.final_errors()
