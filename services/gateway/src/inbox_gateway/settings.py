@@ -56,7 +56,8 @@ class GatewaySettings(ServiceSettings):
     stream_send_timeout_s: float = Field(default=30.0, gt=0)
     # The kernel's send buffer per connection (Linux doubles it). A client that stops reading holds at most
     # this in the kernel before its writes block (then the send timeout and the queue bound take over);
-    # 0 leaves it to the kernel, which grows it to 4 MiB per connection.
+    # 0 leaves it to the kernel, which grows it to 4 MiB per connection. It applies to every connection (API
+    # pages and media too): behind the cluster's ingress the round trip is short, so it costs no throughput.
     send_buffer_bytes: int = Field(default=64 * 1024, ge=0)
     # While a stream is open the agent is online: presence heartbeats this often (presence expires at 45 s).
     stream_heartbeat_s: float = Field(default=15.0, gt=0)
