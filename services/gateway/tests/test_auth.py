@@ -123,10 +123,30 @@ async def test_login_attempts_are_limited_per_email_and_per_address_across_repli
         assert limited.status_code == 429
         assert limited.json()["error"]["code"] == "rate_limited"
         assert 0 < int(limited.headers["retry-after"]) <= 600
-        # Another email from the same address: the address has one attempt left (5 per window), then 429.
+        # Another email from the same address: its sign-in succeeds (and so does not count); the address
+        # has one failure left (5 per window), then even the right password is refused.
         other = {"email": team.admin.email, "password": team.admin.password}
         assert (await ca.post("/api/auth/login", json=other)).status_code == 200
-        assert (await cb.post("/api/auth/login", json=other)).status_code == 429
+        other_wrong = {"email": team.admin.email, "password": "wrong-password"}
+        assert (await cb.post("/api/auth/login", json=other_wrong)).status_code == 401
+        assert (await ca.post("/api/auth/login", json=other)).status_code == 429
+
+
+async def test_only_failed_logins_count_against_the_limits(inbox_settings: InboxSettings, mongo_client: Any) -> None:
+    """An agent signing in on several devices, or a team behind one office address, does not use up the
+    limit; guesses still do."""
+    settings = gateway_settings(inbox_settings, login_max_per_email=3, login_max_per_ip=4, login_window_s=600)
+    gw = Gateway(settings, client=mongo_client, passwords=FAST_PASSWORDS, stream=False)
+    team = await make_team(gw)
+    async with Server(gw) as server, server.client() as client:
+        right = {"email": team.agent.email, "password": team.agent.password}
+        assert [(await client.post("/api/auth/login", json=right)).status_code for _ in range(6)] == [200] * 6
+        wrong = {"email": team.agent.email, "password": "wrong-password"}
+        statuses = [(await client.post("/api/auth/login", json=wrong)).status_code for _ in range(4)]
+        assert statuses == [401, 401, 401, 429]
+        # The address has had 4 failures (its limit): the next attempt from it, for anyone, is refused.
+        other = {"email": team.admin.email, "password": team.admin.password}
+        assert (await client.post("/api/auth/login", json=other)).status_code == 429
 
 
 async def test_roles_admin_endpoints_are_for_admins(gateway: Gateway) -> None:

@@ -215,8 +215,9 @@ class Accounts:
 
     # --- login rate limit ---------------------------------------------------------------------------------
 
-    async def count_attempt(self, key: str, window_s: int) -> tuple[int, int]:
-        """Counts one attempt for ``key`` in the current fixed window: (attempts so far, seconds until it ends).
+    async def count_attempt(self, key: str, window_s: int) -> tuple[int, int, str]:
+        """Counts one attempt for ``key`` in the current fixed window: (attempts so far, seconds until it ends,
+        the counter's id for :meth:`uncount_attempt`).
 
         One atomic upsert per key: replicas share the count without a read-modify-write race.
         """
@@ -228,7 +229,12 @@ class Accounts:
             {"$inc": {"count": 1}, "$setOnInsert": {"expires_at": ends}},
             upsert=True, return_document=ReturnDocument.AFTER)
         assert doc is not None
-        return int(doc["count"]), max(1, int((ends - now).total_seconds()) + 1)
+        return int(doc["count"]), max(1, int((ends - now).total_seconds()) + 1), str(doc["_id"])
+
+    async def uncount_attempt(self, counter_id: str) -> None:
+        """Takes back an attempt that succeeded: the limit is on guessing, and an office of agents signing
+        in from one address (or one agent on several devices) must not use it up."""
+        await self.attempts.update_one({"_id": counter_id, "count": {"$gt": 0}}, {"$inc": {"count": -1}})
 
     async def purge_expired(self) -> int:
         now = utcnow()

@@ -120,7 +120,7 @@ class Auth:
         """A new session for valid credentials; :class:`LoginThrottled` past the limits, else
         :class:`Unauthenticated` (the same answer for an unknown email and a wrong password)."""
         email = normalise_email(email)
-        (by_email, wait_email), (by_ip, wait_ip) = await asyncio.gather(
+        (by_email, wait_email, email_counter), (by_ip, wait_ip, ip_counter) = await asyncio.gather(
             self.accounts.count_attempt(f"email:{email}", self.settings.login_window_s),
             self.accounts.count_attempt(f"ip:{ip}", self.settings.login_window_s))
         over = [wait for count, limit, wait in ((by_email, self.settings.login_max_per_email, wait_email),
@@ -131,6 +131,9 @@ class Auth:
         if not await self.passwords.verify(agent.password_hash if agent else None, password) or agent is None:
             raise Unauthenticated("wrong email or password")
         session_id, expires_at = await self.accounts.create_session(agent.id, self.ttl)
+        # Only failures count against the limits (each attempt is counted first, so guesses are bounded even
+        # while they are being checked).
+        await asyncio.gather(self.accounts.uncount_attempt(email_counter), self.accounts.uncount_attempt(ip_counter))
         return self.tokens.issue(agent.id, session_id, expires_at), expires_at, agent
 
     async def logout(self, principal: Principal) -> None:
