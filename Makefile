@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --all-packages --locked
 
-.PHONY: help uv generate web browser bench install infra-install infra-up infra-down dev down status test test-only lint protos protos-check format
+.PHONY: help uv generate web browser bench screenshots install infra-install infra-up infra-down dev down status test test-only lint protos protos-check format
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ web: ## build the web UI (web/dist, served by the gateway at /)
 
 browser: ## Debian's Chromium for the browser tests (browsers cannot be downloaded here)
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+screenshots: infra-install web browser ## the browser tests, keeping their screenshots in docs/screenshots
+	INBOX_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(RUN) pytest -q -p no:randomly tests/browser
 
 dev: infra-up web ## everything: infrastructure, every service and a seeded demo workspace, left running (`make down` stops it)
 	$(RUN) python -m inbox_core.devinfra services-up

@@ -1,7 +1,7 @@
 """The three-column screen in a real browser (Debian's Chromium), against the whole stack with the sandbox
 standing in for Meta: what an agent sees as customers write, as replies are delivered and read, as a
 colleague types, when the 24-hour window has closed, and when an order is made from the conversation.
-Screenshots of the main states are saved to docs/screenshots/."""
+Screenshots of the main states are taken; `make screenshots` saves them to docs/screenshots/."""
 
 from __future__ import annotations
 
