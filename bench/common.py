@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from inbox_core.devinfra import FerretServer, KafkaServer, free_port, install
 from inbox_core.topics import ensure_topics
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -41,18 +40,11 @@ def servers() -> Iterator[Servers]:
         asyncio.run(ensure_topics(kafka_env))
         yield Servers(kafka_env, mongo_env)
         return
-    install()
-    home = Path(tempfile.mkdtemp(prefix="inbox-bench-"))
-    kafka, ferret = KafkaServer(home, free_port()), FerretServer(home, free_port())
-    try:
-        ferret.start()
-        kafka.start()
-        asyncio.run(ensure_topics(kafka.bootstrap))
-        yield Servers(kafka.bootstrap, ferret.url)
-    finally:
-        kafka.stop()
-        ferret.stop()
-        shutil.rmtree(home, ignore_errors=True)
+    from inbox_core.testing import local_infra
+
+    with local_infra("inbox-bench-") as servers:
+        asyncio.run(ensure_topics(servers.kafka_bootstrap))
+        yield Servers(servers.kafka_bootstrap, servers.mongo_url)
 
 
 def machine() -> dict[str, Any]:

@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from fault_kit import NUMBER, NUMBER_B, STREAM_SEND_TIMEOUT_S, WABA_B, FaultStack, Inbox, Workspace, heal
 
-from inbox_core.devinfra import REPO_ROOT, FerretServer, KafkaServer, free_port, install
+from inbox_core.devinfra import REPO_ROOT
 from inbox_core.settings import InboxSettings
-from inbox_core.testing import Infra
+from inbox_core.testing import Infra, local_infra
 from inbox_core.topics import ensure_topics
 
 AGENT_EMAIL = "fault.agent@fault.test"
@@ -37,18 +37,9 @@ AGENT_PASSWORD = "fault-password-123"
 @pytest.fixture(scope="package")
 def fault_infra() -> Iterator[Infra]:
     """A Kafka broker and a FerretDB server that only the fault tests use (they stop and start them)."""
-    install()
-    home = Path(tempfile.mkdtemp(prefix="inbox-fault-"))
-    kafka, ferret = KafkaServer(home, free_port()), FerretServer(home, free_port())
-    try:
-        ferret.start()
-        kafka.start()
-        asyncio.run(ensure_topics(kafka.bootstrap))
-        yield Infra(kafka.bootstrap, ferret.url, "local", kafka=kafka, ferret=ferret, home=home)
-    finally:
-        kafka.stop()
-        ferret.stop()
-        shutil.rmtree(home, ignore_errors=True)
+    with local_infra("inbox-fault-") as servers:
+        asyncio.run(ensure_topics(servers.kafka_bootstrap))
+        yield servers
 
 
 def _admin(stack: FaultStack, *args: str) -> dict[str, object]:

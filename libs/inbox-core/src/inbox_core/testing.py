@@ -20,7 +20,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,18 +68,26 @@ def infra() -> Iterator[Infra]:
             mongo_c = stack.enter_context(MongoDbContainer("mongo:7.0.14"))
             found = Infra(kafka_c.get_bootstrap_server(), mongo_c.get_connection_url(), "testcontainers")
         else:
-            install()
-            home = Path(tempfile.mkdtemp(prefix="inbox-test-"))
-            kafka = KafkaServer(home, free_port())
-            ferret = FerretServer(home, free_port())
-            stack.callback(shutil.rmtree, home, True)
-            stack.callback(ferret.stop)
-            stack.callback(kafka.stop)
-            ferret.start()
-            kafka.start()
-            found = Infra(kafka.bootstrap, ferret.url, "local", kafka=kafka, ferret=ferret, home=home)
+            found = stack.enter_context(local_infra("inbox-test-"))
         asyncio.run(ensure_topics(found.kafka_bootstrap))
         yield found
+
+
+@contextmanager
+def local_infra(prefix: str) -> Iterator[Infra]:
+    """A Kafka broker and a FerretDB server of this project's own, on free ports in a new temporary folder
+    (``prefix``), stopped and removed on exit."""
+    install()
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    kafka, ferret = KafkaServer(home, free_port()), FerretServer(home, free_port())
+    try:
+        ferret.start()
+        kafka.start()
+        yield Infra(kafka.bootstrap, ferret.url, "local", kafka=kafka, ferret=ferret, home=home)
+    finally:
+        kafka.stop()
+        ferret.stop()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
