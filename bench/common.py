@@ -108,14 +108,6 @@ def raise_fd_limit(wanted: int = 65536) -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def rss_kib(pid: int) -> int:
-    """Resident memory of a process (VmRSS of /proc/<pid>/status), in KiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
 @contextmanager
 def system(srv: Servers, name: str, extra_env: dict[str, str] | None = None) -> Iterator[Any]:
     """Every service as its own process (inbox_core.testing.Stack) against ``srv``, with a database
@@ -205,10 +197,8 @@ async def workspaces_with_agents(stack: Any, count: int, number_ids: list[str] |
 def signed_text_webhook(number: str, wa_id: str, wamid: str, text: str, name: str = "Bench Customer",
                         ts: int | None = None) -> tuple[bytes, dict[str, str]]:
     """A customer's text message as Meta posts it, with its signature header for the Stack's app secret."""
-    import hashlib
-    import hmac
-
     from inbox_core.testing import STACK_SECRETS
+    from inbox_sandbox.domain import signature
 
     body = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": f"WABA{number}", "changes": [{
         "field": "messages", "value": {
@@ -217,9 +207,8 @@ def signed_text_webhook(number: str, wa_id: str, wamid: str, text: str, name: st
             "contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
             "messages": [{"from": wa_id, "id": wamid, "timestamp": str(ts or int(time.time())), "type": "text",
                           "text": {"body": text}}]}}]}]}, separators=(",", ":")).encode()
-    secret = STACK_SECRETS["INGEST_META_APP_SECRET"].encode()
-    signature = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
-    return body, {"X-Hub-Signature-256": signature, "Content-Type": "application/json"}
+    return body, {"X-Hub-Signature-256": signature(STACK_SECRETS["INGEST_META_APP_SECRET"], body),
+                  "Content-Type": "application/json"}
 
 
 async def consumer_lag(bootstrap: str, group_prefix: str) -> dict[str, int]:

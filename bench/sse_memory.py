@@ -30,7 +30,6 @@ from common import (
     machine,
     print_table,
     raise_fd_limit,
-    rss_kib,
     save,
     servers,
     system,
@@ -38,6 +37,7 @@ from common import (
 )
 
 from inbox_core.devinfra import REPO_ROOT, free_port, port_open
+from inbox_core.testing import rss_kib
 
 
 def _high_fd_limit() -> None:

@@ -5,15 +5,12 @@ a workspace seeded through the real admin CLI and API, and Debian's Chromium dri
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
-import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -24,21 +21,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from browser_kit import CHROMIUM, CHROMIUM_ARGS, LAPTOP, PASSWORD, AgentLogin, Inbox, Number, Screen
 
-from inbox_core.devinfra import REPO_ROOT
 from inbox_core.events import Event
 from inbox_core.events.commands import SyncTemplatesCommand
 from inbox_core.kafka import make_broker, publish
 from inbox_core.settings import InboxSettings
 from inbox_core.testing import STACK_SECRETS, Stack
 from inbox_core.topics import WHATSAPP_COMMANDS
-
-
-def _admin_cli(stack: Stack, *args: str) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, "-m", "inbox_gateway", "admin", *args], env=stack.env,
-                          capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
-    assert done.returncode == 0, f"admin {args[0]} failed: {done.stderr}"
-    out: dict[str, Any] = json.loads(done.stdout)
-    return out
 
 
 def _login(gateway: str, email: str) -> str:
@@ -68,11 +56,11 @@ def inbox(stack: Stack) -> Inbox:
     """A fresh workspace: the first admin through the CLI (as an operator does), the second agent and two
     sandbox numbers of its own through the admin API, so that no other test shares a number or customer."""
     gateway = stack.url("gateway")
-    workspace_id = _admin_cli(stack, "create-workspace", "--name", "Browser shop", "--currency", "EUR")[
+    workspace_id = stack.admin("create-workspace", "--name", "Browser shop", "--currency", "EUR")[
         "workspace"]["id"]
     tag = secrets.token_hex(3)
     sara_email = f"sara-{tag}@shop.test"
-    created = _admin_cli(stack, "create-agent", "--email", sara_email, "--name", "Sara", "--password", PASSWORD,
+    created = stack.admin("create-agent", "--email", sara_email, "--name", "Sara", "--password", PASSWORD,
                          "--workspace", workspace_id, "--role", "admin")
     sara = AgentLogin(created["agent"]["id"], sara_email, "Sara", _login(gateway, sara_email))
     omar_email = f"omar-{tag}@shop.test"

@@ -9,9 +9,7 @@ the APIs) with its own database prefix.
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import uuid
@@ -25,7 +23,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from fault_kit import NUMBER, NUMBER_B, STREAM_SEND_TIMEOUT_S, WABA_B, FaultStack, Inbox, Workspace, heal
 
-from inbox_core.devinfra import REPO_ROOT
 from inbox_core.settings import InboxSettings
 from inbox_core.testing import Infra, local_infra
 from inbox_core.topics import ensure_topics
@@ -40,15 +37,6 @@ def fault_infra() -> Iterator[Infra]:
     with local_infra("inbox-fault-") as servers:
         asyncio.run(ensure_topics(servers.kafka_bootstrap))
         yield servers
-
-
-def _admin(stack: FaultStack, *args: str) -> dict[str, object]:
-    done = subprocess.run([sys.executable, "-m", "inbox_gateway", "admin", *args], env=stack.env, cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=120)
-    if done.returncode != 0:
-        raise RuntimeError(f"gateway admin {args[0]} failed: {done.stderr[-2000:]}")
-    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
 
 
 @pytest.fixture(scope="package")
@@ -75,9 +63,9 @@ def fault_stack(fault_infra: Infra) -> Iterator[FaultStack]:
 def workspace(fault_stack: FaultStack) -> Workspace:
     """A workspace and an agent made through the gateway, with both sandbox numbers connected to it."""
     try:
-        ws = _admin(fault_stack, "create-workspace", "--name", "Fault shop")["workspace"]
+        ws = fault_stack.admin("create-workspace", "--name", "Fault shop")["workspace"]
         workspace_id = str(ws["id"])  # type: ignore[index]
-        _admin(fault_stack, "create-agent", "--email", AGENT_EMAIL, "--name", "Fault Agent", "--password",
+        fault_stack.admin("create-agent", "--email", AGENT_EMAIL, "--name", "Fault Agent", "--password",
                AGENT_PASSWORD, "--workspace", workspace_id, "--role", "admin")
         gateway_ok = True
     except RuntimeError as exc:

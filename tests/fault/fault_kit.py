@@ -19,8 +19,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import grpc
 import httpx
@@ -36,6 +35,7 @@ from inbox.orders.v1 import orders_pb2_grpc as ogrpc
 from inbox_core import ids
 from inbox_core.devinfra import free_port, wait_ready
 from inbox_core.testing import STACK_SECRETS, ServiceProcess, Stack
+from inbox_sandbox.domain import signature
 
 # The sandbox's default numbers (see services/sandbox/README.md).
 NUMBER = "106540352242922"
@@ -164,10 +164,7 @@ def _envelope(waba: str, value: dict[str, Any]) -> bytes:
 
 
 def sign(body: bytes) -> str:
-    import hashlib
-    import hmac
-
-    return "sha256=" + hmac.new(APP_SECRET, body, hashlib.sha256).hexdigest()
+    return signature(APP_SECRET, body)
 
 
 @dataclass
@@ -427,7 +424,31 @@ async def retrying(errors: Counter[str], call: Callable[..., Awaitable[Any]], *a
             await asyncio.sleep(0.5)
 
 
-class OrderLoad:
+class BackgroundLoad:
+    """Work an agent does while a test runs (``_run`` until ``stop``), with the calls that failed by kind."""
+
+    def __init__(self, inbox: Inbox, customers: list[Customer], every_s: float) -> None:
+        self.inbox = inbox
+        self.customers = customers
+        self.every_s = every_s
+        self.errors: Counter[str] = Counter()
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> Self:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+
+
+class OrderLoad(BackgroundLoad):
     """Creates orders for the customers and moves some of them along the pipeline, while the test runs."""
 
     PATHS = (
@@ -439,18 +460,9 @@ class OrderLoad:
     )
 
     def __init__(self, inbox: Inbox, customers: list[Customer], every_s: float = 0.4) -> None:
-        self.inbox = inbox
-        self.customers = customers
-        self.every_s = every_s
+        super().__init__(inbox, customers, every_s)
         self.created = 0
         self.moves = 0
-        self.errors: Counter[str] = Counter()
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> OrderLoad:
-        self._task = asyncio.create_task(self._run())
-        return self
 
     async def _run(self) -> None:
         open_paths: list[tuple[str, list[int]]] = []
@@ -489,29 +501,14 @@ class OrderLoad:
                 raise
             self.errors["retry found it applied"] += 1
 
-    async def stop(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            await self._task
-
-
-class SendLoad:
+class SendLoad(BackgroundLoad):
     """An agent replying (SendMessage) to the customers while the test runs; remembers each message id."""
 
     def __init__(self, inbox: Inbox, customers: list[Customer], every_s: float = 0.5) -> None:
-        self.inbox = inbox
-        self.customers = customers
-        self.every_s = every_s
+        super().__init__(inbox, customers, every_s)
         self.sent: dict[str, Customer] = {}
         self.texts: dict[str, str] = {}  # text of each reply -> its message id
         self.unanswered: set[str] = set()  # texts of replies whose SendMessage never succeeded
-        self.errors: Counter[str] = Counter()
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> SendLoad:
-        self._task = asyncio.create_task(self._run())
-        return self
 
     async def _run(self) -> None:
         n = 0
@@ -528,10 +525,6 @@ class SendLoad:
                 self.unanswered.add(text)
             await asyncio.sleep(self.every_s)
 
-    async def stop(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            await self._task
 
 
 # --- Comparing what was sent with what the inbox shows --------------------------------------------------------
@@ -657,13 +650,6 @@ async def say_hello(sandbox_url: str, customers: list[Customer], run: str, numbe
             else:
                 raise AssertionError(f"the simulator's hello of {customer.wa_id} was never answered 200")
     return accepted
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for {pid}")
 
 
 @dataclass

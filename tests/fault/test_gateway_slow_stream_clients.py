@@ -22,7 +22,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fault_kit import STREAM_SEND_TIMEOUT_S, FaultStack, Meta, Workspace, new_customers, rss_kib, text_webhook
+from fault_kit import STREAM_SEND_TIMEOUT_S, FaultStack, Meta, Workspace, new_customers, text_webhook
+
+from inbox_core.testing import rss_kib
 
 pytestmark = pytest.mark.timeout(170, func_only=True)
 

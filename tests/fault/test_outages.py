@@ -16,6 +16,7 @@ import time
 import pytest
 from fault_kit import FaultStack, Inbox, under_load
 
+from inbox_core.devinfra import FerretServer, KafkaServer
 from inbox_core.testing import Infra
 
 pytestmark = pytest.mark.timeout(175, func_only=True)
@@ -23,20 +24,22 @@ pytestmark = pytest.mark.timeout(175, func_only=True)
 DOWN_S = 8.0
 
 
+async def stopped_for_a_while(server: KafkaServer | FerretServer | None, name: str) -> None:
+    """The outage: ``server`` stopped, DOWN_S later started again (its start waits until it serves)."""
+    assert server is not None
+    started = time.monotonic()
+    await asyncio.to_thread(server.stop)
+    await asyncio.sleep(DOWN_S)
+    await asyncio.to_thread(server.start)
+    print(f"{name} stopped, started again after {time.monotonic() - started:.1f} s")
+
+
 async def test_kafka_stopped_and_started_under_load_loses_and_doubles_nothing(
     fault_stack: FaultStack, fault_infra: Infra, inbox: Inbox
 ) -> None:
     assert fault_infra.kafka is not None
-    kafka = fault_infra.kafka
-
-    async def outage() -> None:
-        started = time.monotonic()
-        await asyncio.to_thread(kafka.stop)
-        await asyncio.sleep(DOWN_S)
-        await asyncio.to_thread(kafka.start)
-        print(f"Kafka stopped, started again after {time.monotonic() - started:.1f} s")
-
-    outcome = await under_load(fault_stack, inbox, "Kafka stopped and started", outage, after_s=5.0)
+    outcome = await under_load(fault_stack, inbox, "Kafka stopped and started",
+                               lambda: stopped_for_a_while(fault_infra.kafka, "Kafka"), after_s=5.0)
     refused = sum(n for answer, n in outcome.load.meta.answers.items() if answer != "200")
     assert refused > 0, "while Kafka was down the webhook was refused (and retried)"
     assert "503" in outcome.load.meta.answers, "a webhook that cannot be made durable is answered 503"
@@ -50,17 +53,9 @@ async def test_database_stopped_and_started_under_load_loses_nothing_and_nothing
     fault_stack: FaultStack, fault_infra: Infra, inbox: Inbox
 ) -> None:
     assert fault_infra.ferret is not None
-    ferret = fault_infra.ferret
-
-    async def outage() -> None:
-        started = time.monotonic()
-        await asyncio.to_thread(ferret.stop)
-        await asyncio.sleep(DOWN_S)
-        await asyncio.to_thread(ferret.start)
-        print(f"FerretDB stopped, started again after {time.monotonic() - started:.1f} s")
-
     # The load goes on for a while after the restart: those messages arrive only if no consumer is stuck.
-    outcome = await under_load(fault_stack, inbox, "database stopped and started", outage, after_s=6.0)
+    outcome = await under_load(fault_stack, inbox, "database stopped and started",
+                               lambda: stopped_for_a_while(fault_infra.ferret, "FerretDB"), after_s=6.0)
     refused = sum(n for answer, n in outcome.load.meta.answers.items() if answer != "200")
     assert refused > 0, "while the database was down the webhook was refused (and retried)"
     assert not outcome.load.failed, "Meta's retries were never answered 200"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -347,6 +348,15 @@ class Stack:
         if not wait_ready(port, timeout):
             raise RuntimeError(f"{name} not ready in {timeout}s:\n{self.processes[name].output()}")
 
+    def admin(self, *args: str) -> dict[str, Any]:
+        """The gateway's admin command (``python -m inbox_gateway admin ...``) against this stack; its JSON answer."""
+        done = subprocess.run([sys.executable, "-m", "inbox_gateway", "admin", *args], env=self.env, cwd=REPO_ROOT,
+                              capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"gateway admin {args[0]} failed: {done.stderr[-2000:]}")
+        answer: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        return answer
+
     def stop(self) -> None:
         for name in reversed(self.SERVICES):
             process = self.processes.get(name)
@@ -357,3 +367,11 @@ class Stack:
 
     def logs(self) -> str:
         return "\n".join(f"--- {n}\n{p.output()}" for n, p in self.processes.items())
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process (VmRSS of /proc/<pid>/status), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
