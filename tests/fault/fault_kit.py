@@ -108,7 +108,6 @@ class Workspace:
     id: str
     agent_email: str
     agent_password: str
-    gateway_ok: bool  # the workspace and agent were made by the gateway (its admin command)
 
 
 # --- Meta's side: webhooks ----------------------------------------------------------------------------------

@@ -163,7 +163,6 @@ async def wait_arrivals(readers: list[Reader], started: dict[str, float], within
 async def test_stream_clients_that_never_read_do_not_slow_the_others_or_grow_memory(
     fault_stack: FaultStack, workspace: Workspace
 ) -> None:
-    assert workspace.gateway_ok, "the gateway made the workspace and its agent"
     url = fault_stack.url("gateway")
     async with httpx.AsyncClient(timeout=30) as client:
         login = await client.post(f"{url}/api/auth/login", json={"email": workspace.agent_email,
