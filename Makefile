@@ -44,9 +44,10 @@ down: ## stop the services and the infrastructure started by `make dev`
 status: ## what is running
 	$(RUN) python -m inbox_core.devinfra status
 
-lint: install ## ruff, mypy, and generated code in sync with protos/
+lint: install ## ruff, mypy, generated code in sync with protos/, no tracked file pointing outside the checkout
 	$(RUN) ruff check .
 	$(RUN) mypy libs/inbox-core/src services/*/src scripts
+	$(RUN) python scripts/outside_paths.py
 	$(RUN) python scripts/protos.py check
 	$(RUN) python scripts/k8s_topics.py check
 	$(RUN) python scripts/asyncapi.py check

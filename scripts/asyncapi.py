@@ -57,7 +57,7 @@ EVENT_MODULES: dict[str, Topic] = {
     "inbox_core.events.orders": ORDERS,
     "inbox_core.events.presence": PRESENCE,
 }
-# Who writes each topic (DESIGN.md): its one producer.
+# Who writes each topic (docs/architecture.md): its one producer.
 PRODUCERS: dict[str, str] = {
     WHATSAPP_EVENTS.name: "ingest",
     WHATSAPP_COMMANDS.name: "conversations",

@@ -1,5 +1,5 @@
 """The Kubernetes manifests (deploy/k8s), offline: they render, validate against the Kubernetes schemas,
-agree with the code (topics, consumer groups, ports) and keep to the rules of DESIGN.md (non-root,
+agree with the code (topics, consumer groups, ports) and keep to the rules of docs/architecture.md (non-root,
 read-only, only the allowed calls, consumers never above partitions).
 
 Rendering uses ``kubectl kustomize`` when kubectl is installed, else a ``kustomize`` binary, else builds
@@ -570,7 +570,7 @@ def test_everything_but_topics_is_in_the_app_namespace(overlay: str) -> None:
         assert doc["metadata"].get("namespace") == wanted, f"{doc['kind']}/{doc['metadata']['name']}"
 
 
-# --- network policies: only the calls DESIGN.md allows ----------------------------------------------
+# --- network policies: only the calls docs/architecture.md allows ----------------------------------------------
 
 INTERNET = "203.0.113.10"  # an address outside the cluster (TEST-NET-3)
 MONITORING = {"kubernetes.io/metadata.name": "monitoring"}

@@ -1,4 +1,4 @@
-// The only way the screen talks to the server: the gateway's /api (API.md). Every failure becomes an
+// The only way the screen talks to the server: the gateway's /api (docs/api.md). Every failure becomes an
 // ApiError carrying the API's machine code and its message for a person, so callers can show it.
 
 import type {
@@ -89,7 +89,7 @@ const q = (params: Record<string, string | number | null | undefined>): string =
 
 const enc = encodeURIComponent;
 
-// A resource answered bare or in its envelope ({order: ...}): API.md fixes one and not the other.
+// A resource answered bare or in its envelope ({order: ...}): docs/api.md fixes one and not the other.
 function unwrap<T>(value: unknown, key: string): T {
   const inner = (value as Record<string, unknown> | null)?.[key];
   return (inner && typeof inner === "object" ? inner : value) as T;

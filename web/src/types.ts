@@ -1,4 +1,4 @@
-// The gateway's resources as API.md describes them (fields the screen uses; the API may add more).
+// The gateway's resources as docs/api.md describes them (fields the screen uses; the API may add more).
 
 export type Role = "admin" | "agent";
 export type Direction = "in" | "out";
@@ -270,7 +270,7 @@ export interface TeamMember {
   role?: Role;
 }
 
-// Payloads of the stream's events (API.md "Streamed updates").
+// Payloads of the stream's events (docs/api.md "Streamed updates").
 export interface ComposingEvent {
   conversation_id: string;
   agent: ActorRef;

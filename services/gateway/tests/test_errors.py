@@ -1,4 +1,4 @@
-"""gRPC failures as API.md's errors: a service that is down or slow answers 503 `unavailable` fast (never
+"""gRPC failures as docs/api.md's errors: a service that is down or slow answers 503 `unavailable` fast (never
 500, never a hang), a NOT_FOUND is 404, the services' machine codes keep their meaning; bad input is 400."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The live stream end to end: events published to the real inbox.*.v1 topics reach, over real HTTP,
-exactly the agents of their workspace, on every gateway replica, with API.md's names; Last-Event-ID
+exactly the agents of their workspace, on every gateway replica, with docs/api.md's names; Last-Event-ID
 resumes; keep-alives flow; a client that stops reading is dropped without delaying the others."""
 
 from __future__ import annotations

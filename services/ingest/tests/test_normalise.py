@@ -1,6 +1,6 @@
 """Normalisation of Meta webhook bodies into ``whatsapp.events.v1`` events (pure, no broker needed).
 
-Every file in ../shared/webhook-samples (Meta's own examples) is a fixture with its own expectations;
+Every file in tests/fixtures/meta-webhooks (Meta's own examples) is a fixture with its own expectations;
 ``INBOX_WEBHOOK_SAMPLES`` points the suite at another directory (samples there get the generic checks).
 """
 
@@ -28,12 +28,13 @@ from inbox_core.events.whatsapp import (
     SendFailed,
     StatusUpdated,
 )
+from inbox_core.testing import META_WEBHOOK_SAMPLES
 from inbox_ingest.domain import NormalisedEvent, NotAWebhook, normalise, normalise_raw, parse_body
 
 SAMPLES = (
     Path(os.environ["INBOX_WEBHOOK_SAMPLES"])
     if os.environ.get("INBOX_WEBHOOK_SAMPLES")
-    else Path(__file__).resolve().parents[3].parent / "shared" / "webhook-samples"
+    else META_WEBHOOK_SAMPLES
 )
 SAMPLE_FILES = sorted(SAMPLES.glob("*.json"))
 

@@ -17,7 +17,7 @@ from inbox_core.events import Event
 from inbox_core.kafka import make_broker
 from inbox_core.mongo import service_database
 from inbox_core.settings import InboxSettings
-from inbox_core.testing import Infra, TopicReader
+from inbox_core.testing import META_WEBHOOK_SAMPLES, Infra, TopicReader
 from inbox_core.topics import WHATSAPP_EVENTS
 from inbox_ingest.domain.signature import sign
 from inbox_ingest.http import create_app
@@ -28,7 +28,7 @@ from inbox_ingest.store import Channel, IngestStore
 SECRET = "test-app-secret"  # the same as the conftest's webhook builder expects
 VERIFY = "test-verify-token"
 SAMPLES = (Path(os.environ["INBOX_WEBHOOK_SAMPLES"]) if os.environ.get("INBOX_WEBHOOK_SAMPLES")
-           else Path(__file__).resolve().parents[3].parent / "shared" / "webhook-samples")
+           else META_WEBHOOK_SAMPLES)
 SAMPLE_NUMBER = "106540352242922"
 SAMPLE_WABA = "102290129340398"
 

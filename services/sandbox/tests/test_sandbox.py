@@ -1,7 +1,7 @@
 """The sandbox over HTTP: a real uvicorn serving it, and a small webhook receiver standing in for ingest.
 
 Both run in the test's event loop on free ports; the receiver checks nothing, it keeps what arrives, so
-the tests can check signatures and shapes against Meta's own examples (../shared/webhook-samples).
+the tests can check signatures and shapes against Meta's own examples (tests/fixtures/meta-webhooks).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,11 +23,12 @@ from litestar import Litestar, Request, Response, post
 
 from inbox_core.devinfra import free_port
 from inbox_core.runtime import HttpComponent
+from inbox_core.testing import META_WEBHOOK_SAMPLES
 from inbox_sandbox.http import create_app
 from inbox_sandbox.sandbox import Sandbox
 from inbox_sandbox.settings import SandboxSettings
 
-SAMPLES = Path(__file__).resolve().parents[4] / "shared" / "webhook-samples"
+SAMPLES = META_WEBHOOK_SAMPLES
 SECRET = "test-app-secret"
 TOKEN = "test-default-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

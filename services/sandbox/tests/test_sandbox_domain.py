@@ -9,15 +9,15 @@ import json
 import random
 import struct
 import zlib
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from inbox_core.testing import META_WEBHOOK_SAMPLES
 from inbox_sandbox import domain, files
 from inbox_sandbox.catalog import builtin_templates
 
-SAMPLES = Path(__file__).resolve().parents[4] / "shared" / "webhook-samples"
+SAMPLES = META_WEBHOOK_SAMPLES
 BUSINESS = domain.Business("106540352242922", "15550783881", "102290129340398")
 
 

@@ -1,7 +1,7 @@
 """Errors shared by every service, each with its machine code, gRPC status and HTTP status.
 
 Domain code raises these; the gRPC bootstrap turns them into status codes with the machine code in
-the details, and the gateway turns gRPC statuses back into API.md's error bodies.
+the details, and the gateway turns gRPC statuses back into docs/api.md's error bodies.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""HTTP error bodies for Litestar apps, as API.md fixes them:
+"""HTTP error bodies for Litestar apps, as docs/api.md fixes them:
 ``{"error": {"code": "<machine_code>", "message": "<for a person>", "details": {...}}}``.
 
 No endpoint answers 500 to bad input: Litestar's own client errors (bad JSON, body too large,

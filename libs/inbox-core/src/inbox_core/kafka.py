@@ -1,4 +1,4 @@
-"""Kafka with the delivery rules of DESIGN.md, on FastStream (aiokafka underneath).
+"""Kafka with the delivery rules of docs/architecture.md, on FastStream (aiokafka underneath).
 
 - Producers: ``acks=all`` and idempotence on; :func:`publish` returns only once the broker has the event.
 - Consumers (:func:`subscribe`): no auto-commit; the offset is committed only after the handler returned,

@@ -1,6 +1,6 @@
 """MongoDB through PyMongo's async API, kept to what both MongoDB and FerretDB v1 support.
 
-No multi-document transactions, change streams, $lookup/$facet or TTL indexes (DESIGN.md): expiring
+No multi-document transactions, change streams, $lookup/$facet or TTL indexes (docs/architecture.md): expiring
 state stores an ``expires_at`` and is filtered on it.
 """
 

@@ -8,7 +8,7 @@ document D from version n to n+1 is committed by inserting the revision ``D:n+1`
 holding D's whole new state and the events the change publishes: of two writers that read version n,
 exactly one inserts ``D:n+1``; the other gets a duplicate key, reloads and decides again. The revision
 is one single-document write that makes the change durable together with its pending events, without a
-multi-document transaction (DESIGN.md's publishing rule).
+multi-document transaction (docs/architecture.md's publishing rule).
 
 After the commit the state is copied into the queryable collection (the projection, which carries the
 indexes the service's queries need), the events are published (acks=all) and the revision is marked

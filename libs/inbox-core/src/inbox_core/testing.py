@@ -33,6 +33,9 @@ from inbox_core.devinfra import REPO_ROOT, FerretServer, KafkaServer, free_port,
 from inbox_core.settings import InboxSettings
 from inbox_core.topics import ensure_topics
 
+# Meta's own webhook examples, the project's fixtures (their README says where each comes from).
+META_WEBHOOK_SAMPLES = REPO_ROOT / "tests" / "fixtures" / "meta-webhooks"
+
 
 @dataclass
 class Infra:

@@ -48,7 +48,7 @@ def openapi_config(cookie_name: str) -> OpenAPIConfig:
     return OpenAPIConfig(
         title="Team WhatsApp inbox: gateway API",
         version="1.0.0",
-        description="The three-column API (see API.md). Errors are "
+        description="The three-column API (see docs/api.md). Errors are "
                     '`{"error": {"code", "message", "details"}}`; times are RFC 3339 UTC.',
         path="/schema",
         render_plugins=[SwaggerRenderPlugin(path="/swagger"), RedocRenderPlugin(path="/redoc")],

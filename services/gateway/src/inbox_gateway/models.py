@@ -1,4 +1,4 @@
-"""The gateway's HTTP models (API.md): what clients send and receive, as msgspec Structs.
+"""The gateway's HTTP models (docs/api.md): what clients send and receive, as msgspec Structs.
 
 Litestar builds the OpenAPI document at /schema from these, so every field is typed here. Times are
 RFC 3339 UTC strings, money is a decimal string with its currency, ids are opaque strings.

@@ -50,7 +50,7 @@ class GatewaySettings(ServiceSettings):
     stream_buffer_size: int = Field(default=5000, gt=0)
     # Events waiting for one connection; a client this far behind is disconnected (it reconnects and resumes).
     stream_queue_size: int = Field(default=256, gt=0)
-    # A comment line this often keeps proxies from closing an idle stream (API.md: at least every 15 s).
+    # A comment line this often keeps proxies from closing an idle stream (docs/api.md: at least every 15 s).
     stream_keepalive_s: float = Field(default=15.0, gt=0, le=15.0)
     # A client that takes longer than this to accept one write is disconnected.
     stream_send_timeout_s: float = Field(default=30.0, gt=0)

@@ -14,7 +14,7 @@ and pushes each to the connected agents of its workspace.
   (``Gateway.stream_upkeep``): sessions that ended close theirs, and presence hears that their agents
   are online.
 
-Event names (API.md): ``conversation.updated`` (a Conversation), ``message.created`` / ``message.updated``
+Event names (docs/api.md): ``conversation.updated`` (a Conversation), ``message.created`` / ``message.updated``
 (``{conversation_id, message}``), ``note.created`` (``{conversation_id, note}``), ``activity.created``
 (``{conversation_id, activity}``), ``composing``, ``presence``, ``viewing``, ``order.updated`` (an Order),
 ``customer.updated`` (a Customer with its ``stats``). Any other event type is passed on under its own
@@ -113,7 +113,7 @@ def _presence_agent(agent: pev.PresenceAgent) -> dict[str, str]:
 
 
 def translate(event: Event) -> tuple[str, Any]:
-    """The SSE name and data of an event (API.md's names; unknown types pass through unchanged)."""
+    """The SSE name and data of an event (docs/api.md's names; unknown types pass through unchanged)."""
     t = event.type
     try:
         if t in ("conversation.created", "conversation.updated"):

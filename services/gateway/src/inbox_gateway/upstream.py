@@ -1,5 +1,5 @@
 """The services behind the gateway, over gRPC: one channel per service, a deadline on every call, and
-gRPC failures turned into API.md's errors.
+gRPC failures turned into docs/api.md's errors.
 
 - A status with the ``inbox-error-code`` trailing metadata (set by ``inbox_core.grpc_server`` for every
   InboxError) keeps that machine code, with the HTTP status of the matching error class (so a

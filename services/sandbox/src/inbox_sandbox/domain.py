@@ -3,7 +3,7 @@
 - Identifiers shaped like Meta's: wamids (``wamid.`` + base64 of the binary key Meta uses), numeric
   media and template ids, 32-hex conversation ids, business-scoped user ids.
 - The 24-hour customer service window, and what a send costs (pricing and conversation objects).
-- Webhook bodies in the exact shape of Meta's (../shared/webhook-samples): inbound messages of every
+- Webhook bodies in the exact shape of Meta's (tests/fixtures/meta-webhooks): inbound messages of every
   type, statuses sent/delivered/read/failed, template status updates; serialised the way Meta
   serialises them (compact, ASCII-only with lowercase ``\\uXXXX`` escapes, ``/`` escaped) and signed
   with ``X-Hub-Signature-256``.

@@ -1,6 +1,6 @@
 """The Graph API subset ingest uses, under ``/graph/{version}/`` (point ingest's base URL here).
 
-Request and answer shapes are Meta's (../shared/META_FACTS.md sections 5-9), errors included:
+Request and answer shapes are Meta's (docs/meta-cloud-api.md sections 5-9), errors included:
 ``{"error": {"message", "type", "code", "error_data": {"messaging_product", "details"}, "fbtrace_id"}}``.
 Every endpoint needs ``Authorization: Bearer <token>`` (or ``?access_token=``): the default token
 (``SANDBOX_ACCESS_TOKEN``) or one registered for the number concerned.

@@ -17,7 +17,7 @@ class NumberConfig(BaseModel):
     access_token: str | None = None
 
 
-# The first number is the one in Meta's own webhook examples (../shared/webhook-samples), so those
+# The first number is the one in Meta's own webhook examples (tests/fixtures/meta-webhooks), so those
 # samples replayed in development land on a connected number.
 DEFAULT_NUMBERS = [
     NumberConfig(phone_number_id="106540352242922", display_phone_number="15550783881",

@@ -1,6 +1,6 @@
 """Meta webhook bodies into typed ``whatsapp.events.v1`` events. Pure: no I/O, no clock but a fallback.
 
-Rules (see ../shared/DESIGN.md and META_FACTS.md):
+Rules (see docs/architecture.md and docs/meta-cloud-api.md):
 
 - Every entry, every change, every message, status and error of a body is normalised (Meta batches).
 - ``field`` decides what a message is: ``messages`` is live inbound, ``history`` a backfill (never new
@@ -721,7 +721,7 @@ def _canonical(value: Any) -> str:
 
 
 def _key(where: _Where, customer: str) -> str:
-    """``{phone_number_id}:{wa_id or user_id}`` (DESIGN.md); a group's messages are keyed by the group."""
+    """``{phone_number_id}:{wa_id or user_id}`` (docs/architecture.md); a group's messages are keyed by the group."""
     return f"{where.phone_number_id or ''}:{customer}"
 
 

@@ -1,6 +1,6 @@
 """Pure rules of the send path: the Graph API request bodies, what to retry, backoff, the token bucket.
 
-No I/O here; sender.py, media.py and graph.py do the calls. Request shapes follow META_FACTS.md
+No I/O here; sender.py, media.py and graph.py do the calls. Request shapes follow docs/meta-cloud-api.md
 sections 5 (messages), 6 (templates) and 8 (mark as read).
 """
 
@@ -33,7 +33,7 @@ PERMANENT_META_CODES: frozenset[int] = frozenset(
 # A local failure that never reached Meta (unknown channel, stored file missing): code 0.
 LOCAL_ERROR_CODE = 0
 
-# Meta keeps inbound media downloadable for 7 days (META_FACTS section 7); uploads live 30 days.
+# Meta keeps inbound media downloadable for 7 days (docs/meta-cloud-api.md section 7); uploads live 30 days.
 INBOUND_MEDIA_RETENTION = timedelta(days=7)
 UPLOADED_MEDIA_LIFETIME = timedelta(days=30)
 
@@ -223,7 +223,7 @@ def message_body(command: SendCommand, media_id: str | None = None) -> dict[str,
 
 
 def mark_read_body(command: MarkReadCommand) -> dict[str, Any]:
-    """``{"messaging_product":"whatsapp","status":"read","message_id":...}`` (META_FACTS section 8)."""
+    """``{"messaging_product":"whatsapp","status":"read","message_id":...}`` (docs/meta-cloud-api.md section 8)."""
     body: dict[str, Any] = {"messaging_product": "whatsapp", "status": "read", "message_id": command.message_wamid}
     if command.typing_indicator:
         body["typing_indicator"] = {"type": "text"}
@@ -235,7 +235,7 @@ def needs_upload(command: SendCommand) -> bool:
 
 
 def accepted_fields(response: dict[str, Any]) -> tuple[str, str | None, str | None]:
-    """``(wamid, message_status, group_id)`` from Meta's answer to a send (META_FACTS section 5)."""
+    """``(wamid, message_status, group_id)`` from Meta's answer to a send (docs/meta-cloud-api.md section 5)."""
     messages = response.get("messages")
     if not isinstance(messages, list) or not messages or not isinstance(messages[0], dict):
         raise ValueError("Meta's answer names no message")

@@ -3,7 +3,7 @@
 isort:skip_file
 The conversations service: the inbox's source of truth (conversations, messages, notes, the
 activity timeline, templates and the content library). It must be able to serve every field of
-the gateway's left and center columns (see API.md), so the gateway can map these messages to JSON
+the gateway's left and center columns (see docs/api.md), so the gateway can map these messages to JSON
 without calling anything else (except presence, for who is composing).
 """
 
@@ -288,7 +288,7 @@ Global___Window: _TypeAlias = Window  # noqa: Y015
 
 @_typing.final
 class Conversation(_message.Message):
-    """One conversation per connected number and customer. `composing` of API.md is not here: the
+    """One conversation per connected number and customer. `composing` of docs/api.md is not here: the
     presence service owns it and the gateway merges it in.
     """
 

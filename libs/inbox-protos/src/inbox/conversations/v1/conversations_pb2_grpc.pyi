@@ -3,7 +3,7 @@
 isort:skip_file
 The conversations service: the inbox's source of truth (conversations, messages, notes, the
 activity timeline, templates and the content library). It must be able to serve every field of
-the gateway's left and center columns (see API.md), so the gateway can map these messages to JSON
+the gateway's left and center columns (see docs/api.md), so the gateway can map these messages to JSON
 without calling anything else (except presence, for who is composing).
 """
 

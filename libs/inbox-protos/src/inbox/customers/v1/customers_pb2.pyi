@@ -3,7 +3,7 @@
 isort:skip_file
 The customers service: customer profiles per workspace (created from WhatsApp contacts, edited by
 agents) and per-customer order stats (kept from the orders topic). Serves the right column's
-customer card (see API.md).
+customer card (see docs/api.md).
 """
 
 from collections import abc as _abc
