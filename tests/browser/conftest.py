@@ -53,8 +53,8 @@ async def _sync_templates(bootstrap: str, workspace_id: str, numbers: list[Numbe
 
 @pytest.fixture(scope="module")
 def inbox(stack: Stack) -> Inbox:
-    """A fresh workspace: the first admin through the CLI (as an operator does), the second agent and two
-    sandbox numbers of its own through the admin API, so that no other test shares a number or customer."""
+    """A fresh workspace: the first admin through the CLI (as an operator does), the second agent by invitation
+    and two sandbox numbers of its own through the admin API, so that no other test shares a number or customer."""
     gateway = stack.url("gateway")
     workspace_id = stack.admin("create-workspace", "--name", "Browser shop", "--currency", "EUR")[
         "workspace"]["id"]
@@ -66,10 +66,13 @@ def inbox(stack: Stack) -> Inbox:
     omar_email = f"omar-{tag}@shop.test"
     numbers: list[Number] = []
     with httpx.Client(base_url=gateway, headers={"Authorization": f"Bearer {sara.token}"}, timeout=30) as admin:
-        answer = admin.post("/api/admin/agents", json={"workspace_id": workspace_id, "email": omar_email,
-                                                       "name": "Omar", "password": PASSWORD, "role": "agent"})
-        assert answer.status_code == 201, answer.text
-        omar = AgentLogin(answer.json()["id"], omar_email, "Omar", _login(gateway, omar_email))
+        invited = admin.post("/api/admin/invitations", json={"workspace_id": workspace_id, "email": omar_email,
+                                                             "role": "agent"})
+        assert invited.status_code == 201, invited.text
+        accepted = httpx.post(f"{gateway}/api/invitations/{invited.json()['token']}/accept", timeout=30,
+                              json={"name": "Omar", "password": PASSWORD})
+        assert accepted.status_code == 200, accepted.text
+        omar = AgentLogin(accepted.json()["agent"]["id"], omar_email, "Omar", _login(gateway, omar_email))
         for index, name in enumerate(("Shop", "Support")):
             digits = str(uuid.uuid4().int)[:12]
             number = Number(phone_number_id=f"9{digits}{index}", display_phone_number=f"1555{digits[:6]}{index}",

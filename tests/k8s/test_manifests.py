@@ -438,6 +438,12 @@ def test_every_setting_the_manifests_give_is_one_the_code_reads(overlay: str) ->
         assert field.lower() in fields, f"{name} is not a setting of {prefix.lower()}"
 
 
+def test_the_gateway_reads_client_addresses_through_the_ingress(overlay: str) -> None:
+    # Behind the ingress every client would otherwise share one address (and its login limit).
+    config = {k: v for c in of_kind(render(overlay), "ConfigMap").values() for k, v in c.get("data", {}).items()}
+    assert int(config.get("GATEWAY_TRUSTED_PROXY_HOPS", "0")) >= 1
+
+
 # --- hardening -------------------------------------------------------------------------------------
 
 

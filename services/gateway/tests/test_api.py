@@ -12,7 +12,6 @@ import httpx
 import pytest
 from gateway_testkit import (
     FAST_PASSWORDS,
-    PASSWORD,
     Server,
     Services,
     Team,
@@ -209,13 +208,15 @@ async def test_every_endpoint_isolates_workspaces(gw: Gateway, services: Service
                                                           "unit_price": "1"}]}), 201)["order"]["id"]
             their_customer = ok(await their_admin.get(f"/api/conversations/{their_conv}"))["customer"]["id"]
             their_message = ok(await their_admin.get(f"/api/conversations/{their_conv}/timeline"))["items"][0]["id"]
+            their_invitation = ok(await their_admin.post("/api/admin/invitations", json={
+                "workspace_id": theirs.workspace_id, "email": "invited@theirs.test"}), 201)["invitation"]["id"]
             # Ours, so that valid requests of ours have something to point at.
             await connect(admin, ours)
             our_conv = await services.inbound(ours, "34622222222", "ours")
 
             ids = {"conv": their_conv, "customer": their_customer, "order": their_order, "media": their_upload,
                    "item": their_item, "ws": theirs.workspace_id, "number": theirs.number, "our_conv": our_conv,
-                   "their_agent": theirs.agent.id}
+                   "their_agent": theirs.agent.id, "invitation": their_invitation}
             refused = [
                 ("GET", "/api/conversations/{conv}", {}),
                 ("GET", "/api/conversations/{conv}/timeline", {}),
@@ -244,8 +245,11 @@ async def test_every_endpoint_isolates_workspaces(gw: Gateway, services: Service
                 ("GET", "/api/agents", {"params": {"workspace": theirs.workspace_id}}),
                 ("POST", "/api/admin/numbers", {"json": {"workspace_id": theirs.workspace_id, "phone_number_id": "1",
                                                          "display_phone_number": "1", "name": "x", "waba_id": "1"}}),
-                ("POST", "/api/admin/agents", {"json": {"workspace_id": theirs.workspace_id, "email": "x@y.test",
-                                                        "name": "X", "password": PASSWORD}}),
+                ("POST", "/api/admin/invitations", {"json": {"workspace_id": theirs.workspace_id,
+                                                             "email": "x@y.test"}}),
+                ("GET", "/api/admin/invitations", {"params": {"workspace": theirs.workspace_id}}),
+                ("DELETE", "/api/admin/invitations/{invitation}", {}),
+                ("DELETE", "/api/admin/workspaces/{ws}/members/{their_agent}", {}),
                 # Their things used from inside our own workspace:
                 ("POST", "/api/conversations/{our_conv}/messages", {"json": {"type": "image",
                                                                              "upload_id": their_upload}}),
@@ -274,7 +278,8 @@ async def test_every_endpoint_isolates_workspaces(gw: Gateway, services: Service
             async with open_stream(agent) as stream:
                 ROUTES_WALKED.add(("GET", "/api/stream"))
                 assert stream.response.status_code == 200  # (the stream's filtering: test_stream.py)
-            ROUTES_WALKED.update({("POST", "/api/auth/login"), ("POST", "/api/auth/logout")})  # no ids (test_auth)
+            ROUTES_WALKED.update({("POST", "/api/auth/login"), ("POST", "/api/auth/logout"),  # no ids (test_auth)
+                                  ("POST", "/api/me/password")})  # only the caller's own (test_members)
 
             # Nothing of theirs changed.
             assert ok(await their_admin.get(f"/api/orders/{their_order}"))["stage"] == "new"
@@ -290,5 +295,7 @@ async def test_every_endpoint_isolates_workspaces(gw: Gateway, services: Service
     normalised = {(m, p.replace(":str", "")) for m, p in every_route}
     walked = {(m, t.replace("{our_conv}", "{conversation_id}").replace("{conv}", "{conversation_id}")
                .replace("{customer}", "{customer_id}").replace("{order}", "{order_id}")
-               .replace("{media}", "{media_id}").replace("{item}", "{item_id}")) for m, t in ROUTES_WALKED}
+               .replace("{media}", "{media_id}").replace("{item}", "{item_id}")
+               .replace("{invitation}", "{invitation_id}").replace("{ws}", "{workspace_id}")
+               .replace("{their_agent}", "{agent_id}")) for m, t in ROUTES_WALKED}
     assert normalised <= walked, normalised - walked

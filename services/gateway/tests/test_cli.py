@@ -77,3 +77,8 @@ async def test_bootstrap_a_workspace_its_admin_and_a_number(infra: Infra, inbox_
         client.headers["Authorization"] = f"Bearer {response.json()['token']}"
         numbers = (await client.get("/api/numbers")).json()["items"]
         assert [(n["id"], n["name"], n["unread_conversations"]) for n in numbers] == [("106540352242922", "Shop", 0)]
+        # A reset through the CLI is for an account that may be in other hands: every session of it ends.
+        await cli.run(cli.parser().parse_args(["create-agent", "--email", "ana@acme.test", "--workspace",
+                                               workspace["id"], "--role", "admin", "--reset-password",
+                                               "--password", "another-long-password"]), settings)
+        assert (await client.get("/api/me")).status_code == 401

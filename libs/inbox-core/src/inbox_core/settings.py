@@ -13,6 +13,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
+# Marks of a secret that belongs only in development, a test or an example file (.env.example, the
+# Kubernetes secret example): a deployment starting with one has forgotten to set its own.
+PLACEHOLDER_MARKS = ("change-me", "changeme", "change_me", "dev-only", "test-only", "placeholder", "example")
+
+
+def is_placeholder(secret: str) -> bool:
+    lowered = secret.lower()
+    return any(mark in lowered for mark in PLACEHOLDER_MARKS)
+
 
 class InboxSettings(BaseSettings):
     """What every service shares."""
@@ -34,6 +43,9 @@ class InboxSettings(BaseSettings):
     # stops the consumers before the running handlers end, so a stopping pod's last events are handled
     # again elsewhere (harmless, the handlers are idempotent, but replicas are the cleaner way to scale).
     consumer_workers: int = Field(default=1, ge=1, le=32)
+    # Lets services start with placeholder or development secrets (.env.example's); `make dev` and the
+    # tests set it, a deployment never does.
+    allow_dev_secrets: bool = False
 
 
 def load(cls: type[SettingsT]) -> SettingsT:

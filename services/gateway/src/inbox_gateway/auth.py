@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import grpc
@@ -24,6 +26,7 @@ from inbox_core.errors import Forbidden, InboxError, RateLimited
 from inbox_gateway.accounts import Accounts, Agent, Principal, normalise_email
 from inbox_gateway.settings import GatewaySettings
 
+T = TypeVar("T")
 ALGORITHM = "HS256"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -41,15 +44,22 @@ class LoginThrottled(RateLimited):
 
 
 class Passwords:
-    """argon2id hashing (argon2-cffi's defaults), run in a thread: a hash takes tens of milliseconds."""
+    """argon2id hashing (argon2-cffi's defaults) on a small executor of its own: each hash takes tens of
+    milliseconds and 64 MiB, so ``workers`` bounds the memory that parallel logins can take (on the default
+    thread pool fifty of them exceeded the pod's limit); the rest wait their turn in the queue."""
 
-    def __init__(self, hasher: PasswordHasher | None = None) -> None:
+    def __init__(self, hasher: PasswordHasher | None = None, workers: int = 2) -> None:
         self.hasher = hasher or PasswordHasher()
+        self.workers = workers
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2")
         # Verified against when the email is unknown, so an unknown email takes as long as a wrong password.
         self._dummy = self.hasher.hash("not-a-password-of-anyone")
 
+    async def _run(self, work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+
     async def hash(self, password: str) -> str:
-        return await asyncio.to_thread(self.hasher.hash, password)
+        return await self._run(lambda: self.hasher.hash(password))
 
     async def verify(self, password_hash: str | None, password: str) -> bool:
         target = password_hash or self._dummy
@@ -60,7 +70,7 @@ class Passwords:
             except (VerifyMismatchError, VerificationError, InvalidHashError):
                 return False
 
-        ok = await asyncio.to_thread(check)
+        ok = await self._run(check)
         return ok and bool(password_hash)
 
 
@@ -107,7 +117,7 @@ class Auth:
     def __init__(self, settings: GatewaySettings, accounts: Accounts, passwords: Passwords | None = None) -> None:
         self.settings = settings
         self.accounts = accounts
-        self.passwords = passwords or Passwords()
+        self.passwords = passwords or Passwords(workers=settings.password_hash_workers)
         self.tokens = Tokens(settings.jwt_secret.get_secret_value())
 
     @property
@@ -116,25 +126,53 @@ class Auth:
 
     # --- login and logout ---------------------------------------------------------------------------------
 
+    def email_delay(self, failures: int) -> float:
+        """Seconds an email's next attempt waits after ``failures`` failures: none for the first few, then
+        doubling up to the cap."""
+        free = self.settings.login_email_free_failures
+        if failures < free:
+            return 0.0
+        return float(min(self.settings.login_email_backoff_max_s, 2 ** (failures - free)))
+
     async def login(self, email: str, password: str, ip: str) -> tuple[str, datetime, Agent]:
         """A new session for valid credentials; :class:`LoginThrottled` past the limits, else
-        :class:`Unauthenticated` (the same answer for an unknown email and a wrong password)."""
+        :class:`Unauthenticated` (the same answer for an unknown email and a wrong password).
+
+        Three limits, all shared by replicas through the database. Per (email, client address) and per
+        client address: failures in a fixed window (each attempt is counted before the password is checked,
+        so guesses are bounded even while being checked, and a success is taken back). Per email, from any
+        address: after a few failures a growing delay between attempts (see :meth:`email_delay`), which
+        slows guessing from many addresses without locking the owner out: someone else's guesses cost the
+        owner a few seconds, and the owner's own address has its own count.
+        """
         email = normalise_email(email)
-        (by_email, wait_email, email_counter), (by_ip, wait_ip, ip_counter) = await asyncio.gather(
-            self.accounts.count_attempt(f"email:{email}", self.settings.login_window_s),
-            self.accounts.count_attempt(f"ip:{ip}", self.settings.login_window_s))
-        over = [wait for count, limit, wait in ((by_email, self.settings.login_max_per_email, wait_email),
+        window = self.settings.login_window_s
+        (by_pair, wait_pair, pair_counter), (by_ip, wait_ip, ip_counter) = await asyncio.gather(
+            self.accounts.count_attempt(f"pair:{email}|{ip}", window),
+            self.accounts.count_attempt(f"ip:{ip}", window))
+        over = [wait for count, limit, wait in ((by_pair, self.settings.login_max_per_email_ip, wait_pair),
                                                 (by_ip, self.settings.login_max_per_ip, wait_ip)) if count > limit]
-        if over:
-            raise LoginThrottled(max(over))
+        wait = max(over) if over else await self.accounts.claim_email_slot(email, self.email_delay, window)
+        if wait is not None:
+            # Refused unchecked, so not a guess: only failures count.
+            await asyncio.gather(self.accounts.uncount_attempt(pair_counter), self.accounts.uncount_attempt(ip_counter))
+            raise LoginThrottled(wait)
         agent = await self.accounts.find_agent(email)
         if not await self.passwords.verify(agent.password_hash if agent else None, password) or agent is None:
+            await self.accounts.email_failed(email, self.email_delay, window)
             raise Unauthenticated("wrong email or password")
         session_id, expires_at = await self.accounts.create_session(agent.id, self.ttl)
-        # Only failures count against the limits (each attempt is counted first, so guesses are bounded even
-        # while they are being checked).
-        await asyncio.gather(self.accounts.uncount_attempt(email_counter), self.accounts.uncount_attempt(ip_counter))
+        await asyncio.gather(self.accounts.uncount_attempt(pair_counter), self.accounts.uncount_attempt(ip_counter),
+                             self.accounts.email_succeeded(email))
         return self.tokens.issue(agent.id, session_id, expires_at), expires_at, agent
+
+    async def change_password(self, principal: Principal, current: str, new: str) -> None:
+        """The caller's new password, after checking its current one; every other session of it ends."""
+        agent = await self.accounts.get_agent(principal.agent_id)
+        if agent is None or not await self.passwords.verify(agent.password_hash, current):
+            raise Forbidden("the current password is wrong")
+        await self.accounts.set_password(agent.id, await self.passwords.hash(new))
+        await self.accounts.revoke_sessions_of(agent.id, keep=principal.session_id)
 
     async def logout(self, principal: Principal) -> None:
         await self.accounts.revoke_session(principal.session_id)
@@ -167,9 +205,6 @@ class Auth:
         if not active or agent is None:
             raise Unauthenticated("the session has ended; sign in again")
         return Principal(agent_id=agent.id, name=agent.name, email=agent.email, roles=roles, session_id=session_id)
-
-    async def still_valid(self, principal: Principal) -> bool:
-        return await self.accounts.session_active(principal.session_id, principal.agent_id)
 
 
 def _check_same_origin(request: Request[Any, Any, Any]) -> None:

@@ -51,7 +51,8 @@ def parser() -> argparse.ArgumentParser:
     agent.add_argument("--password", default=None, help="for a new agent; asked for when omitted")
     agent.add_argument("--workspace", required=True)
     agent.add_argument("--role", choices=ROLES, default="agent")
-    agent.add_argument("--reset-password", action="store_true", help="set the password of an existing agent")
+    agent.add_argument("--reset-password", action="store_true",
+                       help="set the password of an existing agent (every session of it ends)")
 
     number = commands.add_parser("connect-number", help="connect a WhatsApp number to a workspace (ingest)")
     number.add_argument("--workspace", required=True)
@@ -101,6 +102,8 @@ async def _command(gw: Gateway, args: argparse.Namespace) -> dict[str, Any]:
             if len(password) < 10:
                 raise SystemExit("the password needs at least 10 characters")
             await gw.accounts.set_password(agent.id, await gw.auth.passwords.hash(password))
+            # A reset is for an account that may be in other hands: every session of it ends.
+            await gw.accounts.revoke_sessions_of(agent.id)
         await gw.accounts.set_membership(workspace.id, agent.id, args.role)
         return {"agent": {"id": agent.id, "email": agent.email, "name": agent.name, "created": created},
                 "workspace": {"id": workspace.id, "role": args.role}}

@@ -16,6 +16,7 @@ from inbox.presence.v1 import presence_pb2 as ppb
 from inbox_core.mongo import Document, make_client, ping, service_database
 from inbox_gateway.accounts import Accounts, Principal, Workspace
 from inbox_gateway.auth import Auth, Passwords
+from inbox_gateway.members import Members
 from inbox_gateway.scope import Locator
 from inbox_gateway.settings import GatewaySettings
 from inbox_gateway.stream import TOPICS, Hub, KafkaFeed, Subscription
@@ -25,6 +26,9 @@ log = logging.getLogger("inbox.gateway")
 
 PURGE_EVERY_S = 600.0
 WORKSPACE_CACHE_S = 60.0
+# How often each replica reads the memberships version (one lookup by _id): a member removed on another
+# replica loses this replica's open streams within this.
+MEMBERSHIP_POLL_S = 1.0
 
 
 class Gateway:
@@ -36,6 +40,7 @@ class Gateway:
         self.client = client or make_client(settings.inbox, "gateway")
         self.accounts = Accounts(service_database(self.client, settings.inbox, "gateway"))
         self.auth = Auth(settings, self.accounts, passwords)
+        self.members = Members(self.accounts, self.auth, settings.invitation_ttl_s)
         self.upstream = Upstream(settings)
         self.locator = Locator(self.upstream, settings.channels_cache_s)
         self.hub = Hub(settings.stream_buffer_size, settings.stream_queue_size)
@@ -53,6 +58,7 @@ class Gateway:
             self._tasks.append(asyncio.create_task(self.feed.run(), name="stream-feed"))
         self._tasks.append(asyncio.create_task(self._purge_loop(), name="purge"))
         self._tasks.append(asyncio.create_task(self._stream_upkeep_loop(), name="stream-upkeep"))
+        self._tasks.append(asyncio.create_task(self._membership_watch_loop(), name="membership-watch"))
 
     async def close_streams(self) -> None:
         self.hub.close_all("shutting_down")
@@ -137,6 +143,18 @@ class Gateway:
                 await self.stream_upkeep()
             except Exception as exc:  # the database away: next round
                 log.warning("stream upkeep failed: %r", exc)
+
+    async def _membership_watch_loop(self) -> None:
+        seen: int | None = None
+        while True:
+            try:
+                version = await self.accounts.memberships_version()
+                if seen is not None and version != seen and self.streams:
+                    await self.stream_upkeep()
+                seen = version
+            except Exception as exc:  # the database away: next round
+                log.warning("membership watch failed: %r", exc)
+            await asyncio.sleep(MEMBERSHIP_POLL_S)
 
     async def _purge_loop(self) -> None:
         while True:

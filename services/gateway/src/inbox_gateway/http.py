@@ -15,21 +15,52 @@ from typing import Any
 from litestar import Litestar, MediaType, Request, Response, Router, get
 from litestar.datastructures import CacheControlHeader
 from litestar.di import Provide
+from litestar.enums import ScopeType
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 from litestar.static_files import create_static_files_router
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from pymongo.errors import ConnectionFailure
 
 from inbox_core.http import EXCEPTION_HANDLERS, error_response
 from inbox_core.ops import ReadyCheck, http_metrics, http_tracing, ops_handlers
 from inbox_gateway.accounts import Principal
-from inbox_gateway.api import admin, files, inbox, live, panel, session
+from inbox_gateway.api import admin, files, inbox, live, members, panel, session
 from inbox_gateway.gateway import Gateway
 
 log = logging.getLogger("inbox.gateway")
 
 SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"cookie": []}]
+
+# The UI's pages load only from this origin and may be framed by none (no clickjacking); a response that
+# sets its own policy (media: a sandbox) keeps it. Inline styles: Preact sets style attributes.
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                           "img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; "
+                           "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+SECURITY_HEADERS = ((b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+                    (b"x-frame-options", b"DENY"), (b"referrer-policy", b"same-origin"))
+
+
+def security_headers(app: ASGIApp) -> ASGIApp:
+    """ASGI middleware adding :data:`SECURITY_HEADERS` to every HTTP response that lacks them."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers.extend((name, value) for name, value in SECURITY_HEADERS if name not in present)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await app(scope, receive, send_with_headers)
+
+    return middleware
 
 API_HANDLERS: list[Any] = [
     session.me,
@@ -39,7 +70,9 @@ API_HANDLERS: list[Any] = [
     files.upload, files.get_media,
     panel.get_panel, panel.get_customer, panel.update_customer, panel.create_order, panel.get_order,
     panel.change_stage, panel.list_agents,
-    admin.connect_number, admin.add_agent,
+    admin.connect_number,
+    members.invite, members.list_invitations, members.revoke_invitation, members.remove_member,
+    members.change_password,
     live.stream,
 ]
 
@@ -102,12 +135,13 @@ def create_app(gateway: Gateway, checks: Mapping[str, ReadyCheck] | None = None)
     api = Router(path="/", route_handlers=API_HANDLERS, security=SECURITY,
                  dependencies={"principal": Provide(provide_principal)})
     return Litestar(
-        route_handlers=[*ops_handlers(checks or {"database": gateway.ready}), session.login, session.logout, api,
+        route_handlers=[*ops_handlers(checks or {"database": gateway.ready}), session.login, session.logout,
+                        members.preview_invitation, members.accept_invitation, api,
                         *web_ui(gateway.settings.web_dir)],
         dependencies={"gw": Provide(provide_gateway)},
         exception_handlers={**EXCEPTION_HANDLERS, ConnectionFailure: _database_down},
         # A server span per request continuing the caller's trace (the gRPC calls it makes are its children).
-        middleware=[http_tracing(), http_metrics("gateway")],
+        middleware=[security_headers, http_tracing(), http_metrics("gateway")],
         openapi_config=openapi_config(gateway.settings.cookie_name),
         on_startup=[gateway.start],
         on_shutdown=[gateway.stop],

@@ -495,20 +495,62 @@ class TeamList(Struct):
     items: list[TeamMember]
 
 
-class CreateAgentBody(Struct, forbid_unknown_fields=True):
-    """Creates the agent (a password is then required) or adds an existing agent to the workspace."""
+Email = Annotated[str, Meta(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+Password = Annotated[str, Meta(min_length=10, max_length=1024)]
 
+
+class InviteBody(Struct, forbid_unknown_fields=True):
     workspace_id: Id
-    email: Annotated[str, Meta(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+    email: Email
     role: Role = "agent"
-    name: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
-    password: Annotated[str, Meta(min_length=10, max_length=1024)] | None = None
 
 
-class AdminAgent(Struct):
+class InvitationOut(Struct):
     id: str
     email: str
-    name: str
-    workspace_id: str
     role: Role
-    created: bool  # false: an existing agent was added to the workspace (or its role changed)
+    workspace_id: str
+    expires_at: datetime
+    created_at: datetime
+
+
+class InvitationCreated(Struct):
+    """The token is shown here once: only its hash is kept."""
+
+    invitation: InvitationOut
+    token: str
+
+
+class InvitationList(Struct):
+    items: list[InvitationOut]
+
+
+class WorkspaceName(Struct):
+    id: str
+    name: str
+
+
+class InvitationPreview(Struct):
+    workspace: WorkspaceName
+    email: str
+    role: Role
+    account_exists: bool
+    expires_at: datetime
+
+
+class AcceptBody(Struct, forbid_unknown_fields=True):
+    """For a new account, its name and password (chosen by the invitee); an existing account sends ``{}``
+    while signed in as the invited email."""
+
+    name: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+    password: Password | None = None
+
+
+class Accepted(Struct):
+    agent: AgentProfile
+    workspace: WorkspaceRef
+
+
+class PasswordBody(Struct, forbid_unknown_fields=True):
+    current_password: Annotated[str, Meta(min_length=1, max_length=1024)]
+    new_password: Password

@@ -1,6 +1,7 @@
 """Settings of the gateway service: ``GATEWAY_*`` environment variables (and the shared ``INBOX_*``)."""
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -10,6 +11,7 @@ from inbox_core.service import ServiceSettings
 
 class GatewaySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+    secret_fields: ClassVar[tuple[str, ...]] = ("jwt_secret",)
 
     http_port: int = 8000
     # The built web UI (web/dist); unset: the repository's, when it has been built (`make web`).
@@ -28,12 +30,24 @@ class GatewaySettings(ServiceSettings):
     cookie_name: str = "inbox_session"
     # Browsers send a Secure cookie over HTTPS only (and to http://localhost); false for plain-HTTP dev setups.
     cookie_secure: bool = True
-    # Login attempts per window, counted in the database so every replica sees the same count.
+    # Failed logins per window, counted in the database so every replica sees the same count: per email and
+    # client address, and per client address.
     login_window_s: int = Field(default=900, gt=0)
-    login_max_per_email: int = Field(default=10, gt=0)
+    login_max_per_email_ip: int = Field(default=10, gt=0)
     login_max_per_ip: int = Field(default=50, gt=0)
-    # How many proxies in front of the gateway append to X-Forwarded-For (0: use the peer address).
+    # Per email from any address: after this many failures, each attempt waits 1, 2, 4 ... seconds (at most
+    # the max) after the previous one. Slows guessing, never locks the owner out.
+    login_email_free_failures: int = Field(default=5, ge=0)
+    login_email_backoff_max_s: int = Field(default=30, gt=0)
+    # How many proxies in front of the gateway append to X-Forwarded-For (0: use the peer address). Behind an
+    # ingress every client would otherwise share its address, and with it the per-address limit.
     trusted_proxy_hops: int = Field(default=0, ge=0)
+    # Password hashes computed at once (argon2id: 64 MiB each); more logins wait their turn.
+    password_hash_workers: int = Field(default=2, gt=0, le=16)
+
+    # --- members ---------------------------------------------------------------------------------------
+    # An invitation's token works this long (and once).
+    invitation_ttl_s: int = Field(default=7 * 24 * 3600, gt=0)
 
     # --- workspaces -----------------------------------------------------------------------------------
     # ISO 4217 currency of a new workspace's orders when none is given.

@@ -1,6 +1,7 @@
 """Settings of the ingest service: ``INGEST_*`` environment variables (and the shared ``INBOX_*``)."""
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -10,6 +11,7 @@ from inbox_core.service import ServiceSettings
 
 class IngestSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="INGEST_", extra="ignore")
+    secret_fields: ClassVar[tuple[str, ...]] = ("meta_app_secret", "meta_verify_token")
 
     http_port: int = 8001
     grpc_port: int = 50055

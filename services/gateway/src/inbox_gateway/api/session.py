@@ -20,7 +20,7 @@ def _cookie(gw: Gateway, value: str, max_age: int) -> Cookie:
                   samesite="lax", secure=gw.settings.cookie_secure)
 
 
-def _profile(agent_id: str, name: str, email: str, roles: dict[str, str]) -> m.AgentProfile:
+def profile(agent_id: str, name: str, email: str, roles: dict[str, str]) -> m.AgentProfile:
     return m.AgentProfile(id=agent_id, name=name, email=email,
                           role="admin" if "admin" in roles.values() else "agent")
 
@@ -35,7 +35,7 @@ async def login(gw: Gw, request: Request[Any, Any, Any], data: JSONBody[m.LoginB
     except LoginThrottled as exc:
         return error_response(429, exc.code, exc.message, exc.details, headers={"Retry-After": str(exc.retry_after)})
     roles = await gw.accounts.roles_of(agent.id)
-    body = m.LoginResponse(token=token, agent=_profile(agent.id, agent.name, agent.email, roles),
+    body = m.LoginResponse(token=token, agent=profile(agent.id, agent.name, agent.email, roles),
                            expires_at=expires_at)
     return Response(body, status_code=200, cookies=[_cookie(gw, token, gw.settings.token_ttl_s)],
                     headers={"Cache-Control": "no-store"})
@@ -55,6 +55,6 @@ async def logout(gw: Gw, request: Request[Any, Any, Any]) -> Response[None]:
 @get("/api/me", tags=["auth"], summary="The signed-in agent and its workspaces", responses=errors())
 async def me(gw: Gw, principal: Caller) -> m.Me:
     workspaces = await gw.accounts.get_workspaces(principal.workspaces)
-    return m.Me(agent=_profile(principal.agent_id, principal.name, principal.email, principal.roles),
+    return m.Me(agent=profile(principal.agent_id, principal.name, principal.email, principal.roles),
                 workspaces=[m.WorkspaceRef(id=w.id, name=w.name, role=principal.roles[w.id],  # type: ignore[arg-type]
                                            currency=w.currency) for w in workspaces])
