@@ -147,6 +147,11 @@ class Agent:
 BENCH_PASSWORD = "bench-password-123"  # agents of throwaway benchmark workspaces
 
 
+def waba_of(number: str) -> str:
+    """The business account of a benchmark's number (one each; numeric, as Meta's ids are)."""
+    return f"7{number}"
+
+
 async def workspaces_with_agents(stack: Any, count: int, number_ids: list[str] | None = None,
                                  password: str = BENCH_PASSWORD) -> list[Agent]:
     """``count`` workspaces made by the gateway's own account code, one agent in each (signed in over
@@ -181,8 +186,9 @@ async def workspaces_with_agents(stack: Any, count: int, number_ids: list[str] |
     async with grpc.aio.insecure_channel(stack.grpc_target("ingest")) as channel:
         ingest = igrpc.IngestServiceStub(channel)
         for workspace_id, _, number in made:
+            stack.register_number(number, waba_of(number))
             await ingest.UpsertChannel(ipb.UpsertChannelRequest(channel=ipb.Channel(
-                phone_number_id=number, workspace_id=workspace_id, waba_id=f"WABA{number}",
+                phone_number_id=number, workspace_id=workspace_id, waba_id=waba_of(number),
                 display_phone_number=number, name="Bench number"),
                 access_token=STACK_SECRETS["SANDBOX_ACCESS_TOKEN"]), timeout=10)
     agents = []

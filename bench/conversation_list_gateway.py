@@ -42,6 +42,7 @@ from common import (
     servers,
     signed_text_webhook,
     system,
+    waba_of,
     workspaces_with_agents,
 )
 
@@ -103,8 +104,9 @@ async def measure(stack: Any, checkpoints: list[int], max_seed_s: float, per_siz
     workspace_id = agent.workspace_id
     async with grpc.aio.insecure_channel(stack.grpc_target("ingest")) as channel:
         for number in seeding.NUMBERS[1:]:
+            stack.register_number(number, waba_of(number))
             await igrpc.IngestServiceStub(channel).UpsertChannel(ipb.UpsertChannelRequest(channel=ipb.Channel(
-                phone_number_id=number, workspace_id=workspace_id, waba_id=f"WABA{number}"),
+                phone_number_id=number, workspace_id=workspace_id, waba_id=waba_of(number)),
                 access_token=STACK_SECRETS["SANDBOX_ACCESS_TOKEN"]), timeout=10)
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.mongo_url, tz_aware=True)
     db = client[f"{stack.settings.db_prefix}_conversations"]

@@ -4,6 +4,7 @@ the services' real gRPC servers in-process, and an SSE reader."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -36,6 +37,7 @@ from inbox_core.ids import conversation_id
 from inbox_core.mongo import Document, service_database
 from inbox_core.runtime import HttpComponent
 from inbox_core.settings import InboxSettings
+from inbox_core.testing import GraphStandIn, graph_stand_in
 from inbox_customers.consumers import handle_whatsapp_event
 from inbox_customers.rpc import SERVICE_NAME as CUSTOMERS
 from inbox_customers.rpc import CustomersRpc
@@ -44,6 +46,7 @@ from inbox_gateway.auth import Passwords
 from inbox_gateway.gateway import Gateway
 from inbox_gateway.http import create_app
 from inbox_gateway.settings import GatewaySettings
+from inbox_ingest.graph import GraphClient
 from inbox_ingest.media import MediaStore
 from inbox_ingest.rpc import SERVICE_NAME as INGEST
 from inbox_ingest.rpc import IngestRpc
@@ -156,6 +159,9 @@ class Services:
     broker: KafkaBroker
     topics: Topics
     servers: dict[str, GrpcServer] = field(default_factory=dict)
+    # Meta's stand-in (the sandbox, in-process), which ingest asks who owns a number being connected.
+    meta: GraphStandIn | None = None
+    _exit: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     def __post_init__(self) -> None:
         db = lambda name: service_database(self.client, self.settings, name)  # noqa: E731
@@ -172,6 +178,9 @@ class Services:
         self.media = MediaStore(db("ingest"))
 
     async def start(self) -> Services:
+        self.meta = await self._exit.enter_async_context(graph_stand_in())
+        self.graph = GraphClient(self.meta.graph_url, timeout_s=10)
+        self._exit.push_async_callback(self.graph.aclose)
         await asyncio.gather(self.conversations.ensure_indexes(), self.customers.ensure_indexes(),
                              self.orders.ensure_indexes(), self.presence.ensure_indexes(),
                              self.ingest.ensure_indexes())
@@ -184,8 +193,8 @@ class Services:
             "orders": (orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersRpc(self.orders, self.broker),
                        ORDERS),
             "presence": (presence_pb2_grpc.add_PresenceServiceServicer_to_server, PresenceRpc(self.tracker), PRESENCE),
-            "ingest": (ingest_pb2_grpc.add_IngestServiceServicer_to_server, IngestRpc(self.ingest, self.media),
-                       INGEST),
+            "ingest": (ingest_pb2_grpc.add_IngestServiceServicer_to_server,
+                       IngestRpc(self.ingest, self.media, self.graph), INGEST),
         }
         for name, (register, servicer, full_name) in parts.items():
             server = GrpcServer(free_port(), host="127.0.0.1")
@@ -196,6 +205,12 @@ class Services:
 
     async def stop(self) -> None:
         await asyncio.gather(*(s.stop(grace=0.5) for s in self.servers.values()))
+        await self._exit.aclose()
+
+    def own_number(self, phone_number_id: str, waba_id: str, access_token: str) -> None:
+        """Makes Meta's stand-in know the number under the account, with a token that owns it."""
+        assert self.meta is not None, "start() first"
+        self.meta.register(phone_number_id, waba_id, access_token)
 
     def targets(self) -> dict[str, str]:
         return {f"{name}_target": server.address for name, server in self.servers.items()}

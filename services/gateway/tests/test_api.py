@@ -43,7 +43,8 @@ async def gw(inbox_settings: InboxSettings, mongo_client: Any, services: Service
                    client=mongo_client, passwords=FAST_PASSWORDS, stream_topics=topics)
 
 
-async def connect(admin: httpx.AsyncClient, team: Team) -> None:
+async def connect(admin: httpx.AsyncClient, team: Team, services: Services) -> None:
+    services.own_number(team.number, team.waba, "EAAG-secret-token")
     body = {"workspace_id": team.workspace_id, "phone_number_id": team.number, "display_phone_number": "15550001111",
             "name": "Shop", "waba_id": team.waba, "access_token": "EAAG-secret-token"}
     number = ok(await admin.post("/api/admin/numbers", json=body), 201)["number"]
@@ -58,7 +59,7 @@ async def test_the_three_columns_and_the_stream(gw: Gateway, services: Services)
         await asyncio.wait_for(gw.feed.ready.wait(), 60)
         admin, agent = server.client(await login(server, team.admin)), server.client(await login(server, team.agent))
         async with admin, agent, open_stream(admin) as colleague:
-            await connect(admin, team)
+            await connect(admin, team, services)
             conv = await services.inbound(team, "34600111222", "Is my order shipped?", name="Ada Lovelace")
             numbers = ok(await agent.get("/api/numbers"))["items"]
             assert [(n["id"], n["unread_conversations"], n["workspace_id"]) for n in numbers] == [
@@ -196,7 +197,7 @@ async def test_every_endpoint_isolates_workspaces(gw: Gateway, services: Service
         admin, agent = server.client(await login(server, ours.admin)), server.client(await login(server, ours.agent))
         async with their_admin, admin, agent:
             # Their workspace, with one of everything.
-            await connect(their_admin, theirs)
+            await connect(their_admin, theirs, services)
             their_conv = await services.inbound(theirs, "34611111111", "theirs")
             await services.templates(theirs, [TEMPLATE])
             their_upload = ok(await their_admin.post("/api/uploads", files={"file": ("t.png", PNG, "image/png")}),
@@ -211,7 +212,7 @@ async def test_every_endpoint_isolates_workspaces(gw: Gateway, services: Service
             their_invitation = ok(await their_admin.post("/api/admin/invitations", json={
                 "workspace_id": theirs.workspace_id, "email": "invited@theirs.test"}), 201)["invitation"]["id"]
             # Ours, so that valid requests of ours have something to point at.
-            await connect(admin, ours)
+            await connect(admin, ours, services)
             our_conv = await services.inbound(ours, "34622222222", "ours")
 
             ids = {"conv": their_conv, "customer": their_customer, "order": their_order, "media": their_upload,

@@ -53,6 +53,7 @@ async def test_bootstrap_a_workspace_its_admin_and_a_number(infra: Infra, inbox_
                                                "--workspace", "ws_nope", "--password", "a-long-password"]), settings)
     assert missing.value.code == "not_found"
 
+    services.own_number("106540352242922", "102290129340398", "EAAG-token")
     out = await cli.run(cli.parser().parse_args([
         "connect-number", "--workspace", workspace["id"], "--phone-number-id", "106540352242922",
         "--display-phone-number", "15550783881", "--name", "Shop", "--waba-id", "102290129340398",

@@ -1,6 +1,7 @@
 """Ingest's gRPC API through a real server: channels (token write-only), unrouted events, media
 upload and download scoped to the workspace."""
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
@@ -16,8 +17,9 @@ from inbox_core.grpc_server import GrpcServer
 from inbox_core.kafka import make_broker
 from inbox_core.mongo import service_database
 from inbox_core.settings import InboxSettings
-from inbox_core.testing import Infra, TopicReader
+from inbox_core.testing import Infra, TopicReader, graph_stand_in
 from inbox_core.topics import WHATSAPP_COMMANDS
+from inbox_ingest.graph import GraphClient
 from inbox_ingest.media import MediaStore
 from inbox_ingest.rpc import SERVICE_NAME, IngestRpc
 from inbox_ingest.store import IngestStore
@@ -25,29 +27,51 @@ from inbox_ingest.store import IngestStore
 
 @pytest.fixture
 async def ingest_api(inbox_settings: InboxSettings, mongo_client: Any) -> AsyncIterator[Any]:
+    """Ingest's gRPC server, its Graph API the sandbox (in-process), where the tests register numbers."""
     db = service_database(mongo_client, inbox_settings, "ingest")
     store = IngestStore(db)
     await store.ensure_indexes()
     broker = make_broker(inbox_settings, "ingest-test", registry=None)
     await broker.start()
-    server = GrpcServer(free_port(), host="127.0.0.1")
-    server.add(ingest_pb2_grpc.add_IngestServiceServicer_to_server, IngestRpc(store, MediaStore(db), broker),
-               SERVICE_NAME)
-    await server.start()
-    channel = grpc.aio.insecure_channel(server.address)
-    stub = ingest_pb2_grpc.IngestServiceStub(channel)
-    stub.store = store
-    yield stub
-    await channel.close()
-    await server.stop(0)
+    async with graph_stand_in() as meta:
+        graph = GraphClient(meta.graph_url, timeout_s=10)
+        server = GrpcServer(free_port(), host="127.0.0.1")
+        server.add(ingest_pb2_grpc.add_IngestServiceServicer_to_server, IngestRpc(store, MediaStore(db), graph, broker),
+                   SERVICE_NAME)
+        await server.start()
+        channel = grpc.aio.insecure_channel(server.address)
+        stub = ingest_pb2_grpc.IngestServiceStub(channel)
+        stub.store = store
+        stub.meta = meta
+        yield stub
+        await channel.close()
+        await server.stop(0)
+        await graph.aclose()
     await broker.stop()
 
 
+def numeric_id() -> str:
+    return str(uuid.uuid4().int % 10**15)
+
+
+def upsert(number: str, workspace: str, waba: str, token: str = "", name: str = "") -> Any:
+    return ingest_pb2.UpsertChannelRequest(
+        channel=ingest_pb2.Channel(phone_number_id=number, workspace_id=workspace, waba_id=waba, name=name),
+        access_token=token)
+
+
+async def refused(ingest_api: Any, request: Any) -> grpc.StatusCode:
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await ingest_api.UpsertChannel(request)
+    return error.value.code()
+
+
 async def test_channels_keep_their_token_to_themselves(ingest_api: Any, infra: Infra) -> None:
-    number = f"pn-{uuid.uuid4().hex[:8]}"
+    number, waba = numeric_id(), numeric_id()
+    ingest_api.meta.register(number, waba, "EAAG-secret-token")
     async with TopicReader(infra.kafka_bootstrap, WHATSAPP_COMMANDS.name) as commands:
         reply = await ingest_api.UpsertChannel(ingest_pb2.UpsertChannelRequest(
-            channel=ingest_pb2.Channel(phone_number_id=number, workspace_id="w1", waba_id="waba-1",
+            channel=ingest_pb2.Channel(phone_number_id=number, workspace_id="w1", waba_id=waba,
                                        display_phone_number="+1 555 0100", name="Shop"),
             access_token="EAAG-secret-token"))
 
@@ -57,25 +81,69 @@ async def test_channels_keep_their_token_to_themselves(ingest_api: Any, infra: I
 
         await commands.read(until=lambda rs: synced(rs), within=15)
     # A connected number offers its templates at once (not at the next periodic sync); no token leaks.
-    assert [e.data["waba_id"] for e in synced(commands.records)] == ["waba-1"]
+    assert [e.data["waba_id"] for e in synced(commands.records)] == [waba]
     assert not any(b"EAAG" in r.value for r in commands.records)
     assert reply.channel.has_access_token and reply.channel.name == "Shop"
     assert "EAAG" not in str(reply)
     # Renaming without a token keeps the stored one.
-    await ingest_api.UpsertChannel(ingest_pb2.UpsertChannelRequest(
-        channel=ingest_pb2.Channel(phone_number_id=number, workspace_id="w1", waba_id="waba-1", name="Shop 2")))
+    await ingest_api.UpsertChannel(upsert(number, "w1", waba, name="Shop 2"))
     stored = await ingest_api.store.get_channel(number, fresh=True)
     assert stored.access_token.get_secret_value() == "EAAG-secret-token" and stored.name == "Shop 2"
     listed = await ingest_api.ListChannels(ingest_pb2.ListChannelsRequest(workspace_id="w1"))
     assert [c.phone_number_id for c in listed.channels] == [number]
     assert not (await ingest_api.ListChannels(ingest_pb2.ListChannelsRequest(workspace_id="w2"))).channels
-    with pytest.raises(grpc.aio.AioRpcError) as taken:
-        await ingest_api.UpsertChannel(ingest_pb2.UpsertChannelRequest(
-            channel=ingest_pb2.Channel(phone_number_id=number, workspace_id="w2", waba_id="waba-1")))
-    assert taken.value.code() == grpc.StatusCode.NOT_FOUND
+    assert await refused(ingest_api, upsert(number, "w2", waba, "EAAG-secret-token")) == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.aio.AioRpcError) as incomplete:
         await ingest_api.UpsertChannel(ingest_pb2.UpsertChannelRequest(channel=ingest_pb2.Channel(workspace_id="w1")))
     assert incomplete.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_connecting_a_number_needs_proof_that_the_token_owns_it_under_that_account(ingest_api: Any) -> None:
+    """Meta is asked (GET /{waba_id}/phone_numbers with the given token) before a number is connected: a
+    made-up number, another tenant's business account or a token of another number connects nothing."""
+    mine, my_waba, theirs, their_waba = numeric_id(), numeric_id(), numeric_id(), numeric_id()
+    ingest_api.meta.register(mine, my_waba, "token-of-mine")
+    ingest_api.meta.register(theirs, their_waba, "token-of-theirs")
+    # No token: nothing to prove ownership with.
+    assert await refused(ingest_api, upsert(mine, "w1", my_waba)) == grpc.StatusCode.INVALID_ARGUMENT
+    # A made-up number claimed under my own account.
+    assert await refused(ingest_api, upsert(numeric_id(), "w1", my_waba, "token-of-mine")) == \
+        grpc.StatusCode.PERMISSION_DENIED
+    # My number under their account, their number with my token, their account with my token.
+    assert await refused(ingest_api, upsert(mine, "w1", their_waba, "token-of-mine")) == \
+        grpc.StatusCode.PERMISSION_DENIED
+    assert await refused(ingest_api, upsert(theirs, "w1", their_waba, "token-of-mine")) == \
+        grpc.StatusCode.PERMISSION_DENIED
+    assert await refused(ingest_api, upsert(theirs, "w1", my_waba, "token-of-mine")) == \
+        grpc.StatusCode.PERMISSION_DENIED
+    assert await ingest_api.store.get_channel(theirs, fresh=True) is None
+    # The right token for the right number and account: connected.
+    connected = await ingest_api.UpsertChannel(upsert(mine, "w1", my_waba, "token-of-mine"))
+    assert connected.channel.workspace_id == "w1"
+
+
+async def test_a_business_account_belongs_to_one_workspace_and_claims_are_atomic(ingest_api: Any) -> None:
+    waba, first, second = numeric_id(), numeric_id(), numeric_id()
+    ingest_api.meta.register(first, waba, "token-a")
+    ingest_api.meta.register(second, waba, "token-a")
+    await ingest_api.UpsertChannel(upsert(first, "w1", waba, "token-a"))
+    # Another number of the same account, from another workspace (with a token that owns it): refused,
+    # so that template sync and routing by account never cross workspaces.
+    assert await refused(ingest_api, upsert(second, "w2", waba, "token-a")) == grpc.StatusCode.NOT_FOUND
+    assert await ingest_api.store.workspace_of_waba(waba) == "w1"
+    await ingest_api.UpsertChannel(upsert(second, "w1", waba, "token-a"))  # the same workspace may
+
+    # Eight workspaces connect one new number of a new account at once: exactly one gets it.
+    race_waba, race_number = numeric_id(), numeric_id()
+    ingest_api.meta.register(race_number, race_waba, "token-r")
+    answers = await asyncio.gather(*(ingest_api.UpsertChannel(upsert(race_number, f"race-{n}", race_waba, "token-r"))
+                                     for n in range(8)), return_exceptions=True)
+    winners = [a for a in answers if not isinstance(a, BaseException)]
+    assert len(winners) == 1, answers
+    assert all(isinstance(a, grpc.aio.AioRpcError) and a.code() == grpc.StatusCode.NOT_FOUND
+               for a in answers if a not in winners)
+    stored = await ingest_api.store.get_channel(race_number, fresh=True)
+    assert stored is not None and stored.workspace_id == winners[0].channel.workspace_id
 
 
 async def test_media_round_trip_is_scoped_to_the_workspace(ingest_api: Any) -> None:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -351,6 +352,17 @@ class Stack:
         if not wait_ready(port, timeout):
             raise RuntimeError(f"{name} not ready in {timeout}s:\n{self.processes[name].output()}")
 
+    def register_number(self, phone_number_id: str, waba_id: str, display_phone_number: str = "",
+                        name: str = "Test shop") -> None:
+        """Makes the sandbox (Meta's stand-in) serve this number under this business account, so that
+        connecting it passes ingest's ownership check (the stack's access token is good for every number)."""
+        import httpx
+
+        answer = httpx.post(f"{self.url('sandbox')}/sandbox/numbers", timeout=20, json={
+            "phone_number_id": phone_number_id, "waba_id": waba_id,
+            "display_phone_number": display_phone_number or phone_number_id, "verified_name": name})
+        answer.raise_for_status()
+
     def admin(self, *args: str) -> dict[str, Any]:
         """The gateway's admin command (``python -m inbox_gateway admin ...``) against this stack; its JSON answer."""
         done = subprocess.run([sys.executable, "-m", "inbox_gateway", "admin", *args], env=self.env, cwd=REPO_ROOT,
@@ -370,6 +382,44 @@ class Stack:
 
     def logs(self) -> str:
         return "\n".join(f"--- {n}\n{p.output()}" for n, p in self.processes.items())
+
+
+@dataclass
+class GraphStandIn:
+    """The sandbox (Meta's stand-in) served in-process, for tests that need the Graph API without the whole
+    stack: ``graph_url`` is ingest's base URL; ``register`` makes a number of a business account exist, its
+    token good for that number only (so a token of another number proves nothing)."""
+
+    graph_url: str
+    sandbox: Any
+
+    def register(self, phone_number_id: str, waba_id: str, access_token: str) -> None:
+        from inbox_sandbox.settings import NumberConfig
+
+        self.sandbox.state.add_number(NumberConfig(phone_number_id=phone_number_id, waba_id=waba_id,
+                                                   display_phone_number=phone_number_id, access_token=access_token))
+
+
+@contextlib.asynccontextmanager
+async def graph_stand_in() -> AsyncIterator[GraphStandIn]:
+    from pydantic import SecretStr
+
+    from inbox_core.runtime import HttpComponent
+    from inbox_sandbox.http import create_app
+    from inbox_sandbox.sandbox import Sandbox
+    from inbox_sandbox.settings import SandboxSettings
+
+    settings = SandboxSettings(meta_app_secret=SecretStr(secrets.token_hex(16)), numbers=[], access_token=None,
+                               webhook_url=f"http://127.0.0.1:{free_port()}/nowhere", status_delays_ms=(0, 0, 0),
+                               auto_read=False)
+    sandbox = Sandbox(settings)
+    port = free_port()
+    component = HttpComponent("graph-stand-in", create_app(settings, sandbox=sandbox), port, host="127.0.0.1")
+    await component.start()
+    try:
+        yield GraphStandIn(f"http://127.0.0.1:{port}/graph/v24.0", sandbox)
+    finally:
+        await component.stop()
 
 
 def rss_kib(pid: int) -> int:

@@ -41,6 +41,7 @@ async def build(role: str) -> list[Component]:
 
     async def start_database() -> None:
         await store.ensure_indexes()
+        await store.claim_existing_channels()
         await store.load_channels(channels)
 
     async def database_ready() -> bool:
@@ -50,9 +51,12 @@ async def build(role: str) -> list[Component]:
         return await broker.ping(timeout=2.0)
 
     checks = {"database": database_ready, "kafka": kafka_ready}
+    # The API asks it who owns a number being connected; the worker sends, fetches media, syncs templates.
+    graph = GraphClient(settings.graph_api_base_url, settings.graph_timeout_s)
     components: list[Component] = [
         CallbackComponent("database", start=start_database, stop=client.close),
         BrokerComponent(broker),
+        CallbackComponent("graph", stop=graph.aclose),
     ]
     if role in ("api", "all"):
         intake = Intake(store, broker, publish_timeout_s=settings.publish_timeout_s,
@@ -62,13 +66,12 @@ async def build(role: str) -> list[Component]:
         components.append(HttpComponent("http", create_app(settings, intake, checks), settings.http_port))
         components.append(TaskComponent("purge-seen", lambda: purge_seen_loop(store)))
         server = GrpcServer(settings.grpc_port)
-        server.add(ingest_pb2_grpc.add_IngestServiceServicer_to_server, IngestRpc(store, media, broker), SERVICE_NAME)
+        server.add(ingest_pb2_grpc.add_IngestServiceServicer_to_server, IngestRpc(store, media, graph, broker),
+                   SERVICE_NAME)
         components.append(GrpcComponent(server))
     if role in ("worker", "all"):
-        graph = GraphClient(settings.graph_api_base_url, settings.graph_timeout_s)
         register(broker, store, settings, graph, media)  # before the broker starts
         components += [
-            CallbackComponent("graph", stop=graph.aclose),
             TaskComponent("media-fetch", lambda: media_retry_loop(store, graph, media, broker, settings)),
             TaskComponent("template-sync", lambda: template_sync_loop(store, graph, broker, settings)),
             TaskComponent("consumer-lag", lambda: report_lag(broker)),

@@ -115,6 +115,23 @@ class GraphClient:
             return await self._json("GET", self._url(f"{waba_id}/message_templates"), token, params=params)
         return await self._json("GET", next_url, token)
 
+    async def phone_numbers_of(self, waba_id: str, token: SecretStr, max_pages: int = 20) -> set[str]:
+        """The phone number ids of a business account, as the token sees it (``GET /{waba_id}/phone_numbers``,
+        every page): Meta answers only a token with access to that account, so this is the proof of ownership."""
+        found: set[str] = set()
+        after: str | None = None
+        for _ in range(max_pages):
+            params: dict[str, Any] = {"fields": "id", "limit": 100}
+            if after:
+                params["after"] = after
+            page = await self._json("GET", self._url(f"{waba_id}/phone_numbers"), token, params=params)
+            found |= {str(n["id"]) for n in page.get("data") or [] if isinstance(n, dict) and n.get("id")}
+            paging = page.get("paging") or {}
+            after = (paging.get("cursors") or {}).get("after") if paging.get("next") else None
+            if not after:
+                break
+        return found
+
     # --- plumbing -------------------------------------------------------------------------------
 
     async def _json(self, method: str, url: str, token: SecretStr, **kwargs: Any) -> dict[str, Any]:

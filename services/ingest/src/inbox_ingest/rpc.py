@@ -14,13 +14,15 @@ from typing import Any
 import grpc
 from faststream.kafka import KafkaBroker
 from google.protobuf import json_format, struct_pb2
+from pydantic import SecretStr
 
 from inbox.ingest.v1 import ingest_pb2, ingest_pb2_grpc
-from inbox_core.errors import InvalidRequest, NotFound, TooLarge
+from inbox_core.errors import Forbidden, InvalidRequest, NotFound, TooLarge, Unavailable
 from inbox_core.events import Event
 from inbox_core.events.commands import SyncTemplatesCommand
 from inbox_core.kafka import publish
 from inbox_core.topics import WHATSAPP_COMMANDS
+from inbox_ingest.graph import GraphClient, GraphError
 from inbox_ingest.media import MediaStore, StoredMedia
 from inbox_ingest.store import Channel, IngestStore
 
@@ -48,10 +50,27 @@ def _info_pb(stored: StoredMedia, workspace_id: str) -> ingest_pb2.MediaInfo:
 
 
 class IngestRpc(ingest_pb2_grpc.IngestServiceServicer):
-    def __init__(self, store: IngestStore, media: MediaStore, broker: KafkaBroker | None = None) -> None:
+    def __init__(self, store: IngestStore, media: MediaStore, graph: GraphClient,
+                 broker: KafkaBroker | None = None) -> None:
         self.store = store
         self.media = media
+        self.graph = graph
         self.broker = broker
+
+    async def _prove_ownership(self, phone_number_id: str, waba_id: str, token: str) -> None:
+        """Asks Meta whether the token owns the number under that business account: a workspace never
+        connects a number or an account on its word alone (another tenant's waba_id would route its
+        templates, a made-up number another's webhooks)."""
+        try:
+            numbers = await self.graph.phone_numbers_of(waba_id, SecretStr(token))
+        except GraphError as exc:
+            if exc.status is None or exc.status >= 500 or exc.status == 429:
+                raise Unavailable("Meta could not be asked who owns the number; retry shortly") from None
+            raise Forbidden("the access token does not give access to this business account",
+                            {"waba_id": waba_id, "meta_code": exc.error.code}) from None
+        if phone_number_id not in numbers:
+            raise Forbidden("the number is not in this business account (as the access token sees it)",
+                            {"phone_number_id": phone_number_id, "waba_id": waba_id})
 
     async def UpsertChannel(self, request: ingest_pb2.UpsertChannelRequest,
                             context: grpc.aio.ServicerContext[Any, Any]) -> ingest_pb2.UpsertChannelResponse:
@@ -63,10 +82,14 @@ class IngestRpc(ingest_pb2_grpc.IngestServiceServicer):
             # One number, one workspace: taking another workspace's number would route its customers away.
             raise NotFound("this number is connected to another workspace")
         token = request.access_token or (existing.access_token.get_secret_value() if existing else "")
+        if not token:
+            raise InvalidRequest("an access token is needed to connect a number", {"field": "access_token"})
+        if existing is None or existing.waba_id != c.waba_id or request.access_token:
+            await self._prove_ownership(c.phone_number_id, c.waba_id, token)
         channel = Channel(phone_number_id=c.phone_number_id, workspace_id=c.workspace_id, waba_id=c.waba_id,
                           display_phone_number=c.display_phone_number, name=c.name, access_token=token)
         await self.store.upsert_channel(channel)
-        if self.broker is not None and channel.access_token.get_secret_value():
+        if self.broker is not None:
             # A newly connected number should offer its templates now, not at the next periodic sync.
             command = SyncTemplatesCommand(waba_id=channel.waba_id, phone_number_id=channel.phone_number_id)
             await publish(self.broker, WHATSAPP_COMMANDS, f"{channel.phone_number_id}:templates",

@@ -17,8 +17,9 @@ from typing import Any
 from pydantic import BaseModel, SecretStr
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from inbox_core.errors import NotFound
 from inbox_core.events import Event, utcnow
 from inbox_core.mongo import Document, Index, ensure_indexes
 
@@ -47,6 +48,9 @@ class IngestStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.db = db
         self.channels = db["channels"]
+        # Who has a number and a business account: {_id: "number:<id>" | "waba:<id>", workspace_id}. One
+        # insert per claim, so two workspaces claiming the same one at once cannot both win (unique _id).
+        self.claims = db["channel_claims"]
         self.seen = db["seen_events"]
         self.unrouted = db["unrouted_events"]
         self._cache: dict[str, _Cached] = {}
@@ -62,7 +66,34 @@ class IngestStore:
 
     # --- channels ---------------------------------------------------------------------------------
 
+    async def claim(self, channel: Channel) -> None:
+        """Claims the channel's business account and number for its workspace (NotFound, as for any id of
+        another workspace, when either belongs to another one). A business account belongs to one workspace:
+        template sync and routing by account then never cross workspaces."""
+        for kind, key in (("waba", channel.waba_id), ("number", channel.phone_number_id)):
+            claim_id = f"{kind}:{key}"
+            try:
+                await self.claims.insert_one({"_id": claim_id, "workspace_id": channel.workspace_id,
+                                              "created_at": utcnow()})
+            except DuplicateKeyError:
+                held = await self.claims.find_one({"_id": claim_id})
+                if held is None or held["workspace_id"] != channel.workspace_id:
+                    what = "business account" if kind == "waba" else "number"
+                    raise NotFound(f"this {what} is connected to another workspace") from None
+
+    async def claim_existing_channels(self) -> int:
+        """Claims for the channels stored before claims existed (at start; the first channel of an account
+        keeps it). Returns how many channels were claimed now."""
+        claimed = 0
+        async for doc in self.channels.find({}):
+            with contextlib.suppress(NotFound):
+                await self.claim(_channel(doc))
+                claimed += 1
+        return claimed
+
     async def upsert_channel(self, channel: Channel) -> None:
+        """Claims (see :meth:`claim`) and stores the channel."""
+        await self.claim(channel)
         doc = channel.model_dump()
         doc["access_token"] = channel.access_token.get_secret_value()
         doc["updated_at"] = utcnow()
@@ -83,7 +114,8 @@ class IngestStore:
         cached = self._waba_cache.get(waba_id)
         if cached and time.monotonic() - cached[1] < self.CACHE_SECONDS:
             return cached[0]
-        doc = await self.channels.find_one({"waba_id": waba_id}, {"workspace_id": 1})
+        claim = await self.claims.find_one({"_id": f"waba:{waba_id}"})
+        doc = claim or await self.channels.find_one({"waba_id": waba_id}, {"workspace_id": 1})
         workspace = doc["workspace_id"] if doc else None
         self._waba_cache[waba_id] = (workspace, time.monotonic())
         return workspace
