@@ -5,6 +5,7 @@ isolation walk: every endpoint with another workspace's ids answers 404 or 403 a
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -300,3 +301,22 @@ async def test_every_endpoint_isolates_workspaces(gw: Gateway, services: Service
                .replace("{invitation}", "{invitation_id}").replace("{ws}", "{workspace_id}")
                .replace("{their_agent}", "{agent_id}")) for m, t in ROUTES_WALKED}
     assert normalised <= walked, normalised - walked
+
+
+async def test_free_form_json_a_struct_cannot_carry_is_a_400_not_a_5xx(gw: Gateway, services: Services) -> None:
+    team = await make_team(gw)
+    async with Server(gw) as server, server.client(await login(server, team.admin)) as admin:
+        await connect(admin, team, services)
+        conversation = await services.inbound(team, "34633333333", "hi")
+        customer = ok(await admin.get(f"/api/conversations/{conversation}"))["customer"]["id"]
+        deep: Any = "leaf"
+        for _ in range(300):
+            deep = {"d": deep}
+        for attributes in ({"huge": 10**400}, {"nested": deep}, {"list": [[[[[[[[[[[[1]]]]]]]]]]]]}):
+            answer = await admin.patch(f"/api/customers/{customer}", content=json.dumps({"attributes": attributes}),
+                                       headers={"Content-Type": "application/json"})
+            assert answer.status_code == 400, (answer.status_code, answer.text[:300])
+            assert answer.json()["error"]["code"] == "invalid_request"
+        fine = await admin.patch(f"/api/customers/{customer}", json={"attributes": {"tier": "gold", "visits": 3}})
+        assert fine.status_code == 200 and fine.json()["attributes"] == {"tier": "gold", "visits": 3}
+

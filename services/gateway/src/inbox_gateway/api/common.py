@@ -122,7 +122,35 @@ def one_workspace(principal: Principal, workspace: str | None) -> str:
                          {"workspaces": principal.workspaces})
 
 
-def struct_of(value: dict[str, Any]) -> Struct:
+# Free-form JSON (customer attributes, template parameters) travels as a protobuf Struct, whose numbers
+# are doubles: deeper than this, or a number past what a double holds exactly, is refused as bad input
+# (unbounded, 10**400 overflowed building the Struct and deep nesting exhausted the recursion: 5xx).
+MAX_JSON_DEPTH = 10
+MAX_JSON_INTEGER = 2**53
+
+
+def check_json(value: Any, field: str, depth: int = 0) -> None:
+    """400 ``invalid_request`` for a value a Struct cannot carry faithfully (too deep, a number out of range)."""
+    if depth > MAX_JSON_DEPTH:
+        raise InvalidRequest(f"{field} is nested deeper than {MAX_JSON_DEPTH} levels", {"field": field})
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, int):
+        if abs(value) > MAX_JSON_INTEGER:
+            raise InvalidRequest(f"{field} holds a number beyond +/-2^53", {"field": field})
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise InvalidRequest(f"{field} holds a number that is not finite", {"field": field})
+    elif isinstance(value, dict):
+        for item in value.values():
+            check_json(item, field, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            check_json(item, field, depth + 1)
+
+
+def struct_of(value: dict[str, Any], field: str = "body") -> Struct:
+    check_json(value, field)
     out = Struct()
     out.update(value)
     return out

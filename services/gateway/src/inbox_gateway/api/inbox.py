@@ -165,7 +165,8 @@ async def send_template(gw: Gw, principal: Caller, conversation_id: FromPath[str
     params = {k: v for k, v in msgspec.to_builtins(data.params).items() if v is not None}
     message = await gw.upstream.send_template(cpb.SendTemplateRequest(
         workspace_id=workspace_id, conversation_id=conversation_id, agent=conversation_actor(principal),
-        idempotency_key=idempotency_key or "", name=data.name, language=data.language, params=struct_of(params)))
+        idempotency_key=idempotency_key or "", name=data.name, language=data.language,
+        params=struct_of(params, "params")))
     return m.MessageEnvelope(message=convert.message(message))
 
 

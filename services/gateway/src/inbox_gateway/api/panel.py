@@ -84,7 +84,7 @@ async def update_customer(gw: Gw, principal: Caller, customer_id: FromPath[str],
     if data.tags is not None:
         request.tags.CopyFrom(kpb.TagList(values=list(dict.fromkeys(t.strip() for t in data.tags))))
     if data.attributes is not None:
-        request.attributes.CopyFrom(struct_of(data.attributes))
+        request.attributes.CopyFrom(struct_of(data.attributes, "attributes"))
     return convert.customer(await gw.upstream.update_customer(request))
 
 
