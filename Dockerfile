@@ -44,11 +44,11 @@ CMD ["all"]
 FROM runtime AS gateway
 COPY --from=web /web/dist /app/web
 ENV GATEWAY_WEB_DIR=/app/web
-EXPOSE 8000
+EXPOSE 8000 9000
 ENTRYPOINT ["python", "-m", "inbox_gateway"]
 
 FROM runtime AS ingest
-EXPOSE 8001 50055 9001
+EXPOSE 8001 50055 9055 9001
 ENTRYPOINT ["python", "-m", "inbox_ingest"]
 
 FROM runtime AS conversations

@@ -19,6 +19,9 @@ GRPC_SERVICES = {
     "presence": "inbox.presence.v1.PresenceService",
 }
 HTTP_SERVICES = ["gateway", "ingest", "sandbox"]
+# Public HTTP services whose ops endpoints are on a port of their own (the sandbox, development only, keeps
+# them on its one port).
+OWN_OPS_PORT = {"gateway", "ingest"}
 SECRETS = {
     "GATEWAY_JWT_SECRET": "test-jwt-secret-0123456789",
     "INGEST_META_APP_SECRET": "test-app-secret",
@@ -58,9 +61,10 @@ def test_grpc_service_health(name: str, infra: Infra, inbox_settings: InboxSetti
 
 @pytest.mark.parametrize("name", HTTP_SERVICES)
 def test_http_service_health(name: str, infra: Infra, inbox_settings: InboxSettings, tmp_path: Path) -> None:
-    port, grpc_port = free_port(), free_port()
+    port, grpc_port, ops_port = free_port(), free_port(), free_port()
     env = service_env(infra, inbox_settings, **SECRETS, **{f"{name.upper()}_HTTP_PORT": str(port),
-                                                          f"{name.upper()}_GRPC_PORT": str(grpc_port)})
+                                                          f"{name.upper()}_GRPC_PORT": str(grpc_port),
+                                                          f"{name.upper()}_OPS_PORT": str(ops_port)})
     service = ServiceProcess(name, "all", env, tmp_path / f"{name}.log").start()
     try:
         service.wait_port(port)
@@ -70,9 +74,16 @@ def test_http_service_health(name: str, infra: Infra, inbox_settings: InboxSetti
                 reply = health_pb2_grpc.HealthStub(channel).Check(
                     health_pb2.HealthCheckRequest(service=ALSO_GRPC[name]), timeout=10)
                 assert reply.status == health_pb2.HealthCheckResponse.SERVING
-        assert httpx.get(f"http://127.0.0.1:{port}/internal/alive", timeout=10).json() == {"status": "alive"}
-        ready = httpx.get(f"http://127.0.0.1:{port}/internal/ready", timeout=10)
+        ops = ops_port if name in OWN_OPS_PORT else port
+        service.wait_port(ops)
+        assert httpx.get(f"http://127.0.0.1:{ops}/internal/alive", timeout=10).json() == {"status": "alive"}
+        ready = httpx.get(f"http://127.0.0.1:{ops}/internal/ready", timeout=10)
         assert ready.status_code == 200, ready.text
+        assert "python_gc_objects_collected_total" in httpx.get(f"http://127.0.0.1:{ops}/metrics", timeout=10).text
+        if name in OWN_OPS_PORT:
+            # Not on the public port, where the ingress (or Meta) would expose them.
+            for path in ("/internal/ready", "/internal/alive", "/metrics"):
+                assert httpx.get(f"http://127.0.0.1:{port}{path}", timeout=10).status_code in (401, 404), path
         assert service.terminate() == 0, service.output()
     finally:
         service.kill()

@@ -75,9 +75,6 @@ class FaultStack(Stack):
             self.wait_process(key)
         return self
 
-    def ready_port(self, key: str) -> int:
-        return self.ports.get(f"{key}_http") or self.ports[f"{key}_ops"]
-
     def wait_process(self, key: str, timeout: float = 90.0) -> None:
         port = self.ready_port(key)
         self.processes[key].wait_port(port, timeout=timeout)

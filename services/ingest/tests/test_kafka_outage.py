@@ -44,8 +44,7 @@ async def test_webhooks_during_a_kafka_outage_are_retried_and_kept_exactly_once(
         broker = make_broker(settings, "ingest-test", registry=None)
         await broker.start()
         intake = Intake(store, broker, publish_timeout_s=3, dedupe_days=8)
-        app = create_app(IngestSettings(inbox=settings, meta_app_secret=SECRET, meta_verify_token=VERIFY),
-                         intake, {})
+        app = create_app(IngestSettings(inbox=settings, meta_app_secret=SECRET, meta_verify_token=VERIFY), intake)
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest")
 
         async def post(body: bytes) -> int:

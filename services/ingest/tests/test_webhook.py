@@ -60,7 +60,7 @@ async def ingest(infra: Infra, inbox_settings: InboxSettings, mongo_client: Any)
     broker = make_broker(inbox_settings, "ingest-test", registry=None)
     await broker.start()
     intake = Intake(store, broker, publish_timeout_s=10, dedupe_days=8)
-    app = create_app(settings, intake, {})
+    app = create_app(settings, intake)
     # In this event loop (Litestar's AsyncTestClient runs the app in another one, which the Mongo client refuses).
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:

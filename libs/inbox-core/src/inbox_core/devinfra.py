@@ -268,9 +268,9 @@ DEV_SERVICES: tuple[tuple[str, str], ...] = (
     ("customers", "CUSTOMERS_OPS_PORT"),
     ("orders", "ORDERS_OPS_PORT"),
     ("presence", "PRESENCE_OPS_PORT"),
-    ("ingest", "INGEST_HTTP_PORT"),
+    ("ingest", "INGEST_OPS_PORT"),
     ("sandbox", "SANDBOX_HTTP_PORT"),
-    ("gateway", "GATEWAY_HTTP_PORT"),
+    ("gateway", "GATEWAY_OPS_PORT"),
 )
 
 

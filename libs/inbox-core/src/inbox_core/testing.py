@@ -316,7 +316,8 @@ class Stack:
             p[f"{name}_grpc"], p[f"{name}_ops"] = free_port(), free_port()
         for name in ("ingest", "sandbox", "gateway"):
             p[f"{name}_http"] = free_port()
-        p["ingest_grpc"], p["ingest_ops"] = free_port(), free_port()
+        p["ingest_grpc"], p["ingest_ops"], p["ingest_api_ops"], p["gateway_ops"] = (free_port(), free_port(),
+                                                                                  free_port(), free_port())
         env = service_env(self.infra, self.settings, **STACK_SECRETS)
         env.update({
             "INBOX_LOG_LEVEL": "INFO",
@@ -324,13 +325,14 @@ class Stack:
             "SANDBOX_WEBHOOK_URL": f"http://127.0.0.1:{p['ingest_http']}/webhooks/whatsapp",
             "GATEWAY_INGEST_TARGET": f"127.0.0.1:{p['ingest_grpc']}",
             "INGEST_WORKER_OPS_PORT": str(p["ingest_ops"]),
+            "INGEST_OPS_PORT": str(p["ingest_api_ops"]),
             # Plain HTTP on loopback: a Secure cookie would not be sent back.
             "GATEWAY_COOKIE_SECURE": "false",
         })
         for name in ("conversations", "customers", "orders", "presence", "ingest", "sandbox", "gateway"):
             upper = name.upper()
             for kind in ("grpc", "ops", "http"):
-                if f"{name}_{kind}" in p:
+                if f"{name}_{kind}" in p and (name, kind) != ("ingest", "ops"):  # ingest's is the worker's
                     env[f"{upper}_{kind.upper()}_PORT"] = str(p[f"{name}_{kind}"])
             if f"{name}_grpc" in p and name != "gateway":
                 env[f"GATEWAY_{upper}_TARGET"] = f"127.0.0.1:{p[f'{name}_grpc']}"
@@ -343,10 +345,17 @@ class Stack:
         for name in self.SERVICES:
             self.processes[name] = ServiceProcess(name, "all", env, self.home / f"{name}.log").start()
         for name in self.SERVICES:
-            port = p.get(f"{name}_http") or p[f"{name}_ops"]
+            port = self.ready_port(name)
             self.processes[name].wait_port(port, timeout=90)
             self.wait_ready(name, port)
         return self
+
+    def ready_port(self, key: str) -> int:
+        """Where a process answers /internal/ready: its ops port (ingest's API has its own beside the
+        worker's); the sandbox has only its one HTTP port."""
+        if key == "ingest":
+            return self.ports["ingest_api_ops"]
+        return self.ports.get(f"{key}_ops") or self.ports[f"{key}_http"]
 
     def wait_ready(self, name: str, port: int, timeout: float = 90.0) -> None:
         if not wait_ready(port, timeout):

@@ -4,6 +4,7 @@ runs an administration command (see inbox_gateway.cli)."""
 
 import sys
 
+from inbox_core.ops import ops_app
 from inbox_core.runtime import CallbackComponent, Component, HttpComponent
 from inbox_core.service import entrypoint
 from inbox_core.settings import load
@@ -18,7 +19,8 @@ async def build(role: str) -> list[Component]:
     # The app's lifespan starts and stops the gateway's parts (database, gRPC channels, stream feed).
     # Components stop in reverse order: the open streams are ended first, so the HTTP server's graceful
     # stop does not wait on them (each ends with `event: error` {"reason": "shutting_down"}; clients reconnect).
-    return [HttpComponent("http", create_app(gateway), settings.http_port,
+    return [HttpComponent("ops", ops_app({"database": gateway.ready}), settings.ops_port),
+            HttpComponent("http", create_app(gateway), settings.http_port,
                           send_buffer_bytes=settings.send_buffer_bytes or None),
             CallbackComponent("streams", stop=gateway.close_streams)]
 

@@ -8,7 +8,6 @@ document is served at ``/schema`` (``/schema/openapi.json``, ``/schema/swagger``
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from pymongo.errors import ConnectionFailure
 
 from inbox_core.http import EXCEPTION_HANDLERS, error_response
-from inbox_core.ops import ReadyCheck, http_metrics, http_tracing, ops_handlers
+from inbox_core.ops import http_metrics, http_tracing
 from inbox_gateway.accounts import Principal
 from inbox_gateway.api import admin, files, inbox, live, members, panel, session
 from inbox_gateway.gateway import Gateway
@@ -125,7 +124,8 @@ def web_ui(web_dir: Path | None) -> list[Any]:
     ]
 
 
-def create_app(gateway: Gateway, checks: Mapping[str, ReadyCheck] | None = None) -> Litestar:
+def create_app(gateway: Gateway) -> Litestar:
+    """The public app (the ops endpoints are on their own port: see __main__)."""
     async def provide_gateway() -> Gateway:
         return gateway
 
@@ -135,7 +135,7 @@ def create_app(gateway: Gateway, checks: Mapping[str, ReadyCheck] | None = None)
     api = Router(path="/", route_handlers=API_HANDLERS, security=SECURITY,
                  dependencies={"principal": Provide(provide_principal)})
     return Litestar(
-        route_handlers=[*ops_handlers(checks or {"database": gateway.ready}), session.login, session.logout,
+        route_handlers=[session.login, session.logout,
                         members.preview_invitation, members.accept_invitation, api,
                         *web_ui(gateway.settings.web_dir)],
         dependencies={"gw": Provide(provide_gateway)},

@@ -14,6 +14,8 @@ class GatewaySettings(ServiceSettings):
     secret_fields: ClassVar[tuple[str, ...]] = ("jwt_secret",)
 
     http_port: int = 8000
+    # /internal/alive, /internal/ready and /metrics: for probes and Prometheus, never behind the ingress.
+    ops_port: int = 9000
     # The built web UI (web/dist); unset: the repository's, when it has been built (`make web`).
     web_dir: Path | None = None
     # Signs session tokens. No default: a deployment must set its own (the dev value is in .env.example).

@@ -8,6 +8,7 @@ from inbox.ingest.v1 import ingest_pb2_grpc
 from inbox_core.grpc_server import GrpcServer
 from inbox_core.kafka import make_broker, report_lag
 from inbox_core.mongo import make_client, ping, service_database
+from inbox_core.ops import ops_app
 from inbox_core.runtime import (
     BrokerComponent,
     CallbackComponent,
@@ -63,7 +64,8 @@ async def build(role: str) -> list[Component]:
                         dedupe_days=settings.dedupe_days)
         # Listed before the HTTP server, so it is stopped after it: the last seen-marks are written.
         components.append(CallbackComponent("intake", stop=intake.flush))
-        components.append(HttpComponent("http", create_app(settings, intake, checks), settings.http_port))
+        components.append(HttpComponent("http", create_app(settings, intake), settings.http_port))
+        components.append(HttpComponent("ops", ops_app(checks), settings.ops_port))
         components.append(TaskComponent("purge-seen", lambda: purge_seen_loop(store)))
         server = GrpcServer(settings.grpc_port)
         server.add(ingest_pb2_grpc.add_IngestServiceServicer_to_server, IngestRpc(store, media, graph, broker),
@@ -77,7 +79,7 @@ async def build(role: str) -> list[Component]:
             TaskComponent("consumer-lag", lambda: report_lag(broker)),
         ]
     if role == "worker":
-        components.append(HttpComponent("ops", create_app(settings, None, checks), settings.worker_ops_port))
+        components.append(HttpComponent("ops", ops_app(checks), settings.worker_ops_port))
     return components
 
 

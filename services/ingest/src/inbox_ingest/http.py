@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Mapping
 from typing import Annotated, Any
 
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.params import QueryParameter
 
 from inbox_core.http import EXCEPTION_HANDLERS, error_response
-from inbox_core.ops import ReadyCheck, http_metrics, http_tracing, ops_handlers
+from inbox_core.ops import http_metrics, http_tracing
 from inbox_ingest.domain.normalise import NotAWebhook, normalise_raw
 from inbox_ingest.domain.signature import signature_valid
 from inbox_ingest.intake import Intake
@@ -25,7 +24,8 @@ from inbox_ingest.settings import IngestSettings
 log = logging.getLogger("inbox.ingest.http")
 
 
-def create_app(settings: IngestSettings, intake: Intake | None, checks: Mapping[str, ReadyCheck]) -> Litestar:
+def create_app(settings: IngestSettings, intake: Intake | None) -> Litestar:
+    """The webhook, Meta's only way in (the ops endpoints are on their own port: see __main__)."""
     app_secret = settings.meta_app_secret.get_secret_value().encode()
     verify_token = settings.meta_verify_token.get_secret_value().encode()
 
@@ -56,7 +56,7 @@ def create_app(settings: IngestSettings, intake: Intake | None, checks: Mapping[
                          "duplicates": result.duplicates, "unrouted": result.unrouted})
 
     return Litestar(
-        route_handlers=[verify, receive, *ops_handlers(checks)],
+        route_handlers=[verify, receive],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[http_tracing(), http_metrics("ingest")],
         request_max_body_size=settings.max_body_bytes,

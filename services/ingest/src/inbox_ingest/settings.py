@@ -15,6 +15,8 @@ class IngestSettings(ServiceSettings):
 
     http_port: int = 8001
     grpc_port: int = 50055
+    # /internal/alive, /internal/ready and /metrics, never on the webhook's public port: the API's, the worker's.
+    ops_port: int = 9055
     worker_ops_port: int = 9001
     # Meta's app secret keys the X-Hub-Signature-256 HMAC; the verify token answers the GET handshake.
     meta_app_secret: SecretStr = Field(min_length=1)
