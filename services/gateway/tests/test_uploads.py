@@ -101,6 +101,16 @@ async def test_limits_and_content_are_checked_before_or_while_streaming() -> Non
         await receive_upload(chunked(b"{}"), "application/json", "ws_1", FakeIngest())
 
 
+async def test_part_names_and_filenames_beyond_latin_1_are_read_not_a_500() -> None:
+    """A part named in UTF-8 outside latin-1 (schemathesis found one: the options parser failed, a 500)."""
+    data = b"%PDF" + os.urandom(2000)
+    body = multipart([("\U000e2502 \u00e9t\u00e9", None, "", b"{}"), ("file", "r\u00e9sum\u00e9 \u6587.pdf",
+                                                                         "application/pdf", data)])
+    ingest = FakeIngest()
+    info = await receive_upload(chunked(body), "multipart/form-data; boundary=b0undary", "ws_1", ingest)
+    assert info.size == len(data) and ingest.messages[0].info.filename == "r\u00e9sum\u00e9 \u6587.pdf"
+
+
 # --- through the gateway to a real ingest --------------------------------------------------------------------
 
 

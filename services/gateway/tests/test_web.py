@@ -43,3 +43,21 @@ def test_the_ui_may_be_framed_by_no_one_and_a_stricter_policy_is_kept(tmp_path: 
         assert "frame-ancestors 'none'" in policy and "default-src 'self'" in policy
         assert page.headers["x-frame-options"] == "DENY"
         assert client.get("/sandboxed").headers["content-security-policy"] == "default-src 'none'; sandbox"
+
+
+def test_the_openapi_document_states_what_the_bodies_enforce() -> None:
+    """Unknown fields are refused and tags are 1 to 64 characters: the document says so (it did not, so
+    generated clients sent what the API then refused)."""
+    from gateway_testkit import gateway_settings
+
+    from inbox_core.settings import InboxSettings
+    from inbox_gateway.gateway import Gateway
+    from inbox_gateway.http import create_app
+
+    gateway = Gateway(gateway_settings(InboxSettings(mongo_url="mongodb://127.0.0.1:1/")), stream=False)
+    schemas = create_app(gateway).openapi_schema.to_schema()["components"]["schemas"]
+    for body in ("LoginBody", "AcceptBody", "CustomerPatch", "ConnectNumberBody", "InviteBody", "PasswordBody"):
+        assert schemas[body]["additionalProperties"] is False, body
+    assert "additionalProperties" not in schemas["Me"]  # answers may grow
+    tags = next(s for s in schemas["CustomerPatch"]["properties"]["tags"]["oneOf"] if s.get("type") == "array")
+    assert tags["items"] == {"type": "string", "minLength": 1, "maxLength": 64}

@@ -11,15 +11,21 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from litestar import Litestar, MediaType, Request, Response, Router, get
+
+# Litestar's own Struct schema plugin, extended below (pinned by uv.lock; its tests would show a move).
+from litestar._openapi.schema_generation import SchemaCreator
+from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.datastructures import CacheControlHeader
 from litestar.di import Provide
 from litestar.enums import ScopeType
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme, Tag
+from litestar.openapi.spec import Components, Schema, SecurityScheme, Tag
 from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.typing import FieldDefinition
 from pymongo.errors import ConnectionFailure
 
 from inbox_core.http import EXCEPTION_HANDLERS, error_response
@@ -74,6 +80,34 @@ API_HANDLERS: list[Any] = [
     members.change_password,
     live.stream,
 ]
+
+
+class StrictStructSchemaPlugin(StructSchemaPlugin):
+    """Litestar's schema of a msgspec Struct, saying ``additionalProperties: false`` where the Struct forbids
+    unknown fields: the document then states what the API enforces, and generated clients (and schemathesis)
+    do not send what it refuses."""
+
+    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
+        schema = super().to_openapi_schema(field_definition, schema_creator)
+        info = msgspec.inspect.type_info(field_definition.type_)
+        if not isinstance(info, msgspec.inspect.StructType):
+            return schema
+        if info.forbid_unknown_fields:
+            schema.additional_properties = False
+        # Litestar leaves out the constraints of a list's strings (tags of 1 to 64 characters): add them.
+        for field in info.fields:
+            kind = field.type
+            if isinstance(kind, msgspec.inspect.UnionType):
+                kind = next((t for t in kind.types if isinstance(t, msgspec.inspect.ListType)), kind)
+            if not (isinstance(kind, msgspec.inspect.ListType) and isinstance(kind.item_type, msgspec.inspect.StrType)):
+                continue
+            prop = (schema.properties or {}).get(field.encode_name)
+            for candidate in [prop, *(getattr(prop, "one_of", None) or [])]:
+                if isinstance(candidate, Schema) and isinstance(candidate.items, Schema):
+                    candidate.items.min_length = kind.item_type.min_length
+                    candidate.items.max_length = kind.item_type.max_length
+                    candidate.items.pattern = kind.item_type.pattern
+        return schema
 
 
 def openapi_config(cookie_name: str) -> OpenAPIConfig:
@@ -143,6 +177,7 @@ def create_app(gateway: Gateway) -> Litestar:
         # A server span per request continuing the caller's trace (the gRPC calls it makes are its children).
         middleware=[security_headers, http_tracing(), http_metrics("gateway")],
         openapi_config=openapi_config(gateway.settings.cookie_name),
+        plugins=[StrictStructSchemaPlugin()],
         on_startup=[gateway.start],
         on_shutdown=[gateway.stop],
     )

@@ -141,7 +141,9 @@ async def multipart_events(chunks: AsyncIterator[bytes], boundary: bytes) -> Asy
         value.extend(data[start:end])
 
     def on_header_end() -> None:
-        headers[field.decode("latin-1").lower()] = value.decode("utf-8", "replace")
+        # As latin-1, byte for byte: the options parser below encodes it back to latin-1 (a part name in
+        # UTF-8 decoded as UTF-8 failed there: 500), and a filename is then read as UTF-8 from those bytes.
+        headers[field.decode("latin-1").lower()] = value.decode("latin-1")
         field.clear()
         value.clear()
 
