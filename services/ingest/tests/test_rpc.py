@@ -104,6 +104,11 @@ async def test_connecting_a_number_needs_proof_that_the_token_owns_it_under_that
     mine, my_waba, theirs, their_waba = numeric_id(), numeric_id(), numeric_id(), numeric_id()
     ingest_api.meta.register(mine, my_waba, "token-of-mine")
     ingest_api.meta.register(theirs, their_waba, "token-of-theirs")
+    # Ids that are not Meta's (they would go into the Graph API's paths), a token no HTTP header can carry.
+    assert await refused(ingest_api, upsert(mine, "w1", f"{my_waba}/../{their_waba}", "token-of-mine")) == \
+        grpc.StatusCode.INVALID_ARGUMENT
+    assert await refused(ingest_api, upsert(mine, "w1", my_waba, "token-\U0002ec88")) == \
+        grpc.StatusCode.INVALID_ARGUMENT
     # No token: nothing to prove ownership with.
     assert await refused(ingest_api, upsert(mine, "w1", my_waba)) == grpc.StatusCode.INVALID_ARGUMENT
     # A made-up number claimed under my own account.

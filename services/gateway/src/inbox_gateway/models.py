@@ -109,8 +109,9 @@ class ConnectNumberBody(Struct, forbid_unknown_fields=True):
     display_phone_number: Annotated[str, Meta(max_length=32)]
     name: Annotated[str, Meta(max_length=200)]
     waba_id: Annotated[str, Meta(pattern=r"^\d{1,32}$")]
-    # Write-only: stored by ingest, never returned or logged. Empty keeps the stored token.
-    access_token: Annotated[str, Meta(max_length=4096)] = ""
+    # Write-only: stored by ingest, never returned or logged. Empty keeps the stored token. It travels in an
+    # HTTP header to Meta, so printable ASCII only (Meta's tokens are letters and digits).
+    access_token: Annotated[str, Meta(max_length=4096, pattern=r"^[\x21-\x7e]*$")] = ""
 
 
 class ConnectedNumber(Struct):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,6 +28,8 @@ from inbox_ingest.media import MediaStore, StoredMedia
 from inbox_ingest.store import Channel, IngestStore
 
 SERVICE_NAME = "inbox.ingest.v1.IngestService"
+_META_ID = re.compile(r"\d{1,32}")
+_TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
 # Meta's largest media (documents) is 100 MB.
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 CHUNK = 256 * 1024
@@ -77,6 +80,11 @@ class IngestRpc(ingest_pb2_grpc.IngestServiceServicer):
         c = request.channel
         if not c.phone_number_id or not c.workspace_id or not c.waba_id:
             raise InvalidRequest("phone_number_id, workspace_id and waba_id are required")
+        # Meta's ids are digits, and they go into Graph API paths: nothing else may (no "/", "?", "..").
+        if not (_META_ID.fullmatch(c.phone_number_id) and _META_ID.fullmatch(c.waba_id)):
+            raise InvalidRequest("phone_number_id and waba_id are Meta's ids: digits only")
+        if request.access_token and not _TOKEN.fullmatch(request.access_token):
+            raise InvalidRequest("the access token must be printable ASCII (it is sent in an HTTP header)")
         existing = await self.store.get_channel(c.phone_number_id, fresh=True)
         if existing is not None and existing.workspace_id != c.workspace_id:
             # One number, one workspace: taking another workspace's number would route its customers away.
