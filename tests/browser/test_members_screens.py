@@ -104,6 +104,17 @@ def test_an_admin_invites_an_email_and_the_link_creates_the_account_in_a_fresh_b
     expect(team.get_by_test_id("invitation-row").filter(has_text=email)).to_contain_text("Agent")
     sara.screenshot("team-invite")
 
+    # A second invitation, revoked: it leaves the list and its token stops working.
+    later = f"later-{secrets.token_hex(3)}@shop.test"
+    team.get_by_label("Email to invite").fill(later)
+    team.get_by_role("button", name="Invite", exact=True).click()
+    expect(team.get_by_test_id("invite-link")).to_contain_text(later)
+    later_token = link_box.input_value().split("#/invite/")[1]
+    team.get_by_role("button", name=f"Revoke the invitation of {later}").click()
+    expect(team.get_by_test_id("invitation-row").filter(has_text=later)).to_have_count(0)
+    expect(team.get_by_test_id("invitation-row").filter(has_text=email)).to_have_count(1)
+    assert httpx.get(f"{inbox.gateway}/api/invitations/{later_token}", timeout=20).status_code == 404
+
     invitee = new_page()
     invitee.goto(link)
     expect(invitee.get_by_role("heading", name="Join Browser shop")).to_be_visible()
@@ -149,7 +160,7 @@ def test_an_admin_invites_an_email_and_the_link_creates_the_account_in_a_fresh_b
 
 def test_an_existing_account_signs_in_as_itself_to_accept_a_second_workspace(
         inbox: Inbox, ui_url: str, new_page: NewPage) -> None:
-    lina = make_member(inbox, "Lina")
+    lina = make_member(inbox, "Lina", role="admin")
     second = inbox.stack.admin("create-workspace", "--name", "Second shop", "--currency", "EUR")["workspace"]["id"]
     boss_email = f"boss-{secrets.token_hex(3)}@second.test"
     inbox.stack.admin("create-agent", "--email", boss_email, "--name", "Boss", "--password", PASSWORD,
@@ -185,13 +196,18 @@ def test_an_existing_account_signs_in_as_itself_to_accept_a_second_workspace(
     expect(page.get_by_test_id("notice-info").filter(has_text="You joined Second shop.")).to_be_visible()
     expect(page.get_by_test_id("workspaces")).to_have_text(
         re.compile("^(Browser shop · Second shop|Second shop · Browser shop)$"))
-    assert workspaces_of(inbox, lina.token) == {"Browser shop": "agent", "Second shop": "admin"}
-    # Admin of the new workspace only: its Team dialog is about it.
+    assert workspaces_of(inbox, lina.token) == {"Browser shop": "admin", "Second shop": "admin"}
+    # Admin of both: the Team dialog has a workspace selector.
     page.get_by_role("button", name="Team").click()
     team = page.get_by_role("dialog", name="Team")
+    team.get_by_label("Workspace").select_option(label="Second shop")
     expect(team.get_by_role("heading", name="Members of Second shop")).to_be_visible()
     expect(team.get_by_test_id("member").filter(has_text="Boss")).to_contain_text("Admin")
     expect(team.get_by_test_id("member").filter(has_text="Lina")).to_contain_text("(you)")
+    expect(team.get_by_test_id("member").filter(has_text="Sara")).to_have_count(0)
+    team.get_by_label("Workspace").select_option(label="Browser shop")
+    expect(team.get_by_role("heading", name="Members of Browser shop")).to_be_visible()
+    expect(team.get_by_test_id("member").filter(has_text="Sara")).to_contain_text("Admin")
     # The sign-out ended that browser's session only: Sara's other sessions live on.
     with httpx.Client(base_url=inbox.gateway, timeout=20) as client:
         assert client.get("/api/me", headers={"Authorization": f"Bearer {inbox.sara.token}"}).status_code == 200
