@@ -10,6 +10,8 @@ import { Login } from "./Login";
 export const ROLE_LABEL: Record<Role, string> = { admin: "Admin", agent: "Agent" };
 const MIN_PASSWORD = 10; // the API's minimum (docs/api.md)
 
+const UNREAD = "You are signed in, but your account could not be read. Reload the page to try again.";
+
 const sameEmail = (a: string, b: string) => a.trim().toLowerCase() === b.trim().toLowerCase();
 
 interface Props {
@@ -179,8 +181,7 @@ export function AcceptInvitation({ token, me, onSignedIn, onSignOut, onEnter }: 
           fixedEmail={preview.email}
           title={`Sign in as ${preview.email} to accept`}
           onLoggedIn={async (session) => {
-            const signedIn = await onSignedIn(session);
-            if (!signedIn) return;
+            if (!(await onSignedIn(session))) throw new Error(UNREAD);
             // Signed in: the accept runs now; should it fail, the page (signed in) shows why and offers it again.
             try {
               const { workspace } = await api.acceptInvitation(token, {});
@@ -238,7 +239,8 @@ function NewAccount({
       setCreated(true);
       const { token: session } = await api.login(preview.email, password);
       setToken(session);
-      if (await onSignedIn(session)) await onEnter(workspace);
+      if (!(await onSignedIn(session))) throw new Error(UNREAD);
+      await onEnter(workspace);
     } catch (err) {
       setError(describeError(err));
     } finally {

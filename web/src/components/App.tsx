@@ -72,6 +72,8 @@ export function App() {
     const before = meRef.current;
     if (!before || accessKey(before) === accessKey(next)) return;
     const lost = before.workspaces.filter((w) => !next.workspaces.some((n) => n.id === w.id));
+    // The "not found" errors of the lost workspace's calls say nothing more than the notice below.
+    if (lost.length) notices.update((list) => list.filter((n) => n.kind !== "error"));
     for (const w of lost) notify(`You are no longer a member of ${w.name}.`, "error", 30_000);
     for (const w of next.workspaces.filter((n) => !before.workspaces.some((b) => b.id === n.id))) {
       notify(`You were added to ${w.name}.`);
