@@ -2,7 +2,7 @@
 // ApiError carrying the API's machine code and its message for a person, so callers can show it.
 
 import type {
-  Conversation, Filter, LibraryItem, Me, MessageItem, NoteItem, NumberInfo, Order, OrderLine, Page, Panel,
+  Accepted, Conversation, Invitation, InvitationCreated, InvitationPreview, Role, Filter, LibraryItem, Me, MessageItem, NoteItem, NumberInfo, Order, OrderLine, Page, Panel,
   Customer, Shipping, Stage, TeamMember, Template, TimelinePage, Upload,
 } from "./types";
 
@@ -28,6 +28,13 @@ export class ApiError extends Error {
 let onUnauthenticated: () => void = () => {};
 export function setUnauthenticatedHandler(handler: () => void): void {
   onUnauthenticated = handler;
+}
+
+// Called on any 403 or 404 of a signed-in call: the agent may have lost a workspace (removed by an admin) or
+// a role, which the server tells only through such answers, so the app re-reads /api/me.
+let onAccessChanged: () => void = () => {};
+export function setAccessChangedHandler(handler: () => void): void {
+  onAccessChanged = handler;
 }
 
 // The token from the login answer, kept in memory only; after a reload the HttpOnly cookie
@@ -73,6 +80,7 @@ async function request<T>(method: string, path: string, body?: unknown, init: Re
       error?.details ?? {},
     );
     if (response.status === 401 && !path.startsWith("auth/")) onUnauthenticated();
+    if ((response.status === 403 || response.status === 404) && !path.startsWith("invitations/")) onAccessChanged();
     throw apiError;
   }
   return data as T;
@@ -145,6 +153,21 @@ export const api = {
   order: async (id: string) => unwrap<Order>(await request<Order | { order: Order }>("GET", `orders/${enc(id)}`), "order"),
   setStage: (id: string, stage: Stage) => request<{ order: Order }>("POST", `orders/${enc(id)}/stage`, { stage }),
   agents: (workspaceId: string) => request<{ items: TeamMember[] }>("GET", `agents${q({ workspace: workspaceId })}`),
+
+  // Members and invitations.
+  changePassword: (currentPassword: string, newPassword: string) =>
+    request<void>("POST", "me/password", { current_password: currentPassword, new_password: newPassword }),
+  invite: (workspaceId: string, email: string, role: Role) =>
+    request<InvitationCreated>("POST", "admin/invitations", { workspace_id: workspaceId, email, role }),
+  invitations: (workspaceId: string) =>
+    request<{ items: Invitation[] }>("GET", `admin/invitations${q({ workspace: workspaceId })}`),
+  revokeInvitation: (id: string) => request<void>("DELETE", `admin/invitations/${enc(id)}`),
+  removeMember: (workspaceId: string, agentId: string) =>
+    request<void>("DELETE", `admin/workspaces/${enc(workspaceId)}/members/${enc(agentId)}`),
+  // No session needed: whoever holds the token.
+  invitation: (token: string) => request<InvitationPreview>("GET", `invitations/${enc(token)}`),
+  acceptInvitation: (token: string, body: { name?: string; password?: string }) =>
+    request<Accepted>("POST", `invitations/${enc(token)}/accept`, body),
 };
 
 /** Where a stored attachment is streamed from (the session cookie authenticates it). */

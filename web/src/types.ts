@@ -267,7 +267,37 @@ export interface TeamMember {
   id: string;
   name: string;
   online: boolean;
-  role?: Role;
+  role: Role;
+}
+
+// Members and invitations (docs/api.md "Members and invitations").
+export interface Invitation {
+  id: string;
+  email: string;
+  role: Role;
+  workspace_id: string;
+  expires_at: string;
+  created_at: string;
+}
+
+/** The answer to an invitation: its token is in this answer only. */
+export interface InvitationCreated {
+  invitation: Invitation;
+  token: string;
+}
+
+/** What the acceptance page shows to whoever holds the token. */
+export interface InvitationPreview {
+  workspace: { id: string; name: string };
+  email: string;
+  role: Role;
+  account_exists: boolean;
+  expires_at?: string;
+}
+
+export interface Accepted {
+  agent: Agent;
+  workspace: WorkspaceRef;
 }
 
 // Payloads of the stream's events (docs/api.md "Streamed updates").

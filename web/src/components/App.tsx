@@ -1,34 +1,85 @@
 // The app: login, then the three columns. The open conversation is in the address (#/c/<id>), so a
-// reload or the browser's back button keeps the agent where it was.
+// reload or the browser's back button keeps the agent where it was. #/invite/<token> is the acceptance page
+// of an invitation, with or without a session.
 
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
-import { ApiError, api, setToken, setUnauthenticatedHandler } from "../api";
-import { applyComposingEvent, applyPresence, dismiss, notices, setMyId, showError, useObservable } from "../store";
+import { ApiError, api, setAccessChangedHandler, setToken, setUnauthenticatedHandler } from "../api";
+import { applyComposingEvent, applyPresence, dismiss, notices, notify, setMyId, showError, useObservable } from "../store";
 import { type StreamState, stream } from "../stream";
 import type { ComposingEvent, Me, NumberInfo, PresenceEvent } from "../types";
+import { AcceptInvitation } from "./AcceptInvitation";
 import { Icon } from "./bits";
+import { ChangePassword } from "./ChangePassword";
 import { ConversationList } from "./ConversationList";
 import { ConversationView } from "./ConversationView";
 import { CustomerPanel } from "./CustomerPanel";
 import { Login } from "./Login";
+import { TeamDialog } from "./TeamDialog";
 
 const idFromHash = (): string | null => {
   const match = /^#\/c\/(.+)$/.exec(window.location.hash);
   return match ? decodeURIComponent(match[1]) : null;
 };
 
+const inviteFromHash = (): string | null => {
+  const match = /^#\/invite\/([^/?#]+)$/.exec(window.location.hash);
+  return match ? decodeURIComponent(match[1]) : null;
+};
+
+// The workspaces and roles of an agent, to tell whether /api/me changed.
+const accessKey = (me: Me): string =>
+  me.workspaces
+    .map((w) => `${w.id}:${w.role}`)
+    .sort()
+    .join(",");
+
+// How often the open page re-reads /api/me by itself: a removal by an admin is otherwise only learnt from
+// the next 403/404 (the stream just stops carrying the workspace's events).
+const ACCESS_CHECK_MS = 30_000;
+
 export function App() {
   const [me, setMe] = useState<Me | null | undefined>(undefined); // undefined: still asking
   const [bootError, setBootError] = useState<string | null>(null);
+  const [inviteToken, setInviteToken] = useState<string | null>(inviteFromHash());
+  const meRef = useRef(me);
+  meRef.current = me;
 
-  const boot = useCallback(async () => {
+  const boot = useCallback(async (): Promise<Me | null> => {
     try {
-      setMe(await api.me());
+      const found = await api.me();
+      setMe(found);
       setBootError(null);
+      return found;
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) setMe(null);
       else setBootError(err instanceof Error ? err.message : String(err));
+      return null;
     }
+  }, []);
+
+  // Re-reads /api/me (at most every 2 s) and follows a change of workspaces or roles, saying what changed.
+  const lastCheck = useRef(0);
+  const recheck = useCallback(async () => {
+    const now = Date.now();
+    if (!meRef.current || now - lastCheck.current < 2000) return;
+    lastCheck.current = now;
+    let next: Me;
+    try {
+      next = await api.me();
+    } catch {
+      return; // a 401 goes to the login by itself; anything else is retried at the next occasion
+    }
+    const before = meRef.current;
+    if (!before || accessKey(before) === accessKey(next)) return;
+    const lost = before.workspaces.filter((w) => !next.workspaces.some((n) => n.id === w.id));
+    // The "not found" errors of the lost workspace's calls say nothing more than the notice below.
+    if (lost.length) notices.update((list) => list.filter((n) => n.kind !== "error"));
+    for (const w of lost) notify(`You are no longer a member of ${w.name}.`, "error", 30_000);
+    for (const w of next.workspaces.filter((n) => !before.workspaces.some((b) => b.id === n.id))) {
+      notify(`You were added to ${w.name}.`);
+    }
+    if (lost.length && idFromHash()) window.location.hash = ""; // the open conversation may be of it
+    setMe(next);
   }, []);
 
   useEffect(() => {
@@ -37,8 +88,32 @@ export function App() {
       stream.stop();
       setMe(null);
     });
+    setAccessChangedHandler(() => {
+      recheck();
+    });
+    const onHash = () => setInviteToken(inviteFromHash());
+    const onFocus = () => {
+      if (document.visibilityState === "visible") recheck();
+    };
+    window.addEventListener("hashchange", onHash);
+    window.addEventListener("focus", onFocus);
+    document.addEventListener("visibilitychange", onFocus);
+    const timer = window.setInterval(recheck, ACCESS_CHECK_MS);
     boot();
-  }, [boot]);
+    return () => {
+      window.removeEventListener("hashchange", onHash);
+      window.removeEventListener("focus", onFocus);
+      document.removeEventListener("visibilitychange", onFocus);
+      window.clearInterval(timer);
+    };
+  }, [boot, recheck]);
+
+  const signOut = async () => {
+    await api.logout();
+    setToken(null);
+    stream.stop();
+    setMe(null);
+  };
 
   if (bootError && me === undefined) {
     return (
@@ -57,6 +132,29 @@ export function App() {
     );
   }
   if (me === undefined) return <main class="center-screen muted">Loading…</main>;
+  if (inviteToken) {
+    return (
+      <>
+        <AcceptInvitation
+          token={inviteToken}
+          me={me}
+          onSignedIn={async (token) => {
+            setToken(token);
+            return boot();
+          }}
+          onSignOut={signOut}
+          onEnter={async (workspace) => {
+            await boot();
+            // The used token leaves the address and the history: going back would show a dead link.
+            window.history.replaceState(null, "", window.location.pathname + window.location.search);
+            setInviteToken(null);
+            notify(`You joined ${workspace.name}.`);
+          }}
+        />
+        <Notices />
+      </>
+    );
+  }
   if (me === null) {
     return (
       <>
@@ -70,7 +168,36 @@ export function App() {
       </>
     );
   }
-  return <Inbox me={me} onLogout={() => setMe(null)} />;
+  if (me.workspaces.length === 0) return <NoWorkspace me={me} onSignOut={signOut} />;
+  // A new set of workspaces or roles starts the inbox afresh (list, stream, team).
+  return <Inbox key={accessKey(me)} me={me} onLogout={() => setMe(null)} />;
+}
+
+function NoWorkspace({ me, onSignOut }: { me: Me; onSignOut: () => Promise<void> }) {
+  const [error, setError] = useState<string | null>(null);
+  return (
+    <main class="center-screen">
+      <div class="login-card" role="region" aria-labelledby="no-workspace-title" data-testid="no-workspace">
+        <h1 id="no-workspace-title">No workspace</h1>
+        <p>
+          {me.agent.email} is not a member of any workspace now. An admin of a workspace can invite you again.
+        </p>
+        {error && (
+          <p class="form-error" role="alert">
+            {error}
+          </p>
+        )}
+        <button
+          type="button"
+          class="btn primary wide"
+          onClick={() => onSignOut().catch((err) => setError(err instanceof Error ? err.message : String(err)))}
+        >
+          Sign out
+        </button>
+      </div>
+      <Notices />
+    </main>
+  );
 }
 
 function Inbox({ me, onLogout }: { me: Me; onLogout: () => void }) {
@@ -79,6 +206,8 @@ function Inbox({ me, onLogout }: { me: Me; onLogout: () => void }) {
   const [streamState, setStreamState] = useState<StreamState>(stream.state);
   const [panelOpen, setPanelOpen] = useState(() => window.matchMedia("(min-width: 1200px)").matches);
   const numbersTimer = useRef<number | undefined>(undefined);
+  const [dialog, setDialog] = useState<"team" | "password" | null>(null);
+  const isAdmin = me.workspaces.some((w) => w.role === "admin");
 
   const loadNumbers = useCallback(async () => {
     try {
@@ -157,14 +286,33 @@ function Inbox({ me, onLogout }: { me: Me; onLogout: () => void }) {
             </svg>
           </span>
           <span>Inbox</span>
-          {me.workspaces.length === 1 && <span class="workspace">{workspace.name}</span>}
+          {me.workspaces.length > 0 && (
+            <span class="workspace" data-testid="workspaces" title={me.workspaces.map((w) => w.name).join(", ")}>
+              {me.workspaces.map((w) => w.name).join(" · ")}
+            </span>
+          )}
         </div>
         <div class={`live live-${streamState}`} role="status" aria-live="polite" data-testid="stream-state">
           <span class="dot" aria-hidden="true" />
           {streamState === "open" ? "Live" : streamState === "connecting" ? "Connecting…" : "Reconnecting…"}
         </div>
         <div class="me">
+          {isAdmin && (
+            <button type="button" class="btn small ghost" onClick={() => setDialog("team")}>
+              <Icon name="team" size={18} />
+              Team
+            </button>
+          )}
           <span class="me-name">{me.agent.name}</span>
+          <button
+            type="button"
+            class="icon-btn"
+            aria-label="Change password"
+            title="Change password"
+            onClick={() => setDialog("password")}
+          >
+            <Icon name="key" />
+          </button>
           <button type="button" class="icon-btn" aria-label="Log out" title="Log out" onClick={logout}>
             <Icon name="logout" />
           </button>
@@ -197,6 +345,8 @@ function Inbox({ me, onLogout }: { me: Me; onLogout: () => void }) {
           <CustomerPanel conversationId={selectedId} currency={currency} onClose={() => setPanelOpen(false)} />
         )}
       </main>
+      {dialog === "team" && <TeamDialog me={me} onClose={() => setDialog(null)} />}
+      {dialog === "password" && <ChangePassword onClose={() => setDialog(null)} />}
       <Notices />
     </div>
   );

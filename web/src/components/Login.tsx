@@ -1,10 +1,22 @@
-// The login screen (POST /api/auth/login). The answer also sets the session cookie.
+// The login screen (POST /api/auth/login). The answer also sets the session cookie. The acceptance page of an
+// invitation reuses it with the invited email fixed, its own title and the invitation above the fields.
 
+import type { ComponentChildren } from "preact";
 import { useState } from "preact/hooks";
 import { ApiError, api } from "../api";
 
-export function Login({ onLoggedIn }: { onLoggedIn: (token: string) => Promise<void> }) {
-  const [email, setEmail] = useState("");
+export function Login({
+  onLoggedIn,
+  fixedEmail,
+  title = "Sign in to the inbox",
+  children,
+}: {
+  onLoggedIn: (token: string) => Promise<void>;
+  fixedEmail?: string;
+  title?: string;
+  children?: ComponentChildren;
+}) {
+  const [email, setEmail] = useState(fixedEmail ?? "");
   const [password, setPassword] = useState("");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
@@ -40,7 +52,8 @@ export function Login({ onLoggedIn }: { onLoggedIn: (token: string) => Promise<v
             </svg>
           </span>
         </div>
-        <h1 id="login-title">Sign in to the inbox</h1>
+        <h1 id="login-title">{title}</h1>
+        {children}
         <label class="field">
           <span>Email</span>
           <input
@@ -48,7 +61,8 @@ export function Login({ onLoggedIn }: { onLoggedIn: (token: string) => Promise<v
             name="email"
             autoComplete="username"
             required
-            autoFocus
+            autoFocus={!fixedEmail}
+            readOnly={!!fixedEmail}
             value={email}
             onInput={(e) => setEmail((e.target as HTMLInputElement).value)}
           />
@@ -60,6 +74,7 @@ export function Login({ onLoggedIn }: { onLoggedIn: (token: string) => Promise<v
             name="password"
             autoComplete="current-password"
             required
+            autoFocus={!!fixedEmail}
             value={password}
             onInput={(e) => setPassword((e.target as HTMLInputElement).value)}
           />

@@ -1,0 +1,298 @@
+// The "Team" dialog of an admin: the members of a workspace (remove, after a confirmation), its open
+// invitations (revoke) and the invite form, whose answer holds the acceptance link: the server keeps only a
+// hash of its token, so the link is shown this once.
+
+import { useCallback, useEffect, useRef, useState } from "preact/hooks";
+import { api, describeError } from "../api";
+import { loadTeam, notify, teams, useObservable } from "../store";
+import type { Invitation, InvitationCreated, Me, Role, TeamMember } from "../types";
+import { ROLE_LABEL } from "./AcceptInvitation";
+import { Modal } from "./bits";
+
+/** The acceptance page of a token, on this very UI (the page keeps its routes in the hash). */
+export const invitationLink = (token: string): string =>
+  `${window.location.origin}${window.location.pathname}#/invite/${encodeURIComponent(token)}`;
+
+const day = (iso: string): string => {
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? iso : date.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+};
+
+export function TeamDialog({ me, onClose }: { me: Me; onClose: () => void }) {
+  const adminOf = me.workspaces.filter((w) => w.role === "admin");
+  const [workspaceId, setWorkspaceId] = useState(adminOf[0]?.id ?? "");
+  const workspace = adminOf.find((w) => w.id === workspaceId) ?? adminOf[0];
+  const members = useObservable(teams)[workspaceId];
+  const [invitations, setInvitations] = useState<Invitation[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [removing, setRemoving] = useState<TeamMember | null>(null);
+
+  const loadInvitations = useCallback(async () => {
+    setError(null);
+    try {
+      setInvitations((await api.invitations(workspaceId)).items);
+    } catch (err) {
+      setError(`Could not load the invitations: ${describeError(err)}`);
+    }
+  }, [workspaceId]);
+
+  useEffect(() => {
+    if (!workspaceId) return;
+    setInvitations(null);
+    loadTeam(workspaceId, true); // fresh: someone may have joined since the list was loaded
+    loadInvitations();
+  }, [workspaceId, loadInvitations]);
+
+  const revoke = async (invitation: Invitation) => {
+    setError(null);
+    try {
+      await api.revokeInvitation(invitation.id);
+      notify(`The invitation of ${invitation.email} was revoked.`);
+    } catch (err) {
+      setError(`Could not revoke the invitation of ${invitation.email}: ${describeError(err)}`);
+    }
+    await loadInvitations();
+  };
+
+  if (!workspace) return null;
+
+  return (
+    <Modal title="Team" onClose={onClose} wide>
+      <div class="team" data-testid="team">
+        {adminOf.length > 1 && (
+          <label class="field">
+            <span>Workspace</span>
+            <select value={workspaceId} onChange={(e) => setWorkspaceId((e.target as HTMLSelectElement).value)}>
+              {adminOf.map((w) => (
+                <option key={w.id} value={w.id}>
+                  {w.name}
+                </option>
+              ))}
+            </select>
+          </label>
+        )}
+        {error && (
+          <p class="form-error" role="alert">
+            {error}
+          </p>
+        )}
+        <section aria-labelledby="team-members">
+          <h3 id="team-members">Members of {workspace.name}</h3>
+          {!members ? (
+            <p class="muted">Loading…</p>
+          ) : (
+            <ul class="team-list" aria-label="Members">
+              {members.map((m) => (
+                <li key={m.id} data-testid="member" data-agent-id={m.id}>
+                  <span class={`presence-dot ${m.online ? "on" : ""}`} aria-hidden="true" />
+                  <span class="team-name">
+                    {m.name}
+                    {m.id === me.agent.id && <span class="muted"> (you)</span>}
+                  </span>
+                  <span class="role-tag">{ROLE_LABEL[m.role] ?? m.role}</span>
+                  <span class="muted team-online" data-testid="member-online">
+                    {m.online ? "Online" : "Offline"}
+                  </span>
+                  {m.id !== me.agent.id && (
+                    <button type="button" class="btn small" aria-label={`Remove ${m.name}`} onClick={() => setRemoving(m)}>
+                      Remove
+                    </button>
+                  )}
+                </li>
+              ))}
+            </ul>
+          )}
+        </section>
+        <section aria-labelledby="team-invitations">
+          <h3 id="team-invitations">Open invitations</h3>
+          {!invitations ? (
+            <p class="muted">Loading…</p>
+          ) : invitations.length === 0 ? (
+            <p class="muted" data-testid="no-invitations">
+              No open invitations.
+            </p>
+          ) : (
+            <ul class="team-list" aria-label="Open invitations">
+              {invitations.map((i) => (
+                <li key={i.id} data-testid="invitation-row">
+                  <span class="team-name">{i.email}</span>
+                  <span class="role-tag">{ROLE_LABEL[i.role] ?? i.role}</span>
+                  <span class="muted">expires {day(i.expires_at)}</span>
+                  <button type="button" class="btn small" aria-label={`Revoke the invitation of ${i.email}`} onClick={() => revoke(i)}>
+                    Revoke
+                  </button>
+                </li>
+              ))}
+            </ul>
+          )}
+        </section>
+        <InviteForm workspaceId={workspace.id} workspaceName={workspace.name} onInvited={loadInvitations} />
+      </div>
+      {removing && (
+        <ConfirmRemove
+          member={removing}
+          workspaceId={workspace.id}
+          workspaceName={workspace.name}
+          onClose={() => setRemoving(null)}
+        />
+      )}
+    </Modal>
+  );
+}
+
+function ConfirmRemove({
+  member,
+  workspaceId,
+  workspaceName,
+  onClose,
+}: {
+  member: TeamMember;
+  workspaceId: string;
+  workspaceName: string;
+  onClose: () => void;
+}) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const remove = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      await api.removeMember(workspaceId, member.id);
+      notify(`${member.name} was removed from ${workspaceName}.`);
+      await loadTeam(workspaceId, true);
+      onClose();
+    } catch (err) {
+      setError(describeError(err));
+      setBusy(false);
+    }
+  };
+  return (
+    <Modal title={`Remove ${member.name}?`} onClose={onClose}>
+      <p>
+        {member.name} loses access to {workspaceName} at once, on every device. An admin can invite them again later.
+      </p>
+      {error && (
+        <p class="form-error" role="alert">
+          {error}
+        </p>
+      )}
+      <div class="form-actions">
+        <button type="button" class="btn" onClick={onClose}>
+          Cancel
+        </button>
+        <button type="button" class="btn primary danger" disabled={busy} onClick={remove}>
+          {busy ? "Removing…" : `Remove ${member.name}`}
+        </button>
+      </div>
+    </Modal>
+  );
+}
+
+function InviteForm({
+  workspaceId,
+  workspaceName,
+  onInvited,
+}: {
+  workspaceId: string;
+  workspaceName: string;
+  onInvited: () => Promise<void>;
+}) {
+  const [email, setEmail] = useState("");
+  const [role, setRole] = useState<Role>("agent");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [created, setCreated] = useState<(InvitationCreated & { workspaceName: string }) | null>(null);
+  const [copied, setCopied] = useState<string | null>(null);
+  const linkRef = useRef<HTMLInputElement>(null);
+
+  const submit = async (event: Event) => {
+    event.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      const answer = await api.invite(workspaceId, email.trim(), role);
+      setCreated({ ...answer, workspaceName });
+      setCopied(null);
+      setEmail("");
+      await onInvited();
+    } catch (err) {
+      setError(describeError(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const link = created ? invitationLink(created.token) : "";
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(link);
+      setCopied("Copied");
+    } catch {
+      // No clipboard access (an insecure origin, or refused): select the link for the agent to copy.
+      linkRef.current?.select();
+      setCopied(document.execCommand?.("copy") ? "Copied" : "Select the link and copy it (Ctrl+C)");
+    }
+  };
+
+  return (
+    <section aria-labelledby="team-invite">
+      <h3 id="team-invite">Invite someone to {workspaceName}</h3>
+      <form class="invite-form" onSubmit={submit}>
+        <label class="field">
+          <span>Email to invite</span>
+          <input
+            type="email"
+            required
+            maxLength={320}
+            value={email}
+            onInput={(e) => setEmail((e.target as HTMLInputElement).value)}
+          />
+        </label>
+        <label class="field">
+          <span>Role</span>
+          <select value={role} onChange={(e) => setRole((e.target as HTMLSelectElement).value as Role)}>
+            <option value="agent">Agent</option>
+            <option value="admin">Admin</option>
+          </select>
+        </label>
+        <button type="submit" class="btn primary" disabled={busy}>
+          {busy ? "Inviting…" : "Invite"}
+        </button>
+      </form>
+      {error && (
+        <p class="form-error" role="alert">
+          {error}
+        </p>
+      )}
+      {created && (
+        <div class="invite-link" role="region" aria-label="Invitation link" data-testid="invite-link">
+          <p>
+            Invitation for <strong>{created.invitation.email}</strong> ({ROLE_LABEL[created.invitation.role]} of{" "}
+            {created.workspaceName}):
+          </p>
+          <div class="copy-row">
+            <input
+              ref={linkRef}
+              readOnly
+              aria-label="Acceptance link"
+              value={link}
+              onFocus={(e) => (e.target as HTMLInputElement).select()}
+            />
+            <button type="button" class="btn" onClick={copy}>
+              Copy
+            </button>
+          </div>
+          {copied && (
+            <p class="muted" role="status">
+              {copied}
+            </p>
+          )}
+          <p class="invite-note" data-testid="invite-link-note">
+            This link is shown only now: copy it and send it to {created.invitation.email}. It works once and expires{" "}
+            {day(created.invitation.expires_at)}.
+          </p>
+        </div>
+      )}
+    </section>
+  );
+}
