@@ -19,6 +19,7 @@ const EVENT_TYPES = [
   "viewing",
   "order.updated",
   "customer.updated",
+  "workspaces",
   "reset",
 ];
 

@@ -209,6 +209,8 @@ async def test_a_removed_members_open_stream_on_another_replica_loses_the_worksp
             of_b = Event(type="test.custom", workspace_id=b.workspace_id, data={"of": "b"})
             await publish(broker, CONVERSATIONS, "same-key", of_a)
             await publish(broker, CONVERSATIONS, "same-key", of_b)  # after A's, in order
+            told = await stream.until(lambda e: e.event == "workspaces")
+            assert told.data == {"workspaces": [b.workspace_id]}  # the page learns it at once
             seen = await stream.until(lambda e: e.id == of_b.id)
             assert seen.data == {"of": "b"}
             assert not any(e.id == of_a.id for e in stream.events)

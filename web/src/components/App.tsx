@@ -91,6 +91,10 @@ export function App() {
     setAccessChangedHandler(() => {
       recheck();
     });
+    // The gateway says at once when this agent's workspaces change (a removal by an admin).
+    const offWorkspaces = stream.on("workspaces", () => {
+      recheck();
+    });
     const onHash = () => setInviteToken(inviteFromHash());
     const onFocus = () => {
       if (document.visibilityState === "visible") recheck();
@@ -105,6 +109,7 @@ export function App() {
       window.removeEventListener("focus", onFocus);
       document.removeEventListener("visibilitychange", onFocus);
       window.clearInterval(timer);
+      offWorkspaces();
     };
   }, [boot, recheck]);
 

@@ -270,10 +270,15 @@ class Hub:
                     del self._by_workspace[workspace_id]
 
     def change_workspaces(self, subscription: Subscription, workspaces: Iterable[str]) -> None:
+        """Follows a membership change, and tells the connection (``workspaces``, with the ones it has now),
+        so that a page can say at once that a workspace was lost (or gained) instead of finding out later."""
         self._detach(subscription)
         subscription.workspaces = frozenset(workspaces)
         for workspace_id in subscription.workspaces:
             self._by_workspace.setdefault(workspace_id, set()).add(subscription)
+        # No SSE id: it is no event of the topics, so Last-Event-ID keeps naming the last one that was.
+        subscription.offer(Frame(id=f"workspaces-{uuid.uuid4().hex}", workspace_id="", name="workspaces",
+                                 data=sse("workspaces", {"workspaces": sorted(subscription.workspaces)})))
 
     def close_all(self, reason: str) -> None:
         for subscription in list(self._subscriptions):
