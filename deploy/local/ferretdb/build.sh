@@ -7,7 +7,9 @@
 # keep each other's changes, as MongoDB does (unpatched, FerretDB v1 loses them: libs/inbox-core/tests/
 # test_mongo.py shows it); id-pushdown.patch makes reads, updates and deletes by _id use the _id index,
 # also for a filter that names an _id (or an _id $in list) among other conditions (unpatched, the SQLite
-# backend's _id expression differed from its own index's, and every one of them scanned the collection).
+# backend's _id expression differed from its own index's, and every one of them scanned the collection);
+# index-pushdown.patch makes filters and sorts on the fields of secondary indexes use them (typed index
+# keys in MongoDB's order, the filter and sort translated to SQL on them; the handler still filters).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
@@ -18,8 +20,8 @@ cp "$here/go.mod" "$here/go.sum" "$work/"
 cd "$work"
 GOFLAGS=-mod=mod go mod vendor
 echo v1.24.2 > vendor/github.com/FerretDB/FerretDB/build/version/version.txt
-# Our patches (each says why at its top): MongoDB's single-document atomicity, and the _id index used
-# by filters that name an _id among other conditions.
+# Our patches (each says why at its top): MongoDB's single-document atomicity, the _id index used by
+# filters that name an _id among other conditions, and the other indexes used by filters and sorts.
 for change in "$here"/*.patch; do
   patch -s -p1 -d vendor/github.com/FerretDB/FerretDB < "$change"
 done
