@@ -48,6 +48,11 @@ type diffGen struct {
 	arrays float64 // chance that a value is an array
 }
 
+// uValue is document i's unique value: an awkward string made unique.
+func uValue(i int) string {
+	return fmt.Sprintf("%s%d", awkward[17+i%14].(string), i)
+}
+
 func (g *diffGen) scalar() any { return awkward[g.r.Intn(len(awkward))] }
 
 func (g *diffGen) value() any {
@@ -65,6 +70,13 @@ func (g *diffGen) doc(i int) *types.Document {
 		if g.r.Intn(10) > 0 { // else missing
 			doc.Set(f, g.value())
 		}
+	}
+
+	// u has a unique index (text keys): an equality on it is pushed as FerretDB's _id lookup is
+	if g.r.Float64() < g.arrays {
+		doc.Set("u", must.NotFail(types.NewArray(uValue(i), "shared")))
+	} else {
+		doc.Set("u", uValue(i))
 	}
 
 	switch n := g.r.Intn(20); {
@@ -161,7 +173,11 @@ func (g *diffGen) filter() *types.Document {
 		filter.Set("$and", must.NotFail(types.NewArray(and...)))
 	}
 
-	switch g.r.Intn(8) {
+	switch g.r.Intn(10) {
+	case 2:
+		filter.Set("u", uValue(g.r.Intn(400)))
+	case 3:
+		filter.Set("u", must.NotFail(types.NewDocument("$eq", "shared")))
 	case 0:
 		filter.Set("$or", must.NotFail(types.NewArray(
 			must.NotFail(types.NewDocument("a", g.scalar())), must.NotFail(types.NewDocument("b", g.scalar())),
@@ -355,6 +371,7 @@ func TestIndexPushdownDifferential(t *testing.T) {
 		{Name: "ac", Key: []backends.IndexKeyPair{{Field: "a"}, {Field: "c", Descending: true}}},
 		{Name: "customer", Key: []backends.IndexKeyPair{{Field: "customer.id"}}},
 		{Name: "c", Key: []backends.IndexKeyPair{{Field: "c"}}},
+		{Name: "u", Key: []backends.IndexKeyPair{{Field: "u"}}, Unique: true},
 	}
 
 	// datasets: no arrays (pushdown everywhere), about 5% arrays, and arrays in one field only
