@@ -9,6 +9,7 @@ package handler
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"math/rand"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -484,4 +486,61 @@ func TestIndexPushdownDifferential(t *testing.T) {
 		}
 	}
 
+}
+
+// An index a build before index-pushdown.patch made (text keys, no key version) is rebuilt with typed
+// keys when the server starts, so that existing databases get the pushdown too.
+func TestIndexPushdownRebuildsOldIndexes(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	open := func() backends.Backend {
+		sp := must.NotFail(state.NewProvider(filepath.Join(dir, "state.json")))
+		return must.NotFail(sqlite.NewBackend(&sqlite.NewBackendParams{URI: "file:" + dir + "/", L: l, P: sp, BatchSize: 100}))
+	}
+
+	b := open()
+	coll := must.NotFail(must.NotFail(b.Database("old")).Collection("c"))
+	_, err := coll.CreateIndexes(ctx, &backends.CreateIndexesParams{Indexes: []backends.IndexInfo{
+		{Name: "by_a", Key: []backends.IndexKeyPair{{Field: "a"}}},
+	}})
+	must.NoError(err)
+
+	var docs []*types.Document
+	for i, a := range []any{int32(42), 1e21, int32(-5), math.Copysign(0, -1), "x"} {
+		docs = append(docs, must.NotFail(types.NewDocument("_id", fmt.Sprintf("d%d", i), "a", a)))
+	}
+
+	_, err = coll.InsertAll(ctx, &backends.InsertAllParams{Docs: docs})
+	must.NoError(err)
+	b.Close()
+
+	// what the build before made: the JSON text of the field, and settings without a key version
+	db := must.NotFail(sql.Open("sqlite", "file:"+filepath.Join(dir, "old.sqlite")))
+	var table, settings string
+	must.NoError(db.QueryRow(`SELECT table_name, settings FROM _ferretdb_collections WHERE name = 'c'`).Scan(&table, &settings))
+	must.NotFail(db.Exec(fmt.Sprintf(`DROP INDEX %q`, table+"_by_a")))
+	must.NotFail(db.Exec(fmt.Sprintf(`CREATE INDEX %q ON %q (_ferretdb_sjson->"a")`, table+"_by_a", table)))
+	must.NotFail(db.Exec(`UPDATE _ferretdb_collections SET settings = ? WHERE name = 'c'`,
+		strings.ReplaceAll(settings, `,"keyVersion":1`, "")))
+	must.NoError(db.Close())
+
+	b = open()
+	t.Cleanup(b.Close)
+
+	coll = must.NotFail(must.NotFail(b.Database("old")).Collection("c"))
+	on := &Handler{NewOpts: &NewOpts{L: l, EnableNestedPushdown: true}}
+	got, res := diffFind(t, on, coll, common.FindParams{
+		Filter: must.NotFail(types.NewDocument()), Sort: must.NotFail(types.NewDocument("a", int32(1))),
+	})
+
+	if res.SortedKeys != 1 {
+		t.Fatalf("the sort was not pushed down: the index was not rebuilt")
+	}
+
+	want := []string{"d2", "d3", "d0", "d1", "d4"} // -5, -0, 42, 1e21, "x": MongoDB's order
+	if !slices.Equal(ids(got), want) {
+		t.Fatalf("got %v, want %v", ids(got), want)
+	}
 }
