@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --all-packages --locked
 
-.PHONY: help uv generate web browser bench screenshots install infra-install infra-up infra-down dev down status test test-only lint protos protos-check format
+.PHONY: help uv generate web browser bench screenshots install infra-install infra-up infra-down dev down status test test-only ferretdb-test lint protos protos-check format
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -64,7 +64,10 @@ protos-check: install ## fail when libs/inbox-protos is not what protos/ generat
 	$(RUN) python scripts/k8s_topics.py check
 	$(RUN) python scripts/asyncapi.py check
 
-test: infra-install web browser lint test-only ## lint and the whole suite against real Kafka and a real database server
+test: infra-install web browser lint ferretdb-test test-only ## lint and the whole suite against real Kafka and a real database server
+
+ferretdb-test: ## the Go differential test of our FerretDB index pushdown (deploy/local/ferretdb/test.sh, ~1 min)
+	bash deploy/local/ferretdb/test.sh
 
 test-only: ## the suite alone (starts its own Kafka and database on free ports)
 	$(RUN) pytest -q -p no:randomly

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -231,9 +232,10 @@ class KafkaServer:
 class FerretServer:
     """FerretDB v1 with its SQLite backend: the MongoDB wire protocol on loopback."""
 
-    def __init__(self, home: Path, port: int = 27017) -> None:
+    def __init__(self, home: Path, port: int = 27017, extra_args: Sequence[str] = ()) -> None:
         self.home = home / "ferretdb"
         self.port = port
+        self.extra_args = tuple(extra_args)  # e.g. --test-disable-pushdown, the differential tests' reference
         self.process = Process("ferretdb", self.home)
         self.log = self.home / "ferretdb.log"
 
@@ -251,7 +253,7 @@ class FerretServer:
             # kill it), not a power cut, which a local server need not; FULL syncs every commit.
             str(FERRETDB_BIN), "--handler=sqlite", f"--sqlite-url=file:{data}/?_pragma=synchronous(normal)",
             f"--listen-addr=127.0.0.1:{self.port}", f"--state-dir={self.home}",
-            "--debug-addr=", "--telemetry=disable", "--log-level=WARN", "--log-format=text",
+            "--debug-addr=", "--telemetry=disable", "--log-level=WARN", "--log-format=text", *self.extra_args,
         ], self.log)
         _wait_port(self.port, "ferretdb", self.log, timeout)
 

@@ -40,7 +40,7 @@ from inbox_core.mongo import Document, Index, ensure_indexes
 
 log = logging.getLogger("inbox.revisions")
 
-# Zero-padded so the revisions of one document sort by version as strings (``_id`` range scans).
+# Zero-padded so the revisions of one document sort by version as strings.
 _VERSION_DIGITS = 12
 
 
@@ -131,9 +131,10 @@ class RevisionedCollection:
         self.publish_timeout_s = publish_timeout_s
 
     async def ensure_indexes(self) -> None:
-        # The relay's query: unpublished revisions, oldest first.
+        # The relay's query: unpublished revisions, oldest first; and a document's latest revision.
         await ensure_indexes(self.revisions, [
             Index([("published", ASCENDING), ("created_at", ASCENDING)], "unpublished"),
+            Index([("doc_id", ASCENDING), ("version", DESCENDING)], "latest"),
         ])
 
     async def get(self, doc_id: str) -> Document | None:
@@ -145,9 +146,9 @@ class RevisionedCollection:
         return latest.document if latest else None
 
     async def latest(self, doc_id: str) -> Revision | None:
-        raw = await self.revisions.find_one(
-            {"_id": {"$gt": f"{doc_id}:", "$lt": f"{doc_id}:~"}}, sort=[("_id", DESCENDING)]
-        )
+        # By doc_id and version (index latest) rather than an _id range: FerretDB's _id index holds JSON
+        # text, which orders no range, so that read scanned every revision there.
+        raw = await self.revisions.find_one({"doc_id": doc_id}, sort=[("version", DESCENDING)])
         return Revision.from_doc(raw) if raw else None
 
     async def apply(self, doc_id: str, decide: Decide, *, attempts: int = 100) -> Document | None:

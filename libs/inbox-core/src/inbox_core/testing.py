@@ -30,7 +30,16 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
-from inbox_core.devinfra import REPO_ROOT, FerretServer, KafkaServer, free_port, install, port_open, wait_ready
+from inbox_core.devinfra import (
+    REPO_ROOT,
+    FerretServer,
+    KafkaServer,
+    free_port,
+    install,
+    install_ferretdb,
+    port_open,
+    wait_ready,
+)
 from inbox_core.settings import InboxSettings
 from inbox_core.topics import ensure_topics
 
@@ -92,6 +101,32 @@ def local_infra(prefix: str) -> Iterator[Infra]:
     finally:
         kafka.stop()
         ferret.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@dataclass
+class FerretPair:
+    """Two servers of our FerretDB build: ``pushdown`` as the suite runs it, ``reference`` started with
+    --test-disable-pushdown (the handler filters and sorts every document itself)."""
+
+    pushdown: str
+    reference: str
+
+
+@pytest.fixture(scope="session")
+def ferret_pair() -> Iterator[FerretPair]:
+    """Our own pair whatever server the suite runs against: the tests of our FerretDB patches need it."""
+    install_ferretdb()
+    home = Path(tempfile.mkdtemp(prefix="inbox-ferret-pair-"))
+    servers = [FerretServer(home / "pushdown", free_port()),
+               FerretServer(home / "reference", free_port(), ["--test-disable-pushdown"])]
+    try:
+        for server in servers:
+            server.start()
+        yield FerretPair(servers[0].url, servers[1].url)
+    finally:
+        for server in servers:
+            server.stop()
         shutil.rmtree(home, ignore_errors=True)
 
 

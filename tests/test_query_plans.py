@@ -1,0 +1,179 @@
+"""EXPLAIN guards: every hot query of the services, as their own code issues it, is served by its index
+on our FerretDB build (deploy/local/ferretdb/index-pushdown.patch), with no full scan and no temporary
+B-tree for the sort, so that a change in a query or in the generated SQL cannot silently turn one back
+into a scan of the collection.
+
+The commands are captured from the stores' real calls (PyMongo command monitoring) and explained on
+the same server; FerretDB's SQLite backend answers explain with SQLite's EXPLAIN QUERY PLAN.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Awaitable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from faststream.kafka import KafkaBroker
+from pymongo import AsyncMongoClient, monitoring
+
+from inbox_conversations.store import ConversationsStore, ListQuery
+from inbox_core.revisions import Revision, RevisionedCollection
+from inbox_core.testing import FerretPair
+from inbox_presence.store import PresenceStore
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+NUMBERS = ["n1", "n2", "n3"]
+# what a command sends besides its query
+SESSION_FIELDS = {"lsid", "$db", "$clusterTime", "$readPreference", "txnNumber", "batchSize", "singleBatch"}
+
+
+class Commands(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name in ("find", "aggregate"):
+            self.seen.append({k: v for k, v in event.command.items() if k not in SESSION_FIELDS})
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+@pytest.fixture
+async def client(ferret_pair: FerretPair) -> AsyncIterator[tuple[AsyncMongoClient[dict[str, Any]], Commands]]:
+    commands = Commands()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        ferret_pair.pushdown, tz_aware=True, event_listeners=[commands])
+    yield client, commands
+    await client.close()
+
+
+async def plans(client: AsyncMongoClient[dict[str, Any]], commands: Commands, db: str,
+                call: Awaitable[Any]) -> list[tuple[dict[str, Any], list[str]]]:
+    """The queries the call issued, each with its plan."""
+    commands.seen.clear()
+    await call
+    found = list(commands.seen)
+    assert found, "the call issued no query"
+    result = []
+    for command in found:
+        explained = await client[db].command("explain", command, verbosity="queryPlanner")
+        result.append((command, [str(line) for line in explained["queryPlanner"]["Plan"]]))
+    return result
+
+
+def assert_indexed(found: list[tuple[dict[str, Any], list[str]]], index: str) -> None:
+    """The last query of the call (the one it is about) searches ``index``; none of its queries scans a
+    table or sorts in a temporary B-tree."""
+    for command, plan in found:
+        text = "\n".join(plan)
+        assert "TEMP B-TREE" not in text, (command, plan)
+        assert not re.search(r"detail=SCAN ", text), (command, plan)
+        assert "USING INDEX" in text or "USING COVERING INDEX" in text, (command, plan)
+    command, plan = found[-1]
+    assert re.search(rf"USING (COVERING )?INDEX \S+_{index}\b", "\n".join(plan)), (index, command, plan)
+
+
+async def seed_conversations(store: ConversationsStore) -> None:
+    await store.ensure_indexes()
+    conversations = [{
+        "_id": f"c{i:03d}", "workspace_id": "w1", "number_id": NUMBERS[i % 3],
+        "customer": {"id": f"cu{i % 7}", "name": f"Name {i}", "phone": f"+4930{i:04d}", "version": 1},
+        "search_tokens": [f"name{i}", "name"], "last_message": None, "unread_count": i % 2,
+        "has_unread": i % 2 == 1, "awaiting_reply": i % 2 == 0, "assignee": None,
+        "assignee_id": "a1" if i % 4 == 0 else None, "updated_at": T0 + timedelta(minutes=i // 2),
+        "created_at": T0, "version": 1, **({"outbox_at": T0, "outbox": {"e1": {}}} if i % 10 == 0 else {}),
+    } for i in range(60)]
+    await store.conversations.insert_many(conversations)
+    await store.timeline.insert_many([{
+        "_id": f"m{i:03d}", "conversation_id": f"c{i % 5:03d}", "workspace_id": "w1", "kind": "message",
+        "at": T0 + timedelta(seconds=i // 3), "arrival": i, **({"wamid": f"wamid.{i}"} if i % 2 else {}),
+    } for i in range(80)])
+    for number in NUMBERS:
+        await store.ensure_number("w1", number)
+
+
+@pytest.mark.parametrize("numbers", [["n2"], NUMBERS], ids=["one-number", "every-number"])
+@pytest.mark.parametrize(("filter_", "index"), [("all", "list_all"), ("unread", "list_unread"),
+                                                ("mine", "list_mine"), ("no_reply", "list_no_reply")])
+async def test_the_conversation_list_reads_its_index_in_order(
+        client: tuple[AsyncMongoClient[dict[str, Any]], Commands], numbers: list[str], filter_: str,
+        index: str) -> None:
+    mongo, commands = client
+    store = ConversationsStore(mongo["plans_list"])
+    await seed_conversations(store)
+    query = ListQuery("w1", numbers, filter=filter_, agent_id="a1", limit=3)
+    first, cursor = await store.list_conversations(query)
+    assert len(first) == 3 and cursor, "the guard needs a second page"
+
+    assert_indexed(await plans(mongo, commands, "plans_list", store.list_conversations(query)), index)
+    second = ListQuery("w1", numbers, filter=filter_, agent_id="a1", cursor=cursor, limit=3)
+    assert_indexed(await plans(mongo, commands, "plans_list", store.list_conversations(second)), index)
+    await mongo.drop_database("plans_list")
+
+
+async def test_unread_counts_timeline_customer_and_outbox_queries_use_their_indexes(
+        client: tuple[AsyncMongoClient[dict[str, Any]], Commands]) -> None:
+    mongo, commands = client
+    db = "plans_conversations"
+    store = ConversationsStore(mongo[db])
+    await seed_conversations(store)
+
+    for number in NUMBERS:  # the number selector's unread counts (rpc.CountUnread)
+        count = store.conversations.count_documents({"workspace_id": "w1", "number_id": number, "has_unread": True})
+        assert_indexed(await plans(mongo, commands, db, count), "list_unread")
+
+    items, before = await store.get_timeline("c001", "", 5)
+    assert len(items) == 5 and before
+    assert_indexed(await plans(mongo, commands, db, store.get_timeline("c001", "", 5)), "timeline_order")
+    assert_indexed(await plans(mongo, commands, db, store.get_timeline("c001", before, 5)), "timeline_order")
+
+    assert_indexed(await plans(mongo, commands, db, store.conversations_with_customer_version("cu3", 1)),
+                   "by_customer")
+    customer = {"id": "cu3", "version": 2, "name": "New", "phone": "+1"}
+    assert_indexed(await plans(mongo, commands, db, store.apply_customer(customer)), "by_customer")
+
+    for collection in ("conversations", "timeline"):
+        poll = store.outbox_leftovers(collection, T0 + timedelta(seconds=1))
+        assert_indexed(await plans(mongo, commands, db, poll), "outbox")
+    await mongo.drop_database(db)
+
+
+async def test_revision_and_presence_queries_use_their_indexes(
+        client: tuple[AsyncMongoClient[dict[str, Any]], Commands]) -> None:
+    mongo, commands = client
+    db = "plans_state"
+    things = RevisionedCollection(mongo[db], "things", KafkaBroker())
+    await things.ensure_indexes()
+    for version in range(1, 4):
+        await things.commit(Revision("t1", version, {"n": version}))
+        await things.commit(Revision("t2", version, {"n": version}, published=True))
+    latest = await things.latest("t1")
+    assert latest is not None and latest.version == 3
+    assert_indexed(await plans(mongo, commands, db, things.latest("t1")), "latest")
+    commands.seen.clear()
+    await things.revisions.find({"published": False, "created_at": {"$lte": datetime.now(UTC)}}).sort(
+        [("created_at", 1), ("_id", 1)]).limit(200).to_list()  # relay_once's query, without publishing
+    assert_indexed([(c, [str(x) for x in (await mongo[db].command("explain", c))["queryPlanner"]["Plan"]])
+                    for c in commands.seen], "unpublished")
+
+    presence = PresenceStore(mongo[db])
+    await presence.ensure_indexes()
+    await presence.states.insert_many([{
+        "_id": f"s{i}", "key": f"w1:a{i % 4}:viewing:c{i % 3}", "kind": "viewing", "workspace_id": "w1",
+        "agent_id": f"a{i % 4}", "agent_name": "", "conversation_id": f"c{i % 3}", "since": T0,
+        "expires_at": T0 + timedelta(seconds=i), "last_seen": T0,
+    } for i in range(12)])
+    assert_indexed(await plans(mongo, commands, db, presence.find("w1:a1:viewing:c1")), "one_session_per_key")
+    assert_indexed(await plans(mongo, commands, db, presence.visible("w1", ["viewing"], T0)), "workspace_kind")
+    assert_indexed(await plans(mongo, commands, db, presence.of_agent("w1", "a1", "viewing")), "workspace_agent")
+    assert_indexed(await plans(mongo, commands, db, presence.expired(T0 + timedelta(seconds=5), 10)), "expiry")
+    assert_indexed(await plans(mongo, commands, db, presence.pending_of("s1")), "session")
+    assert_indexed(await plans(mongo, commands, db, presence.pending_sessions_of("w1:a1:viewing:c1")), "state_key")
+    assert_indexed(await plans(mongo, commands, db, presence.due(T0, 10)), "relay_after")
+    await mongo.drop_database(db)
