@@ -30,7 +30,7 @@ from inbox_ingest.consumers import register
 from inbox_ingest.domain.sending import outcome_event_id
 from inbox_ingest.media import MediaFetcher, MediaJobs
 from inbox_ingest.sender import RateLimiter, Sender
-from inbox_ingest.templates import sync_all, sync_waba
+from inbox_ingest.templates import sync_all, sync_waba, template_parts
 
 CUSTOMER = "16505551234"
 
@@ -305,6 +305,41 @@ async def test_templates_synced_across_pages(ingest_env: Any, sandbox: Any, even
     # Every connected business account once, however many numbers it has.
     results = await sync_all(ingest_env.store, ingest_env.graph, ingest_env.broker, events_topic=events_topic)
     assert results == {waba: 7}
+
+
+async def test_thousands_of_templates_are_published_in_bounded_parts(
+    ingest_env: Any, sandbox: Any, events_topic: str, collect: Any,
+) -> None:
+    """One event with every template of a large account would be over Kafka's 1 MiB limit (refused for
+    good): the sync is published in ordered parts of at most 250 templates and 256 KiB, one sync id."""
+    waba = ingest_env.channel.waba_id
+    body = {"type": "BODY", "text": "Hello {{1}}, " + "your order is on its way. " * 20,
+            "example": {"body_text": [["Ada"]]}}
+    for i in range(600):
+        await sandbox.add_template(waba, {"name": f"bulk_{i:04d}_{uuid.uuid4().hex[:4]}", "language": "en_US",
+                                          "category": "UTILITY", "components": [body]})
+    count = await sync_waba(ingest_env.store, ingest_env.graph, ingest_env.broker, waba, events_topic=events_topic)
+    assert count is not None and count >= 600
+    events = await collect(events_topic, lambda e: e.type == "whatsapp.templates.synced"
+                           and e.data.get("waba_id") == waba, at_least=3)
+    parts = [e.payload(TemplatesSynced) for e in events]
+    sizes = [len(e.to_bytes()) for e in events]
+    print(f"{count} templates in {len(parts)} parts of {[len(p.templates) for p in parts]} templates, "
+          f"{sizes} bytes")
+    assert [p.part for p in parts] == list(range(parts[0].parts))
+    assert len({p.sync_id for p in parts}) == 1 and len({p.synced_at for p in parts}) == 1
+    assert sum(len(p.templates) for p in parts) == count
+    assert max(len(p.templates) for p in parts) <= 250 and max(sizes) < 300 * 1024
+
+
+def test_template_parts_are_bounded_and_never_empty() -> None:
+    templates = [{"name": f"t{i}", "text": "x" * 1000} for i in range(10)]
+    parts = template_parts(templates, max_templates=4, max_bytes=2500)
+    assert [len(p) for p in parts] == [2, 2, 2, 2, 2]
+    assert [t for p in parts for t in p] == templates
+    assert [len(p) for p in template_parts(templates, max_templates=3, max_bytes=10**6)] == [3, 3, 3, 1]
+    assert template_parts([]) == [[]], "an account without templates still tells the consumer"
+    assert template_parts([{"x": "y" * 5000}], max_bytes=100) == [[{"x": "y" * 5000}]]
 
 
 # --- through Kafka ---------------------------------------------------------------------------------
