@@ -24,6 +24,7 @@ from inbox_ingest.http import create_app
 from inbox_ingest.intake import Intake
 from inbox_ingest.media import MediaStore, media_retry_loop
 from inbox_ingest.rpc import SERVICE_NAME, IngestRpc
+from inbox_ingest.sender import send_retry_loop
 from inbox_ingest.settings import IngestSettings
 from inbox_ingest.store import IngestStore, read_channels_file
 from inbox_ingest.templates import template_sync_loop
@@ -66,9 +67,10 @@ async def build(role: str) -> list[Component]:
         components.append(GrpcComponent(server))
     if role in ("worker", "all"):
         graph = GraphClient(settings.graph_api_base_url, settings.graph_timeout_s)
-        register(broker, store, settings, graph, media)  # before the broker starts
+        sender = register(broker, store, settings, graph, media)  # before the broker starts
         components += [
             CallbackComponent("graph", stop=graph.aclose),
+            TaskComponent("send-retry", lambda: send_retry_loop(sender, settings)),
             TaskComponent("media-fetch", lambda: media_retry_loop(store, graph, media, broker, settings)),
             TaskComponent("template-sync", lambda: template_sync_loop(store, graph, broker, settings)),
             TaskComponent("consumer-lag", lambda: report_lag(broker)),

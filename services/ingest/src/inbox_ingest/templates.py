@@ -20,7 +20,6 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 from pydantic import SecretStr
 
-from inbox_core.errors import TransientError
 from inbox_core.events import Event, utcnow
 from inbox_core.events.commands import SyncTemplatesCommand
 from inbox_core.events.whatsapp import TemplatesSynced
@@ -123,17 +122,20 @@ async def sync_all(store: IngestStore, graph: GraphClient, broker: KafkaBroker, 
 
 
 def command_handler(store: IngestStore, graph: GraphClient, broker: KafkaBroker, *,
-                    events_topic: Topic | str = WHATSAPP_EVENTS) -> Callable[[SyncTemplatesCommand], Awaitable[None]]:
-    """The handler of ``whatsapp.command.sync_templates``: sync now; a passing Graph failure is retried."""
+                    events_topic: Topic | str = WHATSAPP_EVENTS,
+                    deadline_s: float = 60.0) -> Callable[[SyncTemplatesCommand], Awaitable[None]]:
+    """The handler of ``whatsapp.command.sync_templates``: sync now, within ``deadline_s``.
+
+    Meta failing, even passingly, is logged and left to the next periodic sync: the command shares its
+    partition with other tenants' sends, so it is never retried from there (nor held past the deadline).
+    """
 
     async def handle(command: SyncTemplatesCommand) -> None:
         try:
-            await sync_waba(store, graph, broker, command.waba_id, events_topic=events_topic)
-        except GraphError as exc:
-            if exc.retryable:
-                raise TransientError(f"templates of {command.waba_id}: {exc}") from None
-            # A refused call (bad token, unknown WABA) will not get better by asking again.
-            log.warning("templates of %s refused: %s", command.waba_id, exc)
+            async with asyncio.timeout(deadline_s):
+                await sync_waba(store, graph, broker, command.waba_id, events_topic=events_topic)
+        except (GraphError, TimeoutError) as exc:
+            log.warning("templates of %s not synced now (%r); the periodic sync will", command.waba_id, exc)
 
     return handle
 
