@@ -36,10 +36,10 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
-from pymongo.errors import ConnectionFailure, WriteConcernError
 
 from inbox_core.errors import TransientError, Unavailable
 from inbox_core.events import Event
+from inbox_core.mongo import database_unavailable
 from inbox_core.settings import InboxSettings
 from inbox_core.telemetry import tracer_provider
 from inbox_core.topics import Topic
@@ -71,7 +71,7 @@ def is_transient(exc: BaseException) -> bool:
     """
     if isinstance(exc, KafkaError):
         return bool(exc.retriable) or isinstance(exc, KAFKA_AWAY)
-    if isinstance(exc, TransientError | Unavailable | ConnectionFailure | WriteConcernError):
+    if isinstance(exc, TransientError | Unavailable) or database_unavailable(exc):
         return True
     if isinstance(exc, grpc.aio.AioRpcError):
         return exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)

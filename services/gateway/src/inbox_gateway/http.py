@@ -19,9 +19,10 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 from litestar.static_files import create_static_files_router
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import PyMongoError
 
 from inbox_core.http import EXCEPTION_HANDLERS, error_response
+from inbox_core.mongo import database_unavailable
 from inbox_core.ops import ReadyCheck, http_metrics, http_tracing, ops_handlers
 from inbox_gateway.accounts import Principal
 from inbox_gateway.api import admin, files, inbox, live, panel, session
@@ -65,7 +66,9 @@ def openapi_config(cookie_name: str) -> OpenAPIConfig:
     )
 
 
-def _database_down(_: Request[Any, Any, Any], exc: ConnectionFailure) -> Response[dict[str, Any]]:
+def _database_error(request: Request[Any, Any, Any], exc: PyMongoError) -> Response[dict[str, Any]]:
+    if not database_unavailable(exc):
+        return EXCEPTION_HANDLERS[Exception](request, exc)  # type: ignore[no-any-return]
     log.warning("gateway database unavailable: %r", exc)
     return error_response(503, "unavailable", "the gateway's database is unavailable; retry shortly",
                           {"service": "gateway"})
@@ -105,7 +108,7 @@ def create_app(gateway: Gateway, checks: Mapping[str, ReadyCheck] | None = None)
         route_handlers=[*ops_handlers(checks or {"database": gateway.ready}), session.login, session.logout, api,
                         *web_ui(gateway.settings.web_dir)],
         dependencies={"gw": Provide(provide_gateway)},
-        exception_handlers={**EXCEPTION_HANDLERS, ConnectionFailure: _database_down},
+        exception_handlers={**EXCEPTION_HANDLERS, PyMongoError: _database_error},
         # A server span per request continuing the caller's trace (the gRPC calls it makes are its children).
         middleware=[http_tracing(), http_metrics("gateway")],
         openapi_config=openapi_config(gateway.settings.cookie_name),
