@@ -362,6 +362,12 @@ async def test_send_template_checks_params_and_works_with_the_window_closed(env:
     with pytest.raises(grpc.aio.AioRpcError) as bad:
         await stub.SendTemplate(request(params=params({"body": ["Ada"], "buttons": ["abc"]})))
     assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT and error_code(bad.value) == "validation_failed"
+    with pytest.raises(grpc.aio.AioRpcError) as too_long:
+        await stub.SendTemplate(request(params=params({"header": [{"type": "image", "link": "https://cdn.example/a"}],
+                                                        "body": ["A" * 1025, "#1"], "buttons": ["x"]})))
+    assert (too_long.value.code(), error_code(too_long.value)) == (grpc.StatusCode.INVALID_ARGUMENT,
+                                                                   "validation_failed")
+    assert "at most 1024 characters" in (too_long.value.details() or "")
     with pytest.raises(grpc.aio.AioRpcError) as unknown:
         await stub.SendTemplate(request(name="nope"))
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND

@@ -95,6 +95,10 @@ def web_ui(web_dir: Path | None) -> list[Any]:
     ]
 
 
+# The largest body of an API call but an upload (413 above it, in the API's error shape).
+MAX_JSON_BODY_BYTES = 256 * 1024
+
+
 def create_app(gateway: Gateway, checks: Mapping[str, ReadyCheck] | None = None) -> Litestar:
     async def provide_gateway() -> Gateway:
         return gateway
@@ -109,6 +113,8 @@ def create_app(gateway: Gateway, checks: Mapping[str, ReadyCheck] | None = None)
                         *web_ui(gateway.settings.web_dir)],
         dependencies={"gw": Provide(provide_gateway)},
         exception_handlers={**EXCEPTION_HANDLERS, PyMongoError: _database_error},
+        # JSON bodies are small (the largest is a few notes' worth of text); uploads set their own limit.
+        request_max_body_size=MAX_JSON_BODY_BYTES,
         # A server span per request continuing the caller's trace (the gRPC calls it makes are its children).
         middleware=[http_tracing(), http_metrics("gateway")],
         openapi_config=openapi_config(gateway.settings.cookie_name),
