@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from pymongo import ASCENDING, DESCENDING, ReplaceOne, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
@@ -44,6 +44,8 @@ from inbox_core.mongo import Document, Index, decode_cursor, encode_cursor, ensu
 # so a short window is enough.
 APPLIED_KEEP = 32
 
+# Earlier than any outbox_at: a restored entry is due at once.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 LIST_PROJECTION = {"search_tokens": 0, "applied": 0, "outbox": 0}
 
 # The list's sort: newest activity first, id as the tie-breaker (the keyset).
@@ -550,6 +552,11 @@ class ConversationsStore:
         coll = self.db[collection]
         await coll.update_one({"_id": doc_id}, {"$unset": {f"outbox.{entry_id}": ""}})
         await coll.update_one({"_id": doc_id, "outbox": {}}, {"$unset": {"outbox": "", "outbox_at": ""}})
+
+    async def restore_outbox_entry(self, collection: str, doc_id: str, entry: Document) -> None:
+        """Puts a parked outbox entry back for the relay (an operator's replay), due at once."""
+        await self.db[collection].update_one({"_id": doc_id}, {"$set": {f"outbox.{entry['id']}": entry},
+                                                               "$min": {"outbox_at": _EPOCH}})
 
     async def drop_outbox_marker(self, collection: str, doc_id: str) -> None:
         await self.db[collection].update_one({"_id": doc_id, "$or": [{"outbox": {}}, {"outbox": None}]},
