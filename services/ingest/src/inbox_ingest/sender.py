@@ -407,6 +407,9 @@ class Sender:
             command = SendCommand.model_validate(head["command"])
             recorded = await self.outbound.get(command.command_id) or {}
             if recorded.get("state") in FINAL_STATES:
+                # Done before it was parked (a deadline that struck while its outcome was being published):
+                # its outcome once more (same event id), in case that publication was the part cut short.
+                await self._republish(command, recorded)
                 await self.parked.remove(command.command_id)
                 continue
             attempts = int(recorded.get("attempts") or 0)
