@@ -181,3 +181,86 @@ async def test_a_producer_the_broker_refuses_is_replaced_and_the_event_still_lan
     print(f"on the topic: {len(ids)} records; producer replaced: {new_producer is not old_producer}")
     assert new_producer is not old_producer
     assert ids == [first.id, second.id, third.id]
+
+
+async def test_an_event_too_large_for_kafka_dead_letters_its_cause_instead_of_stalling(
+    infra: Infra, inbox_settings: InboxSettings
+) -> None:
+    """A handler whose own publish is refused for its size (``MessageSizeTooLargeError``: by the producer's
+    1 MiB request limit, and by a broker whose topic takes less) fails on the message, not on a passing
+    problem: the message is tried ``max_attempts`` times, dead-lettered, and the partition moves on."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import MessageSizeTooLargeError
+
+    from inbox_core.kafka import is_transient
+
+    topic = await _new_topic(infra, partitions=1)
+    small = f"test.small.{uuid.uuid4().hex[:8]}"  # the broker refuses anything over 2 KB on this one
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(small, 1, 1, topic_configs={"max.message.bytes": "2048"})])
+    finally:
+        await admin.close()
+    handled: list[int] = []
+    tries: dict[int, int] = {}
+    refusals: list[BaseException] = []
+
+    async def handle(event: Event) -> None:
+        n = event.payload(ThingHappened).n
+        tries[n] = tries.get(n, 0) + 1
+        try:
+            if n == 1:  # over the producer's max_request_size
+                await publish(broker, topic + ".dlq", "k", Event(type="test.big", data={"x": "x" * 1_100_000}))
+            if n == 2:  # under it, over the broker's limit for that topic
+                await publish(broker, small, "k", Event(type="test.big", data={"x": "x" * 10_000}))
+        except Exception as exc:
+            refusals.append(exc)
+            raise
+        handled.append(n)
+
+    broker = make_broker(inbox_settings, "test", registry=None)
+    subscribe(broker, topic, group_id=f"g-{topic}", handler=handle, retry_backoff_s=0.05)
+    await broker.start()
+    started = time.monotonic()
+    try:
+        for n in range(4):
+            await publish(broker, topic, "k", Event.of(ThingHappened(n=n)))
+        await _wait_for(lambda: handled == [0, 3], timeout=60)
+    finally:
+        await broker.stop()
+    elapsed = time.monotonic() - started
+    print(f"refused: {[type(e).__name__ for e in refusals]}; tries {tries}; partition moved on in {elapsed:.1f}s")
+    assert all(isinstance(e, MessageSizeTooLargeError) for e in refusals) and len(refusals) == 6
+    assert not any(is_transient(e) for e in refusals)
+    assert tries == {0: 1, 1: 3, 2: 3, 3: 1}
+
+    dlq = AIOKafkaConsumer(f"{topic}.dlq", bootstrap_servers=infra.kafka_bootstrap,
+                           auto_offset_reset="earliest", enable_auto_commit=False)
+    await dlq.start()
+    try:
+        records = []
+        for _ in range(3):
+            batches = await dlq.getmany(timeout_ms=5000, max_records=10)
+            records += [r for rs in batches.values() for r in rs]
+            if len(records) >= 2:
+                break
+    finally:
+        await dlq.stop()
+    assert [dict(r.headers)["dlq-error-type"] for r in records] == [b"MessageSizeTooLargeError"] * 2
+    assert [Event.from_bytes(r.value).payload(ThingHappened).n for r in records] == [1, 2]
+
+
+def test_only_retriable_kafka_errors_are_transient() -> None:
+    from aiokafka import errors as kafka_errors
+
+    from inbox_core.kafka import is_transient
+
+    assert is_transient(kafka_errors.KafkaConnectionError())
+    assert is_transient(kafka_errors.NotLeaderForPartitionError())
+    assert is_transient(kafka_errors.KafkaTimeoutError())  # the broker is away: aiokafka's own timeout
+    assert is_transient(kafka_errors.OutOfOrderSequenceNumber())  # the producer is replaced on the next try
+    assert not is_transient(kafka_errors.MessageSizeTooLargeError())
+    assert not is_transient(kafka_errors.RecordListTooLargeError())
+    assert not is_transient(kafka_errors.TopicAuthorizationFailedError())
+    assert not is_transient(kafka_errors.InvalidTopicError())

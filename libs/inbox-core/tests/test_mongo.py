@@ -107,3 +107,27 @@ async def test_filters_naming_ids_among_other_conditions_match_exactly(
     deleted = await coll.delete_many({"_id": {"$in": some}, "n": {"$gte": 3}})
     assert deleted.deleted_count == 2
     assert await coll.count_documents({}) == 8
+
+
+def test_timeouts_and_lost_connections_are_the_database_being_unavailable_other_errors_are_not() -> None:
+    from pymongo.errors import (
+        AutoReconnect,
+        DuplicateKeyError,
+        ExecutionTimeout,
+        NetworkTimeout,
+        OperationFailure,
+        ServerSelectionTimeoutError,
+    )
+
+    from inbox_core.grpc_server import dependency_unavailable
+    from inbox_core.kafka import is_transient
+    from inbox_core.mongo import database_unavailable
+
+    away = [ExecutionTimeout("operation exceeded time limit", 50), NetworkTimeout("timed out"),
+            ServerSelectionTimeoutError("no server"), AutoReconnect("connection reset")]
+    bugs = [OperationFailure("bad query", 2), DuplicateKeyError("E11000", 11000)]
+    assert [database_unavailable(e) for e in away] == [True] * 4
+    assert [database_unavailable(e) for e in bugs] == [False] * 2
+    # The same answer for gRPC (UNAVAILABLE, not INTERNAL) and for consumers (retry, not dead-letter).
+    assert all(dependency_unavailable(e) and is_transient(e) for e in away)
+    assert not any(dependency_unavailable(e) or is_transient(e) for e in bugs)

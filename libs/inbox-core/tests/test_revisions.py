@@ -118,3 +118,50 @@ async def test_the_relay_publishes_what_a_crash_left_once(
     assert await collection.relay_once(min_age_s=0) == 0
     assert await collection.docs.find_one({"_id": "c1"}) == {"_id": "c1", "n": 1, "version": 1}
     assert await _published_ids(infra, topic) == ["c1:v1"]
+
+
+async def test_a_poison_revision_is_parked_with_its_reason_and_the_ones_behind_it_publish(
+    collection: RevisionedCollection, infra: Infra, topic: str
+) -> None:
+    """Two revisions that can never be published as they are (an event over Kafka's size limit, an event
+    that cannot be read) are tried, parked with their reason after three rounds, and never hold up the
+    revisions behind them; an operator's replay, once the cause is fixed, publishes one after all."""
+    from datetime import timedelta
+
+    from inbox_core.outbox import OUTBOX_PARKED
+    from inbox_core.revisions import Revision, now_ms
+
+    created = now_ms() - timedelta(minutes=5)
+    big = Revision("big", 1, {"n": 1}, [Outgoing(topic, "big", Event(type="test.big", data={"x": "x" * 1_100_000}))],
+                   created_at=created)
+    await collection.revisions.insert_one(big.to_doc())
+    unreadable = Revision("bad", 1, {"n": 1}, [], created_at=created + timedelta(seconds=1)).to_doc()
+    unreadable["events"] = [{"topic": topic, "key": "bad", "event": {"type": 5}}]
+    await collection.revisions.insert_one(unreadable)
+    behind = [Revision(f"ok{i}", 1, {"n": i}, [Outgoing(topic, f"ok{i}", Event.of(CounterBumped(n=i), id=f"ok{i}"))],
+                       created_at=created + timedelta(seconds=2 + i)) for i in range(3)]
+    for revision in behind:
+        await collection.revisions.insert_one(revision.to_doc())
+    parked_before = OUTBOX_PARKED.labels("counters")._value.get()
+
+    assert await collection.relay_once(min_age_s=0) == 5
+    assert await _published_ids(infra, topic) == ["ok0", "ok1", "ok2"], "the ones behind went on at once"
+    assert await collection.relay_once(min_age_s=0) == 2  # the two poison ones, tried again
+    assert await collection.relay_once(min_age_s=0) == 2
+    assert await collection.relay_once(min_age_s=0) == 0, "parked after three failures: no longer tried"
+    parked = {d["entry_id"]: d for d in await collection.parking.listed("counters")}
+    assert sorted(parked) == [revision_id("bad", 1), revision_id("big", 1)]
+    assert parked[revision_id("big", 1)]["error_type"] == "MessageSizeTooLargeError"
+    assert parked[revision_id("bad", 1)]["error_type"] == "ValidationError"
+    assert parked[revision_id("big", 1)]["attempts"] == 3
+    assert OUTBOX_PARKED.labels("counters")._value.get() == parked_before + 2
+
+    # The unreadable one is repaired, then replayed: it goes out; the other stays parked.
+    good = Event.of(CounterBumped(n=9), id="bad-fixed").model_dump(mode="json")
+    await collection.revisions.update_one({"_id": revision_id("bad", 1)},
+                                          {"$set": {"events": [{"topic": topic, "key": "bad", "event": good}]}})
+    assert await collection.parking.request_replay([f"counters:{revision_id('bad', 1)}"]) == 1
+    assert await collection.relay_once(min_age_s=0) == 1
+    assert await _published_ids(infra, topic) == ["ok0", "ok1", "ok2", "bad-fixed"]
+    assert [d["entry_id"] for d in await collection.parking.listed("counters")] == [revision_id("big", 1)]
+    assert (await collection.revisions.find_one({"_id": revision_id("bad", 1)}))["published"] is True

@@ -448,6 +448,42 @@ async def test_templates_synced_replace_the_list(env: Env) -> None:
     assert list(other.items) == []
 
 
+async def test_templates_synced_in_parts_replace_the_list_once_the_last_part_came(env: Env) -> None:
+    """A sync comes in parts (ingest bounds each event): each part's templates are there at once, the ones
+    the sync no longer lists go only after its last part, and a part of an older sync changes nothing."""
+    from inbox.conversations.v1 import conversations_pb2 as pb
+
+    def tpl(name: str, text: str = "Hi") -> dict[str, Any]:
+        return {"name": name, "language": "en_US", "status": "APPROVED", "category": "UTILITY",
+                "components": [{"type": "BODY", "text": text}]}
+
+    async def names() -> list[str]:
+        listed = await env.rpc.ListTemplates(pb.ListTemplatesRequest(workspace_id=env.workspace,
+                                                                     number_id=env.number))
+        return [t.name for t in listed.items]
+
+    def part(sync: str, n: int, parts: int, templates: list[dict[str, Any]], at: Any) -> Event:
+        synced = TemplatesSynced(waba_id=env.waba, templates=templates, sync_id=sync, part=n, parts=parts,
+                                 synced_at=at)
+        return Event.of(synced, workspace_id=env.workspace)
+
+    await env.deliver(env.message(WA))
+    old, new = ago(minutes=3), ago(minutes=1)
+    await env.deliver(part("s1", 0, 1, [tpl("gone"), tpl("kept", "old text")], old))
+    assert await names() == ["gone", "kept"]
+    await env.deliver(part("s2", 0, 3, [tpl("a_first")], new))
+    await env.deliver(part("s2", 1, 3, [tpl("kept", "new text")], new))
+    assert await names() == ["a_first", "gone", "kept"], "nothing is forgotten before the last part"
+    await env.deliver(part("s1", 0, 2, [tpl("stale")], old))  # an older sync interleaved: ignored
+    await env.deliver(part("s2", 2, 3, [tpl("z_last")], new))
+    assert await names() == ["a_first", "kept", "z_last"]
+    await env.deliver(part("s1", 1, 2, [tpl("kept", "old text")], old))  # its last part, after: ignored
+    await env.deliver(part("s2", 1, 3, [tpl("kept", "new text")], new))  # a redelivery: the same
+    listed = await env.rpc.ListTemplates(pb.ListTemplatesRequest(workspace_id=env.workspace, number_id=env.number))
+    assert [t.name for t in listed.items] == ["a_first", "kept", "z_last"]
+    assert listed.items[1].components[0]["text"] == "new text"
+
+
 async def test_templates_with_meta_examples_are_kept_whole(env: Env) -> None:
     """Meta's examples are nested arrays (``body_text: [["..."]]``), which FerretDB cannot store as a
     document: every template of the list must still arrive, with its components intact."""

@@ -270,3 +270,11 @@ def test_page_size() -> None:
 
 def test_to_ms_truncates_to_milliseconds() -> None:
     assert domain.to_ms(datetime(2026, 1, 1, 0, 0, 0, 123456, tzinfo=UTC)).microsecond == 123000
+
+
+def test_template_parameters_are_capped_by_text_and_in_all() -> None:
+    domain.check_template_params_size({"body": ["a" * 1024, {"name": "n", "text": "b" * 1024}]})
+    for too_large in ({"body": ["a" * 1025]}, {"body": [{"name": "n", "text": "b" * 1025}]},
+                      {"body": ["c" * 1000] * 17}):
+        with pytest.raises(ValidationFailed):
+            domain.check_template_params_size(too_large)

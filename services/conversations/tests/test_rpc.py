@@ -362,6 +362,12 @@ async def test_send_template_checks_params_and_works_with_the_window_closed(env:
     with pytest.raises(grpc.aio.AioRpcError) as bad:
         await stub.SendTemplate(request(params=params({"body": ["Ada"], "buttons": ["abc"]})))
     assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT and error_code(bad.value) == "validation_failed"
+    with pytest.raises(grpc.aio.AioRpcError) as too_long:
+        await stub.SendTemplate(request(params=params({"header": [{"type": "image", "link": "https://cdn.example/a"}],
+                                                        "body": ["A" * 1025, "#1"], "buttons": ["x"]})))
+    assert (too_long.value.code(), error_code(too_long.value)) == (grpc.StatusCode.INVALID_ARGUMENT,
+                                                                   "validation_failed")
+    assert "at most 1024 characters" in (too_long.value.details() or "")
     with pytest.raises(grpc.aio.AioRpcError) as unknown:
         await stub.SendTemplate(request(name="nope"))
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
@@ -472,3 +478,49 @@ async def test_a_change_made_while_kafka_is_down_is_published_by_the_relay(env: 
     assert conv["last_message"]["id"] == sent.id and conv["assignee_id"] == "ag_1"
     assert await env.store.timeline.count_documents({"kind": "activity", "action": "assigned"}) == 1
     assert await env.publisher.relay_once(timedelta(0)) == 0
+
+
+async def test_a_poison_outbox_entry_is_parked_the_others_go_on_and_a_replay_publishes_it(
+        env: Env, stub: ConversationsServiceStub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An entry whose event Kafka refuses for itself (here a note's, as if over the size limit) is tried
+    three rounds, then moved to outbox_parked with its reason; the entries beside and behind it publish in
+    the first round. An operator's replay puts it back and the relay publishes it."""
+    from aiokafka.errors import MessageSizeTooLargeError
+
+    from inbox_conversations import outbox as outbox_module
+
+    await env.deliver(env.message("111", at=ago(minutes=3)))
+    cid = env.conversation_id("111")
+    stream = await env.tail(env.topics.conversations)
+    real_publish = outbox_module.publish
+    refuse: set[str] = set()
+
+    async def kafka(broker: Any, topic: str, key: str, event: Event) -> None:
+        if event.type == "note.created" and refuse:
+            raise MessageSizeTooLargeError("the message is too large")
+        if event.type != "note.created" and "all" in refuse:
+            raise ConnectionError("kafka is down")
+        await real_publish(broker, topic, key, event)
+
+    monkeypatch.setattr("inbox_conversations.outbox.publish", kafka)
+    refuse.update({"note", "all"})  # the requests' own publications fail: everything is left to the relay
+    note = (await stub.AddNote(pb.AddNoteRequest(workspace_id=env.workspace, conversation_id=cid, text="n"))).note
+    await stub.Assign(pb.AssignRequest(workspace_id=env.workspace, conversation_id=cid, assignee=AGENT))
+    refuse.discard("all")
+
+    assert await env.publisher.relay_once(timedelta(0)) == 1, "the assignment went out beside the poison note"
+    await stream.wait_for(lambda es: "conversation.assigned" in {e.type for e in es})
+    assert await env.publisher.relay_once(timedelta(0)) == 0
+    assert await env.publisher.relay_once(timedelta(0)) == 0
+    [parked] = await env.publisher.parking.listed("conversations.timeline")
+    assert parked["error_type"] == "MessageSizeTooLargeError" and parked["attempts"] == 3
+    assert parked["entry_id"].startswith(f"{note.id}/")
+    stored = await env.store.get_item(note.id)
+    assert stored is not None and not stored.get("outbox"), "parked: out of the document"
+    assert await env.publisher.relay_once(timedelta(0)) == 0
+
+    refuse.clear()  # the cause is fixed
+    assert await env.publisher.parking.request_replay([parked["_id"]]) == 1
+    assert await env.publisher.relay_once(timedelta(0)) == 1
+    await stream.wait_for(lambda es: "note.created" in {e.type for e in es})
+    assert await env.publisher.parking.listed("conversations.timeline") == []

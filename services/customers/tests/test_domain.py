@@ -102,6 +102,11 @@ def test_edits() -> None:
     for bad in ({"a.b": 1}, {"$x": 1}, {"": 1}, {str(i): i for i in range(51)}):
         with pytest.raises(ValidationFailed):
             clean_attributes(bad)
+    # Values are capped as JSON: one over 1 KiB, or all of them over 16 KiB.
+    for too_large in ({"notes": "x" * 1100}, {"list": ["y" * 100] * 11}, {f"k{i}": "z" * 900 for i in range(20)}):
+        with pytest.raises(ValidationFailed):
+            clean_attributes(too_large)
+    assert clean_attributes({"notes": "x" * 1000, "size": "M"}) == {"notes": "x" * 1000, "size": "M"}
 
 
 def test_stats_are_a_recount_of_the_latest_version_of_each_order() -> None:

@@ -103,3 +103,7 @@ async def test_another_workspace_and_bad_requests(store: CustomersStore,
     bad.update({"a.b": 1})
     assert await _status(stub.Update(customers_pb2.UpdateCustomerRequest(
         workspace_id="w1", customer_id=CID, attributes=bad))) == (grpc.StatusCode.INVALID_ARGUMENT, "validation_failed")
+    big = Struct()
+    big.update({"notes": "x" * 2_000})
+    assert await _status(stub.Update(customers_pb2.UpdateCustomerRequest(
+        workspace_id="w1", customer_id=CID, attributes=big))) == (grpc.StatusCode.INVALID_ARGUMENT, "validation_failed")

@@ -117,6 +117,25 @@ async def test_not_found_and_bad_input(inbox_settings: InboxSettings, mongo_clie
         assert bad_stage.status_code == 400
 
 
+async def test_oversized_input_is_a_4xx_in_the_error_shape(inbox_settings: InboxSettings, mongo_client: Any,
+                                                          services: Services) -> None:
+    """A 2 MB customer attribute was accepted once (the gateway took 10 MB) and its event could never be
+    published. API bodies are capped (uploads have their own limit), and so are the parts of them."""
+    gw = Gateway(gateway_settings(inbox_settings, **services.targets()), client=mongo_client,
+                 passwords=FAST_PASSWORDS, stream=False)
+    team = await make_team(gw)
+    async with Server(gw) as server, server.client(await login(server, team.agent)) as client:
+        huge = await client.patch("/api/customers/cus_x", json={"attributes": {"notes": "x" * 2_000_000}})
+        assert huge.status_code == 413 and huge.json()["error"]["code"] == "too_large", huge.text
+        many = await client.patch("/api/customers/cus_x", json={"attributes": {str(i): i for i in range(51)}})
+        assert many.status_code == 400 and many.json()["error"]["code"] == "invalid_request"
+        long_note = await client.post("/api/conversations/cnv_x/notes", json={"text": "n" * 10_001})
+        assert long_note.status_code == 400 and "error" in long_note.json()
+        params = await client.post("/api/conversations/cnv_x/templates", json={
+            "name": "t", "language": "en", "params": {"body": ["v"] * 101}})
+        assert params.status_code == 400 and params.json()["error"]["code"] == "invalid_request"
+
+
 async def test_the_gateways_own_database_away_is_503(gateway: Gateway) -> None:
     team = await make_team(gateway)
     async with Server(gateway) as server, server.client(await login(server, team.agent)) as client:

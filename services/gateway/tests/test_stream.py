@@ -170,6 +170,83 @@ async def test_last_event_id_resumes_from_the_buffer(inbox_settings: InboxSettin
             assert event.event == "reset" and event.data == {"reason": "last_event_id_unknown"}
 
 
+async def test_an_event_that_cannot_be_fanned_out_gives_its_workspaces_streams_a_reset_never_silence(
+        inbox_settings: InboxSettings, mongo_client: Any, broker: KafkaBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forced exception in the fan-out of one event: the open streams of its workspace get ``reset`` (they
+    missed it), the others nothing, the feed goes on with the next events, and a resume from before the
+    gap is a reset too. Before, the feed reconnected and sought to the end: what came in between never
+    reached the open streams, which heard nothing of it."""
+    from inbox_gateway import stream as stream_module
+
+    gateway = await running_gateway(inbox_settings, mongo_client)
+    a, b = await make_team(gateway, "Alpha"), await make_team(gateway, "Beta")
+    real_translate = stream_module.translate
+
+    def translate(event: Event) -> tuple[str, Any]:
+        if event.data.get("poison"):
+            raise RuntimeError("a bug in the fan-out")
+        return real_translate(event)
+
+    monkeypatch.setattr(stream_module, "translate", translate)
+    async with serving(gateway) as server:
+        await login(server, a.agent)
+        await login(server, b.agent)
+        async with server.client(a.agent.token) as ca, server.client(b.agent.token) as cb, \
+                open_stream(ca) as stream_a, open_stream(cb) as stream_b:
+            before, poison, after = custom_event(a, n=1), custom_event(a, poison=True), custom_event(a, n=2)
+            theirs = custom_event(b, n=3)
+            for event in (before, poison, after, theirs):
+                await publish(broker, CONVERSATIONS, "k", event)
+            seen = [(await stream_a.next()) for _ in range(3)]
+            assert [(e.event, e.id) for e in seen] == [("test.custom", before.id), ("reset", None),
+                                                       ("test.custom", after.id)]
+            assert seen[1].data == {"reason": "fan_out_failed"}
+            assert (await stream_b.next()).id == theirs.id, "another workspace's stream is not reset"
+        async with server.client(a.agent.token) as ca, open_stream(ca, **{"Last-Event-ID": before.id}) as resumed:
+            event = await resumed.next()
+            assert event.event == "reset" and event.data == {"reason": "last_event_id_unknown"}
+        async with server.client(a.agent.token) as ca, open_stream(ca, **{"Last-Event-ID": after.id}) as resumed:
+            later = custom_event(a, n=4)
+            await publish(broker, CONVERSATIONS, "k", later)
+            assert (await resumed.next()).id == later.id, "after the gap, a resume is a resume"
+
+
+async def test_the_feed_resumes_from_its_offsets_after_an_error_so_nothing_is_missed(
+        inbox_settings: InboxSettings, mongo_client: Any, broker: KafkaBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The feed's consumer fails (here a forced error in its fetch) and reconnects: it goes on from the
+    offsets it had read, so the events published meanwhile still reach the open stream, in order."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.errors import KafkaConnectionError
+
+    gateway = await running_gateway(inbox_settings, mongo_client)
+    team = await make_team(gateway)
+    real_getmany = AIOKafkaConsumer.getmany
+    failing = asyncio.Event()
+
+    async def getmany(self: AIOKafkaConsumer, *args: Any, **kwargs: Any) -> Any:
+        if failing.is_set():
+            failing.clear()
+            raise KafkaConnectionError("the connection broke")
+        return await real_getmany(self, *args, **kwargs)
+
+    monkeypatch.setattr(AIOKafkaConsumer, "getmany", getmany)
+    async with serving(gateway) as server, server.client(await login(server, team.agent)) as client, \
+            open_stream(client) as stream:
+        first = custom_event(team, n=0)
+        await publish(broker, CONVERSATIONS, "k", first)
+        assert (await stream.next()).id == first.id
+        failing.set()
+        while failing.is_set():
+            await asyncio.sleep(0.01)
+        meanwhile = [custom_event(team, n=i) for i in range(1, 6)]
+        for event in meanwhile:  # while the feed waits to reconnect
+            await publish(broker, CONVERSATIONS, "k", event)
+        got = [(await stream.next(timeout=30)) for _ in meanwhile]
+        assert [(e.event, e.id) for e in got] == [("test.custom", e.id) for e in meanwhile]
+
+
 async def test_keep_alive_comments(inbox_settings: InboxSettings, mongo_client: Any) -> None:
     gateway = await running_gateway(inbox_settings, mongo_client, stream_keepalive_s=0.3)
     team = await make_team(gateway)

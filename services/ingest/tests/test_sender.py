@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from inbox_core.errors import TransientError
 from inbox_core.events import Event, utcnow
 from inbox_core.events.commands import (
     MarkReadCommand,
@@ -30,7 +29,7 @@ from inbox_ingest.consumers import register
 from inbox_ingest.domain.sending import outcome_event_id
 from inbox_ingest.media import MediaFetcher, MediaJobs
 from inbox_ingest.sender import RateLimiter, Sender
-from inbox_ingest.templates import sync_all, sync_waba
+from inbox_ingest.templates import sync_all, sync_waba, template_parts
 
 CUSTOMER = "16505551234"
 
@@ -235,24 +234,91 @@ async def test_command_left_in_sending_is_sent_again(
     assert event.payload(SendAccepted).attempts == 2
 
 
-async def test_passing_failures_exhausted_raise_transient_then_redelivery_succeeds(
+async def _retry_until(sender: Sender, done: Any, within: float = 20.0) -> int:
+    """Rounds of the retry loop until ``done()``; returns how many."""
+    deadline = asyncio.get_running_loop().time() + within
+    rounds = 0
+    while not await done():
+        assert asyncio.get_running_loop().time() < deadline, "the parked sends never finished"
+        await sender.retry_parked()
+        rounds += 1
+        await asyncio.sleep(0.05)
+    return rounds
+
+
+async def test_passing_failures_park_the_send_off_the_partition_then_its_number_queue_sends_it(
     ingest_env: Any, sandbox: Any, events_topic: str, collect: Any,
 ) -> None:
-    attempts = ingest_env.settings.send_max_attempts
-    await sandbox.fault(ingest_env.channel.phone_number_id, status=503, code=2, count=attempts)
-    command = _send(ingest_env, kind="text", text="eventually")
+    """Meta failing (503) past the delivery's tries: the command is parked (the handler returns, so the
+    offset is committed), a later send of the same number waits behind it without calling Meta, a
+    redelivery sends nothing, and the retry loop sends both in order once Meta answers."""
+    inline = ingest_env.settings.send_inline_attempts
+    await sandbox.fault(ingest_env.channel.phone_number_id, status=503, code=2, count=inline)
     sender = _sender(ingest_env, events_topic)
-    with pytest.raises(TransientError):
-        await sender.handle(Event.of(command))
-    assert len(await _messages_requests(sandbox, ingest_env)) == attempts
-    assert await collect(events_topic, _outcomes(command.command_id)) == [], "no outcome while Meta is down"
-    doc = await ingest_env.db["outbound"].find_one({"_id": command.command_id})
-    assert doc["state"] == "sending"
+    first, second = _send(ingest_env, kind="text", text="first"), _send(ingest_env, kind="text", text="second")
+    await sender.handle(Event.of(first))
+    await sender.handle(Event.of(second))
+    await sender.handle(Event.of(first))  # Kafka's redelivery of a parked command
+    assert len(await _messages_requests(sandbox, ingest_env)) == inline, "parked behind: no call to Meta"
+    assert await collect(events_topic, _outcomes(first.command_id)) == [], "no outcome while Meta is down"
+    states = [(await ingest_env.db["outbound"].find_one({"_id": c.command_id}))["state"] for c in (first, second)]
+    assert states == ["parked", "parked"]
+    assert await sender.parked.count(ingest_env.channel.phone_number_id) == 2
 
-    await sender.handle(Event.of(command))  # Kafka's redelivery
-    [event] = await collect(events_topic, _outcomes(command.command_id))
-    assert event.type == "whatsapp.send.accepted"
-    assert event.payload(SendAccepted).attempts == attempts + 1
+    async def both_done() -> bool:
+        return await sender.parked.count(ingest_env.channel.phone_number_id) == 0
+    await _retry_until(sender, both_done)
+    requests = await _messages_requests(sandbox, ingest_env)
+    assert [r["body"]["text"]["body"] for r in requests] == ["first"] * (inline + 1) + ["second"]
+    [event] = await collect(events_topic, _outcomes(first.command_id))
+    assert event.type == "whatsapp.send.accepted" and event.payload(SendAccepted).attempts == inline + 1
+    [event] = await collect(events_topic, _outcomes(second.command_id))
+    assert event.type == "whatsapp.send.accepted" and event.payload(SendAccepted).attempts == 1
+    assert await ingest_env.db["send_queues"].find_one({"_id": ingest_env.channel.phone_number_id}) is None
+    # The number's queue is gone: its next send goes straight to Meta again.
+    third = _send(ingest_env, kind="text", text="third")
+    await sender.handle(Event.of(third))
+    assert (await ingest_env.db["outbound"].find_one({"_id": third.command_id}))["state"] == "accepted"
+
+
+async def test_a_send_failing_past_its_retry_budget_ends_failed_and_the_next_one_is_tried(
+    ingest_env: Any, sandbox: Any, events_topic: str, collect: Any,
+) -> None:
+    budget = ingest_env.settings.send_max_attempts
+    await sandbox.fault(ingest_env.channel.phone_number_id, status=500, code=131000, count=budget + 1)
+    sender = _sender(ingest_env, events_topic)
+    stuck, after = _send(ingest_env, kind="text", text="never"), _send(ingest_env, kind="text", text="later")
+    await sender.handle(Event.of(stuck))
+    await sender.handle(Event.of(after))
+
+    async def failed() -> bool:
+        return bool(await collect(events_topic, _outcomes(stuck.command_id), timeout=0.5))
+    await _retry_until(sender, failed)
+    [event] = await collect(events_topic, _outcomes(stuck.command_id))
+    outcome = event.payload(SendFailed)
+    assert event.type == "whatsapp.send.failed"
+    assert (outcome.attempts, outcome.retryable, outcome.error.code) == (budget, True, 131000)
+    assert (outcome.conversation_id, outcome.message_id) == ("conv-1", stuck.message_id)
+    # The fault's last answer fails the next one's first try; its own budget then sends it.
+
+    async def sent() -> bool:
+        return bool(await collect(events_topic, _outcomes(after.command_id), timeout=0.5))
+    await _retry_until(sender, sent)
+    [event] = await collect(events_topic, _outcomes(after.command_id))
+    assert event.type == "whatsapp.send.accepted" and event.payload(SendAccepted).attempts == 2
+    assert len(await _messages_requests(sandbox, ingest_env)) == budget + 2
+
+
+async def test_mark_read_failing_past_its_tries_is_given_up_not_retried_forever(
+    ingest_env: Any, sandbox: Any, events_topic: str,
+) -> None:
+    await sandbox.fault(ingest_env.channel.phone_number_id, status=503, code=2, count=10)
+    mark = MarkReadCommand(command_id=uuid.uuid4().hex, phone_number_id=ingest_env.channel.phone_number_id,
+                           wa_id=CUSTOMER, message_wamid="wamid.IN-10")
+    await _sender(ingest_env, events_topic).handle(Event.of(mark))  # returns: the partition moves on
+    doc = await ingest_env.db["outbound"].find_one({"_id": mark.command_id})
+    assert doc["state"] == "failed" and doc["error"]["code"] == 2
+    assert len(await _messages_requests(sandbox, ingest_env)) == ingest_env.settings.send_inline_attempts
 
 
 async def test_unknown_channel_is_a_failed_send_not_a_crash(
@@ -305,6 +371,41 @@ async def test_templates_synced_across_pages(ingest_env: Any, sandbox: Any, even
     # Every connected business account once, however many numbers it has.
     results = await sync_all(ingest_env.store, ingest_env.graph, ingest_env.broker, events_topic=events_topic)
     assert results == {waba: 7}
+
+
+async def test_thousands_of_templates_are_published_in_bounded_parts(
+    ingest_env: Any, sandbox: Any, events_topic: str, collect: Any,
+) -> None:
+    """One event with every template of a large account would be over Kafka's 1 MiB limit (refused for
+    good): the sync is published in ordered parts of at most 250 templates and 256 KiB, one sync id."""
+    waba = ingest_env.channel.waba_id
+    body = {"type": "BODY", "text": "Hello {{1}}, " + "your order is on its way. " * 20,
+            "example": {"body_text": [["Ada"]]}}
+    for i in range(600):
+        await sandbox.add_template(waba, {"name": f"bulk_{i:04d}_{uuid.uuid4().hex[:4]}", "language": "en_US",
+                                          "category": "UTILITY", "components": [body]})
+    count = await sync_waba(ingest_env.store, ingest_env.graph, ingest_env.broker, waba, events_topic=events_topic)
+    assert count is not None and count >= 600
+    events = await collect(events_topic, lambda e: e.type == "whatsapp.templates.synced"
+                           and e.data.get("waba_id") == waba, at_least=3)
+    parts = [e.payload(TemplatesSynced) for e in events]
+    sizes = [len(e.to_bytes()) for e in events]
+    print(f"{count} templates in {len(parts)} parts of {[len(p.templates) for p in parts]} templates, "
+          f"{sizes} bytes")
+    assert [p.part for p in parts] == list(range(parts[0].parts))
+    assert len({p.sync_id for p in parts}) == 1 and len({p.synced_at for p in parts}) == 1
+    assert sum(len(p.templates) for p in parts) == count
+    assert max(len(p.templates) for p in parts) <= 250 and max(sizes) < 300 * 1024
+
+
+def test_template_parts_are_bounded_and_never_empty() -> None:
+    templates = [{"name": f"t{i}", "text": "x" * 1000} for i in range(10)]
+    parts = template_parts(templates, max_templates=4, max_bytes=2500)
+    assert [len(p) for p in parts] == [2, 2, 2, 2, 2]
+    assert [t for p in parts for t in p] == templates
+    assert [len(p) for p in template_parts(templates, max_templates=3, max_bytes=10**6)] == [3, 3, 3, 1]
+    assert template_parts([]) == [[]], "an account without templates still tells the consumer"
+    assert template_parts([{"x": "y" * 5000}], max_bytes=100) == [[{"x": "y" * 5000}]]
 
 
 # --- through Kafka ---------------------------------------------------------------------------------

@@ -479,6 +479,52 @@ async def test_a_failed_publish_answers_unavailable_and_the_retry_publishes(clus
     assert timedelta(0) <= stopped[0].event.occurred_at - started[0].event.occurred_at
 
 
+async def test_a_poison_presence_event_is_parked_and_the_sessions_next_events_go_on(cluster: Cluster) -> None:
+    """Kafka refusing one event for itself (as if over its size limit) is not an outage: the call answers
+    UNAVAILABLE and the purge loop tries it again, three times in all; then it is parked (listed with its
+    reason) and the session's next event, which waits behind it, is published (before, the stop failed
+    with it forever)."""
+    from aiokafka.errors import MessageSizeTooLargeError
+
+    refuse = {"on": True}
+
+    def refusing(real: Publisher) -> Publisher:
+        async def send(key: str, event: Event) -> None:
+            if refuse["on"] and event.type == "presence.composing.started":
+                raise MessageSizeTooLargeError("too large (injected)")
+            await real(key, event)
+
+        return send
+
+    a = await cluster.replica_with(refusing, composing_ttl_s=30, relay_grace_s=0.01)
+    w = ws()
+    tap = await cluster.tap(w)
+    alice = actor("alice")
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await a.stub.SetComposing(composing(w, alice, "c1"), timeout=10)  # failure 1
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    await asyncio.sleep(0.05)
+    await a.tracker.purge_once()  # failure 2
+    assert await a.tracker.parking.listed("presence") == []
+    await a.tracker.purge_once()  # failure 3: parked
+    [parked] = await a.tracker.parking.listed("presence")
+    assert parked["error_type"] == "MessageSizeTooLargeError" and parked["attempts"] == 3
+    # The stop waits behind the start in the session's order: with the start parked, it goes out.
+    await a.stub.SetComposing(composing(w, alice, "c1", on=False), timeout=10)
+    stopped = await tap.wait("presence.composing.stopped")
+    assert stopped[0].event.payload(ComposingStopped).session_id
+    await tap.drain()
+    assert tap.of("presence.composing.started") == []
+
+    # A replay puts it back; a "started" of a session that has stopped since is dropped by the relay's rule.
+    refuse["on"] = False
+    assert await a.tracker.parking.request_replay([parked["_id"]]) == 1
+    assert (await a.tracker.purge_once()).dropped == 1
+    assert await a.tracker.parking.listed("presence") == []
+    await tap.drain()
+    assert tap.of("presence.composing.started") == []
+
+
 async def test_events_left_by_a_replica_that_died_mid_call_are_published(cluster: Cluster) -> None:
     a = await cluster.replica(purge=False, composing_ttl_s=30, relay_grace_s=0.3)
     tracker, store = a.tracker, a.presence.store

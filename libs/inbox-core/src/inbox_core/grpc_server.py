@@ -15,9 +15,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from prometheus_client import Histogram
-from pymongo.errors import ConnectionFailure
 
 from inbox_core.errors import InboxError, TransientError, Unavailable
+from inbox_core.mongo import database_unavailable
 
 log = logging.getLogger("inbox.grpc")
 
@@ -89,7 +89,9 @@ async def _abort(context: grpc.aio.ServicerContext, exc: Exception, method: str)
 def dependency_unavailable(exc: BaseException) -> bool:
     """The database or Kafka cannot be reached (or did not answer in time): a retry may succeed. Other
     Kafka errors (a record too large, no authorisation, ...) are bugs, not outages."""
-    if isinstance(exc, TransientError | ConnectionFailure | ConnectionError | TimeoutError | KafkaTimeoutError):
+    if database_unavailable(exc):
+        return True
+    if isinstance(exc, TransientError | ConnectionError | TimeoutError | KafkaTimeoutError):
         return True
     return isinstance(exc, KafkaError) and bool(getattr(exc, "retriable", False))
 

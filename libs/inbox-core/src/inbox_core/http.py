@@ -13,8 +13,10 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from pymongo.errors import PyMongoError
 
 from inbox_core.errors import InboxError
+from inbox_core.mongo import database_unavailable
 
 log = logging.getLogger("inbox.http")
 
@@ -47,8 +49,16 @@ def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str,
     return error_response(500, "internal", "Something went wrong on our side.")
 
 
+def _database_error(request: Request[Any, Any, Any], exc: PyMongoError) -> Response[dict[str, Any]]:
+    if not database_unavailable(exc):
+        return _unexpected(request, exc)
+    log.warning("database unavailable: %r", exc)
+    return error_response(503, "unavailable", "The database is unavailable; retry shortly.")
+
+
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     InboxError: _inbox_error,
     HTTPException: _http_exception,
+    PyMongoError: _database_error,
     Exception: _unexpected,
 }

@@ -20,9 +20,13 @@ from typing import Any
 import grpc
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
+    BrokerNotAvailableError,
     InvalidProducerEpoch,
     KafkaError,
+    KafkaTimeoutError,
+    KafkaUnavailableError,
     OutOfOrderSequenceNumber,
+    ProducerClosed,
     ProducerFenced,
     UnknownProducerId,
 )
@@ -32,10 +36,10 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
-from pymongo.errors import ConnectionFailure, WriteConcernError
 
 from inbox_core.errors import TransientError, Unavailable
 from inbox_core.events import Event
+from inbox_core.mongo import database_unavailable
 from inbox_core.settings import InboxSettings
 from inbox_core.telemetry import tracer_provider
 from inbox_core.topics import Topic
@@ -59,12 +63,26 @@ _CONSUMER_WORKERS: weakref.WeakKeyDictionary[KafkaBroker, int] = weakref.WeakKey
 
 
 def is_transient(exc: BaseException) -> bool:
-    """A failure that will pass on its own: retry the same message, never dead-letter it."""
-    if isinstance(exc, TransientError | Unavailable | ConnectionFailure | WriteConcernError | KafkaError):
+    """A failure that will pass on its own: retry the same message, never dead-letter it.
+
+    Of Kafka's errors only those aiokafka marks ``retriable`` and those of a broker that is away (a timeout,
+    a producer that must be replaced) pass; a ``MessageSizeTooLargeError`` or an authorisation failure
+    would be retried forever and stall the partition, so it is the message's: dead-lettered.
+    """
+    if isinstance(exc, KafkaError):
+        return bool(exc.retriable) or isinstance(exc, KAFKA_AWAY)
+    if isinstance(exc, TransientError | Unavailable) or database_unavailable(exc):
         return True
     if isinstance(exc, grpc.aio.AioRpcError):
         return exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
     return isinstance(exc, OSError | TimeoutError)
+
+
+# Not marked retriable by aiokafka, yet what a broker that is down or restarting gives: a send that timed out
+# waiting for it, no broker reachable, a producer being closed or one that must be replaced (PRODUCER_BROKEN).
+KAFKA_AWAY: tuple[type[KafkaError], ...] = (KafkaTimeoutError, KafkaUnavailableError, BrokerNotAvailableError,
+                                            ProducerClosed, OutOfOrderSequenceNumber, ProducerFenced,
+                                            UnknownProducerId, InvalidProducerEpoch)
 
 
 def make_broker(

@@ -18,6 +18,7 @@ from prometheus_client import Histogram
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure, PyMongoError, WriteConcernError
 
 from inbox_core.errors import InvalidRequest
 from inbox_core.settings import InboxSettings
@@ -77,9 +78,21 @@ def make_client(settings: InboxSettings, service: str) -> AsyncMongoClient[Docum
         appname=f"inbox-{service}",
         serverSelectionTimeoutMS=5000,
         connectTimeoutMS=5000,
+        # Every operation, not only selection and connect: a server that stops answering must not hang
+        # requests and consumers. A block that needs longer (a whole file) sets pymongo.timeout() itself.
+        timeoutMS=settings.mongo_timeout_ms,
         uuidRepresentation="standard",
         event_listeners=[CommandTimes(settings.mongo_slow_ms)],
     )
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """The database is away or did not answer within the operation's timeout: a retry may succeed (gRPC
+    UNAVAILABLE, HTTP 503, a consumer retries the same message). A timeout is an ``ExecutionTimeout`` or
+    a ``NetworkTimeout`` depending on where it struck; PyMongo marks both with ``timeout``."""
+    if isinstance(exc, ConnectionFailure | WriteConcernError):
+        return True
+    return isinstance(exc, PyMongoError) and bool(exc.timeout)
 
 
 def service_database(

@@ -15,7 +15,9 @@ indexes the service's queries need), the events are published (acks=all) and the
 published. A crash anywhere after the commit loses nothing: :meth:`RevisionedCollection.relay_once`
 finds revisions still unpublished after a grace period, copies them into the projection and publishes
 their events. An event can then reach Kafka twice (the writer and the relay), always with the same id,
-so consumers deduplicate it.
+so consumers deduplicate it. The relay handles each revision on its own (``inbox_core.outbox``): one
+that keeps failing for a reason of its own (an event over Kafka's size limit) is parked with that reason
+after a few rounds and the ones behind it go on; Kafka or the database away ends the round instead.
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ from pymongo.errors import DuplicateKeyError
 
 from inbox_core.errors import Unavailable
 from inbox_core.events import Event
-from inbox_core.kafka import publish
+from inbox_core.kafka import is_transient, publish
 from inbox_core.mongo import Document, Index, ensure_indexes
+from inbox_core.outbox import Parking
 
 log = logging.getLogger("inbox.revisions")
 
@@ -129,6 +132,8 @@ class RevisionedCollection:
         self.revisions: AsyncCollection[Document] = db[f"{name}_revisions"]
         self.broker = broker
         self.publish_timeout_s = publish_timeout_s
+        self.parking = Parking(db)
+        self.source = name  # the relay's name in outbox_parked
 
     async def ensure_indexes(self) -> None:
         # The relay's query: unpublished revisions, oldest first; and a document's latest revision.
@@ -136,6 +141,7 @@ class RevisionedCollection:
             Index([("published", ASCENDING), ("created_at", ASCENDING)], "unpublished"),
             Index([("doc_id", ASCENDING), ("version", DESCENDING)], "latest"),
         ])
+        await self.parking.ensure_indexes()
 
     async def get(self, doc_id: str) -> Document | None:
         """The document; from its latest revision when a crash came before the copy into the projection."""
@@ -224,16 +230,32 @@ class RevisionedCollection:
     async def relay_once(self, min_age_s: float, limit: int = 200) -> int:
         """Finishes revisions left unpublished for at least ``min_age_s`` (their writer crashed, or Kafka
         was down); returns how many. Younger ones are probably still being finished by their writer."""
+        for replay in await self.parking.replays(self.source):
+            await self.revisions.update_one({"_id": replay["entry_id"]}, {"$set": {"parked": False}})
+            await self.parking.taken(replay)
+            log.info("parked revision %s of %s replayed", replay["entry_id"], self.docs.name)
         cutoff = now_ms() - timedelta(seconds=min_age_s)
         pending = await self.revisions.find(
-            {"published": False, "created_at": {"$lte": cutoff}}
+            {"published": False, "parked": {"$ne": True}, "created_at": {"$lte": cutoff}}
         ).sort([("created_at", ASCENDING), ("_id", ASCENDING)]).limit(limit).to_list()
+        published = 0
         for raw in pending:
-            revision = Revision.from_doc(raw)
-            await self.materialise(revision)
-            await self.publish(revision)
+            try:
+                revision = Revision.from_doc(raw)
+                await self.materialise(revision)
+                await self.publish(revision)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise  # Kafka or the database away: the round ends, every entry waits
+                parked = await self.parking.failed(self.source, str(raw["_id"]), exc)
+                await self.revisions.update_one({"_id": raw["_id"]},
+                                                {"$set": {"parked": True} if parked else {"relay_failed": True}})
+                continue  # the entries behind it go on
+            published += 1
+            if raw.get("relay_failed"):
+                await self.parking.succeeded(self.source, str(raw["_id"]))
         if pending:
-            log.info("relay published %d pending revision(s) of %s", len(pending), self.docs.name)
+            log.info("relay published %d of %d pending revision(s) of %s", published, len(pending), self.docs.name)
         return len(pending)
 
     async def relay_forever(self, interval_s: float, min_age_s: float) -> None:

@@ -35,6 +35,10 @@ class InboxSettings(BaseSettings):
     db_prefix: str = "inbox"
     # A database command slower than this is logged (its collection and filter fields); 0: never.
     mongo_slow_ms: float = Field(default=500.0, ge=0)
+    # Client-side timeout of every database operation (PyMongo's timeoutMS): a database that stops
+    # answering fails calls with UNAVAILABLE (503) within this, instead of hanging them. Set at the gRPC
+    # deadline, so a call fails on the server no later than its caller gives up.
+    mongo_timeout_ms: int = Field(default=5000, ge=100)
     grpc_deadline_s: float = Field(default=5.0, gt=0)
     # Prefix of every consumer group, so that several deployments (or test runs) can share one Kafka.
     group_prefix: str = ""

@@ -283,7 +283,9 @@ class Handlers:
                    if isinstance(n, str) and n]
         for number_id in numbers:
             await self.store.ensure_number(workspace_id, number_id, synced.waba_id)
-        await self.store.replace_templates(workspace_id, synced.waba_id, templates, domain.to_ms(event.occurred_at))
+        synced_at = domain.to_ms(synced.synced_at or event.occurred_at)
+        await self.store.apply_templates(workspace_id, synced.waba_id, templates, synced_at,
+                                         last=synced.part >= synced.parts - 1)
 
     async def on_template_status(self, event: Event, workspace_id: str, change: TemplateStatusChanged) -> None:
         if change.message_template_name and change.waba_id:

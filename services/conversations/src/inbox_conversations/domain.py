@@ -4,6 +4,7 @@ to its conversation, list previews, search tokens and queries, template paramete
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 import uuid
@@ -380,6 +381,34 @@ def _as_index(value: Any) -> int | None:
     if isinstance(value, str) and value.isdigit():
         return int(value)
     return None
+
+
+# Template parameters: each value's text (Meta's body variables take up to about a thousand characters) and
+# all of them as JSON (they are stored with the message and travel in the send command).
+MAX_TEMPLATE_PARAM_CHARS = 1024
+MAX_TEMPLATE_PARAMS_BYTES = 16 * 1024
+
+
+def check_template_params_size(params: Mapping[str, Any]) -> None:
+    """Raises ValidationFailed (422) when a parameter's text or all of them are over their caps."""
+    size = len(json.dumps(params, separators=(",", ":"), ensure_ascii=False, default=str).encode())
+    if size > MAX_TEMPLATE_PARAMS_BYTES:
+        raise ValidationFailed(f"template parameters have at most {MAX_TEMPLATE_PARAMS_BYTES} bytes in all",
+                               {"field": "params", "bytes": size})
+
+    def texts(value: Any) -> list[str]:
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, Mapping):
+            return [t for v in value.values() for t in texts(v)]
+        if isinstance(value, list | tuple):
+            return [t for v in value for t in texts(v)]
+        return []
+
+    longest = max((len(t) for t in texts(params)), default=0)
+    if longest > MAX_TEMPLATE_PARAM_CHARS:
+        raise ValidationFailed(f"a template parameter has at most {MAX_TEMPLATE_PARAM_CHARS} characters",
+                               {"field": "params", "characters": longest})
 
 
 def build_template_send(components: Sequence[Mapping[str, Any]], params: Mapping[str, Any]) -> TemplateSend:

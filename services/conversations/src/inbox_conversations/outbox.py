@@ -7,7 +7,10 @@ conversation) under ``outbox.<entry id>`` with an ``outbox_at`` time. Then it ca
 inserts the timeline items it names, applies its effect on the conversation, publishes its events,
 and removes the entry. A crash (or Kafka being down) anywhere leaves the entry in place; the relay
 loop finds entries older than a grace period and carries them out again. Every step is idempotent
-(timeline items by id, events by id, commands by command_id), so doing one twice is harmless.
+(timeline items by id, events by id, commands by command_id), so doing one twice is harmless. The relay
+handles each entry on its own (``inbox_core.outbox``): one that keeps failing for a reason of its own is
+moved to ``outbox_parked`` with that reason after a few rounds (a replay puts it back), and the entries
+behind it go on; Kafka or the database away ends the round instead.
 
 Consumer-side changes need no outbox: they publish before the handler returns and a redelivery
 publishes the same event ids again.
@@ -29,8 +32,9 @@ from inbox_conversations import documents, domain, views
 from inbox_conversations.store import ConversationsStore
 from inbox_core.events import Event
 from inbox_core.events.conversations import ConversationCreated, ConversationUpdated
-from inbox_core.kafka import publish
+from inbox_core.kafka import is_transient, publish
 from inbox_core.mongo import Document
+from inbox_core.outbox import Parking
 from inbox_core.topics import CONVERSATIONS, CUSTOMERS, ORDERS, WHATSAPP_COMMANDS, WHATSAPP_EVENTS
 
 log = logging.getLogger("inbox.conversations.outbox")
@@ -78,6 +82,7 @@ class Publisher:
         self.store = store
         self.broker = broker
         self.topics = topics or Topics()
+        self.parking = Parking(store.db)
 
     async def conversation_event(self, workspace_id: str, conversation_id: str, payload: BaseModel,
                                  event_id: str) -> None:
@@ -135,12 +140,26 @@ class Publisher:
         now = utcnow()
         done = 0
         for collection in ("timeline", "conversations"):
+            source = f"conversations.{collection}"
+            for replay in await self.parking.replays(source):
+                parked = replay.get("entry") or {}
+                await self.store.restore_outbox_entry(collection, str(parked["doc_id"]), parked["entry"])
+                await self.parking.taken(replay)
             for doc in await self.store.outbox_leftovers(collection, now - grace):
                 outbox: dict[str, Any] = doc.get("outbox") or {}
                 if not outbox:
                     await self.store.drop_outbox_marker(collection, doc["_id"])
                 for entry in sorted(outbox.values(), key=lambda e: str(e.get("created_at", ""))):
-                    await self.carry_out(collection, doc["_id"], entry)
+                    entry_id = f"{doc['_id']}/{entry.get('id')}"
+                    try:
+                        await self.carry_out(collection, doc["_id"], entry)
+                    except Exception as exc:
+                        if is_transient(exc):
+                            raise  # Kafka or the database away: the round ends, every entry waits
+                        if await self.parking.failed(source, entry_id, exc, {"doc_id": doc["_id"], "entry": entry}):
+                            # Out of the document, so its marker no longer brings it back every round.
+                            await self.store.clear_outbox_entry(collection, doc["_id"], str(entry.get("id")))
+                        continue  # the entries behind it go on
                     done += 1
         if pending_ttl_purge:
             await self.store.purge_pending(now)

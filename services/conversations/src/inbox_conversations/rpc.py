@@ -405,6 +405,7 @@ class ConversationsRpc(conversations_pb2_grpc.ConversationsServiceServicer):
             raise Conflict("the template is not approved", {"status": template.get("status")},
                            code="template_not_approved")
         params = json_format.MessageToDict(request.params) if request.HasField("params") else {}
+        domain.check_template_params_size(params)
         send = domain.build_template_send(template.get("components") or [], params)
         now = utcnow()
         doc = self._outbound(conv, message_id, "template", request.agent, now)

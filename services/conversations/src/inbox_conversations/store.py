@@ -28,12 +28,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, ReplaceOne, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from inbox_conversations import domain
 from inbox_core.errors import InvalidRequest, NotFound
@@ -44,6 +44,8 @@ from inbox_core.mongo import Document, Index, decode_cursor, encode_cursor, ensu
 # so a short window is enough.
 APPLIED_KEEP = 32
 
+# Earlier than any outbox_at: a restored entry is due at once.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 LIST_PROJECTION = {"search_tokens": 0, "applied": 0, "outbox": 0}
 
 # The list's sort: newest activity first, id as the tie-breaker (the keyset).
@@ -551,6 +553,11 @@ class ConversationsStore:
         await coll.update_one({"_id": doc_id}, {"$unset": {f"outbox.{entry_id}": ""}})
         await coll.update_one({"_id": doc_id, "outbox": {}}, {"$unset": {"outbox": "", "outbox_at": ""}})
 
+    async def restore_outbox_entry(self, collection: str, doc_id: str, entry: Document) -> None:
+        """Puts a parked outbox entry back for the relay (an operator's replay), due at once."""
+        await self.db[collection].update_one({"_id": doc_id}, {"$set": {f"outbox.{entry['id']}": entry},
+                                                               "$min": {"outbox_at": _EPOCH}})
+
     async def drop_outbox_marker(self, collection: str, doc_id: str) -> None:
         await self.db[collection].update_one({"_id": doc_id, "$or": [{"outbox": {}}, {"outbox": None}]},
                                              {"$unset": {"outbox": "", "outbox_at": ""}})
@@ -565,30 +572,40 @@ class ConversationsStore:
 
     # --- templates -------------------------------------------------------------------------------------
 
-    async def replace_templates(self, workspace_id: str, waba_id: str, templates: list[Document],
-                                synced_at: datetime) -> bool:
-        """A full list of a business account's templates; an older list than the last applied is ignored.
+    async def apply_templates(self, workspace_id: str, waba_id: str, templates: list[Document],
+                              synced_at: datetime, *, last: bool = True) -> bool:
+        """One part of a sync of a business account's templates (``last``: the sync's final part, or a whole
+        list); a part of an older sync than the last one completed is ignored.
 
-        The marker is written after the templates, so a list cut short by a crash is applied again on
-        redelivery. Each template is stored as JSON text beside its searchable fields: Meta's
-        components hold nested arrays (``example.body_text``), which FerretDB cannot store.
+        Each template is upserted with the sync's time, unless a newer sync already wrote it (two syncs of
+        one account may interleave). After the last part, the account's templates no part of this sync
+        listed are deleted, then the marker is written: a sync cut short by a crash is applied again on
+        redelivery. Each template is stored as JSON text beside its searchable fields: Meta's components
+        hold nested arrays (``example.body_text``), which FerretDB cannot store.
         """
         marker = f"sync:{workspace_id}:{waba_id}"
         current = await self.templates.find_one({"_id": marker}, {"synced_at": 1})
         if current is not None and current.get("synced_at") is not None and current["synced_at"] >= synced_at:
             return False
-        keep: list[str] = []
-        for tpl in templates:
-            tpl_id = f"{workspace_id}:{waba_id}:{tpl['name']}:{tpl['language']}"
-            keep.append(tpl_id)
-            await self.templates.replace_one(
-                {"_id": tpl_id},
-                {"name": tpl["name"], "language": tpl["language"], "status": tpl.get("status"),
-                 "category": tpl.get("category"), "template_json": json.dumps(tpl),
-                 "workspace_id": workspace_id, "waba_id": waba_id, "kind": "template", "updated_at": synced_at},
-                upsert=True)
+        not_newer: Document = {"$or": [{"synced_at": {"$lte": synced_at}}, {"synced_at": {"$exists": False}}]}
+        writes = [ReplaceOne(
+            {"_id": f"{workspace_id}:{waba_id}:{tpl['name']}:{tpl['language']}", **not_newer},
+            {"name": tpl["name"], "language": tpl["language"], "status": tpl.get("status"),
+             "category": tpl.get("category"), "template_json": json.dumps(tpl), "workspace_id": workspace_id,
+             "waba_id": waba_id, "kind": "template", "updated_at": synced_at, "synced_at": synced_at},
+            upsert=True) for tpl in templates]
+        if writes:
+            try:
+                await self.templates.bulk_write(writes, ordered=False)
+            except BulkWriteError as exc:
+                # A duplicate key is the upsert of a template a newer sync wrote: that one stays.
+                if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                    raise
+        if not last:
+            return True
         await self.templates.delete_many({"workspace_id": workspace_id, "waba_id": waba_id, "kind": "template",
-                                          "_id": {"$nin": keep}})
+                                          "$or": [{"synced_at": {"$lt": synced_at}},
+                                                  {"synced_at": {"$exists": False}}]})
         await self.templates.update_one({"_id": marker}, {"$set": {"synced_at": synced_at, "kind": "sync"}},
                                         upsert=True)
         return True

@@ -7,6 +7,7 @@ always recomputed, so they equal a recount whatever the order, duplication or re
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections import Counter
@@ -29,6 +30,10 @@ MAX_TAG_LENGTH = 50
 MAX_NAME_LENGTH = 200
 MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTE_KEY_LENGTH = 64
+# Sizes of attribute values as JSON: a customer's profile travels whole in every event about it (Kafka's
+# limit is 1 MiB, shared with the customer's orders), and the panel shows them.
+MAX_ATTRIBUTE_VALUE_BYTES = 1024
+MAX_ATTRIBUTES_BYTES = 16 * 1024
 MAX_QUERY_WORDS = 5
 
 PROFILE_FIELDS = ("wa_id", "user_id", "phone", "name", "profile_name", "name_edited", "tags", "attributes")
@@ -181,6 +186,16 @@ def clean_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
         # Keys become field names in the database: no dots, no leading $.
         if not key or len(key) > MAX_ATTRIBUTE_KEY_LENGTH or "." in key or key.startswith("$") or "\x00" in key:
             raise ValidationFailed(f"attribute name not allowed: {key[:80]!r}", {"field": "attributes"})
+    total = 0
+    for key, value in attributes.items():
+        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode())
+        if size > MAX_ATTRIBUTE_VALUE_BYTES:
+            raise ValidationFailed(f"an attribute value has at most {MAX_ATTRIBUTE_VALUE_BYTES} bytes (as JSON)",
+                                   {"field": "attributes", "attribute": key, "bytes": size})
+        total += size + len(key.encode())
+    if total > MAX_ATTRIBUTES_BYTES:
+        raise ValidationFailed(f"attributes have at most {MAX_ATTRIBUTES_BYTES} bytes in all (as JSON)",
+                               {"field": "attributes", "bytes": total})
     return dict(attributes)
 
 

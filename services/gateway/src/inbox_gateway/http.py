@@ -26,9 +26,10 @@ from litestar.openapi.spec import Components, Schema, SecurityScheme, Tag
 from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from litestar.typing import FieldDefinition
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import PyMongoError
 
 from inbox_core.http import EXCEPTION_HANDLERS, error_response
+from inbox_core.mongo import database_unavailable
 from inbox_core.ops import http_metrics, http_tracing
 from inbox_gateway.accounts import Principal
 from inbox_gateway.api import admin, files, inbox, live, members, panel, session
@@ -131,7 +132,9 @@ def openapi_config(cookie_name: str) -> OpenAPIConfig:
     )
 
 
-def _database_down(_: Request[Any, Any, Any], exc: ConnectionFailure) -> Response[dict[str, Any]]:
+def _database_error(request: Request[Any, Any, Any], exc: PyMongoError) -> Response[dict[str, Any]]:
+    if not database_unavailable(exc):
+        return EXCEPTION_HANDLERS[Exception](request, exc)  # type: ignore[no-any-return]
     log.warning("gateway database unavailable: %r", exc)
     return error_response(503, "unavailable", "the gateway's database is unavailable; retry shortly",
                           {"service": "gateway"})
@@ -158,6 +161,10 @@ def web_ui(web_dir: Path | None) -> list[Any]:
     ]
 
 
+# The largest body of an API call but an upload (413 above it, in the API's error shape).
+MAX_JSON_BODY_BYTES = 256 * 1024
+
+
 def create_app(gateway: Gateway) -> Litestar:
     """The public app (the ops endpoints are on their own port: see __main__)."""
     async def provide_gateway() -> Gateway:
@@ -173,7 +180,9 @@ def create_app(gateway: Gateway) -> Litestar:
                         members.preview_invitation, members.accept_invitation, api,
                         *web_ui(gateway.settings.web_dir)],
         dependencies={"gw": Provide(provide_gateway)},
-        exception_handlers={**EXCEPTION_HANDLERS, ConnectionFailure: _database_down},
+        exception_handlers={**EXCEPTION_HANDLERS, PyMongoError: _database_error},
+        # JSON bodies are small (the largest is a few notes' worth of text); uploads set their own limit.
+        request_max_body_size=MAX_JSON_BODY_BYTES,
         # A server span per request continuing the caller's trace (the gRPC calls it makes are its children).
         middleware=[security_headers, http_tracing(), http_metrics("gateway")],
         openapi_config=openapi_config(gateway.settings.cookie_name),

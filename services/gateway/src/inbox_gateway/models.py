@@ -285,9 +285,11 @@ class MessageEnvelope(Struct):
 
 
 class TemplateParams(Struct, forbid_unknown_fields=True):
-    header: list[Any] | None = None
-    body: list[Any] | None = None
-    buttons: list[Any] | None = None
+    """Values for the template's variables (the conversations service caps their sizes)."""
+
+    header: Annotated[list[Any], Meta(max_length=1)] | None = None
+    body: Annotated[list[Any], Meta(max_length=100)] | None = None
+    buttons: Annotated[list[Any], Meta(max_length=10)] | None = None
 
 
 class SendTemplateBody(Struct, forbid_unknown_fields=True):
@@ -395,7 +397,8 @@ class CustomerPatch(Struct, forbid_unknown_fields=True):
 
     name: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
     tags: list[Annotated[str, Meta(min_length=1, max_length=64)]] | None = None
-    attributes: dict[str, Any] | None = None
+    # At most 50, names up to 64 characters; the customers service caps the values' sizes.
+    attributes: Annotated[dict[Annotated[str, Meta(max_length=64)], Any], Meta(max_length=50)] | None = None
 
 
 class OrderItem(Struct):

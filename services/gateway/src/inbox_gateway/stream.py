@@ -18,8 +18,11 @@ Event names (docs/api.md): ``conversation.updated`` (a Conversation), ``message.
 (``{conversation_id, message}``), ``note.created`` (``{conversation_id, note}``), ``activity.created``
 (``{conversation_id, activity}``), ``composing``, ``presence``, ``viewing``, ``order.updated`` (an Order),
 ``customer.updated`` (a Customer with its ``stats``). Any other event type is passed on under its own
-name with its data as published. ``reset`` (first frame) says the ``Last-Event-ID`` is no longer in the
-buffer: reload, then follow the stream.
+name with its data as published. ``reset`` says the stream has a gap: as the first frame, the
+``Last-Event-ID`` is no longer in the buffer; later, an event could not be fanned out (an unexpected
+error; the other events go on) or the feed could not resume where it stopped. Reload, then follow the
+stream. The feed resumes a reconnect from the offsets it had read, so an error or a Kafka outage loses
+nothing; a ``Last-Event-ID`` from before a gap gets ``reset`` too.
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ _encoder = msgspec.json.Encoder()
 SSE_CONNECTIONS = Gauge("inbox_gateway_sse_connections", "Open /api/stream connections")
 STREAM_EVENTS = Counter("inbox_gateway_stream_events_total", "Events read by the stream feed, by outcome",
                         ["topic", "outcome"])
+STREAM_RESETS = Counter("inbox_gateway_stream_resets_total", "reset frames sent to open streams after a gap",
+                        ["reason"])
 
 _tracer = trace.get_tracer("inbox.gateway.stream")
 
@@ -215,6 +220,9 @@ class Hub:
         self._by_workspace: dict[str, set[Subscription]] = {}
         self._subscriptions: set[Subscription] = set()
         self.published = 0
+        # The sequence number at the last gap, per workspace and for all: a resume from before it is a reset.
+        self._gap_of: dict[str, int] = {}
+        self._gap_all = 0
 
     @property
     def connections(self) -> int:
@@ -240,7 +248,8 @@ class Hub:
             after = self._seq_of.get(last_event_id)
             replay = [] if after is None else [
                 f for seq, f in self._ring if seq > after and f.workspace_id in subscription.workspaces]
-            if after is None or len(replay) > self.queue_size:
+            gap = max([self._gap_all, *(self._gap_of.get(w, 0) for w in subscription.workspaces)])
+            if after is None or after <= gap or len(replay) > self.queue_size:
                 subscription.reset = True
             else:
                 for frame in replay:
@@ -251,6 +260,22 @@ class Hub:
         for workspace_id in subscription.workspaces:
             self._by_workspace.setdefault(workspace_id, set()).add(subscription)
         return subscription
+
+    def gap(self, workspace_id: str | None, reason: str) -> int:
+        """Events of ``workspace_id`` (of every workspace when None) were missed: its open streams get a
+        ``reset`` and a resume from before now is one. Returns how many streams were told."""
+        self._seq += 1  # the gap's place in the order, so a resume from any earlier event sees it
+        if workspace_id is None:
+            self._gap_all = self._seq
+            targets = set(self._subscriptions)
+        else:
+            self._gap_of[workspace_id] = self._seq
+            targets = set(self._by_workspace.get(workspace_id, ()))
+        STREAM_RESETS.labels(reason).inc(len(targets))
+        for subscription in targets:
+            subscription.offer(Frame(id="", workspace_id=workspace_id or "", name="reset",
+                                     data=sse("reset", {"reason": reason})))
+        return len(targets)
 
     def is_open(self, subscription: Subscription) -> bool:
         return subscription in self._subscriptions
@@ -297,6 +322,8 @@ class KafkaFeed:
         self.topics = tuple(topics)
         self.client_id = f"{client_id}-{uuid.uuid4().hex[:8]}"
         self.ready = asyncio.Event()
+        # The next offset to read of every assigned partition: a reconnect resumes there, not at the end.
+        self.positions: dict[TopicPartition, int] = {}
 
     async def run(self) -> None:
         """Reads until cancelled; (re)connects with backoff while Kafka is away."""
@@ -311,9 +338,15 @@ class KafkaFeed:
                 backoff = 0.5
                 while True:
                     batches = await consumer.getmany(timeout_ms=1000, max_records=1000)
-                    for records in batches.values():
+                    for tp, records in batches.items():
                         for record in records:
-                            self._handle(record.value, record.headers, record.topic)
+                            try:
+                                self._handle(record.value, record.headers, record.topic)
+                            except Exception:  # not even its workspace is known: every stream is told
+                                log.exception("stream feed: a record of %s could not be handled", tp)
+                                STREAM_EVENTS.labels(record.topic, "failed").inc()
+                                self.hub.gap(None, "fan_out_failed")
+                            self.positions[tp] = record.offset + 1
                             # Lets the connections write between events, so a burst does not fill their queues.
                             await asyncio.sleep(0)
             except asyncio.CancelledError:
@@ -331,10 +364,20 @@ class KafkaFeed:
         partitions = [TopicPartition(topic, p) for topic, count in (await self._partitions()).items()
                       for p in range(count)]
         consumer.assign(partitions)
-        await consumer.seek_to_end(*partitions)
-        # Resolve the end offsets now, so that "ready" means "everything from here on is seen".
+        known = [tp for tp in partitions if tp in self.positions]
+        await consumer.seek_to_end(*[tp for tp in partitions if tp not in self.positions])
+        if known:
+            # A reconnect: on from where the last consumer stopped, unless the topic no longer has it.
+            earliest = await consumer.beginning_offsets(known)
+            lost = [tp for tp in known if earliest[tp] > self.positions[tp]]
+            for tp in known:
+                consumer.seek(tp, max(self.positions[tp], earliest[tp]))
+            if lost:
+                log.warning("stream feed: events of %s are gone from Kafka; the open streams get a reset", lost)
+                self.hub.gap(None, "feed_gap")
+        # Resolve the offsets now, so that "ready" means "everything from here on is seen".
         for tp in partitions:
-            await consumer.position(tp)
+            self.positions[tp] = await consumer.position(tp)
 
     async def _partitions(self) -> dict[str, int]:
         """Each topic's partition count; waits (up to 30 s) for topics that are still being created."""
@@ -371,11 +414,19 @@ class KafkaFeed:
                 return
             span.set_attribute("messaging.message.id", event.id)
             span.set_attribute("inbox.event_type", event.type)
-            frame = frame_of(event)
-            if frame is None:
-                STREAM_EVENTS.labels(topic, "no_workspace").inc()
+            try:
+                frame = frame_of(event)
+                if frame is None:
+                    STREAM_EVENTS.labels(topic, "no_workspace").inc()
+                    return
+                self.hub.publish(frame)
+            except Exception:
+                # One event that cannot be fanned out (a bug) costs its workspace's streams a reset, never
+                # silence, and the feed goes on with the next event.
+                log.exception("stream feed: event %s (%s) could not be fanned out", event.id, event.type)
+                STREAM_EVENTS.labels(topic, "failed").inc()
+                self.hub.gap(event.workspace_id or None, "fan_out_failed")
                 return
-            self.hub.publish(frame)
             STREAM_EVENTS.labels(topic, "fanned_out").inc()
 
 

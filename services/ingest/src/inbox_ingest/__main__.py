@@ -25,6 +25,7 @@ from inbox_ingest.http import create_app
 from inbox_ingest.intake import Intake
 from inbox_ingest.media import MediaStore, media_retry_loop
 from inbox_ingest.rpc import SERVICE_NAME, IngestRpc
+from inbox_ingest.sender import send_retry_loop
 from inbox_ingest.settings import IngestSettings
 from inbox_ingest.store import IngestStore, read_channels_file
 from inbox_ingest.templates import template_sync_loop
@@ -72,8 +73,9 @@ async def build(role: str) -> list[Component]:
                    SERVICE_NAME)
         components.append(GrpcComponent(server))
     if role in ("worker", "all"):
-        register(broker, store, settings, graph, media)  # before the broker starts
+        sender = register(broker, store, settings, graph, media)  # before the broker starts
         components += [
+            TaskComponent("send-retry", lambda: send_retry_loop(sender, settings)),
             TaskComponent("media-fetch", lambda: media_retry_loop(store, graph, media, broker, settings)),
             TaskComponent("template-sync", lambda: template_sync_loop(store, graph, broker, settings)),
             TaskComponent("consumer-lag", lambda: report_lag(broker)),

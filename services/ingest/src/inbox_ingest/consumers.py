@@ -6,7 +6,8 @@
   message and commits at once; the fetching itself is :func:`inbox_ingest.media.media_retry_loop`.
 
 The background loops the worker also runs (wrap each in a TaskComponent):
-:func:`inbox_ingest.media.media_retry_loop` and :func:`inbox_ingest.templates.template_sync_loop`.
+:func:`inbox_ingest.sender.send_retry_loop`, :func:`inbox_ingest.media.media_retry_loop` and
+:func:`inbox_ingest.templates.template_sync_loop`.
 """
 
 from __future__ import annotations
@@ -37,13 +38,15 @@ def register(
     commands_topic: Topic | str = WHATSAPP_COMMANDS,
     events_topic: Topic | str = WHATSAPP_EVENTS,
     group_prefix: str = "",
-) -> None:
-    """Subscribes the sender and the media-job recorder on ``broker``.
+) -> Sender:
+    """Subscribes the sender and the media-job recorder on ``broker``; returns the sender (whose parked sends
+    :func:`inbox_ingest.sender.send_retry_loop` retries).
 
     The topics and a group prefix can be changed for tests (the real topics are shared).
     """
     sender = Sender(broker, store, settings, graph, media_store, events_topic=events_topic,
-                    sync_templates=command_handler(store, graph, broker, events_topic=events_topic))
+                    sync_templates=command_handler(store, graph, broker, events_topic=events_topic,
+                                                   deadline_s=settings.send_delivery_deadline_s))
     jobs = MediaJobs(store.db)
 
     async def record_media(event: Event) -> None:
@@ -51,3 +54,4 @@ def register(
 
     subscribe(broker, commands_topic, group_id=f"{group_prefix}{SENDER_GROUP}", handler=sender.handle)
     subscribe(broker, events_topic, group_id=f"{group_prefix}{MEDIA_GROUP}", handler=record_media)
+    return sender

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import pymongo
 from faststream.kafka import KafkaBroker
 from gridfs import AsyncGridFSBucket
 from gridfs.errors import FileExists, NoFile
@@ -64,6 +65,10 @@ class StoredMedia:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+# How long one whole file may take to be written to GridFS.
+FILE_TIMEOUT_S = 300.0
+
+
 class MediaStore:
     """Files in GridFS under string ids; ``put`` with a given id is idempotent."""
 
@@ -91,7 +96,9 @@ class MediaStore:
         meta = dict(metadata or {})
         meta.update({"mime_type": mime_type, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)})
         # FileExists: stored meanwhile by a concurrent worker (same id, same content).
-        with contextlib.suppress(FileExists):
+        # The client's per-operation timeout (INBOX_MONGO_TIMEOUT_MS) would bound the whole upload, which
+        # GridFS counts as one operation: a file of up to 100 MB gets a deadline of its own.
+        with contextlib.suppress(FileExists), pymongo.timeout(FILE_TIMEOUT_S):
             await self.bucket.upload_from_stream_with_id(sid, filename or sid, data, metadata=meta)
         return sid
 

@@ -7,28 +7,35 @@ from the command id; a redelivered command whose outcome is recorded is not sent
 is published again (same id). A command found in ``sending`` crashed mid-call with its outcome
 unknown: it is sent again (at-least-once: possibly twice, never lost).
 
-Retryable failures (429, 5xx, network, Meta's throttling codes) are retried with backoff up to
-``send_max_attempts`` inside the handler, then the handler raises ``TransientError`` so Kafka delivers
-the command again; permanent ones (131047, 131026, 100, ...) become ``whatsapp.send.failed``.
+Retryable failures (429, 5xx, network, Meta's throttling codes) are retried with backoff
+``send_inline_attempts`` times inside the handler (one delivery never takes longer than
+``send_delivery_deadline_s``); then the command is parked in ``parked_sends`` behind its number's other
+parked sends, its offset is committed, and :func:`send_retry_loop` tries the number's parked sends in order,
+one attempt per due time, until Meta accepts, refuses, or ``send_max_attempts`` (or
+``send_retry_window_s``) is spent: then ``whatsapp.send.failed`` (``retryable``). While a number has parked
+sends, its new sends are parked behind them, so a number stuck on 131000 or 5xx never holds a partition
+that other tenants share. Permanent failures (131047, 131026, 100, ...) become ``whatsapp.send.failed``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from faststream.kafka import KafkaBroker
 from prometheus_client import Counter
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from inbox_core.errors import NotFound, TransientError
+from inbox_core.errors import NotFound
 from inbox_core.events import Event, utcnow
 from inbox_core.events.commands import CommandBase, MarkReadCommand, SendCommand, SyncTemplatesCommand
 from inbox_core.events.whatsapp import MetaError, SendAccepted, SendFailed
@@ -61,11 +68,18 @@ Sleep = Callable[[float], Awaitable[None]]
 # An uploaded media id is reused until this long before Meta forgets it (30 days).
 _UPLOAD_MARGIN = timedelta(days=1)
 FINAL_STATES = ("accepted", "failed")
+# Waiting in parked_sends for send_retry_loop (an outbound state).
+PARKED = "parked"
+# How long the retry loop holds a number's queue per send it tries (renewed for each).
+_QUEUE_LEASE = timedelta(seconds=330)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Every Graph API answer to a send, upload or mark-read: "ok", "retry" (will be retried) or "refused", with
 # Meta's error code ("" for ok; "none" when the error had no code, e.g. a network failure).
 META_SEND_OUTCOMES = Counter("inbox_meta_send_outcomes_total", "Graph API call outcomes by Meta error code",
                              ["outcome", "code"])
+SENDS_PARKED = Counter("inbox_sends_parked_total", "Sends taken off their partition to be retried per number",
+                       ["why"])
 
 
 class RateLimiter:
@@ -116,9 +130,21 @@ class OutboundStore:
             return await self.get(command.command_id)
         return None
 
-    async def add_attempts(self, command_id: str, n: int, error: str) -> None:
-        await self.outbound.update_one({"_id": command_id}, {"$inc": {"attempts": n},
-                                                             "$set": {"last_error": error, "updated_at": utcnow()}})
+    async def add_attempts(self, command_id: str, n: int, error: str, meta_error: MetaError | None = None) -> None:
+        update: dict[str, Any] = {"last_error": error, "updated_at": utcnow()}
+        if meta_error is not None:
+            update["last_meta_error"] = meta_error.model_dump(mode="json", exclude_none=True)
+        await self.outbound.update_one({"_id": command_id}, {"$inc": {"attempts": n}, "$set": update})
+
+    async def mark_parked(self, command: CommandBase, kind: str) -> None:
+        now = utcnow()
+        with contextlib.suppress(DuplicateKeyError):  # it has an outcome already: that stays
+            await self.outbound.update_one(
+                {"_id": command.command_id, "state": {"$nin": list(FINAL_STATES)}},
+                {"$set": {"state": PARKED, "updated_at": now},
+                 "$setOnInsert": {"kind": kind, "phone_number_id": command.phone_number_id, "created_at": now,
+                                  "attempts": 0}},
+                upsert=True)
 
     async def finish(self, command_id: str, state: str, attempts: int, *, wamid: str | None = None,
                      error: MetaError | None = None, event: Event | None = None,
@@ -147,6 +173,66 @@ class OutboundStore:
             {"$set": {"media_id": media_id, "uploaded_at": now, "expires_at": now + UPLOADED_MEDIA_LIFETIME}},
             upsert=True,
         )
+
+
+class ParkedSends:
+    """Sends waiting to be retried off the partition: ``parked_sends`` (one document per command, in the
+    order they were parked) and ``send_queues`` (one per number with parked sends: when it is next due,
+    and a lease so that one retry loop at a time works a number)."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.sends = db["parked_sends"]
+        self.queues = db["send_queues"]
+
+    async def has_queue(self, phone_number_id: str) -> bool:
+        return await self.queues.find_one({"_id": phone_number_id}, {"_id": 1}) is not None
+
+    async def park(self, command: SendCommand, due: datetime) -> None:
+        """Idempotent (a redelivered command is parked once); the queue, if new, is due at ``due``."""
+        with contextlib.suppress(DuplicateKeyError):
+            await self.sends.insert_one({"_id": command.command_id, "phone_number_id": command.phone_number_id,
+                                         "seq": time.time_ns(), "parked_at": utcnow(),
+                                         "command": command.model_dump(mode="json")})
+        await self.queue(command.phone_number_id, due)
+
+    async def queue(self, phone_number_id: str, due: datetime) -> None:
+        await self.queues.update_one({"_id": phone_number_id},
+                                     {"$setOnInsert": {"next_try_at": due, "lease_until": _EPOCH}}, upsert=True)
+
+    async def due(self, now: datetime, limit: int = 50) -> list[str]:
+        docs = await self.queues.find({"next_try_at": {"$lte": now}, "lease_until": {"$lte": now}},
+                                      {"_id": 1}).limit(limit).to_list(None)
+        return [str(d["_id"]) for d in docs]
+
+    async def claim(self, phone_number_id: str, now: datetime) -> bool:
+        """Takes (or renews) the number's lease; False when another loop holds it or it is not due."""
+        doc = await self.queues.find_one_and_update(
+            {"_id": phone_number_id, "next_try_at": {"$lte": now}, "lease_until": {"$lte": now}},
+            {"$set": {"lease_until": now + _QUEUE_LEASE}}, return_document=ReturnDocument.AFTER)
+        return doc is not None
+
+    async def renew(self, phone_number_id: str) -> None:
+        await self.queues.update_one({"_id": phone_number_id}, {"$set": {"lease_until": utcnow() + _QUEUE_LEASE}})
+
+    async def head(self, phone_number_id: str) -> Document | None:
+        docs = await self.sends.find({"phone_number_id": phone_number_id}).sort("seq", ASCENDING).limit(1).to_list(1)
+        return docs[0] if docs else None
+
+    async def remove(self, command_id: str) -> None:
+        await self.sends.delete_one({"_id": command_id})
+
+    async def reschedule(self, phone_number_id: str, due: datetime) -> None:
+        await self.queues.update_one({"_id": phone_number_id}, {"$set": {"next_try_at": due, "lease_until": _EPOCH}})
+
+    async def close_if_empty(self, phone_number_id: str) -> None:
+        await self.queues.delete_one({"_id": phone_number_id})
+        # A send parked between our last look and the delete still needs its queue.
+        if await self.head(phone_number_id) is not None:
+            await self.queue(phone_number_id, utcnow())
+
+    async def count(self, phone_number_id: str | None = None) -> int:
+        query: Document = {} if phone_number_id is None else {"phone_number_id": phone_number_id}
+        return int(await self.sends.count_documents(query))
 
 
 class _GaveUp(Exception):
@@ -183,6 +269,7 @@ class Sender:
         self.sleep = sleep
         self.jitter = jitter
         self.outbound = OutboundStore(store.db)
+        self.parked = ParkedSends(store.db)
         self.limiter = RateLimiter(settings.send_rate_per_second, sleep=sleep)
 
     # --- dispatch -----------------------------------------------------------------------------------
@@ -206,6 +293,14 @@ class Sender:
         if recorded and recorded.get("state") in FINAL_STATES:
             await self._republish(command, recorded)
             return
+        before = int((recorded or {}).get("attempts") or 0)
+        if recorded and recorded.get("state") == PARKED:
+            await self.parked.park(command, utcnow())  # a redelivery: it is (or is again) in its number's queue
+            return
+        if await self.parked.has_queue(command.phone_number_id):
+            # The number's earlier sends are still failing: this one waits behind them (their order is kept).
+            await self._park(command, "behind", before, utcnow())
+            return
         if recorded and recorded.get("state") == "sending":
             log.warning("command %s was being sent when a delivery stopped; outcome unknown, sending again",
                         command.command_id)
@@ -213,20 +308,49 @@ class Sender:
         if raced is not None:
             await self._republish(command, raced)
             return
-        before = int((recorded or {}).get("attempts") or 0)
         channel = await self.store.get_channel(command.phone_number_id)
         if channel is None:
             await self._fail(command, None, _local_error(
                 "unknown channel", f"phone number id {command.phone_number_id} is not connected"), before)
             return
+        try:
+            async with asyncio.timeout(self.settings.send_delivery_deadline_s):
+                await self._attempt(command, channel, before, self.settings.send_inline_attempts)
+            return
+        except _GaveUp as exc:
+            attempts, why, error = before + exc.attempts, "failing", exc.last.error
+            await self.outbound.add_attempts(command.command_id, exc.attempts, str(exc.last), error)
+        except TimeoutError:
+            # Meta did not answer in time: the outcome is unknown, as after a crash (sent again, at least once).
+            attempts, why, error = before + 1, "deadline", None
+            await self.outbound.add_attempts(command.command_id, 1, "delivery deadline passed")
+        if attempts >= self.settings.send_max_attempts:
+            await self._fail_exhausted(command, channel, attempts, error)
+            return
+        await self._park(command, why, attempts, utcnow() + timedelta(seconds=self._delay(attempts)))
+
+    async def _park(self, command: SendCommand, why: str, attempts: int, due: datetime) -> None:
+        await self.parked.park(command, due)
+        await self.outbound.mark_parked(command, command.kind)  # last: a crash before it parks it again
+        SENDS_PARKED.labels(why).inc()
+        log.warning("command %s parked (%s) after %d attempts; its number's queue retries it",
+                    command.command_id, why, attempts)
+
+    def _delay(self, attempts: int) -> float:
+        return backoff_delay(attempts, base_s=self.settings.send_retry_base_s, max_s=self.settings.send_retry_max_s,
+                             jitter=self.jitter())
+
+    async def _attempt(self, command: SendCommand, channel: Channel, before: int, max_calls: int) -> None:
+        """Up to ``max_calls`` tries of the upload (if any) and the send; records and publishes the outcome,
+        or raises ``_GaveUp`` (every try failed retryably; its attempts are the caller's to record)."""
         attempts = 0
         try:
             media_id: str | None = None
             if needs_upload(command):
-                media_id, attempts = await self._uploaded_media_id(command, channel)
+                media_id, attempts = await self._uploaded_media_id(command, channel, max_calls)
             body = message_body(command, media_id)
             response, calls = await self._call(command.command_id, lambda: self._post(channel, body),
-                                               limit_key=channel.phone_number_id)
+                                               limit_key=channel.phone_number_id, max_attempts=max_calls)
             attempts += calls
         except InvalidCommand as exc:
             await self._fail(command, channel, _local_error("invalid command", str(exc)), before + attempts)
@@ -235,9 +359,7 @@ class Sender:
             await self._fail(command, channel, exc.error, before + attempts + exc.attempts)
             return
         except _GaveUp as exc:
-            await self.outbound.add_attempts(command.command_id, attempts + exc.attempts, str(exc.last))
-            raise TransientError(f"command {command.command_id}: Graph API still failing after "
-                                 f"{exc.attempts} attempts: {exc.last}") from None
+            raise _GaveUp(attempts + exc.attempts, exc.last) from None
         try:
             wamid, message_status, group_id = accepted_fields(response)
         except ValueError as exc:
@@ -254,7 +376,69 @@ class Sender:
         await publish(self.broker, self.events_topic, _key(command), event)
         log.info("command %s accepted as %s", command.command_id, wamid)
 
-    async def _uploaded_media_id(self, command: SendCommand, channel: Channel) -> tuple[str, int]:
+    async def _fail_exhausted(self, command: SendCommand, channel: Channel | None, attempts: int,
+                              error: MetaError | None, why: str = "retry budget spent") -> None:
+        """The send's budget is spent: its conversation learns it failed, with Meta's last error."""
+        error = error or _local_error("not sent", why)
+        await self._fail(command, channel, error, attempts, retryable=True)
+
+    # --- parked sends (off the partition) -----------------------------------------------------------
+
+    async def retry_parked(self) -> int:
+        """One round of the retry loop: every number whose queue is due, concurrently; returns how many."""
+        now = utcnow()
+        numbers = [n for n in await self.parked.due(now) if await self.parked.claim(n, now)]
+        results = await asyncio.gather(*(self._drain(n) for n in numbers), return_exceptions=True)
+        for number, result in zip(numbers, results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("parked sends of %s: %r; trying again later", number, result)
+                await self.parked.reschedule(number, utcnow() + timedelta(seconds=self._delay(1)))
+        return len(numbers)
+
+    async def _drain(self, number: str) -> None:
+        """The number's parked sends in order, one attempt each, until one fails again (the queue is then due
+        after a backoff) or none is left (the queue is closed)."""
+        while True:
+            head = await self.parked.head(number)
+            if head is None:
+                await self.parked.close_if_empty(number)
+                return
+            await self.parked.renew(number)
+            command = SendCommand.model_validate(head["command"])
+            recorded = await self.outbound.get(command.command_id) or {}
+            if recorded.get("state") in FINAL_STATES:
+                # Done before it was parked (a deadline that struck while its outcome was being published):
+                # its outcome once more (same event id), in case that publication was the part cut short.
+                await self._republish(command, recorded)
+                await self.parked.remove(command.command_id)
+                continue
+            attempts = int(recorded.get("attempts") or 0)
+            last = recorded.get("last_meta_error")
+            error = MetaError.model_validate(last) if isinstance(last, dict) else None
+            channel = await self.store.get_channel(number)
+            waited = (utcnow() - _aware(head["parked_at"])).total_seconds()
+            if channel is None:
+                await self._fail(command, None, _local_error(
+                    "unknown channel", f"phone number id {number} is not connected"), attempts)
+            elif attempts >= self.settings.send_max_attempts or waited > self.settings.send_retry_window_s:
+                await self._fail_exhausted(command, channel, attempts, error,
+                                           f"not sent within {self.settings.send_retry_window_s:.0f} s")
+            else:
+                try:
+                    async with asyncio.timeout(self.settings.send_delivery_deadline_s):
+                        await self._attempt(command, channel, attempts, 1)
+                except (_GaveUp, TimeoutError) as exc:
+                    tried, failure = (exc.attempts, exc.last) if isinstance(exc, _GaveUp) else (1, None)
+                    await self.outbound.add_attempts(command.command_id, tried, str(failure or "deadline passed"),
+                                                     failure.error if failure else None)
+                    attempts += tried
+                    if attempts < self.settings.send_max_attempts:
+                        await self.parked.reschedule(number, utcnow() + timedelta(seconds=self._delay(attempts)))
+                        return
+                    await self._fail_exhausted(command, channel, attempts, failure.error if failure else error)
+            await self.parked.remove(command.command_id)
+
+    async def _uploaded_media_id(self, command: SendCommand, channel: Channel, max_calls: int) -> tuple[str, int]:
         """Meta's media id of the stored file: cached per number for 30 days, else uploaded now."""
         assert command.media is not None and command.media.storage_id
         storage_id = command.media.storage_id
@@ -270,7 +454,7 @@ class Sender:
         media_id, calls = await self._call(
             command.command_id,
             lambda: self.graph.upload_media(channel.phone_number_id, channel.access_token, data, mime_type, filename),
-            limit_key=None)
+            limit_key=None, max_attempts=max_calls)
         await self.outbound.remember_upload(channel.phone_number_id, storage_id, media_id)
         return media_id, calls
 
@@ -278,7 +462,7 @@ class Sender:
         return await self.graph.send_message(channel.phone_number_id, channel.access_token, body)
 
     async def _call(self, command_id: str, call: Callable[[], Awaitable[T]], *,
-                    limit_key: str | None) -> tuple[T, int]:
+                    limit_key: str | None, max_attempts: int) -> tuple[T, int]:
         """Runs ``call`` with the rate limit and retries; returns (result, attempts made)."""
         attempt = 0
         while True:
@@ -292,7 +476,7 @@ class Sender:
                                           "none" if exc.error.code is None else str(exc.error.code)).inc()
                 if not exc.retryable:
                     raise _Failed(exc.error, attempt) from None
-                if attempt >= self.settings.send_max_attempts:
+                if attempt >= max_attempts:
                     raise _GaveUp(attempt, exc) from None
                 delay = backoff_delay(attempt, base_s=self.settings.send_retry_base_s,
                                       max_s=self.settings.send_retry_max_s, retry_after_s=exc.retry_after_s,
@@ -303,9 +487,10 @@ class Sender:
             META_SEND_OUTCOMES.labels("ok", "").inc()
             return result, attempt
 
-    async def _fail(self, command: SendCommand, channel: Channel | None, error: MetaError, attempts: int) -> None:
+    async def _fail(self, command: SendCommand, channel: Channel | None, error: MetaError, attempts: int, *,
+                    retryable: bool = False) -> None:
         log.warning("command %s failed: code=%s %s", command.command_id, error.code, error.title)
-        payload = SendFailed(**_result_fields(command, channel, max(attempts, 1)), error=error, retryable=False)
+        payload = SendFailed(**_result_fields(command, channel, max(attempts, 1)), error=error, retryable=retryable)
         event = Event.of(payload, workspace_id=channel.workspace_id if channel else None,
                          id=outcome_event_id(command.command_id))
         await self.outbound.finish(command.command_id, "failed", attempts, error=error, event=event)
@@ -336,16 +521,35 @@ class Sender:
             return
         body = mark_read_body(command)
         try:
-            _, calls = await self._call(command.command_id, lambda: self._post(channel, body),
-                                        limit_key=channel.phone_number_id)
-        except _Failed as exc:
-            log.warning("mark-read %s refused: code=%s %s", command.command_id, exc.error.code, exc.error.title)
-            await self.outbound.finish(command.command_id, "failed", exc.attempts, error=exc.error)
+            async with asyncio.timeout(self.settings.send_delivery_deadline_s):
+                _, calls = await self._call(command.command_id, lambda: self._post(channel, body),
+                                            limit_key=channel.phone_number_id,
+                                            max_attempts=self.settings.send_inline_attempts)
+        except (_Failed, _GaveUp, TimeoutError) as exc:
+            # A read receipt is worth a few tries, not a partition held for other tenants: given up, logged.
+            refusal: MetaError | None = (exc.error if isinstance(exc, _Failed)
+                                         else exc.last.error if isinstance(exc, _GaveUp) else None)
+            log.warning("mark-read %s not done: %r", command.command_id, exc)
+            await self.outbound.finish(command.command_id, "failed", getattr(exc, "attempts", 1), error=refusal)
             return
-        except _GaveUp as exc:
-            await self.outbound.add_attempts(command.command_id, exc.attempts, str(exc.last))
-            raise TransientError(f"mark-read {command.command_id}: {exc.last}") from None
         await self.outbound.finish(command.command_id, "accepted", calls)
+
+
+async def send_retry_loop(sender: Sender, settings: IngestSettings) -> None:
+    """Retries the parked sends of every number whose queue is due, every ``send_retry_poll_s`` (wrap in a
+    TaskComponent)."""
+    while True:
+        try:
+            await sender.retry_parked()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the database away: the next round
+            log.warning("parked sends not retried this round: %r", exc)
+        await asyncio.sleep(settings.send_retry_poll_s)
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def _local_error(title: str, details: str) -> MetaError:

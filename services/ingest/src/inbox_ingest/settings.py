@@ -34,10 +34,19 @@ class IngestSettings(ServiceSettings):
     graph_timeout_s: float = 20.0
     # Meta's default throughput per business number; with N sender replicas give each rate/N.
     send_rate_per_second: float = 80.0
-    send_max_attempts: int = 6
-    # Backoff between send attempts inside one delivery of a command (Retry-After is honoured).
+    # A send's retry budget: attempts in all (Retry-After is honoured between them, exponential backoff from
+    # base to max), of which send_inline_attempts while the command's delivery holds its partition; then it is
+    # parked per number and retried off the partition (send_retry_loop), and failed once the budget is spent
+    # or it has waited send_retry_window_s.
+    send_max_attempts: int = Field(default=6, ge=1)
+    send_inline_attempts: int = Field(default=2, ge=1)
     send_retry_base_s: float = 0.5
     send_retry_max_s: float = 30.0
+    send_retry_window_s: float = 900.0
+    send_retry_poll_s: float = 0.5
+    # The longest one delivery of a command may take (Meta calls included), well under aiokafka's
+    # max_poll_interval (300 s): past it the send is parked, so the consumer never misses a poll.
+    send_delivery_deadline_s: float = Field(default=60.0, gt=0, lt=300)
     media_max_attempts: int = 8
     # Inbound media downloads: exponential from base to max between attempts; the loop polls this often.
     media_retry_base_s: float = 30.0

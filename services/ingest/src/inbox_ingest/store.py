@@ -63,6 +63,10 @@ class IngestStore:
         ])
         await ensure_indexes(self.seen, [Index([("expires_at", ASCENDING)], "expiry")])
         await ensure_indexes(self.unrouted, [Index([("received_at", DESCENDING)], "recent")])
+        # The sender's parked sends (sender.ParkedSends): each number's in order, and the queues that are due.
+        await ensure_indexes(self.db["parked_sends"], [
+            Index([("phone_number_id", ASCENDING), ("seq", ASCENDING)], "number_order")])
+        await ensure_indexes(self.db["send_queues"], [Index([("next_try_at", ASCENDING)], "due")])
 
     # --- channels ---------------------------------------------------------------------------------
 

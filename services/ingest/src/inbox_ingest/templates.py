@@ -1,7 +1,9 @@
 """Template sync: every business account's message templates, fetched from Meta and published.
 
 ``GET /{waba_id}/message_templates`` page by page (``paging.cursors.after``, else ``paging.next``),
-then one ``whatsapp.templates.synced`` with the whole list, keyed ``waba:{waba_id}``. Conversations
+then the list as ``whatsapp.templates.synced`` events in bounded parts (:func:`template_parts`), keyed
+``waba:{waba_id}`` so they arrive in order; a single event with thousands of templates would exceed Kafka's
+message size and never be published. Conversations
 owns templates; this only tells it what Meta has. Runs on ``whatsapp.command.sync_templates`` and
 every ``template_sync_interval_s`` for each WABA of the connected numbers.
 """
@@ -9,15 +11,16 @@ every ``template_sync_interval_s`` for each WABA of the connected numbers.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from faststream.kafka import KafkaBroker
 from pydantic import SecretStr
 
-from inbox_core.errors import TransientError
-from inbox_core.events import Event
+from inbox_core.events import Event, utcnow
 from inbox_core.events.commands import SyncTemplatesCommand
 from inbox_core.events.whatsapp import TemplatesSynced
 from inbox_core.kafka import publish
@@ -31,6 +34,26 @@ log = logging.getLogger("inbox.ingest.templates")
 
 # A guard against a paging loop that never ends (a WABA has at most a few thousand templates).
 MAX_PAGES = 500
+# Bounds of one whatsapp.templates.synced event: a quarter of Kafka's default 1 MiB message limit.
+PART_MAX_TEMPLATES = 250
+PART_MAX_BYTES = 256 * 1024
+
+
+def template_parts(templates: list[dict[str, Any]], *, max_templates: int = PART_MAX_TEMPLATES,
+                   max_bytes: int = PART_MAX_BYTES) -> list[list[dict[str, Any]]]:
+    """The list cut in order into parts of at most ``max_templates`` and about ``max_bytes`` of JSON each
+    (a template larger than that alone is a part of its own; Meta's are a few KB at most). Never empty:
+    an account without templates is one empty part, so the consumer still forgets the old ones."""
+    parts: list[list[dict[str, Any]]] = [[]]
+    size = 0
+    for template in templates:
+        length = len(json.dumps(template, separators=(",", ":"), default=str)) + 1
+        if parts[-1] and (len(parts[-1]) >= max_templates or size + length > max_bytes):
+            parts.append([])
+            size = 0
+        parts[-1].append(template)
+        size += length
+    return parts
 
 
 async def fetch_templates(graph: GraphClient, waba_id: str, token: SecretStr,
@@ -68,10 +91,16 @@ async def sync_waba(store: IngestStore, graph: GraphClient, broker: KafkaBroker,
     if channel is None:
         log.warning("templates of %s: no connected number of that business account", waba_id)
         return None
+    synced_at = utcnow()
     templates = await fetch_templates(graph, waba_id, channel.access_token, page_size)
-    event = Event.of(TemplatesSynced(waba_id=waba_id, templates=templates), workspace_id=channel.workspace_id)
-    await publish(broker, events_topic, f"waba:{waba_id}", event)
-    log.info("templates of %s: %d published", waba_id, len(templates))
+    parts = template_parts(templates)
+    sync_id = uuid.uuid4().hex
+    for n, part in enumerate(parts):
+        synced = TemplatesSynced(waba_id=waba_id, templates=part, sync_id=sync_id, part=n, parts=len(parts),
+                                 synced_at=synced_at)
+        event = Event.of(synced, workspace_id=channel.workspace_id, occurred_at=synced_at)
+        await publish(broker, events_topic, f"waba:{waba_id}", event)
+    log.info("templates of %s: %d published in %d parts", waba_id, len(templates), len(parts))
     return len(templates)
 
 
@@ -84,24 +113,29 @@ async def sync_all(store: IngestStore, graph: GraphClient, broker: KafkaBroker, 
         try:
             results[waba_id] = await sync_waba(store, graph, broker, waba_id, events_topic=events_topic,
                                                page_size=page_size)
-        except GraphError as exc:
-            log.warning("templates of %s not synced: %s", waba_id, exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # Meta refusing, or Kafka: the next account still gets its sync this round
+            log.warning("templates of %s not synced: %r", waba_id, exc)
             results[waba_id] = None
     return results
 
 
 def command_handler(store: IngestStore, graph: GraphClient, broker: KafkaBroker, *,
-                    events_topic: Topic | str = WHATSAPP_EVENTS) -> Callable[[SyncTemplatesCommand], Awaitable[None]]:
-    """The handler of ``whatsapp.command.sync_templates``: sync now; a passing Graph failure is retried."""
+                    events_topic: Topic | str = WHATSAPP_EVENTS,
+                    deadline_s: float = 60.0) -> Callable[[SyncTemplatesCommand], Awaitable[None]]:
+    """The handler of ``whatsapp.command.sync_templates``: sync now, within ``deadline_s``.
+
+    Meta failing, even passingly, is logged and left to the next periodic sync: the command shares its
+    partition with other tenants' sends, so it is never retried from there (nor held past the deadline).
+    """
 
     async def handle(command: SyncTemplatesCommand) -> None:
         try:
-            await sync_waba(store, graph, broker, command.waba_id, events_topic=events_topic)
-        except GraphError as exc:
-            if exc.retryable:
-                raise TransientError(f"templates of {command.waba_id}: {exc}") from None
-            # A refused call (bad token, unknown WABA) will not get better by asking again.
-            log.warning("templates of %s refused: %s", command.waba_id, exc)
+            async with asyncio.timeout(deadline_s):
+                await sync_waba(store, graph, broker, command.waba_id, events_topic=events_topic)
+        except (GraphError, TimeoutError) as exc:
+            log.warning("templates of %s not synced now (%r); the periodic sync will", command.waba_id, exc)
 
     return handle
 

@@ -8,10 +8,11 @@ from datetime import datetime
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-from pymongo.errors import ConnectionFailure, WriteConcernError
+from pymongo.errors import PyMongoError
 
 from inbox.presence.v1 import presence_pb2, presence_pb2_grpc
 from inbox_core.errors import Unavailable
+from inbox_core.mongo import database_unavailable
 from inbox_presence import domain
 from inbox_presence.domain import AgentView, ConversationView, State
 from inbox_presence.tracker import PresenceTracker
@@ -56,8 +57,10 @@ async def _database_errors() -> AsyncIterator[None]:
     """The database being away is a passing failure: UNAVAILABLE (retry), not INTERNAL."""
     try:
         yield
-    except (ConnectionFailure, WriteConcernError) as exc:
-        raise Unavailable("presence storage is unavailable, retry") from exc
+    except PyMongoError as exc:
+        if database_unavailable(exc):
+            raise Unavailable("presence storage is unavailable, retry") from exc
+        raise
 
 
 class PresenceRpc(presence_pb2_grpc.PresenceServiceServicer):

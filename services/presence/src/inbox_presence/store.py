@@ -99,6 +99,11 @@ def state_from_doc(doc: Document) -> State:
     )
 
 
+def entry_doc(entry: OutboxEntry) -> Document:
+    """The entry as the outbox stores it (what a parked entry's replay writes back)."""
+    return _entry_to_doc(entry)
+
+
 def _entry_to_doc(entry: OutboxEntry) -> Document:
     return {
         "_id": entry.event.id,
@@ -215,6 +220,16 @@ class PresenceStore:
             await self.outbox.update_one({"_id": entry.event.id}, {"$set": {"done": True, "done_at": now}})
         else:
             await self.outbox.delete_one({"_id": entry.event.id})
+
+    async def park(self, entry: OutboxEntry, now: datetime) -> Document:
+        """An entry the relay gives up on (inbox_core.outbox): no longer due, but kept as its session's
+        claim like a published one; returns what a replay needs to put it back."""
+        await self.outbox.update_one({"_id": entry.event.id}, {"$set": {"done": True, "done_at": now, "parked": True}})
+        return _entry_to_doc(entry)
+
+    async def restore(self, doc: Document, now: datetime) -> None:
+        """A parked entry back in the outbox, due now (an operator's replay)."""
+        await self.outbox.replace_one({"_id": doc["_id"]}, {**doc, "done": False, "relay_after": now}, upsert=True)
 
     async def discard(self, event_id: str) -> None:
         await self.outbox.delete_one({"_id": event_id})

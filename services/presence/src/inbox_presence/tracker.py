@@ -29,11 +29,12 @@ from faststream.kafka import KafkaBroker
 from inbox_core.errors import Unavailable
 from inbox_core.events import Event, utcnow
 from inbox_core.events.presence import StopReason
-from inbox_core.kafka import publish
+from inbox_core.kafka import is_transient, publish
+from inbox_core.outbox import Parking
 from inbox_core.topics import PRESENCE
 from inbox_presence import domain
 from inbox_presence.domain import Agent, AgentView, Change, ConversationView, Kind, State, Ttls
-from inbox_presence.store import OutboxEntry, PresenceStore
+from inbox_presence.store import OutboxEntry, PresenceStore, entry_doc
 
 log = logging.getLogger("inbox.presence")
 
@@ -49,6 +50,10 @@ def kafka_publisher(broker: KafkaBroker, topic: str = PRESENCE.name) -> Publishe
         await publish(broker, topic, key, event)
 
     return send
+
+
+# The presence outbox's name in outbox_parked (python -m inbox_core.outbox presence list).
+PARKING_SOURCE = "presence"
 
 
 @dataclass
@@ -71,6 +76,7 @@ class PresenceTracker:
         # can take between reading a session and trying to stop it.
         self.claim_retention = claim_retention
         self.clock = clock
+        self.parking = Parking(store.db)
         # Completed purge cycles: lets a test or a probe wait until a cycle ran after some moment.
         self.purge_cycles = 0
 
@@ -179,6 +185,11 @@ class PresenceTracker:
             try:
                 await self.publisher(entry.kafka_key, entry.event)
             except Exception as exc:
+                # One Kafka refuses for itself, again and again, is parked: the session's next ones go on.
+                if not is_transient(exc) and await self.parking.failed(PARKING_SOURCE, entry.event.id, exc,
+                                                                       entry_doc(entry)):
+                    await self.store.park(entry, self.now())
+                    continue
                 await self._publish_failed(entry)
                 raise Unavailable("presence event could not be published, retry") from exc
             await self.store.published(entry, self.now())
@@ -203,6 +214,9 @@ class PresenceTracker:
         result = PurgeResult()
         gate = asyncio.Semaphore(PURGE_CONCURRENCY)
         now = self.now()
+        for replay in await self.parking.replays(PARKING_SOURCE):
+            await self.store.restore(replay["entry"], now)
+            await self.parking.taken(replay)
 
         async def expire(state: State) -> None:
             async with gate:

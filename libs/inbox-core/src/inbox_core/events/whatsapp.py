@@ -459,10 +459,22 @@ class MediaUnavailable(EventData):
 
 @event_type("whatsapp.templates.synced")
 class TemplatesSynced(EventData):
-    """Every message template of a business account as Meta lists it (``GET /{waba_id}/message_templates``)."""
+    """One part of a business account's message templates as Meta lists them (``GET /{waba_id}/message_templates``).
+
+    A sync is published in bounded parts (at most 250 templates and about 256 KiB each, so an account with
+    thousands stays far under Kafka's 1 MiB message limit), all keyed ``waba:{waba_id}``, in order: ``part`` 0 to
+    ``parts - 1``, sharing ``sync_id`` and ``synced_at``. A consumer applies each part as it comes and, once
+    the last has come, forgets the templates that sync did not list. An event without these fields is a
+    whole list (one part).
+    """
 
     waba_id: str
     templates: list[dict[str, Any]] = Field(default_factory=list)
+    sync_id: str | None = None
+    part: int = Field(default=0, ge=0)
+    parts: int = Field(default=1, ge=1)
+    # When the sync began (the same in every part): a part of an older sync than the one last applied is ignored.
+    synced_at: datetime | None = None
 
 
 __all__ = [
