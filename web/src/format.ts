@@ -193,3 +193,13 @@ export function isStale(incoming: Conversation, current: Conversation | null | u
   return !!current && typeof incoming.version === "number" && typeof current.version === "number"
     && incoming.version < current.version;
 }
+
+// The API's minimum for a password (docs/api.md); the forms that set one check it, and the confirmation,
+// before asking the server.
+export const MIN_PASSWORD = 10;
+
+export function newPasswordProblem(password: string, confirm: string): string | null {
+  if (password.length < MIN_PASSWORD) return `The password needs at least ${MIN_PASSWORD} characters.`;
+  if (password !== confirm) return "The two passwords are not the same.";
+  return null;
+}

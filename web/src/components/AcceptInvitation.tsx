@@ -4,11 +4,11 @@
 
 import { useCallback, useEffect, useState } from "preact/hooks";
 import { ApiError, api, describeError, setToken } from "../api";
+import { MIN_PASSWORD, newPasswordProblem } from "../format";
 import type { InvitationPreview, Me, Role, WorkspaceRef } from "../types";
 import { Login } from "./Login";
 
 export const ROLE_LABEL: Record<Role, string> = { admin: "Admin", agent: "Agent" };
-const MIN_PASSWORD = 10; // the API's minimum (docs/api.md)
 
 const UNREAD = "You are signed in, but your account could not be read. Reload the page to try again.";
 
@@ -224,8 +224,8 @@ function NewAccount({
     event.preventDefault();
     setError(null);
     if (!name.trim()) return setError("Enter your name.");
-    if (password.length < MIN_PASSWORD) return setError(`The password needs at least ${MIN_PASSWORD} characters.`);
-    if (password !== confirm) return setError("The two passwords are not the same.");
+    const problem = newPasswordProblem(password, confirm);
+    if (problem) return setError(problem);
     setBusy(true);
     try {
       let workspace: WorkspaceRef;

@@ -3,9 +3,8 @@
 
 import { useState } from "preact/hooks";
 import { ApiError, api, describeError } from "../api";
+import { MIN_PASSWORD, newPasswordProblem } from "../format";
 import { Modal } from "./bits";
-
-const MIN_PASSWORD = 10;
 
 export function ChangePassword({ onClose }: { onClose: () => void }) {
   const [current, setCurrent] = useState("");
@@ -18,8 +17,8 @@ export function ChangePassword({ onClose }: { onClose: () => void }) {
   const submit = async (event: Event) => {
     event.preventDefault();
     setError(null);
-    if (next.length < MIN_PASSWORD) return setError(`The new password needs at least ${MIN_PASSWORD} characters.`);
-    if (next !== confirm) return setError("The two new passwords are not the same.");
+    const problem = newPasswordProblem(next, confirm);
+    if (problem) return setError(problem);
     setBusy(true);
     try {
       await api.changePassword(current, next);
