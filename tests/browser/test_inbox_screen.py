@@ -294,6 +294,7 @@ def test_the_page_recovers_after_the_stream_drops(inbox: Inbox, stack: Stack, op
     olga = new_customer("Olga")
     gateway = stack.processes["gateway"]
     port = stack.ports["gateway_http"]
+    ready = stack.ready_port("gateway")  # its ops port answers readiness
     gateway.terminate()
     try:
         expect(sara.page.get_by_test_id("stream-state")).to_have_text("Reconnecting…")
@@ -303,7 +304,7 @@ def test_the_page_recovers_after_the_stream_drops(inbox: Inbox, stack: Stack, op
     finally:
         gateway.start()
         gateway.wait_port(port, timeout=90)
-        stack.wait_ready("gateway", port)
+        stack.wait_ready("gateway", ready)
     expect(sara.page.locator(".app[data-stream='open']")).to_be_visible()
     top = sara.page.locator("button.conv-row").first
     expect(top).to_contain_text(olga.name)

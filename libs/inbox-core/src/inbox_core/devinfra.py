@@ -16,6 +16,7 @@ import base64
 import contextlib
 import hashlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -34,8 +35,36 @@ FERRETDB_BIN = LOCAL / "bin" / "ferretdb"
 DEPLOY_LOCAL = REPO_ROOT / "deploy" / "local"
 
 
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    """A port to listen on, chosen below the kernel's ephemeral range: a port the kernel hands out (bind to
+    0) can be taken by some outgoing connection's local end before the server binds it (a whole stack starts
+    dozens of servers beside hundreds of Kafka and database connections: it happened). Never the same port
+    twice in one process."""
+    low, _ = _ephemeral_range()
+    candidates = list(range(15000, low)) if low > 16000 else []
+    random.shuffle(candidates)
+    for port in candidates[:500]:
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # no range of our own: the kernel's choice
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
