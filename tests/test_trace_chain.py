@@ -193,7 +193,7 @@ async def system(exporter: InMemorySpanExporter, infra: Infra, inbox_settings: I
     await ingest_broker.start()
     intake = Intake(ingest_store, ingest_broker, publish_timeout_s=10, dedupe_days=8)
     ingest_settings = IngestSettings(inbox=settings, meta_app_secret=APP_SECRET, meta_verify_token="verify")
-    ingest = httpx.AsyncClient(transport=httpx.ASGITransport(app=cast(Any, ingest_app(ingest_settings, intake, {}))),
+    ingest = httpx.AsyncClient(transport=httpx.ASGITransport(app=cast(Any, ingest_app(ingest_settings, intake))),
                                base_url="http://ingest")
 
     # The gateway over real HTTP (the stream is an endless response).
