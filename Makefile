@@ -16,13 +16,13 @@ install: uv ## Python dependencies of every package (uv workspace, locked)
 	$(UV) sync --all-packages --locked
 
 infra-install: install ## fetch Kafka (Maven Central) and build FerretDB (Go module proxy) into .local/
-	$(RUN) python -m inbox_core.devinfra install
+	$(RUN) python -m inbox_testkit.devinfra install
 
 infra-up: infra-install ## start Kafka and the database on their default ports
-	$(RUN) python -m inbox_core.devinfra up
+	$(RUN) python -m inbox_testkit.devinfra up
 
 infra-down: ## stop Kafka and the database
-	-$(RUN) python -m inbox_core.devinfra down
+	-$(RUN) python -m inbox_testkit.devinfra down
 
 web: ## build the web UI (web/dist, served by the gateway at /)
 	cd web && (npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error) && npm run build
@@ -34,19 +34,19 @@ screenshots: infra-install web browser ## the browser tests, keeping their scree
 	INBOX_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(RUN) pytest -q -p no:randomly tests/browser
 
 dev: infra-up web ## everything: infrastructure, every service and a seeded demo workspace, left running (`make down` stops it)
-	$(RUN) python -m inbox_core.devinfra services-up
+	$(RUN) python -m inbox_testkit.devinfra services-up
 	$(RUN) python deploy/local/seed_demo.py $(if $(LIVE),--live,)
 
 down: ## stop the services and the infrastructure started by `make dev`
-	-$(RUN) python -m inbox_core.devinfra services-down
-	-$(RUN) python -m inbox_core.devinfra down
+	-$(RUN) python -m inbox_testkit.devinfra services-down
+	-$(RUN) python -m inbox_testkit.devinfra down
 
 status: ## what is running
-	$(RUN) python -m inbox_core.devinfra status
+	$(RUN) python -m inbox_testkit.devinfra status
 
 lint: install ## ruff, mypy, generated code in sync with protos/, no tracked file pointing outside the checkout
 	$(RUN) ruff check .
-	$(RUN) mypy libs/inbox-core/src services/*/src scripts
+	$(RUN) mypy libs/inbox-core/src libs/inbox-testkit/src services/*/src scripts
 	$(RUN) python scripts/outside_paths.py
 	$(RUN) python scripts/protos.py check
 	$(RUN) python scripts/k8s_topics.py check

@@ -40,7 +40,7 @@ def servers() -> Iterator[Servers]:
         asyncio.run(ensure_topics(kafka_env))
         yield Servers(kafka_env, mongo_env)
         return
-    from inbox_core.testing import local_infra
+    from inbox_testkit.infra import local_infra
 
     with local_infra("inbox-bench-") as servers:
         asyncio.run(ensure_topics(servers.kafka_bootstrap))
@@ -110,12 +110,13 @@ def raise_fd_limit(wanted: int = 65536) -> int:
 
 @contextmanager
 def system(srv: Servers, name: str, extra_env: dict[str, str] | None = None) -> Iterator[Any]:
-    """Every service as its own process (inbox_core.testing.Stack) against ``srv``, with a database
+    """Every service as its own process (inbox_testkit.stack.Stack) against ``srv``, with a database
     prefix of its own; ``extra_env`` reaches every service (the Stack copies this process's environment)."""
     import uuid
 
     from inbox_core.settings import InboxSettings
-    from inbox_core.testing import Infra, Stack
+    from inbox_testkit.infra import Infra
+    from inbox_testkit.stack import Stack
 
     saved = {k: os.environ.get(k) for k in (extra_env or {})}
     os.environ.update(extra_env or {})
@@ -163,9 +164,9 @@ async def workspaces_with_agents(stack: Any, count: int, number_ids: list[str] |
 
     from inbox.ingest.v1 import ingest_pb2 as ipb
     from inbox.ingest.v1 import ingest_pb2_grpc as igrpc
-    from inbox_core.testing import STACK_SECRETS
     from inbox_gateway.gateway import Gateway
     from inbox_gateway.settings import GatewaySettings
+    from inbox_testkit.stack import STACK_SECRETS
 
     settings = GatewaySettings(inbox=stack.settings, jwt_secret=STACK_SECRETS["GATEWAY_JWT_SECRET"])
     gateway = Gateway(settings, stream=False)
@@ -203,8 +204,8 @@ async def workspaces_with_agents(stack: Any, count: int, number_ids: list[str] |
 def signed_text_webhook(number: str, wa_id: str, wamid: str, text: str, name: str = "Bench Customer",
                         ts: int | None = None) -> tuple[bytes, dict[str, str]]:
     """A customer's text message as Meta posts it, with its signature header for the Stack's app secret."""
-    from inbox_core.testing import STACK_SECRETS
-    from inbox_sandbox.domain import signature
+    from inbox_sandbox.domain.signing import signature
+    from inbox_testkit.stack import STACK_SECRETS
 
     body = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": f"WABA{number}", "changes": [{
         "field": "messages", "value": {

@@ -1,6 +1,6 @@
 """The conversation list and opening a conversation through the gateway, on the way up to 1M conversations.
 
-The whole system runs (inbox_core.testing.Stack). Conversations are seeded straight into the
+The whole system runs (inbox_testkit.stack.Stack). Conversations are seeded straight into the
 conversations service's database with bench/conversations_list.py's documents (the fields the service
 maintains, search tokens from its own domain code) for one workspace of the gateway with three
 connected numbers, and measured at each of ``--sizes`` on the way up. It stops growing when seeding the
@@ -52,7 +52,7 @@ from inbox.ingest.v1 import ingest_pb2 as ipb
 from inbox.ingest.v1 import ingest_pb2_grpc as igrpc
 from inbox_conversations.store import LIST_PROJECTION, LIST_SORT, TIMELINE_SORT
 from inbox_core import ids
-from inbox_core.testing import STACK_SECRETS
+from inbox_testkit.stack import STACK_SECRETS
 
 PAGE = 30
 BATCH = 5000

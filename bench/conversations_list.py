@@ -46,7 +46,8 @@ from inbox_conversations import domain
 from inbox_conversations.outbox import Publisher
 from inbox_conversations.rpc import ConversationsRpc
 from inbox_conversations.store import LIST_PROJECTION, LIST_SORT, ConversationsStore
-from inbox_core.devinfra import FerretServer, free_port, install
+from inbox_testkit.ports import free_port
+from inbox_testkit.servers import FerretServer, install
 
 WORKSPACE = "ws_bench"
 NUMBERS = ["100000000001", "100000000002", "100000000003"]

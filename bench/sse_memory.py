@@ -1,7 +1,7 @@
 """SSE memory: the gateway's resident memory per idle ``/api/stream`` connection at 5,000 and 10,000.
 
 A gateway process of its own (``python -m inbox_gateway api``, its open-file limit raised to the hard
-limit), part of a whole running system (inbox_core.testing.Stack: the database, Kafka, presence for the
+limit), part of a whole running system (inbox_testkit.stack.Stack: the database, Kafka, presence for the
 stream's heartbeats). Connections are opened by one signed-in agent (plain sockets sending the stream
 request; each reads its response headers and then stays idle, as a browser tab in the background). RSS
 (VmRSS of /proc/<pid>/status) is read before, at 5,000 and at 10,000 connections, after a short settle.
@@ -36,8 +36,9 @@ from common import (
     workspaces_with_agents,
 )
 
-from inbox_core.devinfra import REPO_ROOT, free_port, port_open
-from inbox_core.testing import rss_kib
+from inbox_testkit.paths import REPO_ROOT
+from inbox_testkit.ports import free_port, port_open
+from inbox_testkit.processes import rss_kib
 
 
 def _high_fd_limit() -> None:

@@ -1,6 +1,6 @@
 """Sustained load through every service, with the consumers' lag sampled throughout and after.
 
-The whole system runs (inbox_core.testing.Stack). For ``--seconds`` a mix is offered at ``--rate``
+The whole system runs (inbox_testkit.stack.Stack). For ``--seconds`` a mix is offered at ``--rate``
 events per second: customer messages as signed webhooks to ingest (whatsapp.events.v1, consumed by
 conversations and customers; the conversations' events streamed by the gateway to ``--streams`` open
 streams), orders created through the orders service (inbox.orders.v1, consumed by conversations and

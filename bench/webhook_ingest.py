@@ -29,11 +29,12 @@ from pymongo import AsyncMongoClient
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, percentiles, print_table, save, servers
 
-from inbox_core.devinfra import REPO_ROOT, free_port, port_open
 from inbox_core.settings import InboxSettings
 from inbox_ingest.domain.normalise import normalise_raw
 from inbox_ingest.domain.signature import sign
 from inbox_ingest.store import Channel, IngestStore
+from inbox_testkit.paths import REPO_ROOT
+from inbox_testkit.ports import free_port, port_open
 
 SECRET = "bench-app-secret"
 NUMBER = "bench-number-1"

@@ -1,6 +1,6 @@
 """Webhook to stream: from the start of Meta's webhook POST to the message's event on ``/api/stream``.
 
-The whole system runs (every service its own process, inbox_core.testing.Stack). ``--workspaces``
+The whole system runs (every service its own process, inbox_testkit.stack.Stack). ``--workspaces``
 workspaces, each with one agent and one connected number, hold ``--streams`` open streams between them
 (httpx streaming clients; an agent with several tabs). Customer messages are posted, signed, at a
 steady rate (each rate for ``--seconds``), round robin over the numbers; one stream per workspace

@@ -1,4 +1,4 @@
-"""Cross-service fixtures: the whole system as separate processes (see inbox_core.testing.Stack)."""
+"""Cross-service fixtures: the whole system as separate processes (see inbox_testkit.stack.Stack)."""
 
 import tempfile
 import uuid
@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from inbox_core.settings import InboxSettings
-from inbox_core.testing import Infra, Stack
+from inbox_testkit.infra import Infra
+from inbox_testkit.stack import Stack
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from pymongo import MongoClient, ReturnDocument
 from pymongo.collection import Collection
 
 from inbox_conversations.store import CONVERSATION_INDEXES
-from inbox_core.testing import FerretPair
+from inbox_testkit.infra import FerretPair
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NUMBERS = [0, -0.0, 0.0, 2**53 - 1, 2**53, 2**53 + 1, float(2**53), 1e21, -1e21, 42, 42.0, -5, 0.5]

@@ -20,8 +20,8 @@ from pymongo import AsyncMongoClient, monitoring
 
 from inbox_conversations.store import ConversationsStore, ListQuery
 from inbox_core.revisions import Revision, RevisionedCollection
-from inbox_core.testing import FerretPair
 from inbox_presence.store import PresenceStore
+from inbox_testkit.infra import FerretPair
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 NUMBERS = ["n1", "n2", "n3"]

@@ -8,9 +8,10 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from inbox_core.devinfra import free_port
 from inbox_core.settings import InboxSettings
-from inbox_core.testing import Infra, ServiceProcess, service_env
+from inbox_testkit.infra import Infra
+from inbox_testkit.ports import free_port
+from inbox_testkit.processes import ServiceProcess, service_env
 
 GRPC_SERVICES = {
     "conversations": "inbox.conversations.v1.ConversationsService",

@@ -43,7 +43,6 @@ from inbox_conversations.consumers import register
 from inbox_conversations.outbox import Publisher
 from inbox_conversations.rpc import SERVICE_NAME, ConversationsRpc
 from inbox_conversations.store import ConversationsStore
-from inbox_core.devinfra import free_port
 from inbox_core.grpc_server import GrpcServer
 from inbox_core.ids import conversation_id
 from inbox_core.kafka import make_broker, report_lag
@@ -52,7 +51,6 @@ from inbox_core.mongo import Document, service_database
 from inbox_core.runtime import HttpComponent
 from inbox_core.settings import InboxSettings
 from inbox_core.telemetry import setup_telemetry
-from inbox_core.testing import Infra, start_group_at_end
 from inbox_core.topics import CONVERSATIONS, CUSTOMERS, ORDERS, WHATSAPP_EVENTS
 from inbox_gateway.auth import Passwords
 from inbox_gateway.gateway import Gateway
@@ -63,6 +61,9 @@ from inbox_ingest.http import create_app as ingest_app
 from inbox_ingest.intake import Intake
 from inbox_ingest.settings import IngestSettings
 from inbox_ingest.store import Channel, IngestStore
+from inbox_testkit.infra import Infra
+from inbox_testkit.kafka import start_group_at_end
+from inbox_testkit.ports import free_port
 
 APP_SECRET = "trace-test-app-secret"
 PASSWORD = "trace test password"

@@ -38,7 +38,7 @@ NUMBERS = [
 
 
 def env() -> dict[str, str]:
-    from inbox_core.devinfra import dev_env
+    from inbox_testkit.devinfra import dev_env
 
     return dev_env()
 

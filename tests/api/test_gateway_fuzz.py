@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from inbox_core.testing import STACK_SECRETS, Stack
+from inbox_testkit.stack import STACK_SECRETS, Stack
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 PASSWORD = "fuzzing-password-1"

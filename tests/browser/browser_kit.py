@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from playwright.sync_api import Locator, Page, expect
 
-from inbox_core.testing import Stack
+from inbox_testkit.stack import Stack
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

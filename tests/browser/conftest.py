@@ -25,8 +25,8 @@ from inbox_core.events import Event
 from inbox_core.events.commands import SyncTemplatesCommand
 from inbox_core.kafka import make_broker, publish
 from inbox_core.settings import InboxSettings
-from inbox_core.testing import STACK_SECRETS, Stack
 from inbox_core.topics import WHATSAPP_COMMANDS
+from inbox_testkit.stack import STACK_SECRETS, Stack
 
 
 def _login(gateway: str, email: str) -> str:

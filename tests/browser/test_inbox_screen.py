@@ -14,7 +14,7 @@ from browser_kit import TABLET, Inbox, Screen, new_customer
 from playwright.sync_api import expect
 
 from inbox.conversations.v1 import conversations_pb2, conversations_pb2_grpc
-from inbox_core.testing import Stack
+from inbox_testkit.stack import Stack
 
 OpenScreen = Callable[..., Screen]
 

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from fault_kit import NUMBER, NUMBER_B, STREAM_SEND_TIMEOUT_S, WABA_B, FaultStack, Inbox, Workspace, heal
 
 from inbox_core.settings import InboxSettings
-from inbox_core.testing import Infra, local_infra
 from inbox_core.topics import ensure_topics
+from inbox_testkit.infra import Infra, local_infra
 
 AGENT_EMAIL = "fault.agent@fault.test"
 AGENT_PASSWORD = "fault-password-123"

@@ -34,10 +34,11 @@ from inbox.ingest.v1 import ingest_pb2_grpc as igrpc
 from inbox.orders.v1 import orders_pb2 as opb
 from inbox.orders.v1 import orders_pb2_grpc as ogrpc
 from inbox_core import ids
-from inbox_core.devinfra import free_port, wait_ready
-from inbox_core.testing import STACK_SECRETS, ServiceProcess, Stack
 from inbox_core.topics import WHATSAPP_COMMANDS
 from inbox_sandbox.domain import signature
+from inbox_testkit.ports import free_port, wait_ready
+from inbox_testkit.processes import ServiceProcess
+from inbox_testkit.stack import STACK_SECRETS, Stack
 
 # The sandbox's default numbers (see services/sandbox/README.md).
 NUMBER = "106540352242922"

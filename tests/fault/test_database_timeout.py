@@ -22,7 +22,7 @@ import pytest
 from fault_kit import FaultStack, Inbox, Meta, Workspace, new_customers, text_webhook, under_load
 
 from inbox.conversations.v1 import conversations_pb2 as cpb
-from inbox_core.testing import Infra
+from inbox_testkit.infra import Infra
 
 pytestmark = pytest.mark.timeout(200, func_only=True)
 

@@ -38,8 +38,9 @@ from fault_kit import (
 )
 
 from inbox_core.events import Event
-from inbox_core.testing import Infra, TopicReader
 from inbox_core.topics import WHATSAPP_EVENTS
+from inbox_testkit.infra import Infra
+from inbox_testkit.kafka import TopicReader
 
 pytestmark = pytest.mark.timeout(170, func_only=True)
 

@@ -24,7 +24,7 @@ import httpx
 import pytest
 from fault_kit import STREAM_SEND_TIMEOUT_S, FaultStack, Meta, Workspace, new_customers, text_webhook
 
-from inbox_core.testing import rss_kib
+from inbox_testkit.processes import rss_kib
 
 pytestmark = pytest.mark.timeout(170, func_only=True)
 

@@ -30,8 +30,8 @@ from inbox_core.events import Event
 from inbox_core.events.commands import SyncTemplatesCommand
 from inbox_core.kafka import make_broker, publish
 from inbox_core.settings import InboxSettings
-from inbox_core.testing import Infra
 from inbox_core.topics import WHATSAPP_COMMANDS
+from inbox_testkit.infra import Infra
 
 pytestmark = pytest.mark.timeout(240, func_only=True)
 

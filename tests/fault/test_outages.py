@@ -16,8 +16,8 @@ import time
 import pytest
 from fault_kit import FaultStack, Inbox, under_load
 
-from inbox_core.devinfra import FerretServer, KafkaServer
-from inbox_core.testing import Infra
+from inbox_testkit.infra import Infra
+from inbox_testkit.servers import FerretServer, KafkaServer
 
 pytestmark = pytest.mark.timeout(175, func_only=True)
 

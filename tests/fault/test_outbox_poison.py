@@ -26,8 +26,8 @@ from pymongo import AsyncMongoClient
 from inbox_core.events import Event
 from inbox_core.mongo import service_database
 from inbox_core.revisions import Outgoing, Revision, now_ms, revision_id
-from inbox_core.testing import REPO_ROOT
 from inbox_core.topics import CUSTOMERS
+from inbox_testkit.paths import REPO_ROOT
 
 pytestmark = pytest.mark.timeout(120, func_only=True)
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from inbox_core.devinfra import REPO_ROOT
+from inbox_testkit.paths import REPO_ROOT
 
 SCRIPT = REPO_ROOT / "scripts" / "outside_paths.py"
 

@@ -6,8 +6,8 @@ import asyncio
 import socket
 from typing import Any
 
-from inbox_core.devinfra import free_port
 from inbox_core.runtime import HttpComponent
+from inbox_testkit.ports import free_port
 
 CHUNK = b"x" * 16384
 

@@ -14,8 +14,8 @@ from inbox_core.errors import TransientError
 from inbox_core.events import Event, EventData, event_type
 from inbox_core.kafka import make_broker, publish, subscribe
 from inbox_core.settings import InboxSettings
-from inbox_core.testing import Infra
 from inbox_core.topics import ensure_topics
+from inbox_testkit.infra import Infra
 
 
 @event_type("test.thing.happened")

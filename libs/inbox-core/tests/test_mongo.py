@@ -10,7 +10,7 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from inbox_core.errors import InvalidRequest
 from inbox_core.mongo import Index, decode_cursor, encode_cursor, ensure_indexes, service_database
 from inbox_core.settings import InboxSettings
-from inbox_core.testing import Infra
+from inbox_testkit.infra import Infra
 
 
 async def test_round_trip_index_and_keyset_paging(

@@ -16,8 +16,8 @@ from inbox_core.kafka import make_broker
 from inbox_core.mongo import Document, service_database
 from inbox_core.revisions import Outgoing, RevisionedCollection, revision_id
 from inbox_core.settings import InboxSettings
-from inbox_core.testing import Infra
 from inbox_core.topics import ensure_topics
+from inbox_testkit.infra import Infra
 
 
 @event_type("test.counter.bumped")

@@ -27,13 +27,13 @@ from inbox_conversations.consumers import Handlers
 from inbox_conversations.outbox import Publisher, Topics
 from inbox_conversations.rpc import SERVICE_NAME, ConversationsRpc
 from inbox_conversations.store import ConversationsStore
-from inbox_core.devinfra import free_port
 from inbox_core.grpc_server import GrpcServer
 from inbox_core.kafka import make_broker
 from inbox_core.mongo import service_database
 from inbox_core.settings import InboxSettings
-from inbox_core.testing import Infra
 from inbox_core.topics import ensure_topics
+from inbox_testkit.infra import Infra
+from inbox_testkit.ports import free_port
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from inbox_core.events import Event
 from inbox_core.events.whatsapp import MessageReceived, SendAccepted, SendFailed, StatusUpdated
 from inbox_core.ids import conversation_id
 from inbox_core.settings import InboxSettings
-from inbox_core.testing import Infra
+from inbox_testkit.infra import Infra
 
 TEST_PARTITIONS = 3
 

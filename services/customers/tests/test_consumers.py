@@ -17,10 +17,10 @@ from inbox_core.events.whatsapp import MessageReceived
 from inbox_core.ids import customer_id
 from inbox_core.kafka import make_broker, publish
 from inbox_core.settings import InboxSettings
-from inbox_core.testing import Infra
 from inbox_core.topics import ensure_topics
 from inbox_customers.consumers import register
 from inbox_customers.store import CustomersStore
+from inbox_testkit.infra import Infra
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 PARTITIONS = 3

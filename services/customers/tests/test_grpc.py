@@ -10,7 +10,6 @@ from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
 
 from inbox.customers.v1 import customers_pb2, customers_pb2_grpc
-from inbox_core.devinfra import free_port
 from inbox_core.events import Event
 from inbox_core.events.orders import Money, OrderCreated, OrderSnapshot
 from inbox_core.events.whatsapp import MessageReceived
@@ -19,6 +18,7 @@ from inbox_core.ids import customer_id
 from inbox_customers.consumers import handle_order_event, handle_whatsapp_event
 from inbox_customers.rpc import SERVICE_NAME, CustomersRpc
 from inbox_customers.store import CustomersStore
+from inbox_testkit.ports import free_port
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 WA = "34600111222"

@@ -20,9 +20,9 @@ from gateway_testkit import FAST_PASSWORDS, Services, gateway_settings
 from inbox_conversations.outbox import Topics
 from inbox_core.kafka import make_broker
 from inbox_core.settings import InboxSettings
-from inbox_core.testing import Infra
 from inbox_core.topics import ensure_topics
 from inbox_gateway.gateway import Gateway
+from inbox_testkit.infra import Infra
 
 
 @pytest.fixture(scope="session")

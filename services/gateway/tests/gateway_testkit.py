@@ -29,7 +29,6 @@ from inbox_conversations.outbox import Publisher, Topics
 from inbox_conversations.rpc import SERVICE_NAME as CONVERSATIONS
 from inbox_conversations.rpc import ConversationsRpc
 from inbox_conversations.store import ConversationsStore
-from inbox_core.devinfra import free_port
 from inbox_core.events import Event
 from inbox_core.events.whatsapp import MessageReceived, TemplatesSynced
 from inbox_core.grpc_server import GrpcServer
@@ -37,7 +36,6 @@ from inbox_core.ids import conversation_id
 from inbox_core.mongo import Document, service_database
 from inbox_core.runtime import HttpComponent
 from inbox_core.settings import InboxSettings
-from inbox_core.testing import GraphStandIn, graph_stand_in
 from inbox_customers.consumers import handle_whatsapp_event
 from inbox_customers.rpc import SERVICE_NAME as CUSTOMERS
 from inbox_customers.rpc import CustomersRpc
@@ -59,6 +57,8 @@ from inbox_presence.rpc import SERVICE_NAME as PRESENCE
 from inbox_presence.rpc import PresenceRpc
 from inbox_presence.store import PresenceStore
 from inbox_presence.tracker import PresenceTracker, kafka_publisher
+from inbox_testkit.graph import GraphStandIn, graph_stand_in
+from inbox_testkit.ports import free_port
 
 JWT_SECRET = "test-only-jwt-secret-0123456789abcdef"
 PASSWORD = "correct horse battery"

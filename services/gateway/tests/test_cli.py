@@ -15,9 +15,9 @@ from gateway_testkit import FAST_PASSWORDS, JWT_SECRET, Server, Services, gatewa
 
 from inbox_core.errors import InboxError
 from inbox_core.settings import InboxSettings
-from inbox_core.testing import Infra
 from inbox_gateway import cli
 from inbox_gateway.gateway import Gateway
+from inbox_testkit.infra import Infra
 
 
 async def admin(env: dict[str, str], *args: str, stdin: str = "") -> tuple[int, dict[str, Any], str]:

@@ -14,13 +14,13 @@ from pymongo import AsyncMongoClient
 
 from inbox.conversations.v1 import conversations_pb2 as cpb
 from inbox.conversations.v1 import conversations_pb2_grpc
-from inbox_core.devinfra import free_port
 from inbox_core.errors import Conflict, InvalidRequest, NotFound, Unavailable, ValidationFailed, WindowClosed
 from inbox_core.grpc_server import ERROR_CODE_KEY, GrpcServer
 from inbox_core.settings import InboxSettings
 from inbox_gateway.accounts import Accounts
 from inbox_gateway.gateway import Gateway
 from inbox_gateway.upstream import rpc_error
+from inbox_testkit.ports import free_port
 
 
 def failure(code: grpc.StatusCode, machine: str | None = None, details: str = "why") -> grpc.aio.AioRpcError:

@@ -21,13 +21,11 @@ from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from inbox_core.devinfra import free_port
 from inbox_core.events import Event
 from inbox_core.kafka import make_broker
 from inbox_core.mongo import service_database
 from inbox_core.runtime import HttpComponent
 from inbox_core.settings import InboxSettings
-from inbox_core.testing import Infra
 from inbox_core.topics import ensure_topics
 from inbox_ingest.graph import GraphClient
 from inbox_ingest.media import MediaStore
@@ -35,6 +33,8 @@ from inbox_ingest.settings import IngestSettings
 from inbox_ingest.store import Channel, IngestStore
 from inbox_sandbox.http import create_app
 from inbox_sandbox.settings import SandboxSettings
+from inbox_testkit.infra import Infra
+from inbox_testkit.ports import free_port
 
 GRAPH_VERSION = "v24.0"
 

@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer
 
-from inbox_core.devinfra import KafkaServer, free_port
 from inbox_core.events import Event
 from inbox_core.kafka import make_broker
 from inbox_core.mongo import service_database
@@ -23,6 +22,8 @@ from inbox_ingest.http import create_app
 from inbox_ingest.intake import Intake
 from inbox_ingest.settings import IngestSettings
 from inbox_ingest.store import Channel, IngestStore
+from inbox_testkit.ports import free_port
+from inbox_testkit.servers import KafkaServer
 
 SECRET = "test-app-secret"
 VERIFY = "test-verify-token"

@@ -28,8 +28,8 @@ from inbox_core.events.whatsapp import (
     SendFailed,
     StatusUpdated,
 )
-from inbox_core.testing import META_WEBHOOK_SAMPLES
 from inbox_ingest.domain import NormalisedEvent, NotAWebhook, normalise, normalise_raw, parse_body
+from inbox_testkit.paths import META_WEBHOOK_SAMPLES
 
 SAMPLES = (
     Path(os.environ["INBOX_WEBHOOK_SAMPLES"])

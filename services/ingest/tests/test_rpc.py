@@ -11,18 +11,20 @@ import grpc
 import pytest
 
 from inbox.ingest.v1 import ingest_pb2, ingest_pb2_grpc
-from inbox_core.devinfra import free_port
 from inbox_core.events import Event
 from inbox_core.grpc_server import GrpcServer
 from inbox_core.kafka import make_broker
 from inbox_core.mongo import service_database
 from inbox_core.settings import InboxSettings
-from inbox_core.testing import Infra, TopicReader, graph_stand_in
 from inbox_core.topics import WHATSAPP_COMMANDS
 from inbox_ingest.graph import GraphClient
 from inbox_ingest.media import MediaStore
 from inbox_ingest.rpc import SERVICE_NAME, IngestRpc
 from inbox_ingest.store import IngestStore
+from inbox_testkit.graph import graph_stand_in
+from inbox_testkit.infra import Infra
+from inbox_testkit.kafka import TopicReader
+from inbox_testkit.ports import free_port
 
 
 @pytest.fixture

@@ -17,13 +17,15 @@ from inbox_core.events import Event
 from inbox_core.kafka import make_broker
 from inbox_core.mongo import service_database
 from inbox_core.settings import InboxSettings
-from inbox_core.testing import META_WEBHOOK_SAMPLES, Infra, TopicReader
 from inbox_core.topics import WHATSAPP_EVENTS
 from inbox_ingest.domain.signature import sign
 from inbox_ingest.http import create_app
 from inbox_ingest.intake import Intake
 from inbox_ingest.settings import IngestSettings
 from inbox_ingest.store import Channel, IngestStore
+from inbox_testkit.infra import Infra
+from inbox_testkit.kafka import TopicReader
+from inbox_testkit.paths import META_WEBHOOK_SAMPLES
 
 SECRET = "test-app-secret"  # the same as the conftest's webhook builder expects
 VERIFY = "test-verify-token"

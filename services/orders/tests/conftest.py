@@ -14,9 +14,9 @@ from inbox_core.events import Event
 from inbox_core.kafka import make_broker
 from inbox_core.mongo import service_database
 from inbox_core.settings import InboxSettings
-from inbox_core.testing import Infra
 from inbox_core.topics import ensure_topics
 from inbox_orders.store import OrdersStore
+from inbox_testkit.infra import Infra
 
 PARTITIONS = 3
 ReadTopic = Callable[[], Awaitable[list[tuple[str, Event]]]]

@@ -9,10 +9,10 @@ from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 
 from inbox.orders.v1 import orders_pb2, orders_pb2_grpc
-from inbox_core.devinfra import free_port
 from inbox_core.grpc_server import ERROR_CODE_KEY, GrpcServer
 from inbox_orders.rpc import SERVICE_NAME, OrdersRpc
 from inbox_orders.store import OrdersStore
+from inbox_testkit.ports import free_port
 
 STAGE = orders_pb2.OrderStage
 

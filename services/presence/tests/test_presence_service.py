@@ -23,12 +23,12 @@ from inbox.presence.v1 import presence_pb2, presence_pb2_grpc
 from inbox_core.events import Event
 from inbox_core.events.presence import AgentOffline, AgentOnline, ComposingStarted, ComposingStopped
 from inbox_core.settings import InboxSettings
-from inbox_core.testing import Infra
 from inbox_core.topics import PRESENCE
 from inbox_presence import domain
 from inbox_presence.__main__ import Presence, assemble
 from inbox_presence.settings import PresenceSettings
 from inbox_presence.tracker import PresenceTracker, Publisher, kafka_publisher
+from inbox_testkit.infra import Infra
 
 SHORT = {"composing_ttl_s": 1.0, "online_ttl_s": 1.5, "viewing_ttl_s": 1.5, "purge_interval_s": 0.1}
 

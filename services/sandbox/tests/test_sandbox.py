@@ -21,12 +21,12 @@ import pytest
 import pytest_asyncio
 from litestar import Litestar, Request, Response, post
 
-from inbox_core.devinfra import free_port
 from inbox_core.runtime import HttpComponent
-from inbox_core.testing import META_WEBHOOK_SAMPLES
 from inbox_sandbox.http import create_app
 from inbox_sandbox.sandbox import Sandbox
 from inbox_sandbox.settings import SandboxSettings
+from inbox_testkit.paths import META_WEBHOOK_SAMPLES
+from inbox_testkit.ports import free_port
 
 SAMPLES = META_WEBHOOK_SAMPLES
 SECRET = "test-app-secret"

@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 
-from inbox_core.testing import META_WEBHOOK_SAMPLES
-from inbox_sandbox import domain, files
+from inbox_sandbox import files
 from inbox_sandbox.catalog import builtin_templates
+from inbox_sandbox.domain import graph_errors, ids, pagination, pricing, sends, signing, simulator, templating, webhooks
+from inbox_testkit.paths import META_WEBHOOK_SAMPLES
 
 SAMPLES = META_WEBHOOK_SAMPLES
-BUSINESS = domain.Business("106540352242922", "15550783881", "102290129340398")
+BUSINESS = webhooks.Business("106540352242922", "15550783881", "102290129340398")
 
 
 def shape(value: Any) -> Any:
@@ -36,8 +37,8 @@ def sample(name: str) -> dict[str, Any]:
 
 def test_wamids_carry_the_customer_and_direction_like_meta_s() -> None:
     rng = random.Random(7)
-    inbound = domain.new_wamid("16505551234", inbound=True, rng=rng)
-    outbound = domain.new_wamid("16505551234", inbound=False, rng=rng)
+    inbound = ids.new_wamid("16505551234", inbound=True, rng=rng)
+    outbound = ids.new_wamid("16505551234", inbound=False, rng=rng)
     raw_in = base64.b64decode(inbound.removeprefix("wamid."))
     raw_out = base64.b64decode(outbound.removeprefix("wamid."))
     # Same layout as the wamids in Meta's examples (see webhook-samples): number, direction, key.
@@ -47,28 +48,28 @@ def test_wamids_carry_the_customer_and_direction_like_meta_s() -> None:
     example = base64.b64decode(sample("meta-docs-text.json")["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
                                .removeprefix("wamid."))
     assert len(example) == len(raw_in)
-    assert len({domain.new_wamid("1", inbound=True, rng=rng) for _ in range(500)}) == 500
+    assert len({ids.new_wamid("1", inbound=True, rng=rng) for _ in range(500)}) == 500
 
 
 def test_the_window_is_24_hours_from_the_last_inbound_message() -> None:
     now = 1_750_000_000
-    assert not domain.window_open(None, now)
-    assert domain.window_open(now - 1, now)
-    assert domain.window_open(now - domain.WINDOW_S + 1, now)
-    assert not domain.window_open(now - domain.WINDOW_S, now)
-    assert not domain.window_open(now - 25 * 3600, now)
+    assert not pricing.window_open(None, now)
+    assert pricing.window_open(now - 1, now)
+    assert pricing.window_open(now - pricing.WINDOW_S + 1, now)
+    assert not pricing.window_open(now - pricing.WINDOW_S, now)
+    assert not pricing.window_open(now - 25 * 3600, now)
 
 
 def test_signature_is_hmac_sha256_of_the_raw_body() -> None:
     body = b'{"object":"whatsapp_business_account"}'
     expected = hmac.new(b"app-secret", body, hashlib.sha256).hexdigest()
-    assert domain.signature("app-secret", body) == f"sha256={expected}"
-    assert domain.signature("app-secret", body + b" ") != domain.signature("app-secret", body)
+    assert signing.signature("app-secret", body) == f"sha256={expected}"
+    assert signing.signature("app-secret", body + b" ") != signing.signature("app-secret", body)
 
 
 def test_bodies_are_serialised_as_meta_does() -> None:
     payload = {"text": {"body": "äöå / 👍"}, "url": "https://x.example/a"}
-    raw = domain.meta_json(payload)
+    raw = signing.meta_json(payload)
     assert raw.isascii()
     assert b"\\u00e4\\u00f6\\u00e5" in raw and b"\\ud83d\\udc4d" in raw
     assert b"https:\\/\\/x.example\\/a" in raw
@@ -77,11 +78,11 @@ def test_bodies_are_serialised_as_meta_does() -> None:
 
 
 def test_billing_follows_per_message_pricing() -> None:
-    assert domain.billing_for(None, True).pricing() == {
+    assert pricing.billing_for(None, True).pricing() == {
         "billable": False, "pricing_model": "PMP", "type": "free_customer_service", "category": "service"}
-    assert domain.billing_for("UTILITY", True) == domain.Billing("utility", False, "free_customer_service")
-    assert domain.billing_for("UTILITY", False) == domain.Billing("utility", True, "regular")
-    assert domain.billing_for("MARKETING", True) == domain.Billing("marketing", True, "regular")
+    assert pricing.billing_for("UTILITY", True) == pricing.Billing("utility", False, "free_customer_service")
+    assert pricing.billing_for("UTILITY", False) == pricing.Billing("utility", True, "regular")
+    assert pricing.billing_for("MARKETING", True) == pricing.Billing("marketing", True, "regular")
 
 
 @pytest.mark.parametrize(("body", "code"), [
@@ -104,8 +105,8 @@ def test_billing_follows_per_message_pricing() -> None:
       "template": {"name": "hello_world", "language": {"code": "de"}}}, 132001),
 ])
 def test_invalid_sends_are_refused_with_meta_s_codes(body: Any, code: int) -> None:
-    with pytest.raises(domain.GraphError) as refused:
-        domain.parse_messages_request(body, builtin_templates())
+    with pytest.raises(graph_errors.GraphError) as refused:
+        sends.parse_messages_request(body, builtin_templates())
     assert refused.value.code == code
     assert refused.value.http_status == 400
     error = refused.value.body("trace")["error"]
@@ -114,26 +115,26 @@ def test_invalid_sends_are_refused_with_meta_s_codes(body: Any, code: int) -> No
 
 
 def test_sends_and_read_receipts_are_parsed() -> None:
-    send = domain.parse_messages_request(
+    send = sends.parse_messages_request(
         {"messaging_product": "whatsapp", "recipient_type": "individual", "to": "+1 (650) 555-1234", "type": "text",
          "text": {"body": "hi"}, "context": {"message_id": "wamid.X"}, "biz_opaque_callback_data": "tracking-1"},
         [])
-    assert isinstance(send, domain.Send)
-    assert send.recipient == domain.Recipient("+1 (650) 555-1234", "16505551234", None)
+    assert isinstance(send, sends.Send)
+    assert send.recipient == sends.Recipient("+1 (650) 555-1234", "16505551234", None)
     assert send.context_message_id == "wamid.X"
     assert send.biz_opaque_callback_data == "tracking-1"
-    assert domain.send_response(send, "wamid.Y") == {
+    assert sends.send_response(send, "wamid.Y") == {
         "messaging_product": "whatsapp", "contacts": [{"input": "+1 (650) 555-1234", "wa_id": "16505551234"}],
         "messages": [{"id": "wamid.Y"}]}
-    to_bsuid = domain.parse_messages_request(
+    to_bsuid = sends.parse_messages_request(
         {"messaging_product": "whatsapp", "to": "US.13491208655302741918", "type": "text", "text": {"body": "hi"}}, [])
-    assert isinstance(to_bsuid, domain.Send)
-    assert domain.send_response(to_bsuid, "wamid.Z")["contacts"] == [
+    assert isinstance(to_bsuid, sends.Send)
+    assert sends.send_response(to_bsuid, "wamid.Z")["contacts"] == [
         {"input": "US.13491208655302741918", "wa_id": "", "user_id": "US.13491208655302741918"}]
-    read = domain.parse_messages_request(
+    read = sends.parse_messages_request(
         {"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.A",
          "typing_indicator": {"type": "text"}}, [])
-    assert read == domain.MarkRead("wamid.A", True)
+    assert read == sends.MarkRead("wamid.A", True)
 
 
 def _template_send(name: str, code: str, components: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -148,8 +149,8 @@ def test_template_parameters_are_checked_against_the_template() -> None:
 
     def code_of(body: dict[str, Any]) -> int | None:
         try:
-            domain.parse_messages_request(body, templates)
-        except domain.GraphError as error:
+            sends.parse_messages_request(body, templates)
+        except graph_errors.GraphError as error:
             return error.code
         return None
 
@@ -181,13 +182,13 @@ def test_template_parameters_are_checked_against_the_template() -> None:
 
 def test_templates_render_what_the_customer_reads() -> None:
     templates = builtin_templates()
-    order = domain.find_template(templates, "order_update", "en_US")
-    sale = domain.find_template(templates, "summer_sale", "en_US")
+    order = templating.find_template(templates, "order_update", "en_US")
+    sale = templating.find_template(templates, "summer_sale", "en_US")
     assert order is not None and sale is not None
-    text = domain.render_template(order, [{"type": "body", "parameters": [
+    text = templating.render_template(order, [{"type": "body", "parameters": [
         {"type": "text", "text": "Pablo"}, {"type": "text", "text": "#1042"}]}])
     assert text.startswith("Hi Pablo, your order #1042 is on its way.")
-    text = domain.render_template(sale, [{"type": "body", "parameters": [
+    text = templating.render_template(sale, [{"type": "body", "parameters": [
         {"type": "text", "parameter_name": "discount_code", "text": "W25"},
         {"type": "text", "parameter_name": "first_name", "text": "Ana"},
         {"type": "text", "parameter_name": "discount", "text": "25%"}]}])
@@ -196,60 +197,60 @@ def test_templates_render_what_the_customer_reads() -> None:
 
 def test_status_webhooks_have_the_shape_of_meta_s() -> None:
     rng = random.Random(1)
-    recipient = domain.Recipient("16505551234", "16505551234", None)
-    billing = domain.billing_for("MARKETING", False)
+    recipient = sends.Recipient("16505551234", "16505551234", None)
+    billing = pricing.billing_for("MARKETING", False)
     common = {"wamid": "wamid.A", "timestamp": 1750030073, "recipient": recipient, "billing": billing,
-              "conversation_id": domain.new_conversation_id(rng), "conversation_expires": 1750116480}
-    sent = domain.status_webhook(BUSINESS, domain.StatusInfo(status="sent", **common))
+              "conversation_id": ids.new_conversation_id(rng), "conversation_expires": 1750116480}
+    sent = webhooks.status_webhook(BUSINESS, webhooks.StatusInfo(status="sent", **common))
     assert shape(sent) == shape(sample("meta-docs-status-sent-pmp.json"))
-    delivered = domain.status_webhook(BUSINESS, domain.StatusInfo(status="delivered", **common))
+    delivered = webhooks.status_webhook(BUSINESS, webhooks.StatusInfo(status="delivered", **common))
     status = delivered["entry"][0]["changes"][0]["value"]["statuses"][0]
     assert "expiration_timestamp" not in status["conversation"] and status["pricing"]["category"] == "marketing"
-    read = domain.status_webhook(BUSINESS, domain.StatusInfo(status="read", **common))
+    read = webhooks.status_webhook(BUSINESS, webhooks.StatusInfo(status="read", **common))
     assert shape(read) == shape(sample("meta-docs-status-sent-v24-no_conversation.json"))
-    failed = domain.status_webhook(BUSINESS, domain.StatusInfo(
-        status="failed", errors=(domain.status_error(131049),), **common))
+    failed = webhooks.status_webhook(BUSINESS, webhooks.StatusInfo(
+        status="failed", errors=(graph_errors.status_error(131049),), **common))
     assert shape(failed) == shape(sample("meta-docs-status-failed-131049.json"))
     assert failed["entry"][0]["changes"][0]["value"]["statuses"][0]["errors"][0] == (
         sample("meta-docs-status-failed-131049.json")["entry"][0]["changes"][0]["value"]["statuses"][0]["errors"][0])
     # Sent to a business-scoped user id: no number, the BSUID, and the contacts block.
-    profile = domain.Profile("", "Pablo M.", "user.9373", "@pablomorales", "US")
-    bsuid = domain.status_webhook(BUSINESS, domain.StatusInfo(
+    profile = webhooks.Profile("", "Pablo M.", "user.9373", "@pablomorales", "US")
+    bsuid = webhooks.status_webhook(BUSINESS, webhooks.StatusInfo(
         wamid="wamid.B", status="delivered", timestamp=1750030073,
-        recipient=domain.Recipient("user.9373", "", "user.9373"), billing=billing, profile=profile))
+        recipient=sends.Recipient("user.9373", "", "user.9373"), billing=billing, profile=profile))
     assert shape(bsuid) == shape(sample("meta-docs-bsuid-status-delivered-to_bsuid.json"))
 
 
 def test_templates_page_with_cursors() -> None:
     templates = builtin_templates()
-    first, paging, has_next, has_previous = domain.page_templates(templates, 4, None, None)
+    first, paging, has_next, has_previous = pagination.page_templates(templates, 4, None, None)
     assert [t["id"] for t in first] == [t["id"] for t in templates[:4]] and has_next and not has_previous
-    rest, paging2, has_next, has_previous = domain.page_templates(templates, 4, paging["cursors"]["after"], None)
+    rest, paging2, has_next, has_previous = pagination.page_templates(templates, 4, paging["cursors"]["after"], None)
     assert [t["id"] for t in rest] == [t["id"] for t in templates[4:]] and not has_next and has_previous
-    back, _, _, _ = domain.page_templates(templates, 4, None, paging2["cursors"]["before"])
+    back, _, _, _ = pagination.page_templates(templates, 4, None, paging2["cursors"]["before"])
     assert back == first
-    with pytest.raises(domain.GraphError):
-        domain.page_templates(templates, 4, "bm90LWFuLWlk", None)
+    with pytest.raises(graph_errors.GraphError):
+        pagination.page_templates(templates, 4, "bm90LWFuLWlk", None)
 
 
 def test_media_urls_are_signed_and_expire() -> None:
-    sig = domain.url_signature("secret", "123", 1000)
-    assert domain.url_signature_valid("secret", "123", 1000, sig, 999)
-    assert not domain.url_signature_valid("secret", "123", 1000, sig, 1000)
-    assert not domain.url_signature_valid("secret", "124", 1000, sig, 999)
-    assert not domain.url_signature_valid("other", "123", 1000, sig, 999)
+    sig = signing.url_signature("secret", "123", 1000)
+    assert signing.url_signature_valid("secret", "123", 1000, sig, 999)
+    assert not signing.url_signature_valid("secret", "123", 1000, sig, 1000)
+    assert not signing.url_signature_valid("secret", "124", 1000, sig, 999)
+    assert not signing.url_signature_valid("other", "123", 1000, sig, 999)
 
 
 def test_simulated_messages_refuse_what_cannot_be_built() -> None:
     rng = random.Random(3)
-    for spec in (domain.SimulateIn(type="reaction", message_id=None), domain.SimulateIn(type="edit"),
-                 domain.SimulateIn(type="revoke"), domain.SimulateIn(type="selfie")):
-        profile = domain.simulator_profile(spec, rng)
-        with pytest.raises(domain.SimulationError):
-            domain.build_inbound(spec, BUSINESS, profile, "wamid.X", 1, None)
-    with pytest.raises(domain.SimulationError):
-        domain.simulator_profile(domain.SimulateIn(wa_id="none"), rng)
-    username = domain.simulator_profile(domain.SimulateIn(bsuid_only=True), rng)
+    for spec in (simulator.SimulateIn(type="reaction", message_id=None), simulator.SimulateIn(type="edit"),
+                 simulator.SimulateIn(type="revoke"), simulator.SimulateIn(type="selfie")):
+        profile = simulator.simulator_profile(spec, rng)
+        with pytest.raises(simulator.SimulationError):
+            simulator.build_inbound(spec, BUSINESS, profile, "wamid.X", 1, None)
+    with pytest.raises(simulator.SimulationError):
+        simulator.simulator_profile(simulator.SimulateIn(wa_id="none"), rng)
+    username = simulator.simulator_profile(simulator.SimulateIn(bsuid_only=True), rng)
     assert username.wa_id == "" and username.user_id and username.user_id.startswith("US.")
 
 

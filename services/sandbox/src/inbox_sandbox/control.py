@@ -10,7 +10,7 @@ from litestar import Request, Response, delete, get, patch, post
 from litestar.params import FromPath, JSONBody
 from pydantic import BaseModel, Field, ValidationError
 
-from inbox_sandbox import domain
+from inbox_sandbox.domain import ids, simulator
 from inbox_sandbox.graph import sandbox_of
 from inbox_sandbox.sandbox import RawIn, SimulationRejected, TemplateStatusIn
 from inbox_sandbox.settings import NumberConfig
@@ -96,7 +96,7 @@ async def add_template(request: AnyRequest, data: JSONBody[TemplateIn]) -> Respo
         return _bad_request(f"template needs {', '.join(missing)}")
     template.setdefault("status", "APPROVED")
     template.setdefault("parameter_format", "POSITIONAL")
-    template.setdefault("id", domain.new_numeric_id(state.rng))
+    template.setdefault("id", ids.new_numeric_id(state.rng))
     wabas = [data.waba_id] if data.waba_id else list(state.templates)
     for waba in wabas:
         if waba not in state.templates:
@@ -198,18 +198,18 @@ async def run_simulation(request: AnyRequest, body: Any, kind: str | None) -> Re
     if kind is not None:
         body = {**body, "type": kind}
     try:
-        spec = domain.SimulateIn.model_validate(body)
+        spec = simulator.SimulateIn.model_validate(body)
         result = await sandbox.simulate(spec, str(request.base_url))
     except ValidationError as exc:
         return _bad_request(json.loads(exc.json(include_url=False)))
-    except (domain.SimulationError, SimulationRejected) as exc:
+    except (simulator.SimulationError, SimulationRejected) as exc:
         return _bad_request(str(exc))
     return Response(result, status_code=200)
 
 
 @post("/sandbox/simulate", status_code=200)
 async def simulate(request: AnyRequest) -> Response[Any]:
-    """Sends a customer message: ``{"type": "text", "wa_id", "name", "body", ...}`` (see domain.SimulateIn)."""
+    """Sends a customer message: ``{"type": "text", "wa_id", "name", "body", ...}`` (see simulator.SimulateIn)."""
     try:
         body = await _json_body(request)
     except ValueError:

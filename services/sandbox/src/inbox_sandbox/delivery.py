@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from inbox_sandbox import domain
+from inbox_sandbox.domain import signing
 from inbox_sandbox.state import SandboxState
 
 log = logging.getLogger("inbox.sandbox.delivery")
@@ -107,8 +107,8 @@ class WebhookPoster:
 
     async def deliver(self, kind: str, payload: dict[str, Any], *, retry: bool, **extra: Any) -> Attempt:
         """Signs and posts a webhook body; with ``retry`` until a 200 or the attempts run out."""
-        body = domain.meta_json(payload)
-        sig = domain.signature(self.app_secret, body)
+        body = signing.meta_json(payload)
+        sig = signing.signature(self.app_secret, body)
         url = self.state.config.webhook_url
         max_attempts = self.state.config.webhook_max_attempts if retry else 1
         attempt = Attempt(None, "", "not attempted")

@@ -18,7 +18,7 @@ from litestar import Request, Response, delete, get, post
 from litestar.datastructures import UploadFile
 from litestar.params import FromPath
 
-from inbox_sandbox import domain
+from inbox_sandbox.domain import graph_errors, ids, pagination, pricing, sends, signing, templating
 from inbox_sandbox.sandbox import Sandbox, StatusPlan
 from inbox_sandbox.state import FaultIn, Outbound
 
@@ -48,11 +48,11 @@ def record_of(request: AnyRequest) -> dict[str, Any] | None:
     return cast(dict[str, Any] | None, cast(dict[str, Any], request.scope).get("sandbox_record"))
 
 
-def error_response(sandbox: Sandbox, error: domain.GraphError) -> Response[Any]:
+def error_response(sandbox: Sandbox, error: graph_errors.GraphError) -> Response[Any]:
     headers: dict[str, str] = {}
     if error.http_status == 401:
         headers["WWW-Authenticate"] = f'OAuth "Facebook Platform" "invalid_token" "{error.message}"'
-    return Response(error.body(domain.new_fbtrace_id(sandbox.rng)), status_code=error.http_status, headers=headers)
+    return Response(error.body(ids.new_fbtrace_id(sandbox.rng)), status_code=error.http_status, headers=headers)
 
 
 def _token(request: AnyRequest) -> str | None:
@@ -66,9 +66,9 @@ def _token(request: AnyRequest) -> str | None:
 def _authorise(request: AnyRequest, sandbox: Sandbox, phone_number_ids: list[str]) -> None:
     token = _token(request)
     if token is None:
-        raise domain.oauth_error(missing=True)
+        raise graph_errors.oauth_error(missing=True)
     if not sandbox.state.token_ok(token, phone_number_ids):
-        raise domain.oauth_error(missing=False)
+        raise graph_errors.oauth_error(missing=False)
 
 
 def _request_base(request: AnyRequest) -> str:
@@ -80,7 +80,7 @@ async def _apply_fault(sandbox: Sandbox, phone_number_id: str, endpoint: str) ->
     if fault is not None and fault.delay_ms:
         await asyncio.sleep(fault.delay_ms / 1000)
     if fault is not None and fault.delivery == "response":
-        raise domain.whatsapp_error(fault.code, fault.details, http_status=fault.status, message=fault.message)
+        raise graph_errors.whatsapp_error(fault.code, fault.details, http_status=fault.status, message=fault.message)
     return fault
 
 
@@ -92,7 +92,7 @@ async def send_message(request: AnyRequest, version: FromPath[str], node: FromPa
     sandbox = sandbox_of(request)
     try:
         return await _send_message(request, sandbox, node)
-    except domain.GraphError as error:
+    except graph_errors.GraphError as error:
         return error_response(sandbox, error)
 
 
@@ -101,26 +101,26 @@ async def _send_message(request: AnyRequest, sandbox: Sandbox, node: str) -> Res
     _authorise(request, sandbox, [node])
     business = state.business(node)
     if business is None:
-        raise domain.unknown_object(node, "post")
+        raise graph_errors.unknown_object(node, "post")
     fault = await _apply_fault(sandbox, node, "messages")
     try:
         body = json.loads(await request.body() or b"null")
     except ValueError:
-        raise domain.invalid_parameter("The request body is not valid JSON.") from None
-    parsed = domain.parse_messages_request(body, state.templates.get(business.waba_id, []))
-    if isinstance(parsed, domain.MarkRead):
+        raise graph_errors.invalid_parameter("The request body is not valid JSON.") from None
+    parsed = sends.parse_messages_request(body, state.templates.get(business.waba_id, []))
+    if isinstance(parsed, sends.MarkRead):
         for item in state.inbound:
             if item["wamid"] == parsed.message_id and item["phone_number_id"] == node:
                 item["read"] = True
         return Response({"success": True}, status_code=200)
     send = parsed
     if send.recipient.wa_id and send.recipient.wa_id == business.display_phone_number:
-        raise domain.whatsapp_error(131021)
+        raise graph_errors.whatsapp_error(131021)
     now = time.time()
     customer = state.customer(node, wa_id=send.recipient.wa_id, user_id=send.recipient.user_id)
-    in_window = domain.window_open(customer.last_inbound if customer else None, now)
+    in_window = pricing.window_open(customer.last_inbound if customer else None, now)
     category = str(send.template["category"]) if send.template is not None else None
-    billing = domain.billing_for(category, in_window)
+    billing = pricing.billing_for(category, in_window)
     failure: tuple[int, str | None] | None = None
     if fault is not None:
         failure = (fault.code, fault.details)
@@ -128,7 +128,7 @@ async def _send_message(request: AnyRequest, sandbox: Sandbox, node: str) -> Res
         failure = (131047, None)
     elif send.media_id is not None and send.media_id not in state.media:
         failure = (131053, f"Media id {send.media_id} was not found.")
-    wamid = domain.new_wamid(send.recipient.wa_id or "0", inbound=False, rng=sandbox.rng)
+    wamid = ids.new_wamid(send.recipient.wa_id or "0", inbound=False, rng=sandbox.rng)
     conversation_id, expires = sandbox.conversation(node, send.recipient.wa_id or send.recipient.input,
                                                     billing.category, now)
     outbound = Outbound(wamid=wamid, phone_number_id=node, to=send.recipient.input, type=send.type,
@@ -136,19 +136,19 @@ async def _send_message(request: AnyRequest, sandbox: Sandbox, node: str) -> Res
     state.outbound[wamid] = outbound
     sandbox.schedule_statuses(StatusPlan(business, outbound, send.recipient, billing, conversation_id, expires,
                                          failure, send.biz_opaque_callback_data))
-    return Response(domain.send_response(send, wamid), status_code=200)
+    return Response(sends.send_response(send, wamid), status_code=200)
 
 
-def _visible_text(send: domain.Send) -> str:
+def _visible_text(send: sends.Send) -> str:
     content = send.content
     if send.type == "text":
         return str(content.get("body", ""))
     if send.type == "template" and send.template is not None:
         components = content.get("components") or []
-        return domain.render_template(send.template, [c for c in components if isinstance(c, dict)])
+        return templating.render_template(send.template, [c for c in components if isinstance(c, dict)])
     if send.type == "reaction":
         return f"[reaction] {content.get('emoji') or '(removed)'}"
-    if send.type in domain.MEDIA_TYPES:
+    if send.type in sends.MEDIA_TYPES:
         label = content.get("caption") or content.get("filename") or content.get("id") or content.get("link")
         return f"[{send.type}] {label}"
     return f"[{send.type}]"
@@ -163,7 +163,7 @@ async def upload_media(request: AnyRequest, version: FromPath[str], node: FromPa
     try:
         _authorise(request, sandbox, [node])
         if sandbox.state.business(node) is None:
-            raise domain.unknown_object(node, "post")
+            raise graph_errors.unknown_object(node, "post")
         await _apply_fault(sandbox, node, "media")
         form = await request.form()
         upload = form.get("file")
@@ -174,29 +174,29 @@ async def upload_media(request: AnyRequest, version: FromPath[str], node: FromPa
             if isinstance(upload, UploadFile):
                 record["form"]["file"] = {"filename": upload.filename, "content_type": upload.content_type}
         if fields.get("messaging_product") != "whatsapp":
-            raise domain.whatsapp_error(100, "The parameter messaging_product is required and must be whatsapp.",
+            raise graph_errors.whatsapp_error(100, "The parameter messaging_product is required and must be whatsapp.",
                                         message="(#100) The parameter messaging_product is required.")
         if not isinstance(upload, UploadFile):
-            raise domain.whatsapp_error(100, "The parameter file is required.",
+            raise graph_errors.whatsapp_error(100, "The parameter file is required.",
                                         message="(#100) The parameter file is required.")
         data = await upload.read()
         mime = fields.get("type") or upload.content_type or "application/octet-stream"
         base = mime.split(";")[0].strip().lower()
         limit = _UPLOAD_LIMITS.get(base)
         if limit is None:
-            raise domain.whatsapp_error(131053, f"Param file must be a file with one of the following types: "
+            raise graph_errors.whatsapp_error(131053, f"Param file must be a file with one of the following types: "
                                                 f"{', '.join(sorted(_UPLOAD_LIMITS))}. Received file of type "
                                                 f"'{base}'.")
         if len(data) > limit:
-            raise domain.whatsapp_error(131053, f"The file is {len(data)} bytes; {base} files may be at most "
+            raise graph_errors.whatsapp_error(131053, f"The file is {len(data)} bytes; {base} files may be at most "
                                                 f"{limit} bytes.")
         if not data:
-            raise domain.whatsapp_error(131053, "The file is empty.")
+            raise graph_errors.whatsapp_error(131053, "The file is empty.")
         if record is not None:
             record["form"]["file"]["size"] = len(data)
         stored = sandbox.state.store_media(node, data, mime, upload.filename or None, "upload")
         return Response({"id": stored.id}, status_code=200)
-    except domain.GraphError as error:
+    except graph_errors.GraphError as error:
         return error_response(sandbox, error)
 
 
@@ -211,7 +211,7 @@ async def get_node(request: AnyRequest, version: FromPath[str], node: FromPath[s
             _authorise(request, sandbox, [media.phone_number_id])
             wanted = request.query_params.get("phone_number_id")
             if wanted is not None and wanted != media.phone_number_id:
-                raise domain.unknown_object(node, "get")
+                raise graph_errors.unknown_object(node, "get")
             url = state.media_url(sandbox.base_url(_request_base(request)), media.id, time.time())
             return Response({"messaging_product": "whatsapp", "url": url, "mime_type": media.mime_type,
                              "sha256": media.sha256_hex, "file_size": len(media.data), "id": media.id})
@@ -225,8 +225,8 @@ async def get_node(request: AnyRequest, version: FromPath[str], node: FromPath[s
             return Response({"id": node, "name": f"Sandbox business {node}", "currency": "USD",
                              "timezone_id": "1", "message_template_namespace": f"sandbox_{node}"})
         _authorise(request, sandbox, [])
-        raise domain.unknown_object(node, "get")
-    except domain.GraphError as error:
+        raise graph_errors.unknown_object(node, "get")
+    except graph_errors.GraphError as error:
         return error_response(sandbox, error)
 
 
@@ -246,10 +246,10 @@ async def delete_media(request: AnyRequest, version: FromPath[str], node: FromPa
         _authorise(request, sandbox, [media.phone_number_id] if media else [])
         wanted = request.query_params.get("phone_number_id")
         if media is None or (wanted is not None and wanted != media.phone_number_id):
-            raise domain.unknown_object(node, "delete")
+            raise graph_errors.unknown_object(node, "delete")
         del sandbox.state.media[node]
         return Response({"success": True}, status_code=200)
-    except domain.GraphError as error:
+    except graph_errors.GraphError as error:
         return error_response(sandbox, error)
 
 
@@ -263,10 +263,10 @@ async def download_media(request: AnyRequest) -> Response[Any]:
     media = state.media.get(media_id)
     try:
         _authorise(request, sandbox, [media.phone_number_id] if media else [])
-    except domain.GraphError as error:
+    except graph_errors.GraphError as error:
         return error_response(sandbox, error)
     if (media is None or not expires.isdigit()
-            or not domain.url_signature_valid(state.url_secret, media_id, int(expires), given, time.time())):
+            or not signing.url_signature_valid(state.url_secret, media_id, int(expires), given, time.time())):
         # Meta answers an unknown or expired URL with 404; the client then asks for a new URL.
         return Response({"error": "not found or expired"}, status_code=404)
     headers = {}
@@ -286,13 +286,13 @@ async def list_templates(request: AnyRequest, version: FromPath[str], node: From
         _authorise(request, sandbox, state.numbers_of_waba(node))
         templates = state.templates.get(node)
         if templates is None:
-            raise domain.unknown_object(node, "get")
+            raise graph_errors.unknown_object(node, "get")
         query = request.query_params
         limit_text = query.get("limit", "25")
         if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
-            raise domain.invalid_parameter("Param limit must be an integer between 1 and 1000.")
+            raise graph_errors.invalid_parameter("Param limit must be an integer between 1 and 1000.")
         selected = [t for t in templates if _template_matches(t, query)]
-        items, paging, has_next, has_previous = domain.page_templates(
+        items, paging, has_next, has_previous = pagination.page_templates(
             selected, int(limit_text), query.get("after"), query.get("before"))
         fields = [f.strip() for f in query.get("fields", "").split(",") if f.strip()]
         if fields:
@@ -304,7 +304,7 @@ async def list_templates(request: AnyRequest, version: FromPath[str], node: From
         if has_previous:
             paging["previous"] = f"{base}?{urlencode({**rest, 'before': paging['cursors']['before']})}"
         return Response({"data": items, "paging": paging})
-    except domain.GraphError as error:
+    except graph_errors.GraphError as error:
         return error_response(sandbox, error)
 
 
@@ -327,13 +327,13 @@ async def list_phone_numbers(request: AnyRequest, version: FromPath[str], node: 
         numbers = state.numbers_of_waba(node)
         _authorise(request, sandbox, numbers)
         if node not in state.templates:
-            raise domain.unknown_object(node, "get")
+            raise graph_errors.unknown_object(node, "get")
         data = [_phone_number_view(n, state.numbers[n].display_phone_number, state.numbers[n].verified_name)
                 for n in numbers]
-        cursors = ({"before": domain.encode_cursor(numbers[0]), "after": domain.encode_cursor(numbers[-1])}
+        cursors = ({"before": pagination.encode_cursor(numbers[0]), "after": pagination.encode_cursor(numbers[-1])}
                    if numbers else {})
         return Response({"data": data, "paging": {"cursors": cursors}})
-    except domain.GraphError as error:
+    except graph_errors.GraphError as error:
         return error_response(sandbox, error)
 
 

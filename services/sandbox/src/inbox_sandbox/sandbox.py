@@ -12,8 +12,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from inbox_sandbox import domain, files
+from inbox_sandbox import files
 from inbox_sandbox.delivery import WebhookPoster
+from inbox_sandbox.domain import graph_errors, ids, pricing, sends, signing, simulator, templating, webhooks
 from inbox_sandbox.settings import SandboxSettings
 from inbox_sandbox.state import Outbound, SandboxState
 
@@ -46,10 +47,10 @@ class TemplateStatusIn(BaseModel):
 
 @dataclass(frozen=True)
 class StatusPlan:
-    business: domain.Business
+    business: webhooks.Business
     outbound: Outbound
-    recipient: domain.Recipient
-    billing: domain.Billing
+    recipient: sends.Recipient
+    billing: pricing.Billing
     conversation_id: str
     conversation_expires: int
     failure: tuple[int, str | None] | None
@@ -86,7 +87,7 @@ class Sandbox:
         key = (phone_number_id, customer_key, category)
         current = self._conversations.get(key)
         if current is None or current[1] <= now:
-            current = (domain.new_conversation_id(self.rng), int(now) + domain.WINDOW_S)
+            current = (ids.new_conversation_id(self.rng), int(now) + pricing.WINDOW_S)
             self._conversations[key] = current
         return current
 
@@ -99,14 +100,14 @@ class Sandbox:
                                        user_id=plan.recipient.user_id)
         profile = customer.profile if customer is not None else None
 
-        async def post(status: domain.StatusName, errors: tuple[dict[str, Any], ...] = ()) -> bool:
-            info = domain.StatusInfo(
+        async def post(status: webhooks.StatusName, errors: tuple[dict[str, Any], ...] = ()) -> bool:
+            info = webhooks.StatusInfo(
                 wamid=plan.outbound.wamid, status=status, timestamp=int(time.time()), recipient=plan.recipient,
                 billing=plan.billing, conversation_id=plan.conversation_id,
                 conversation_expires=plan.conversation_expires, errors=errors,
                 biz_opaque_callback_data=plan.biz_opaque_callback_data, profile=profile)
             plan.outbound.statuses.append(status)
-            attempt = await self.poster.deliver("status", domain.status_webhook(plan.business, info), retry=True,
+            attempt = await self.poster.deliver("status", webhooks.status_webhook(plan.business, info), retry=True,
                                                 wamid=plan.outbound.wamid, status=status)
             return attempt.status_code == 200
 
@@ -114,7 +115,7 @@ class Sandbox:
         if plan.failure is not None:
             code, details = plan.failure
             plan.outbound.error_code = code
-            await post("failed", (domain.status_error(code, details),))
+            await post("failed", (graph_errors.status_error(code, details),))
             return
         await post("sent")
         await asyncio.sleep(delivered_delay)
@@ -125,7 +126,7 @@ class Sandbox:
 
     # -------------------------------------------------------------------------------- simulator
 
-    async def simulate(self, spec: domain.SimulateIn, request_base: str) -> dict[str, Any]:
+    async def simulate(self, spec: simulator.SimulateIn, request_base: str) -> dict[str, Any]:
         """Sends one customer message as Meta would: a signed messages webhook to the webhook URL."""
         state = self.state
         first = state.first_number()
@@ -133,13 +134,13 @@ class Sandbox:
         business = state.business(pnid)
         if business is None:
             raise SimulationRejected(f"unknown phone_number_id {pnid!r}; register it with POST /sandbox/numbers")
-        profile = domain.simulator_profile(spec, self.rng)
+        profile = simulator.simulator_profile(spec, self.rng)
         now = time.time()
         timestamp = spec.timestamp if spec.timestamp is not None else int(now)
-        wamid = spec.wamid or domain.new_wamid(profile.wa_id or "0", inbound=True, rng=self.rng)
-        media = self._simulated_media(spec, business, request_base, now) if spec.type in domain.MEDIA_TYPES else None
-        built = domain.build_inbound(spec, business, profile, wamid, timestamp, media)
-        payload = domain.inbound_webhook(business, built.profile, built.message)
+        wamid = spec.wamid or ids.new_wamid(profile.wa_id or "0", inbound=True, rng=self.rng)
+        media = self._simulated_media(spec, business, request_base, now) if spec.type in sends.MEDIA_TYPES else None
+        built = simulator.build_inbound(spec, business, profile, wamid, timestamp, media)
+        payload = webhooks.inbound_webhook(business, built.profile, built.message)
         if spec.type not in _NOT_CUSTOMER_MESSAGES:
             state.note_inbound(business.phone_number_id, profile, timestamp)
         attempt = await self.poster.deliver("message", payload, retry=False, wamid=wamid)
@@ -154,29 +155,29 @@ class Sandbox:
             result["media_id"] = media.id
         return result
 
-    def _simulated_media(self, spec: domain.SimulateIn, business: domain.Business, request_base: str,
-                         now: float) -> domain.MediaRef:
+    def _simulated_media(self, spec: simulator.SimulateIn, business: webhooks.Business, request_base: str,
+                         now: float) -> simulator.MediaRef:
         seed = f"{business.phone_number_id}:{now}:{self.rng.random()}".encode()
         data, mime, filename = files.sample_file(spec.type, seed, spec.caption)
         if spec.content_base64 is not None:
             try:
                 data = base64.b64decode(spec.content_base64, validate=True)
             except (binascii.Error, ValueError) as exc:
-                raise domain.SimulationError("content_base64 is not base64") from exc
+                raise simulator.SimulationError("content_base64 is not base64") from exc
         mime = spec.mime_type or mime
         filename = spec.filename or filename
         stored = self.state.store_media(business.phone_number_id, data, mime, filename, "simulator")
-        return domain.MediaRef(stored.id, mime, domain.sha256_b64(data),
+        return simulator.MediaRef(stored.id, mime, signing.sha256_b64(data),
                                self.state.media_url(self.base_url(request_base), stored.id, now), filename)
 
     async def simulate_raw(self, raw: RawIn) -> dict[str, Any]:
-        body = raw.body.encode() if isinstance(raw.body, str) else domain.meta_json(raw.body)
+        body = raw.body.encode() if isinstance(raw.body, str) else signing.meta_json(raw.body)
         secret = self.settings.meta_app_secret.get_secret_value()
         header: str | None
         if raw.signature == "valid":
-            header = domain.signature(secret, body)
+            header = signing.signature(secret, body)
         elif raw.signature == "wrong":
-            header = domain.signature(secret + "-but-not-this-one", body)
+            header = signing.signature(secret + "-but-not-this-one", body)
         elif raw.signature == "custom":
             header = raw.header or ""
         else:
@@ -192,12 +193,12 @@ class Sandbox:
         templates = self.state.templates.get(waba_id)
         if templates is None:
             raise SimulationRejected(f"unknown waba_id {waba_id!r}")
-        template = domain.find_template(templates, spec.name, spec.language)
+        template = templating.find_template(templates, spec.name, spec.language)
         if template is None:
             raise SimulationRejected(f"no template {spec.name!r} in {spec.language!r}")
         if spec.event in {"APPROVED", "REJECTED", "PAUSED", "DISABLED", "PENDING", "IN_APPEAL"}:
             template["status"] = spec.event
-        payload = domain.template_status_webhook(waba_id, template, spec.event, spec.reason, int(time.time()),
+        payload = webhooks.template_status_webhook(waba_id, template, spec.event, spec.reason, int(time.time()),
                                                  spec.rejection_info)
         attempt = await self.poster.deliver("template_status", payload, retry=False)
         return {"status_code": attempt.status_code, "response": attempt.response, "error": attempt.error,

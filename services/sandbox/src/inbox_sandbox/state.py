@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from inbox_sandbox import domain
 from inbox_sandbox.catalog import builtin_templates
+from inbox_sandbox.domain import ids, signing, webhooks
 from inbox_sandbox.settings import NumberConfig, SandboxSettings
 
 
@@ -56,7 +56,7 @@ class Fault:
 class Customer:
     """A customer of one business number; ``last_inbound`` drives the 24-hour window."""
 
-    profile: domain.Profile
+    profile: webhooks.Profile
     last_inbound: int | None = None
 
 
@@ -131,11 +131,11 @@ class SandboxState:
             tokens.add(number.access_token)
         self.templates.setdefault(number.waba_id, builtin_templates())
 
-    def business(self, phone_number_id: str) -> domain.Business | None:
+    def business(self, phone_number_id: str) -> webhooks.Business | None:
         number = self.numbers.get(phone_number_id)
         if number is None:
             return None
-        return domain.Business(number.phone_number_id, number.display_phone_number, number.waba_id)
+        return webhooks.Business(number.phone_number_id, number.display_phone_number, number.waba_id)
 
     def first_number(self) -> NumberConfig | None:
         return next(iter(self.numbers.values()), None)
@@ -165,7 +165,7 @@ class SandboxState:
                 return customer
         return None
 
-    def note_inbound(self, phone_number_id: str, profile: domain.Profile, timestamp: int) -> Customer:
+    def note_inbound(self, phone_number_id: str, profile: webhooks.Profile, timestamp: int) -> Customer:
         customer = self.customer(phone_number_id, wa_id=profile.wa_id, user_id=profile.user_id)
         if customer is None:
             customer = Customer(profile)
@@ -173,7 +173,7 @@ class SandboxState:
         else:
             # Learn what this message tells (a user id, a new name) without forgetting the number.
             old = customer.profile
-            customer.profile = domain.Profile(
+            customer.profile = webhooks.Profile(
                 wa_id=profile.wa_id or old.wa_id, name=profile.name or old.name,
                 user_id=profile.user_id or old.user_id, username=profile.username or old.username,
                 country_code=profile.country_code or old.country_code)
@@ -203,7 +203,7 @@ class SandboxState:
 
     def store_media(self, phone_number_id: str, data: bytes, mime_type: str, filename: str | None,
                     origin: Literal["upload", "simulator"]) -> StoredMedia:
-        media_id = domain.new_numeric_id(self.rng)
+        media_id = ids.new_numeric_id(self.rng)
         item = StoredMedia(media_id, phone_number_id, data, mime_type, hashlib.sha256(data).hexdigest(), filename,
                            origin, time.time())
         self.media[media_id] = item
@@ -211,5 +211,5 @@ class SandboxState:
 
     def media_url(self, base_url: str, media_id: str, now: float) -> str:
         expires = int(now) + self.settings.media_url_ttl_s
-        sig = domain.url_signature(self.url_secret, media_id, expires)
+        sig = signing.url_signature(self.url_secret, media_id, expires)
         return f"{base_url.rstrip('/')}/sandbox/media-download/?mid={media_id}&ext={expires}&hash={sig}"

@@ -16,7 +16,7 @@ from litestar import MediaType, Request, Response, get, post
 from litestar.datastructures import UploadFile
 from pydantic import ValidationError
 
-from inbox_sandbox import domain
+from inbox_sandbox.domain import simulator
 from inbox_sandbox.graph import sandbox_of
 from inbox_sandbox.sandbox import Sandbox, SimulationRejected
 
@@ -63,7 +63,7 @@ def render(sandbox: Sandbox, outcome: dict[str, Any] | None = None, error: str |
     numbers = "".join(
         f'<option value="{escape(n.phone_number_id)}">{escape(n.verified_name)} +{escape(n.display_phone_number)}'
         f" ({escape(n.phone_number_id)})</option>" for n in state.numbers.values())
-    kinds = "".join(f'<option value="{k}">{k}</option>' for k in domain.INBOUND_KINDS)
+    kinds = "".join(f'<option value="{k}">{k}</option>' for k in simulator.INBOUND_KINDS)
     inputs = "".join(
         f'<label>{escape(label)}<input name="{name}" value="{escape(default)}"></label>'
         for name, label, default in _FIELDS)
@@ -156,7 +156,7 @@ async def page_send(request: AnyRequest) -> Response[str]:
             if not isinstance(more, dict):
                 raise ValueError("More fields must be a JSON object")
             spec.update(more)
-        outcome = await sandbox.simulate(domain.SimulateIn.model_validate(spec), str(request.base_url))
+        outcome = await sandbox.simulate(simulator.SimulateIn.model_validate(spec), str(request.base_url))
     except ValidationError as exc:
         return Response(render(sandbox, error=str(exc)), status_code=400, media_type=MediaType.HTML)
     except (ValueError, SimulationRejected) as exc:

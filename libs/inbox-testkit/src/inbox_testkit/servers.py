@@ -1,25 +1,19 @@
-"""Local infrastructure for development and tests: a real Kafka broker and a real FerretDB server.
+"""A real Kafka broker and a real FerretDB server, as local processes.
 
 Both are fetched and built by the project's own files under ``deploy/local/`` (Kafka's jars from Maven
 Central, FerretDB from the Go module proxy) into ``.local/``, and run as plain processes on loopback.
-``make dev`` runs them on the default ports; the test suite runs its own pair on free ports.
-
-    python -m inbox_core.devinfra install          # fetch/build what is missing
-    python -m inbox_core.devinfra up [--kafka-port N --mongo-port N --home DIR]
-    python -m inbox_core.devinfra down [--home DIR]
+``make dev`` runs them on the default ports (``inbox_testkit.devinfra``); the test suite runs its own pair
+on free ports (``inbox_testkit.infra``).
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import contextlib
 import hashlib
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,51 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[4]
-LOCAL = REPO_ROOT / ".local"
-KAFKA_LIBS = LOCAL / "kafka" / "libs"
-FERRETDB_BIN = LOCAL / "bin" / "ferretdb"
-DEPLOY_LOCAL = REPO_ROOT / "deploy" / "local"
-
-
-_HANDED_OUT: set[int] = set()
-
-
-def _ephemeral_range() -> tuple[int, int]:
-    try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 32768, 60999
-
-
-def free_port() -> int:
-    """A port to listen on, chosen below the kernel's ephemeral range: a port the kernel hands out (bind to
-    0) can be taken by some outgoing connection's local end before the server binds it (a whole stack starts
-    dozens of servers beside hundreds of Kafka and database connections: it happened). Never the same port
-    twice in one process."""
-    low, _ = _ephemeral_range()
-    candidates = list(range(15000, low)) if low > 16000 else []
-    random.shuffle(candidates)
-    for port in candidates[:500]:
-        if port in _HANDED_OUT:
-            continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind(("0.0.0.0", port))
-            except OSError:
-                continue
-        _HANDED_OUT.add(port)
-        return port
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # no range of our own: the kernel's choice
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
-        return True
-    return False
+from inbox_testkit.paths import DEPLOY_LOCAL, FERRETDB_BIN, KAFKA_LIBS
+from inbox_testkit.ports import free_port, port_open
 
 
 def _run(cmd: list[str], cwd: Path | None = None) -> None:
@@ -292,101 +243,3 @@ class FerretServer:
     def kill(self) -> None:
         self.process.kill()
 
-
-# Every service of `make dev`, in start order, with the port its readiness answers on.
-DEV_SERVICES: tuple[tuple[str, str], ...] = (
-    ("conversations", "CONVERSATIONS_OPS_PORT"),
-    ("customers", "CUSTOMERS_OPS_PORT"),
-    ("orders", "ORDERS_OPS_PORT"),
-    ("presence", "PRESENCE_OPS_PORT"),
-    ("ingest", "INGEST_OPS_PORT"),
-    ("sandbox", "SANDBOX_HTTP_PORT"),
-    ("gateway", "GATEWAY_OPS_PORT"),
-)
-
-
-def dev_env() -> dict[str, str]:
-    """.env.example's development defaults, overridden by the caller's environment."""
-    env: dict[str, str] = {}
-    for line in (REPO_ROOT / ".env.example").read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, _, value = line.partition("=")
-            env[key.strip()] = value.split("#", 1)[0].strip()
-    env.update(os.environ)
-    return env
-
-
-def wait_ready(port: int, timeout: float = 60.0) -> bool:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/internal/ready", timeout=2) as resp:
-                if resp.status == 200:
-                    return True
-        except OSError:
-            pass
-        time.sleep(0.3)
-    return False
-
-
-def services_up(home: Path) -> None:
-    env = dev_env()
-    services_home = home / "services"
-    for name, _ in DEV_SERVICES:
-        proc = Process(name, services_home)
-        if proc.pid() is None:
-            proc.spawn([sys.executable, "-m", f"inbox_{name}", "all"], services_home / f"{name}.log", env)
-    failed = [name for name, port_var in DEV_SERVICES if not wait_ready(int(env[port_var]))]
-    for name, port_var in DEV_SERVICES:
-        state = "FAILED (see " + str(services_home / f"{name}.log") + ")" if name in failed else "ready"
-        print(f"  {name:<14} :{env[port_var]:<6} {state}")
-    if failed:
-        raise SystemExit(f"not ready: {', '.join(failed)}")
-    print(f"\nThe inbox is up: http://localhost:{env['GATEWAY_HTTP_PORT']}  (stop everything with `make down`)")
-
-
-def services_down(home: Path) -> None:
-    for name, _ in reversed(DEV_SERVICES):
-        Process(name, home / "services").stop()
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m inbox_core.devinfra")
-    parser.add_argument("command", choices=["install", "up", "down", "status", "services-up", "services-down"])
-    parser.add_argument("--home", type=Path, default=LOCAL / "run")
-    parser.add_argument("--kafka-port", type=int, default=int(os.environ.get("INBOX_LOCAL_KAFKA_PORT", 9092)))
-    parser.add_argument("--mongo-port", type=int, default=int(os.environ.get("INBOX_LOCAL_MONGO_PORT", 27017)))
-    args = parser.parse_args(argv)
-    kafka = KafkaServer(args.home, args.kafka_port)
-    ferret = FerretServer(args.home, args.mongo_port)
-    if args.command == "install":
-        install()
-    elif args.command == "up":
-        install()
-        ferret.start()
-        kafka.start()
-        from inbox_core.topics import ensure_topics_sync
-
-        ensure_topics_sync(kafka.bootstrap)
-        print(f"kafka {kafka.bootstrap}  database {ferret.url}")
-    elif args.command == "services-up":
-        services_up(args.home)
-    elif args.command == "services-down":
-        services_down(args.home)
-    elif args.command == "down":
-        kafka.stop()
-        ferret.stop()
-    else:
-        servers = (("kafka", kafka.process, args.kafka_port), ("ferretdb", ferret.process, args.mongo_port))
-        for name, proc, port in servers:
-            print(f"{name}: pid={proc.pid()} port {port} {'open' if port_open(port) else 'closed'}")
-        for name, _ in DEV_SERVICES:
-            print(f"{name}: pid={Process(name, args.home / 'services').pid()}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
