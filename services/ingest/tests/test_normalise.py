@@ -513,7 +513,7 @@ def test_duplicate_delivery_gives_identical_ids() -> None:
 def test_ids_follow_the_scheme() -> None:
     import uuid
 
-    from inbox_ingest.domain.normalise import ID_NAMESPACE
+    from inbox_ingest.domain.envelope import ID_NAMESPACE
 
     (msg,) = normalise(load("meta-docs-text.json"))
     assert msg.event.id == uuid.uuid5(ID_NAMESPACE, f"message:{WAMID_A}").hex
