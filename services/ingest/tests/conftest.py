@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,6 +37,9 @@ from inbox_sandbox.http import create_app
 from inbox_sandbox.settings import SandboxSettings
 from inbox_testkit.infra import Infra
 from inbox_testkit.ports import free_port
+
+# The tests import their shared helpers (ingest_normalise_kit) from this folder.
+sys.path.insert(0, str(Path(__file__).parent))
 
 GRAPH_VERSION = "v24.0"
 
