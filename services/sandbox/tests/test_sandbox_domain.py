@@ -12,6 +12,7 @@ import zlib
 from typing import Any
 
 import pytest
+from sandbox_testkit import sample, shape
 
 from inbox_sandbox import files
 from inbox_sandbox.catalog import builtin_templates
@@ -20,19 +21,6 @@ from inbox_testkit.paths import META_WEBHOOK_SAMPLES
 
 SAMPLES = META_WEBHOOK_SAMPLES
 BUSINESS = webhooks.Business("106540352242922", "15550783881", "102290129340398")
-
-
-def shape(value: Any) -> Any:
-    """The key structure of a JSON value, with leaf types (lists by their first element)."""
-    if isinstance(value, dict):
-        return {k: shape(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [shape(value[0])] if value else []
-    return type(value).__name__
-
-
-def sample(name: str) -> dict[str, Any]:
-    return json.loads((SAMPLES / name).read_text())
 
 
 def test_wamids_carry_the_customer_and_direction_like_meta_s() -> None:
