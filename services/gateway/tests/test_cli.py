@@ -14,6 +14,7 @@ import pytest
 from gateway_testkit import FAST_PASSWORDS, JWT_SECRET, Server, Services, gateway_settings
 
 from inbox_core.errors import InboxError
+from inbox_core.events import Event
 from inbox_core.settings import InboxSettings
 from inbox_gateway import cli
 from inbox_gateway.gateway import Gateway
@@ -67,6 +68,18 @@ async def test_bootstrap_a_workspace_its_admin_and_a_number(infra: Infra, inbox_
 
     out = await cli.run(cli.parser().parse_args(["list-workspaces"]), settings)
     assert out["workspaces"][0]["agents"][0]["email"] == "ana@acme.test"
+
+    # Meta sends for a number nobody connected: ingest keeps the event, the operator sees where it came from.
+    stray = Event(type="whatsapp.message.received", data={"phone_number_id": "pn-stray", "waba_id": "waba-stray",
+                                                          "wamid": "wamid.stray", "text": "hello?"})
+    await services.ingest.record_unrouted([("pn-stray:1", stray)])
+    out = await cli.run(cli.parser().parse_args(["list-unrouted", "--limit", "5"]), settings)
+    (listed,) = [e for e in out["unrouted"] if e["event_id"] == stray.id]
+    assert listed["phone_number_id"] == "pn-stray" and listed["waba_id"] == "waba-stray"
+    assert listed["type"] == "whatsapp.message.received" and listed["received_at"].endswith("+00:00")
+    assert "hello?" not in json.dumps(out)
+    with pytest.raises(SystemExit):
+        await cli.run(cli.parser().parse_args(["list-unrouted", "--limit", "0"]), settings)
 
     # The admin signs in (hashed with production argon2 parameters by the CLI) and sees its number.
     gw = Gateway(gateway_settings(inbox_settings, **services.targets()), client=mongo_client,

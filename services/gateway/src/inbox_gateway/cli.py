@@ -1,10 +1,17 @@
-"""``python -m inbox_gateway admin ...``: create the first workspace and admin, connect numbers.
+"""``python -m inbox_gateway admin ...``: create the first workspace and admin, connect numbers, see the events
+of numbers nobody connected.
 
     python -m inbox_gateway admin create-workspace --name "Acme" --currency EUR
     python -m inbox_gateway admin create-agent --email ana@acme.test --name Ana --workspace ws_... --role admin
     python -m inbox_gateway admin connect-number --workspace ws_... --phone-number-id 1065... \\
         --display-phone-number 15550783881 --name "Acme shop" --waba-id 1022...
     python -m inbox_gateway admin list-workspaces
+    python -m inbox_gateway admin list-unrouted --limit 20
+
+Events of numbers no workspace has connected are kept by ingest, not dropped (Meta had its 200):
+``list-unrouted`` shows the latest (number, business account, type, when), for an operator finding
+which number Meta sends for that was never connected, or was connected under another id. They belong
+to no workspace, so no workspace's API shows them. The message content stays in ingest (personal data).
 
 Passwords and access tokens are read from the terminal (no echo) or from stdin when not given as flags,
 so they need not appear in shell history. Each command prints one JSON object (secrets never).
@@ -19,6 +26,7 @@ import json
 import re
 import sys
 from collections.abc import Sequence
+from datetime import UTC
 from typing import Any
 
 from inbox.ingest.v1 import ingest_pb2 as ipb
@@ -64,6 +72,9 @@ def parser() -> argparse.ArgumentParser:
                         help="Meta's access token for the number; asked for when omitted (empty keeps the stored one)")
 
     commands.add_parser("list-workspaces", help="every workspace, with its agents")
+
+    unrouted = commands.add_parser("list-unrouted", help="the latest events of numbers no workspace has connected")
+    unrouted.add_argument("--limit", type=int, default=50, help="how many, newest first (1 to 500)")
     return root
 
 
@@ -126,6 +137,13 @@ async def _command(gw: Gateway, args: argparse.Namespace) -> dict[str, Any]:
                         "agents": [{"id": x.agent.id, "email": x.agent.email, "name": x.agent.name, "role": x.role}
                                    for x in members]})
         return {"workspaces": out}
+    if args.command == "list-unrouted":
+        if not 1 <= args.limit <= 500:
+            raise SystemExit("--limit must be from 1 to 500")
+        events = await gw.upstream.list_unrouted(args.limit)
+        return {"unrouted": [{"event_id": e.event_id, "type": e.type, "phone_number_id": e.phone_number_id,
+                              "waba_id": e.waba_id, "received_at": e.received_at.ToDatetime(UTC).isoformat()}
+                             for e in events]}
     raise SystemExit(f"unknown command {args.command}")
 
 

@@ -28,7 +28,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from litestar.typing import FieldDefinition
 from pymongo.errors import PyMongoError
 
-from inbox_core.http import EXCEPTION_HANDLERS, error_response
+from inbox_core.http_errors import EXCEPTION_HANDLERS, error_response
 from inbox_core.mongo import database_unavailable
 from inbox_core.ops import http_metrics, http_tracing
 from inbox_gateway.accounts import Principal

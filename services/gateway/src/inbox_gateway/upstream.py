@@ -251,6 +251,11 @@ class Upstream:
             "ingest", self.ingest.ListChannels(request, timeout=self.deadline))
         return list(response.channels)
 
+    async def list_unrouted(self, limit: int) -> list[ipb.UnroutedEvent]:
+        response: ipb.ListUnroutedResponse = await _call(
+            "ingest", self.ingest.ListUnrouted(ipb.ListUnroutedRequest(limit=limit), timeout=self.deadline))
+        return list(response.events)
+
     async def upload_media(self, parts: AsyncIterator[ipb.UploadMediaRequest]) -> ipb.MediaInfo:
         response: ipb.UploadMediaResponse = await _call(
             "ingest", self.ingest.UploadMedia(parts, timeout=self.media_deadline))

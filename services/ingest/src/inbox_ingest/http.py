@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.params import QueryParameter
 
-from inbox_core.http import EXCEPTION_HANDLERS, error_response
+from inbox_core.http_errors import EXCEPTION_HANDLERS, error_response
 from inbox_core.ops import http_metrics, http_tracing
 from inbox_ingest.domain.normalise import NotAWebhook, normalise_raw
 from inbox_ingest.domain.signature import signature_valid

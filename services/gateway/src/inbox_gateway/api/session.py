@@ -8,7 +8,7 @@ from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.params import JSONBody
 
-from inbox_core.http import error_response
+from inbox_core.http_errors import error_response
 from inbox_gateway import models as m
 from inbox_gateway.api.common import Caller, Gw, errors
 from inbox_gateway.auth import LoginThrottled, client_ip
