@@ -18,15 +18,13 @@ are generated in one pass, so pydantic keeps such names apart, and the output is
 
 from __future__ import annotations
 
-import argparse
 import copy
-import difflib
 import importlib
 import sys
-from pathlib import Path
 from typing import Any
 
 import yaml
+from generated_file import ROOT, generate_or_check
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
@@ -43,7 +41,6 @@ from inbox_core.topics import (
     Topic,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "asyncapi.yaml"
 SCHEMAS = "#/components/schemas/"
 KAFKA_BINDING = "0.5.0"
@@ -275,26 +272,9 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["generate", "check"])
-    args = parser.parse_args(argv)
     for module in load_event_modules():
         print(f"note: {module} does not exist (yet): its event types are not in the document", file=sys.stderr)
-    wanted = render()
-    if args.command == "generate":
-        OUT.parent.mkdir(parents=True, exist_ok=True)
-        OUT.write_text(wanted)
-        print(f"wrote {OUT.relative_to(ROOT)}")
-        return 0
-    current = OUT.read_text() if OUT.exists() else ""
-    if current == wanted:
-        return 0
-    sys.stdout.writelines(difflib.unified_diff(
-        current.splitlines(keepends=True), wanted.splitlines(keepends=True),
-        fromfile=f"{OUT.relative_to(ROOT)} (committed)", tofile="generated from the code",
-    ))
-    print(f"\n{OUT.relative_to(ROOT)} is stale: run `uv run python scripts/asyncapi.py generate`", file=sys.stderr)
-    return 1
+    return generate_or_check(__file__, __doc__, OUT, render, "the code", argv)
 
 
 if __name__ == "__main__":

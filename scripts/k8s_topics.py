@@ -11,17 +11,13 @@ both down to one for a single-broker cluster.
 
 from __future__ import annotations
 
-import argparse
-import difflib
-import sys
-from pathlib import Path
 from typing import Any
 
 import yaml
+from generated_file import ROOT, generate_or_check
 
 from inbox_core.topics import TOPICS, all_topic_configs
 
-ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "deploy" / "k8s" / "base" / "topics" / "topics.yaml"
 
 # The Strimzi Kafka cluster the topics belong to, and the namespace its Topic Operator watches
@@ -84,24 +80,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["generate", "check"])
-    args = parser.parse_args(argv)
-    wanted = render()
-    if args.command == "generate":
-        OUT.parent.mkdir(parents=True, exist_ok=True)
-        OUT.write_text(wanted)
-        print(f"wrote {OUT.relative_to(ROOT)}")
-        return 0
-    current = OUT.read_text() if OUT.exists() else ""
-    if current == wanted:
-        return 0
-    sys.stdout.writelines(difflib.unified_diff(
-        current.splitlines(keepends=True), wanted.splitlines(keepends=True),
-        fromfile=f"{OUT.relative_to(ROOT)} (committed)", tofile="generated from inbox_core.topics",
-    ))
-    print(f"\n{OUT.relative_to(ROOT)} is stale: run `uv run python scripts/k8s_topics.py generate`", file=sys.stderr)
-    return 1
+    return generate_or_check(__file__, __doc__, OUT, render, "inbox_core.topics", argv)
 
 
 if __name__ == "__main__":
