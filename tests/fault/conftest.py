@@ -21,7 +21,9 @@ import pytest
 # The tests import their helpers (fault_kit) from this folder.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fault_kit import NUMBER, NUMBER_B, STREAM_SEND_TIMEOUT_S, WABA_B, FaultStack, Inbox, Workspace, heal
+from fault_findings import heal
+from fault_kit import STREAM_SEND_TIMEOUT_S, FaultStack, Inbox, Workspace
+from fault_meta import NUMBER, NUMBER_B, WABA_B
 
 from inbox_core.settings import InboxSettings
 from inbox_core.topics import ensure_topics

@@ -13,7 +13,8 @@ import asyncio
 import time
 
 import pytest
-from fault_kit import FaultStack, Inbox, under_load
+from fault_findings import under_load
+from fault_kit import FaultStack, Inbox
 
 pytestmark = pytest.mark.timeout(170, func_only=True)
 

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 import grpc
 import httpx
 import pytest
-from fault_kit import FaultStack, Inbox, Meta, Workspace, new_customers, text_webhook, under_load
+from fault_findings import under_load
+from fault_kit import FaultStack, Inbox, Workspace
+from fault_meta import Meta, new_customers, text_webhook
 
 from inbox.conversations.v1 import conversations_pb2 as cpb
 from inbox_testkit.infra import Infra

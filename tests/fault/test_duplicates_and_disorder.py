@@ -22,20 +22,9 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from fault_kit import (
-    STATUS_NAMES,
-    STATUS_RANK,
-    FaultStack,
-    Inbox,
-    Meta,
-    check_inbox,
-    multi_text_webhook,
-    new_customers,
-    say_hello,
-    settle,
-    status_webhook,
-    text_webhook,
-)
+from fault_findings import check_inbox, say_hello, settle
+from fault_kit import STATUS_NAMES, STATUS_RANK, FaultStack, Inbox
+from fault_meta import Meta, multi_text_webhook, new_customers, status_webhook, text_webhook
 
 from inbox_core.events import Event
 from inbox_core.topics import WHATSAPP_EVENTS

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fault_kit import STREAM_SEND_TIMEOUT_S, FaultStack, Meta, Workspace, new_customers, text_webhook
+from fault_kit import STREAM_SEND_TIMEOUT_S, FaultStack, Workspace
+from fault_meta import Meta, new_customers, text_webhook
 
 from inbox_testkit.processes import rss_kib
 

@@ -14,16 +14,9 @@ import uuid
 
 import httpx
 import pytest
-from fault_kit import (
-    FaultStack,
-    Inbox,
-    ReplyTimer,
-    command_partition,
-    customers_on_partition,
-    new_tenant,
-    retrying,
-    say_hello,
-)
+from fault_findings import say_hello
+from fault_kit import FaultStack, Inbox, retrying
+from fault_tenants import ReplyTimer, command_partition, customers_on_partition, new_tenant
 
 from inbox.conversations.v1 import conversations_pb2 as cpb
 from inbox_core.events import Event

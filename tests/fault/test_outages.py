@@ -14,7 +14,8 @@ import asyncio
 import time
 
 import pytest
-from fault_kit import FaultStack, Inbox, under_load
+from fault_findings import under_load
+from fault_kit import FaultStack, Inbox
 
 from inbox_testkit.infra import Infra
 from inbox_testkit.servers import FerretServer, KafkaServer
