@@ -145,7 +145,8 @@ async def test_a_poison_revision_is_parked_with_its_reason_and_the_ones_behind_i
     parked_before = OUTBOX_PARKED.labels("counters")._value.get()
 
     assert await collection.relay_once(min_age_s=0) == 5
-    assert await _published_ids(infra, topic) == ["ok0", "ok1", "ok2"], "the ones behind went on at once"
+    # Side by side (each document its lane), so in any order across documents.
+    assert sorted(await _published_ids(infra, topic)) == ["ok0", "ok1", "ok2"], "the ones behind went on at once"
     assert await collection.relay_once(min_age_s=0) == 2  # the two poison ones, tried again
     assert await collection.relay_once(min_age_s=0) == 2
     assert await collection.relay_once(min_age_s=0) == 0, "parked after three failures: no longer tried"
@@ -162,6 +163,6 @@ async def test_a_poison_revision_is_parked_with_its_reason_and_the_ones_behind_i
                                           {"$set": {"events": [{"topic": topic, "key": "bad", "event": good}]}})
     assert await collection.parking.request_replay([f"counters:{revision_id('bad', 1)}"]) == 1
     assert await collection.relay_once(min_age_s=0) == 1
-    assert await _published_ids(infra, topic) == ["ok0", "ok1", "ok2", "bad-fixed"]
+    assert (await _published_ids(infra, topic))[3:] == ["bad-fixed"]
     assert [d["entry_id"] for d in await collection.parking.listed("counters")] == [revision_id("big", 1)]
     assert (await collection.revisions.find_one({"_id": revision_id("bad", 1)}))["published"] is True

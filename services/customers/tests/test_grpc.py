@@ -29,7 +29,7 @@ CID = customer_id("w1", WA)
 async def stub(store: CustomersStore) -> AsyncIterator[customers_pb2_grpc.CustomersServiceStub]:
     server = GrpcServer(free_port(), host="127.0.0.1")
     server.add(customers_pb2_grpc.add_CustomersServiceServicer_to_server,
-               CustomersRpc(store, store.customers.broker), SERVICE_NAME)
+               CustomersRpc(store), SERVICE_NAME)
     await server.start()
     try:
         async with grpc.aio.insecure_channel(server.address) as channel:

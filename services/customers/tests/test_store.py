@@ -232,7 +232,7 @@ async def test_a_crash_between_the_write_and_the_publication_loses_no_event(
     async def crash(*_: object) -> None:
         raise asyncio.CancelledError  # the process dies after the write, before Kafka has the event
 
-    monkeypatch.setattr(store.customers, "publish", crash)
+    monkeypatch.setattr(store.customers.outbox, "publish", crash)
     with pytest.raises(asyncio.CancelledError):
         await store.update("w1", CID, name="Ana B.")
     with pytest.raises(asyncio.CancelledError):

@@ -20,7 +20,7 @@ STAGE = orders_pb2.OrderStage
 @pytest.fixture
 async def stub(store: OrdersStore) -> AsyncIterator[orders_pb2_grpc.OrdersServiceStub]:
     server = GrpcServer(free_port(), host="127.0.0.1")
-    server.add(orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersRpc(store, store.orders.broker), SERVICE_NAME)
+    server.add(orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersRpc(store), SERVICE_NAME)
     await server.start()
     try:
         async with grpc.aio.insecure_channel(server.address) as channel:
@@ -105,7 +105,7 @@ async def test_a_database_that_is_down_is_unavailable_not_an_internal_error(
         f"mongodb://127.0.0.1:{free_port()}/", serverSelectionTimeoutMS=300, connectTimeoutMS=300)
     down = OrdersStore(nowhere["orders_down"], broker, topic=topic)
     server = GrpcServer(free_port(), host="127.0.0.1")
-    server.add(orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersRpc(down, broker), SERVICE_NAME)
+    server.add(orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersRpc(down), SERVICE_NAME)
     await server.start()
     try:
         async with grpc.aio.insecure_channel(server.address) as channel:

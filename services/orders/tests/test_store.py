@@ -181,7 +181,7 @@ async def test_a_crash_between_the_write_and_the_publication_loses_no_event(
     async def crash(*_: object) -> None:
         raise asyncio.CancelledError  # the process dies here: after the write, before Kafka has the event
 
-    monkeypatch.setattr(store.orders, "publish", crash)
+    monkeypatch.setattr(store.orders.outbox, "publish", crash)
     with pytest.raises(asyncio.CancelledError):
         await store.create(new_order())
     order = (await store.orders.docs.find().to_list())[0]

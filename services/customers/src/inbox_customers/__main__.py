@@ -36,7 +36,7 @@ async def build(role: str) -> list[Component]:
     ]
     if role in ("api", "all"):
         server = GrpcServer(settings.grpc_port)
-        server.add(customers_pb2_grpc.add_CustomersServiceServicer_to_server, CustomersRpc(store, broker), SERVICE_NAME)
+        server.add(customers_pb2_grpc.add_CustomersServiceServicer_to_server, CustomersRpc(store), SERVICE_NAME)
         components.append(GrpcComponent(server))
     if role in ("worker", "all"):
         components.append(TaskComponent("consumer-lag", lambda: report_lag(broker)))

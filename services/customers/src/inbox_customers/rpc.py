@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import datetime
 
 import grpc
-from faststream.kafka import KafkaBroker
 from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -63,9 +62,8 @@ def stats_to_proto(customer: Document) -> customers_pb2.CustomerStats:
 
 
 class CustomersRpc(customers_pb2_grpc.CustomersServiceServicer):
-    def __init__(self, store: CustomersStore, broker: KafkaBroker) -> None:
+    def __init__(self, store: CustomersStore) -> None:
         self.store = store
-        self.broker = broker
 
     async def Get(self, request: customers_pb2.GetCustomerRequest,
                   context: grpc.aio.ServicerContext) -> customers_pb2.GetCustomerResponse:

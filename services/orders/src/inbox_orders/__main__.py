@@ -33,7 +33,7 @@ async def build(role: str) -> list[Component]:
     ]
     if role in ("api", "all"):
         server = GrpcServer(settings.grpc_port)
-        server.add(orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersRpc(store, broker), SERVICE_NAME)
+        server.add(orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersRpc(store), SERVICE_NAME)
         components.append(GrpcComponent(server))
 
     async def kafka_ready() -> bool:

@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any
 
 import grpc
-from faststream.kafka import KafkaBroker
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from inbox.orders.v1 import orders_pb2, orders_pb2_grpc
@@ -62,9 +61,8 @@ def order_to_proto(order: Document) -> orders_pb2.Order:
 
 
 class OrdersRpc(orders_pb2_grpc.OrdersServiceServicer):
-    def __init__(self, store: OrdersStore, broker: KafkaBroker) -> None:
+    def __init__(self, store: OrdersStore) -> None:
         self.store = store
-        self.broker = broker
 
     async def Create(self, request: orders_pb2.CreateOrderRequest,
                      context: grpc.aio.ServicerContext) -> orders_pb2.CreateOrderResponse:
