@@ -1,5 +1,7 @@
 """``python -m inbox_customers [api|worker|all]``: see inbox_core.service."""
 
+from datetime import timedelta
+
 from inbox.customers.v1 import customers_pb2_grpc
 from inbox_core.grpc_server import GrpcServer
 from inbox_core.kafka import make_broker, report_lag
@@ -40,6 +42,9 @@ async def build(role: str) -> list[Component]:
         components.append(GrpcComponent(server))
     if role in ("worker", "all"):
         components.append(TaskComponent("consumer-lag", lambda: report_lag(broker)))
+        retention = timedelta(days=settings.revision_retention_days)
+        components.append(TaskComponent("revision-compaction", lambda: store.customers.compact_forever(
+            settings.retention_interval_s, retention, settings.retention_batch)))
 
     async def kafka_ready() -> bool:
         return await broker.ping(timeout=2.0)

@@ -1,5 +1,7 @@
 """``python -m inbox_orders [api|all]``: see inbox_core.service."""
 
+from datetime import timedelta
+
 from inbox.orders.v1 import orders_pb2_grpc
 from inbox_core.grpc_server import GrpcServer
 from inbox_core.kafka import make_broker
@@ -35,6 +37,9 @@ async def build(role: str) -> list[Component]:
         server = GrpcServer(settings.grpc_port)
         server.add(orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersRpc(store), SERVICE_NAME)
         components.append(GrpcComponent(server))
+        retention = timedelta(days=settings.revision_retention_days)
+        components.append(TaskComponent("revision-compaction", lambda: store.orders.compact_forever(
+            settings.retention_interval_s, retention, settings.retention_batch)))
 
     async def kafka_ready() -> bool:
         return await broker.ping(timeout=2.0)
