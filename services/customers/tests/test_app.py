@@ -213,3 +213,32 @@ async def test_a_crash_between_the_write_and_the_publication_loses_no_event(
     assert [e.type for _, e in events] == ["customer.created", "customer.updated", "customer.stats_changed"]
     customer = await Customers(restarted).get("w1", CID)
     assert customer.name == "Ana B." and customer.stats.orders == 1
+
+
+async def test_compacted_revisions_leave_the_customer_whole_and_take_a_fraction_of_the_space(
+    customers: Customers,
+) -> None:
+    """Every revision copies all of the customer's orders (their size grows with the square of the order
+    count); compaction keeps the latest whole and the others' ids, and the customer reads and changes on."""
+    from bson import encode
+
+    await handle_whatsapp_event(customers, message())
+    for i in range(100):
+        await handle_order_event(customers, order_event(f"ord_{i}", 1, "new", "1.00"))
+    revisions = customers.repository.customers.revisions
+
+    async def stored_bytes() -> int:
+        return sum([len(encode(d)) async for d in revisions.find({})])
+
+    whole = await stored_bytes()
+    # A retention of zero: everything published before now that is not the latest.
+    assert await customers.repository.customers.compact_once(timedelta(0), limit=1000) == 100
+    compacted = await stored_bytes()
+    print(f"101 revisions of a customer with 100 orders: {whole / 1024:.0f} KiB whole, "
+          f"{compacted / 1024:.1f} KiB compacted")
+    assert compacted < whole / 10
+    customer = await customers.get("w1", CID)
+    assert customer.stats.orders == 100 and customer.version == 101 and customer.name == "Ana"
+    await handle_order_event(customers, order_event("ord_100", 1, "new", "1.00"))
+    assert (await customers.get("w1", CID)).stats.orders == 101
+    assert await revisions.count_documents({"compacted": True}) == 100
