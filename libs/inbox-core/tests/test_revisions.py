@@ -219,3 +219,25 @@ async def _revision_bytes(collection: RevisionedCollection) -> int:
     from bson import encode
 
     return sum([len(encode(d)) async for d in collection.revisions.find({})])
+
+
+async def test_a_revision_parked_before_the_shared_outbox_is_replayed_too(
+    collection: RevisionedCollection, infra: Infra, topic: str
+) -> None:
+    """Parked documents written before the one outbox hold no entry (revisions) or another shape: a
+    replay still puts the revision back, and the relay publishes it."""
+    from datetime import timedelta
+
+    from inbox_core.revisions import Revision, now_ms
+
+    old = Revision("old", 1, {"n": 1}, [Outgoing(topic, "old", Event.of(CounterBumped(n=1), id="old-1"))],
+                   created_at=now_ms() - timedelta(minutes=5))
+    await collection.revisions.insert_one({**old.to_doc(), "parked": True})
+    await collection.parking.entries.insert_one({
+        "_id": f"counters:{old.id}", "source": "counters", "entry_id": old.id, "attempts": 3, "parked": True,
+        "replay": False, "reason": "too large", "first_failed_at": now_ms(), "parked_at": now_ms()})
+    assert await collection.relay_once(min_age_s=0) == 0, "parked: not due"
+    assert await collection.parking.request_replay([f"counters:{old.id}"]) == 1
+    assert await collection.relay_once(min_age_s=0) == 1
+    assert await _published_ids(infra, topic) == ["old-1"]
+    assert await collection.parking.listed("counters") == []

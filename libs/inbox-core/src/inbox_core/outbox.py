@@ -288,8 +288,13 @@ class Outbox:
         result = Round()
         for source in self.sources:
             for replay in await self.parking.replays(source.name):
-                if isinstance(replay.get("entry"), dict):
-                    await source.restore(Entry.from_doc(replay["entry"]))
+                try:
+                    await source.restore(_parked_entry(replay))
+                except Exception:
+                    # Left requested: one entry that cannot be put back never stops the relay.
+                    log.exception("replay of parked outbox entry %s of %s failed", replay.get("entry_id"),
+                                  source.name)
+                    continue
                 await self.parking.taken(replay)
                 log.info("parked outbox entry %s of %s replayed", replay.get("entry_id"), source.name)
         before = utcnow() - (self.grace if grace is None else grace)
@@ -343,6 +348,16 @@ class Outbox:
                 await also()
 
         await run_every(interval_s, round_, "outbox relay")
+
+
+def _parked_entry(replay: Document) -> Entry:
+    """The entry a parked document holds. One parked before the outbox was one (no ``lane``) comes back
+    with its id and what was stored then under ``data["legacy"]``, which its source reads."""
+    doc = replay.get("entry")
+    if isinstance(doc, dict) and "lane" in doc:
+        return Entry.from_doc(doc)
+    return Entry(str(replay["entry_id"]), "", [], replay.get("first_failed_at") or utcnow(),
+                 {"legacy": doc if isinstance(doc, dict) else {}})
 
 
 async def run_every(interval_s: float, step: Callable[[], Awaitable[object]], what: str) -> None:

@@ -132,7 +132,8 @@ class EmbeddedEntries:
         await self.store.clear_outbox_entry(self.collection, entry.data["doc_id"], str(entry.data["entry"]["id"]))
 
     async def restore(self, entry: Entry) -> None:
-        await self.store.restore_outbox_entry(self.collection, str(entry.data["doc_id"]), entry.data["entry"])
+        data = entry.data.get("legacy") or entry.data  # parked before the shared outbox: {doc_id, entry} too
+        await self.store.restore_outbox_entry(self.collection, str(data["doc_id"]), data["entry"])
 
 
 class Publisher:

@@ -95,7 +95,8 @@ class SessionEvents:
         await self.store.park(entry_from_doc(entry.data["doc"]), self.tracker.now())
 
     async def restore(self, entry: Entry) -> None:
-        await self.store.restore(entry.data["doc"], self.tracker.now())
+        # Parked before the shared outbox: the entry's document itself.
+        await self.store.restore(entry.data.get("doc") or entry.data["legacy"], self.tracker.now())
 
 
 @dataclass
