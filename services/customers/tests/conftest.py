@@ -1,5 +1,5 @@
-"""Fixtures of the customers tests: stores on fresh databases of the real server, publishing to a fresh
-topic of the real Kafka (the real inbox.customers.v1 is shared with everyone's tests)."""
+"""Fixtures of the customers tests: the use cases over repositories on fresh databases of the real
+server, publishing to a fresh topic of the real Kafka (the real inbox.customers.v1 is shared with everyone's tests)."""
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -13,13 +13,15 @@ from pymongo import AsyncMongoClient
 from inbox_core.events import Event
 from inbox_core.kafka import make_broker
 from inbox_core.mongo import service_database
+from inbox_core.outbox import kafka_publish
 from inbox_core.settings import InboxSettings
 from inbox_core.topics import ensure_topics
-from inbox_customers.store import CustomersStore
+from inbox_customers.app import Customers
+from inbox_customers.store import CustomersRepository
 from inbox_testkit.infra import Infra
 
 PARTITIONS = 3
-NewStore = Callable[[], Awaitable[CustomersStore]]
+NewCustomers = Callable[[], Awaitable[Customers]]
 
 
 @pytest.fixture(scope="session")
@@ -40,26 +42,26 @@ async def broker(inbox_settings: InboxSettings) -> AsyncIterator[KafkaBroker]:
 
 
 @pytest.fixture
-async def new_store(mongo_client: AsyncMongoClient[dict[str, Any]], broker: KafkaBroker,
-                    topic: str) -> AsyncIterator[NewStore]:
-    """Makes a store on a database of its own (several stores: a rebuild next to the original)."""
-    made: list[CustomersStore] = []
+async def new_customers(mongo_client: AsyncMongoClient[dict[str, Any]], broker: KafkaBroker,
+                        topic: str) -> AsyncIterator[NewCustomers]:
+    """Makes the use cases over a database of their own (several: a rebuild next to the original)."""
+    made: list[CustomersRepository] = []
 
-    async def make() -> CustomersStore:
+    async def make() -> Customers:
         settings = InboxSettings(db_prefix=f"t{uuid.uuid4().hex[:10]}")
-        store = CustomersStore(service_database(mongo_client, settings, "customers"), broker, topic=topic)
-        await store.ensure_indexes()
-        made.append(store)
-        return store
+        repository = CustomersRepository(service_database(mongo_client, settings, "customers"), kafka_publish(broker))
+        await repository.ensure_indexes()
+        made.append(repository)
+        return Customers(repository, topic=topic)
 
     yield make
-    for store in made:
-        await mongo_client.drop_database(store.db.name)
+    for repository in made:
+        await mongo_client.drop_database(repository.db.name)
 
 
 @pytest.fixture
-async def store(new_store: NewStore) -> CustomersStore:
-    return await new_store()
+async def customers(new_customers: NewCustomers) -> Customers:
+    return await new_customers()
 
 
 async def _end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:

@@ -1,4 +1,4 @@
-"""The pure rules: text folding and search fields, query parsing, profile merging, edits, stats."""
+"""The pure rules: phone numbers, profile merging, edits, stats."""
 
 import itertools
 from datetime import UTC, datetime, timedelta
@@ -14,11 +14,8 @@ from inbox_customers.domain import (
     clean_tags,
     compute_stats,
     edited,
-    fold,
     merge_contact,
-    parse_query,
     phone_from_wa_id,
-    words,
 )
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -36,31 +33,15 @@ def order(oid: str, version: int, stage: str, amount: str = "10.00", currency: s
                          version=version)
 
 
-def test_folding_and_words() -> None:
-    assert fold("José ÑÚÑEZ Straße") == "jose nunez strasse"
-    assert words("María-José  Núñez, María") == ["maria", "jose", "nunez"]
+def test_phone_from_wa_id() -> None:
     assert phone_from_wa_id("34600111222") == "+34600111222"
     assert phone_from_wa_id("") is None
-
-
-@pytest.mark.parametrize(("query", "kind", "value"), [
-    ("", "all", None), ("   ", "all", None), ("+34 600-11", "phone", "3460011"), ("(600) 111", "phone", "600111"),
-    ("José gar", "name", ("jose", "gar")), ("shop 24", "name", ("shop", "24")), ("--", "all", None),
-])
-def test_query_parsing(query: str, kind: str, value: object) -> None:
-    parsed = parse_query(query)
-    assert parsed.kind == kind
-    if kind == "phone":
-        assert parsed.phone_digits == value
-    if kind == "name":
-        assert parsed.words == value
 
 
 def test_a_new_contact_makes_a_customer_with_e164_and_profile_name() -> None:
     state = merge_contact(None, contact(), T0)
     assert state is not None
     assert state["phone"] == "+34600111222" and state["name"] == "Ana" and state["profile_name"] == "Ana"
-    assert state["search_words"] == ["ana"] and state["phone_digits"] == "34600111222"
     assert state["stats"]["orders"] == 0 and state["name_edited"] is False
 
 

@@ -15,9 +15,9 @@ from inbox_core.events.orders import Money, OrderCreated, OrderSnapshot
 from inbox_core.events.whatsapp import MessageReceived
 from inbox_core.grpc_server import ERROR_CODE_KEY, GrpcServer
 from inbox_core.ids import customer_id
+from inbox_customers.app import Customers
 from inbox_customers.consumers import handle_order_event, handle_whatsapp_event
 from inbox_customers.rpc import SERVICE_NAME, CustomersRpc
-from inbox_customers.store import CustomersStore
 from inbox_testkit.ports import free_port
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -26,10 +26,10 @@ CID = customer_id("w1", WA)
 
 
 @pytest.fixture
-async def stub(store: CustomersStore) -> AsyncIterator[customers_pb2_grpc.CustomersServiceStub]:
+async def stub(customers: Customers) -> AsyncIterator[customers_pb2_grpc.CustomersServiceStub]:
     server = GrpcServer(free_port(), host="127.0.0.1")
     server.add(customers_pb2_grpc.add_CustomersServiceServicer_to_server,
-               CustomersRpc(store, store.customers.broker), SERVICE_NAME)
+               CustomersRpc(customers), SERVICE_NAME)
     await server.start()
     try:
         async with grpc.aio.insecure_channel(server.address) as channel:
@@ -45,21 +45,19 @@ async def _status(call: object) -> tuple[grpc.StatusCode, str]:
     return failed.value.code(), str(trailing.get(ERROR_CODE_KEY, ""))
 
 
-async def test_get_update_search_and_stats(
-    store: CustomersStore, stub: customers_pb2_grpc.CustomersServiceStub
+async def test_get_update_and_stats(
+    customers: Customers, stub: customers_pb2_grpc.CustomersServiceStub
 ) -> None:
     message = MessageReceived(waba_id="waba-1", phone_number_id="pn-1", wamid=f"wamid.{uuid.uuid4().hex}", wa_id=WA,
                               profile_name="Ana García", timestamp=T0, type="text", text="hola")
-    await handle_whatsapp_event(store, Event.of(message, workspace_id="w1"))
+    await handle_whatsapp_event(customers, Event.of(message, workspace_id="w1"))
     snapshot = OrderSnapshot(id="ord_1", number=1, workspace_id="w1", customer_id=CID,
                              total=Money(amount="42.00", currency="EUR"), stage="new", created_at=T0)
-    await handle_order_event(store, Event.of(OrderCreated(order=snapshot), workspace_id="w1", id="ord_1:v1"))
+    await handle_order_event(customers, Event.of(OrderCreated(order=snapshot), workspace_id="w1", id="ord_1:v1"))
 
     got = (await stub.Get(customers_pb2.GetCustomerRequest(workspace_id="w1", customer_id=CID))).customer
     assert (got.id, got.wa_id, got.phone, got.name, got.name_edited) == (CID, WA, "+34600111222", "Ana García", False)
     assert got.first_seen_at.ToDatetime(tzinfo=UTC) == T0 and got.version == 2
-    by_wa = (await stub.GetByWaId(customers_pb2.GetCustomerByWaIdRequest(workspace_id="w1", wa_id=WA))).customer
-    assert by_wa == got
 
     attributes = Struct()
     attributes.update({"size": "M", "newsletter": True})
@@ -74,31 +72,22 @@ async def test_get_update_search_and_stats(
         workspace_id="w1", customer_id=CID, tags=customers_pb2.TagList()))).customer
     assert list(cleared.tags) == [] and cleared.name == "Ana (VIP)" and cleared.attributes == updated.attributes
 
-    found = await stub.Search(customers_pb2.SearchCustomersRequest(workspace_id="w1", query="ana vi"))
-    assert [c.id for c in found.items] == [CID] and not found.next_cursor
-    assert [c.id for c in (await stub.Search(customers_pb2.SearchCustomersRequest(
-        workspace_id="w1", query="111 22"))).items] == [CID]
-    assert not (await stub.Search(customers_pb2.SearchCustomersRequest(workspace_id="w2", query="ana"))).items
 
     stats = (await stub.GetStats(customers_pb2.GetCustomerStatsRequest(workspace_id="w1", customer_id=CID))).stats
     assert (stats.customer_id, stats.orders, stats.delivered, stats.cancelled) == (CID, 1, 0, 0)
     assert stats.revenue == customers_pb2.Money(amount="42.00", currency="EUR")
 
 
-async def test_another_workspace_and_bad_requests(store: CustomersStore,
+async def test_another_workspace_and_bad_requests(customers: Customers,
                                                   stub: customers_pb2_grpc.CustomersServiceStub) -> None:
     message = MessageReceived(waba_id="waba-1", wamid="wamid.1", wa_id=WA, profile_name="Ana", timestamp=T0)
-    await handle_whatsapp_event(store, Event.of(message, workspace_id="w1"))
+    await handle_whatsapp_event(customers, Event.of(message, workspace_id="w1"))
     not_found = (grpc.StatusCode.NOT_FOUND, "not_found")
     assert await _status(stub.Get(customers_pb2.GetCustomerRequest(workspace_id="w2", customer_id=CID))) == not_found
     assert await _status(stub.GetStats(customers_pb2.GetCustomerStatsRequest(
         workspace_id="w2", customer_id=CID))) == not_found
     assert await _status(stub.Update(customers_pb2.UpdateCustomerRequest(
         workspace_id="w2", customer_id=CID, name="x"))) == not_found
-    assert await _status(stub.GetByWaId(customers_pb2.GetCustomerByWaIdRequest(
-        workspace_id="w2", wa_id=WA))) == not_found
-    assert (await _status(stub.GetByWaId(customers_pb2.GetCustomerByWaIdRequest(workspace_id="w1"))))[0] == \
-        grpc.StatusCode.INVALID_ARGUMENT
     bad = Struct()
     bad.update({"a.b": 1})
     assert await _status(stub.Update(customers_pb2.UpdateCustomerRequest(

@@ -34,12 +34,14 @@ from inbox_core.events.whatsapp import MessageReceived, TemplatesSynced
 from inbox_core.grpc_server import GrpcServer
 from inbox_core.ids import conversation_id
 from inbox_core.mongo import Document, service_database
+from inbox_core.outbox import kafka_publish
 from inbox_core.runtime import HttpComponent
 from inbox_core.settings import InboxSettings
+from inbox_customers.app import Customers
 from inbox_customers.consumers import handle_whatsapp_event
 from inbox_customers.rpc import SERVICE_NAME as CUSTOMERS
 from inbox_customers.rpc import CustomersRpc
-from inbox_customers.store import CustomersStore
+from inbox_customers.store import CustomersRepository
 from inbox_gateway.auth import Passwords
 from inbox_gateway.gateway import Gateway
 from inbox_gateway.http import create_app
@@ -49,9 +51,10 @@ from inbox_ingest.media import MediaStore
 from inbox_ingest.rpc import SERVICE_NAME as INGEST
 from inbox_ingest.rpc import IngestRpc
 from inbox_ingest.store import IngestStore
+from inbox_orders.app import Orders
 from inbox_orders.rpc import SERVICE_NAME as ORDERS
 from inbox_orders.rpc import OrdersRpc
-from inbox_orders.store import OrdersStore
+from inbox_orders.store import OrdersRepository
 from inbox_presence.domain import Ttls
 from inbox_presence.rpc import SERVICE_NAME as PRESENCE
 from inbox_presence.rpc import PresenceRpc
@@ -168,8 +171,9 @@ class Services:
         self.conversations = ConversationsStore(db("conversations"))
         self.publisher = Publisher(self.conversations, self.broker, self.topics)
         self.handlers = Handlers(self.conversations, self.publisher)
-        self.customers = CustomersStore(db("customers"), self.broker, topic=self.topics.customers)
-        self.orders = OrdersStore(db("orders"), self.broker, topic=self.topics.orders)
+        self.customers = Customers(CustomersRepository(db("customers"), kafka_publish(self.broker)),
+                                   topic=self.topics.customers)
+        self.orders = Orders(OrdersRepository(db("orders"), kafka_publish(self.broker)), topic=self.topics.orders)
         self.presence = PresenceStore(db("presence"))
         self.tracker = PresenceTracker(self.presence, kafka_publisher(self.broker, f"{self.topics.conversations}.p"),
                                        Ttls(composing=timedelta(seconds=6), online=timedelta(seconds=45),
@@ -181,16 +185,16 @@ class Services:
         self.meta = await self._exit.enter_async_context(graph_stand_in())
         self.graph = GraphClient(self.meta.graph_url, timeout_s=10)
         self._exit.push_async_callback(self.graph.aclose)
-        await asyncio.gather(self.conversations.ensure_indexes(), self.customers.ensure_indexes(),
-                             self.orders.ensure_indexes(), self.presence.ensure_indexes(),
+        await asyncio.gather(self.conversations.ensure_indexes(), self.customers.repository.ensure_indexes(),
+                             self.orders.repository.ensure_indexes(), self.presence.ensure_indexes(),
                              self.ingest.ensure_indexes())
         parts = {
             "conversations": (conversations_pb2_grpc.add_ConversationsServiceServicer_to_server,
                               ConversationsRpc(self.conversations, self.publisher, publish_timeout_s=10),
                               CONVERSATIONS),
             "customers": (customers_pb2_grpc.add_CustomersServiceServicer_to_server,
-                          CustomersRpc(self.customers, self.broker), CUSTOMERS),
-            "orders": (orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersRpc(self.orders, self.broker),
+                          CustomersRpc(self.customers), CUSTOMERS),
+            "orders": (orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersRpc(self.orders),
                        ORDERS),
             "presence": (presence_pb2_grpc.add_PresenceServiceServicer_to_server, PresenceRpc(self.tracker), PRESENCE),
             "ingest": (ingest_pb2_grpc.add_IngestServiceServicer_to_server,

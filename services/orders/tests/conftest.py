@@ -13,9 +13,11 @@ from pymongo import AsyncMongoClient
 from inbox_core.events import Event
 from inbox_core.kafka import make_broker
 from inbox_core.mongo import service_database
+from inbox_core.outbox import kafka_publish
 from inbox_core.settings import InboxSettings
 from inbox_core.topics import ensure_topics
-from inbox_orders.store import OrdersStore
+from inbox_orders.app import Orders
+from inbox_orders.store import OrdersRepository
 from inbox_testkit.infra import Infra
 
 PARTITIONS = 3
@@ -39,12 +41,13 @@ async def broker(inbox_settings: InboxSettings) -> AsyncIterator[KafkaBroker]:
 
 
 @pytest.fixture
-async def store(mongo_client: AsyncMongoClient[dict[str, Any]], inbox_settings: InboxSettings,
-                broker: KafkaBroker, topic: str) -> AsyncIterator[OrdersStore]:
-    store = OrdersStore(service_database(mongo_client, inbox_settings, "orders"), broker, topic=topic)
-    await store.ensure_indexes()
-    yield store
-    await mongo_client.drop_database(store.db.name)
+async def orders(mongo_client: AsyncMongoClient[dict[str, Any]], inbox_settings: InboxSettings,
+                 broker: KafkaBroker, topic: str) -> AsyncIterator[Orders]:
+    """The use cases over a repository on the test database, publishing to the test topic."""
+    repository = OrdersRepository(service_database(mongo_client, inbox_settings, "orders"), kafka_publish(broker))
+    await repository.ensure_indexes()
+    yield Orders(repository, topic=topic)
+    await mongo_client.drop_database(repository.db.name)
 
 
 async def _end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:

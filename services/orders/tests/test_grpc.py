@@ -10,17 +10,19 @@ from pymongo import AsyncMongoClient
 
 from inbox.orders.v1 import orders_pb2, orders_pb2_grpc
 from inbox_core.grpc_server import ERROR_CODE_KEY, GrpcServer
+from inbox_core.outbox import kafka_publish
+from inbox_orders.app import Orders
 from inbox_orders.rpc import SERVICE_NAME, OrdersRpc
-from inbox_orders.store import OrdersStore
+from inbox_orders.store import OrdersRepository
 from inbox_testkit.ports import free_port
 
 STAGE = orders_pb2.OrderStage
 
 
 @pytest.fixture
-async def stub(store: OrdersStore) -> AsyncIterator[orders_pb2_grpc.OrdersServiceStub]:
+async def stub(orders: Orders) -> AsyncIterator[orders_pb2_grpc.OrdersServiceStub]:
     server = GrpcServer(free_port(), host="127.0.0.1")
-    server.add(orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersRpc(store, store.orders.broker), SERVICE_NAME)
+    server.add(orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersRpc(orders), SERVICE_NAME)
     await server.start()
     try:
         async with grpc.aio.insecure_channel(server.address) as channel:
@@ -103,9 +105,9 @@ async def test_a_database_that_is_down_is_unavailable_not_an_internal_error(
     """The caller may retry UNAVAILABLE (the gateway answers 503); INTERNAL would read as a bug."""
     nowhere: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         f"mongodb://127.0.0.1:{free_port()}/", serverSelectionTimeoutMS=300, connectTimeoutMS=300)
-    down = OrdersStore(nowhere["orders_down"], broker, topic=topic)
+    down = Orders(OrdersRepository(nowhere["orders_down"], kafka_publish(broker)), topic=topic)
     server = GrpcServer(free_port(), host="127.0.0.1")
-    server.add(orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersRpc(down, broker), SERVICE_NAME)
+    server.add(orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersRpc(down), SERVICE_NAME)
     await server.start()
     try:
         async with grpc.aio.insecure_channel(server.address) as channel:

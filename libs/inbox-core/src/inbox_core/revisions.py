@@ -15,14 +15,20 @@ indexes the service's queries need), the events are published (acks=all) and the
 published. A crash anywhere after the commit loses nothing: :meth:`RevisionedCollection.relay_once`
 finds revisions still unpublished after a grace period, copies them into the projection and publishes
 their events. An event can then reach Kafka twice (the writer and the relay), always with the same id,
-so consumers deduplicate it. The relay handles each revision on its own (``inbox_core.outbox``): one
-that keeps failing for a reason of its own (an event over Kafka's size limit) is parked with that reason
-after a few rounds and the ones behind it go on; Kafka or the database away ends the round instead.
+so consumers deduplicate it. A revision is the service's outbox entry (``inbox_core.outbox``: the
+writer and the relay carry it out through :class:`inbox_core.outbox.Outbox`, one that keeps failing for
+a reason of its own is parked and the ones behind it go on).
+
+Compaction (:meth:`RevisionedCollection.compact_once`): a revision holds the document's whole state (a
+customer's copies all of its orders, so a customer's revisions grow with the square of its order count).
+What is read of a revision is the latest one of a document (``get`` before the projection has it, and
+``apply``'s retry) and unpublished ones (the relay). So a published revision older than the retention
+that is not its document's latest keeps only its id, version and dates: the id still claims its version
+(a writer with a stale read can never commit that version again), the state and events go.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
@@ -36,10 +42,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from inbox_core.errors import Unavailable
-from inbox_core.events import Event
-from inbox_core.kafka import is_transient, publish
 from inbox_core.mongo import Document, Index, ensure_indexes
-from inbox_core.outbox import Parking
+from inbox_core.outbox import Entry, Outbox, Outgoing, Publish, kafka_publish, run_every
 
 log = logging.getLogger("inbox.revisions")
 
@@ -55,22 +59,6 @@ def now_ms() -> datetime:
     """Now, to the millisecond: what BSON stores, so a value read back equals the one written."""
     now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """An event to publish on ``topic`` with ``key`` once its revision is committed."""
-
-    topic: str
-    key: str
-    event: Event
-
-    def to_doc(self) -> Document:
-        return {"topic": self.topic, "key": self.key, "event": self.event.model_dump(mode="json")}
-
-    @classmethod
-    def from_doc(cls, doc: Document) -> Outgoing:
-        return cls(doc["topic"], doc["key"], Event.model_validate(doc["event"]))
 
 
 @dataclass
@@ -102,6 +90,10 @@ class Revision:
             "created_at": self.created_at,
         }
 
+    def entry(self) -> Entry:
+        return Entry(self.id, self.doc_id, [e.to_doc() for e in self.events], self.created_at,
+                     {"doc_id": self.doc_id, "version": self.version, "state": self.state})
+
     @classmethod
     def from_doc(cls, doc: Document) -> Revision:
         return cls(
@@ -124,24 +116,34 @@ Decide = Callable[[Document | None, int], tuple[Document, list[Outgoing]] | None
 
 
 class RevisionedCollection:
-    """A collection ``name`` (the projection) and its log ``<name>_revisions``; see the module's doc."""
+    """A collection ``name`` (the projection) and its log ``<name>_revisions``; see the module's doc.
 
-    def __init__(self, db: AsyncDatabase[Document], name: str, broker: KafkaBroker,
-                 publish_timeout_s: float = 3.0) -> None:
+    It is its own outbox source (``source``, named ``name`` in outbox_parked) and has its relay
+    (``outbox``)."""
+
+    def __init__(self, db: AsyncDatabase[Document], name: str, broker: KafkaBroker | None = None,
+                 publish_timeout_s: float = 3.0, *, publish: Publish | None = None,
+                 relay_min_age_s: float = 10.0) -> None:
         self.docs: AsyncCollection[Document] = db[name]
         self.revisions: AsyncCollection[Document] = db[f"{name}_revisions"]
-        self.broker = broker
         self.publish_timeout_s = publish_timeout_s
-        self.parking = Parking(db)
-        self.source = name  # the relay's name in outbox_parked
+        self.name = name  # the outbox source's name
+        if publish is None:
+            if broker is None:
+                raise ValueError("a broker or a publish function is needed")
+            publish = kafka_publish(broker)
+        self.outbox = Outbox(db, publish, [self], grace=timedelta(seconds=relay_min_age_s))
+        self.parking = self.outbox.parking
+        self._compact_from = _EPOCH
 
     async def ensure_indexes(self) -> None:
-        # The relay's query: unpublished revisions, oldest first; and a document's latest revision.
+        # The relay's query: unpublished revisions, oldest first (also compaction's, published ones by
+        # age); and a document's latest revision.
         await ensure_indexes(self.revisions, [
             Index([("published", ASCENDING), ("created_at", ASCENDING)], "unpublished"),
             Index([("doc_id", ASCENDING), ("version", DESCENDING)], "latest"),
         ])
-        await self.parking.ensure_indexes()
+        await self.outbox.ensure_indexes()
 
     async def get(self, doc_id: str) -> Document | None:
         """The document; from its latest revision when a crash came before the copy into the projection."""
@@ -197,13 +199,13 @@ class RevisionedCollection:
             raise VersionTaken(revision.id) from exc
 
     async def finish(self, revision: Revision) -> None:
-        """After the commit: projection, then events. A failed publication is left to the relay (the change
-        is committed and its events will be published), so the caller may still acknowledge it."""
+        """After the commit: projection (so the caller reads its write), then the events through the
+        outbox. A failed publication is left to the relay (the change is committed and its events will
+        be published), so the caller may still acknowledge it."""
         await self.materialise(revision)
-        try:
-            await asyncio.wait_for(self.publish(revision), self.publish_timeout_s)
-        except Exception as exc:
-            log.warning("publication of %s deferred to the relay: %r", revision.id, exc)
+        entry = revision.entry()
+        entry.data["materialised"] = True
+        await self.outbox.deliver(self, entry, timeout_s=self.publish_timeout_s)
 
     async def materialise(self, revision: Revision) -> None:
         """Copies a revision into the projection unless the projection already has it or a later one."""
@@ -218,54 +220,79 @@ class RevisionedCollection:
             if now is not None and now["version"] >= revision.version:
                 return
 
-    async def publish(self, revision: Revision) -> None:
-        """Publishes the revision's events in order (acks=all), then marks it published."""
-        for out in revision.events:
-            await publish(self.broker, out.topic, out.key, out.event)
-        await self.revisions.update_one(
-            {"_id": revision.id}, {"$set": {"published": True, "published_at": now_ms()}}
-        )
-        revision.published = True
+    # --- the outbox source (inbox_core.outbox.EntrySource) ---------------------------------------------
+
+    async def due(self, before: datetime, limit: int) -> list[Entry]:
+        pending = await self.revisions.find(
+            {"published": False, "parked": {"$ne": True}, "created_at": {"$lte": before}}
+        ).sort([("created_at", ASCENDING), ("_id", ASCENDING)]).limit(limit).to_list()
+        return [Entry(str(raw["_id"]), str(raw["doc_id"]), list(raw.get("events") or []), raw["created_at"],
+                      {"doc_id": raw["doc_id"], "version": raw["version"], "state": raw.get("state") or {}})
+                for raw in pending]
+
+    async def prepare(self, entry: Entry) -> bool:
+        if not entry.data.get("materialised"):
+            await self.materialise(Revision(entry.data["doc_id"], entry.data["version"], entry.data["state"]))
+        return True
+
+    async def finished(self, entry: Entry) -> None:
+        await self.revisions.update_one({"_id": entry.id}, {"$set": {"published": True, "published_at": now_ms()}})
+
+    async def park(self, entry: Entry) -> None:
+        await self.revisions.update_one({"_id": entry.id}, {"$set": {"parked": True}})
+
+    async def restore(self, entry: Entry) -> None:
+        await self.revisions.update_one({"_id": entry.id}, {"$set": {"parked": False}})
 
     async def relay_once(self, min_age_s: float, limit: int = 200) -> int:
-        """Finishes revisions left unpublished for at least ``min_age_s`` (their writer crashed, or Kafka
-        was down); returns how many. Younger ones are probably still being finished by their writer."""
-        for replay in await self.parking.replays(self.source):
-            await self.revisions.update_one({"_id": replay["entry_id"]}, {"$set": {"parked": False}})
-            await self.parking.taken(replay)
-            log.info("parked revision %s of %s replayed", replay["entry_id"], self.docs.name)
-        cutoff = now_ms() - timedelta(seconds=min_age_s)
-        pending = await self.revisions.find(
-            {"published": False, "parked": {"$ne": True}, "created_at": {"$lte": cutoff}}
-        ).sort([("created_at", ASCENDING), ("_id", ASCENDING)]).limit(limit).to_list()
-        published = 0
-        for raw in pending:
-            try:
-                revision = Revision.from_doc(raw)
-                await self.materialise(revision)
-                await self.publish(revision)
-            except Exception as exc:
-                if is_transient(exc):
-                    raise  # Kafka or the database away: the round ends, every entry waits
-                parked = await self.parking.failed(self.source, str(raw["_id"]), exc)
-                await self.revisions.update_one({"_id": raw["_id"]},
-                                                {"$set": {"parked": True} if parked else {"relay_failed": True}})
-                continue  # the entries behind it go on
-            published += 1
-            if raw.get("relay_failed"):
-                await self.parking.succeeded(self.source, str(raw["_id"]))
-        if pending:
-            log.info("relay published %d of %d pending revision(s) of %s", published, len(pending), self.docs.name)
-        return len(pending)
+        """One relay round over revisions unpublished for at least ``min_age_s`` (their writer crashed, or
+        Kafka was down; younger ones are probably still being finished by their writer); returns how
+        many were due. Kafka or the database away raises, after what the round could do."""
+        self.outbox.batch = limit
+        result = await self.outbox.relay_once(grace=timedelta(seconds=min_age_s))
+        if result.error is not None:
+            raise result.error
+        return result.due
 
     async def relay_forever(self, interval_s: float, min_age_s: float) -> None:
         """The background loop (a TaskComponent): never gives up, a failure waits for the next round."""
-        while True:
-            try:
-                while await self.relay_once(min_age_s, limit=200) == 200:
-                    pass  # a backlog: keep going without waiting
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("outbox relay of %s failed; retrying", self.docs.name)
-            await asyncio.sleep(interval_s)
+        self.outbox.grace = timedelta(seconds=min_age_s)
+        await self.outbox.run(interval_s)
+
+    # --- retention ---------------------------------------------------------------------------------------
+
+    async def compact_once(self, retention: timedelta, limit: int = 500) -> int:
+        """Compacts up to ``limit`` published revisions older than ``retention`` that are not their
+        document's latest (see the module's doc); returns how many. Each call reads on from where the
+        last one stopped (oldest first), and starts over once it reaches the end."""
+        cutoff = now_ms() - retention
+        batch = await self.revisions.find(
+            {"published": True, "compacted": {"$ne": True}, "created_at": {"$gt": self._compact_from, "$lte": cutoff}},
+            {"_id": 1, "doc_id": 1, "version": 1, "created_at": 1},
+        ).sort([("created_at", ASCENDING)]).limit(limit).to_list()
+        self._compact_from = batch[-1]["created_at"] if len(batch) == limit else _EPOCH
+        if not batch:
+            return 0
+        # A published revision's version is at most its projection's (copied before it is marked published).
+        current = {d["_id"]: d["version"] async for d in self.docs.find(
+            {"_id": {"$in": list({r["doc_id"] for r in batch})}}, {"version": 1})}
+        older = [r["_id"] for r in batch if r["version"] < current.get(r["doc_id"], 0)]
+        if not older:
+            return 0
+        result = await self.revisions.update_many(
+            {"_id": {"$in": older}}, {"$unset": {"state": "", "events": ""}, "$set": {"compacted": True}})
+        log.info("compacted %d revision(s) of %s", result.modified_count, self.docs.name)
+        return int(result.modified_count)
+
+    async def compact_forever(self, interval_s: float, retention: timedelta, limit: int = 500) -> None:
+        """The retention loop (a TaskComponent): a bounded batch a round (no TTL index: FerretDB)."""
+        async def step() -> None:
+            while await self.compact_once(retention, limit) == limit:
+                pass  # a backlog: on without waiting
+
+        await run_every(interval_s, step, f"compaction of {self.docs.name} revisions")
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+__all__ = ["Decide", "Outgoing", "Revision", "RevisionedCollection", "VersionTaken", "now_ms", "revision_id"]

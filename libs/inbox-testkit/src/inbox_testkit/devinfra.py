@@ -64,7 +64,7 @@ def services_down(home: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m inbox_core.devinfra")
+    parser = argparse.ArgumentParser(prog="python -m inbox_testkit.devinfra")
     parser.add_argument("command", choices=["install", "up", "down", "status", "services-up", "services-down"])
     parser.add_argument("--home", type=Path, default=LOCAL / "run")
     parser.add_argument("--kafka-port", type=int, default=int(os.environ.get("INBOX_LOCAL_KAFKA_PORT", 9092)))

@@ -7,10 +7,18 @@ conversation) under ``outbox.<entry id>`` with an ``outbox_at`` time. Then it ca
 inserts the timeline items it names, applies its effect on the conversation, publishes its events,
 and removes the entry. A crash (or Kafka being down) anywhere leaves the entry in place; the relay
 loop finds entries older than a grace period and carries them out again. Every step is idempotent
-(timeline items by id, events by id, commands by command_id), so doing one twice is harmless. The relay
-handles each entry on its own (``inbox_core.outbox``): one that keeps failing for a reason of its own is
-moved to ``outbox_parked`` with that reason after a few rounds (a replay puts it back), and the entries
-behind it go on; Kafka or the database away ends the round instead.
+(timeline items by id, events by id, commands by command_id), so doing one twice is harmless.
+
+Both the request and the relay go through ``inbox_core.outbox.Outbox`` (the one outbox of every
+service): each collection holding entries is an entry source (:class:`EmbeddedEntries`, named
+``conversations.<collection>`` in outbox_parked), an embedded entry is one ``inbox_core.outbox.Entry``
+(id ``<document id>/<entry id>``, lane the document). One that keeps failing for a reason of its own
+is moved out of its document to ``outbox_parked`` with that reason after a few tries (a replay puts it
+back), and the entries beside and behind it go on; Kafka or the database away ends the round instead.
+
+The embedded entry's shape (what rpc.py writes): ``{"id", "created_at", "events": [{"topic", "key",
+"event"}], "inserts": [timeline items], "apply": "outbound_message" | None, "conversation_id",
+"conversation_updated": bool}``.
 
 Consumer-side changes need no outbox: they publish before the handler returns and a redelivery
 publishes the same event ids again.
@@ -18,7 +26,6 @@ publishes the same event ids again.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -32,9 +39,9 @@ from inbox_conversations import documents, domain, views
 from inbox_conversations.store import ConversationsStore
 from inbox_core.events import Event
 from inbox_core.events.conversations import ConversationCreated, ConversationUpdated
-from inbox_core.kafka import is_transient, publish
+from inbox_core.kafka import publish
 from inbox_core.mongo import Document
-from inbox_core.outbox import Parking
+from inbox_core.outbox import Entry, Outbox, Outgoing
 from inbox_core.topics import CONVERSATIONS, CUSTOMERS, ORDERS, WHATSAPP_COMMANDS, WHATSAPP_EVENTS
 
 log = logging.getLogger("inbox.conversations.outbox")
@@ -77,12 +84,69 @@ def outbox_event(topic: str, key: str, event: Event) -> Document:
     return {"topic": topic, "key": key, "event": event.model_dump(mode="json")}
 
 
+class EmbeddedEntries:
+    """The outbox entries embedded in one collection's documents (an ``inbox_core.outbox`` source)."""
+
+    def __init__(self, publisher: Publisher, collection: str) -> None:
+        self.publisher = publisher
+        self.store = publisher.store
+        self.collection = collection
+        self.name = f"conversations.{collection}"
+
+    def entry(self, doc_id: str, embedded: Document, at: datetime | None = None) -> Entry:
+        created = embedded.get("created_at")
+        return Entry(f"{doc_id}/{embedded.get('id')}", doc_id, list(embedded.get("events") or []),
+                     created if isinstance(created, datetime) else (at or utcnow()),
+                     {"doc_id": doc_id, "entry": embedded})
+
+    async def due(self, before: datetime, limit: int) -> list[Entry]:
+        entries: list[Entry] = []
+        for doc in await self.store.outbox_leftovers(self.collection, before, limit):
+            outbox: dict[str, Any] = doc.get("outbox") or {}
+            if not outbox:
+                await self.store.drop_outbox_marker(self.collection, doc["_id"])
+            for embedded in sorted(outbox.values(), key=lambda e: str(e.get("created_at", ""))):
+                entries.append(self.entry(doc["_id"], embedded, doc.get("outbox_at")))
+        return entries
+
+    async def prepare(self, entry: Entry) -> bool:
+        embedded = entry.data["entry"]
+        for item in embedded.get("inserts") or []:
+            await self.store.insert_item(item)
+        if embedded.get("apply") == "outbound_message":
+            message = await self.store.get_item(entry.data["doc_id"])
+            if message is not None:
+                await self.publisher.apply_outbound_message(message)
+        return True
+
+    async def finished(self, entry: Entry) -> None:
+        embedded = entry.data["entry"]
+        conversation_id = embedded.get("conversation_id")
+        if conversation_id and embedded.get("conversation_updated"):
+            await self.publisher.conversation_updated(conversation_id,
+                                                      domain.event_id(embedded["id"], "conversation.updated"))
+        await self.store.clear_outbox_entry(self.collection, entry.data["doc_id"], str(embedded["id"]))
+
+    async def park(self, entry: Entry) -> None:
+        # Out of the document, so its marker no longer brings it back every round.
+        await self.store.clear_outbox_entry(self.collection, entry.data["doc_id"], str(entry.data["entry"]["id"]))
+
+    async def restore(self, entry: Entry) -> None:
+        data = entry.data.get("legacy") or entry.data  # parked before the shared outbox: {doc_id, entry} too
+        await self.store.restore_outbox_entry(self.collection, str(data["doc_id"]), data["entry"])
+
+
 class Publisher:
     def __init__(self, store: ConversationsStore, broker: KafkaBroker, topics: Topics | None = None) -> None:
         self.store = store
         self.broker = broker
         self.topics = topics or Topics()
-        self.parking = Parking(store.db)
+        self.sources = {name: EmbeddedEntries(self, name) for name in ("timeline", "conversations")}
+        self.outbox = Outbox(store.db, self._publish, list(self.sources.values()), batch=100)
+        self.parking = self.outbox.parking
+
+    async def _publish(self, out: Outgoing) -> None:
+        await publish(self.broker, out.topic, out.key, out.event)
 
     async def conversation_event(self, workspace_id: str, conversation_id: str, payload: BaseModel,
                                  event_id: str) -> None:
@@ -112,67 +176,27 @@ class Publisher:
                                             awaiting_reply=False)
 
     async def carry_out(self, collection: str, doc_id: str, entry: Document) -> None:
-        """Does what an outbox entry says, then removes it. Safe to repeat."""
-        for item in entry.get("inserts") or []:
-            await self.store.insert_item(item)
-        if entry.get("apply") == "outbound_message":
-            message = await self.store.get_item(doc_id)
-            if message is not None:
-                await self.apply_outbound_message(message)
-        for out in entry.get("events") or []:
-            await publish(self.broker, out["topic"], out["key"], Event.model_validate(out["event"]))
-        conversation_id = entry.get("conversation_id")
-        if conversation_id and entry.get("conversation_updated"):
-            await self.conversation_updated(conversation_id, domain.event_id(entry["id"], "conversation.updated"))
-        await self.store.clear_outbox_entry(collection, doc_id, entry["id"])
+        """Does what an outbox entry says, then removes it. Safe to repeat. Raises what failed."""
+        source = self.sources[collection]
+        await self.outbox.carry_out(source, source.entry(doc_id, entry))
 
     async def try_carry_out(self, collection: str, doc_id: str, entry: Document, wait_s: float) -> bool:
         """Carries out a request's own entry; on failure (Kafka down, slow) the relay finishes it later."""
-        try:
-            await asyncio.wait_for(self.carry_out(collection, doc_id, entry), wait_s)
-        except Exception as exc:
-            log.warning("outbox entry %s of %s/%s left to the relay: %r", entry.get("id"), collection, doc_id, exc)
-            return False
-        return True
+        source = self.sources[collection]
+        outcome, _ = await self.outbox.deliver(source, source.entry(doc_id, entry), timeout_s=wait_s)
+        return outcome == "published"
 
     async def relay_once(self, grace: timedelta, pending_ttl_purge: bool = True) -> int:
-        """Carries out every entry older than ``grace``; the number of entries done."""
-        now = utcnow()
-        done = 0
-        for collection in ("timeline", "conversations"):
-            source = f"conversations.{collection}"
-            for replay in await self.parking.replays(source):
-                parked = replay.get("entry") or {}
-                await self.store.restore_outbox_entry(collection, str(parked["doc_id"]), parked["entry"])
-                await self.parking.taken(replay)
-            for doc in await self.store.outbox_leftovers(collection, now - grace):
-                outbox: dict[str, Any] = doc.get("outbox") or {}
-                if not outbox:
-                    await self.store.drop_outbox_marker(collection, doc["_id"])
-                for entry in sorted(outbox.values(), key=lambda e: str(e.get("created_at", ""))):
-                    entry_id = f"{doc['_id']}/{entry.get('id')}"
-                    try:
-                        await self.carry_out(collection, doc["_id"], entry)
-                    except Exception as exc:
-                        if is_transient(exc):
-                            raise  # Kafka or the database away: the round ends, every entry waits
-                        if await self.parking.failed(source, entry_id, exc, {"doc_id": doc["_id"], "entry": entry}):
-                            # Out of the document, so its marker no longer brings it back every round.
-                            await self.store.clear_outbox_entry(collection, doc["_id"], str(entry.get("id")))
-                        continue  # the entries behind it go on
-                    done += 1
+        """Carries out every entry older than ``grace``; the number of entries done. Kafka or the
+        database away raises, after what the round could do."""
+        result = await self.outbox.relay_once(grace=grace)
         if pending_ttl_purge:
-            await self.store.purge_pending(now)
-        return done
+            await self.store.purge_pending(utcnow())
+        if result.error is not None:
+            raise result.error
+        return result.published
 
     async def relay_forever(self, interval: float, grace: timedelta) -> None:
-        while True:
-            try:
-                done = await self.relay_once(grace)
-                if done:
-                    log.info("relayed %d outbox entries", done)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("outbox relay failed; retrying")
-            await asyncio.sleep(interval)
+        """The relay loop (inbox_core.outbox's), with the purge of expired pending items each round."""
+        self.outbox.grace = grace
+        await self.outbox.run(interval, also=lambda: self.store.purge_pending(utcnow()))

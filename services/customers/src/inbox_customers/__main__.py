@@ -1,10 +1,13 @@
 """``python -m inbox_customers [api|worker|all]``: see inbox_core.service."""
 
+from datetime import timedelta
+
 from inbox.customers.v1 import customers_pb2_grpc
 from inbox_core.grpc_server import GrpcServer
 from inbox_core.kafka import make_broker, report_lag
 from inbox_core.mongo import make_client, ping, service_database
 from inbox_core.ops import ops_app
+from inbox_core.outbox import kafka_publish
 from inbox_core.runtime import (
     BrokerComponent,
     CallbackComponent,
@@ -15,19 +18,22 @@ from inbox_core.runtime import (
 )
 from inbox_core.service import entrypoint
 from inbox_core.settings import load
+from inbox_customers.app import Customers
 from inbox_customers.consumers import register
 from inbox_customers.rpc import SERVICE_NAME, CustomersRpc
 from inbox_customers.settings import CustomersSettings
-from inbox_customers.store import CustomersStore
+from inbox_customers.store import CustomersRepository
 
 
 async def build(role: str) -> list[Component]:
     settings = load(CustomersSettings)
     client = make_client(settings.inbox, "customers")
     broker = make_broker(settings.inbox, "customers")
-    store = CustomersStore(service_database(client, settings.inbox, "customers"), broker)
+    store = CustomersRepository(service_database(client, settings.inbox, "customers"), kafka_publish(broker),
+                                relay_min_age_s=settings.relay_min_age_s)
+    customers = Customers(store)
     if role in ("worker", "all"):
-        register(broker, store)
+        register(broker, customers)
     components: list[Component] = [
         CallbackComponent("database", start=store.ensure_indexes, stop=client.close),
         BrokerComponent(broker),
@@ -36,10 +42,13 @@ async def build(role: str) -> list[Component]:
     ]
     if role in ("api", "all"):
         server = GrpcServer(settings.grpc_port)
-        server.add(customers_pb2_grpc.add_CustomersServiceServicer_to_server, CustomersRpc(store, broker), SERVICE_NAME)
+        server.add(customers_pb2_grpc.add_CustomersServiceServicer_to_server, CustomersRpc(customers), SERVICE_NAME)
         components.append(GrpcComponent(server))
     if role in ("worker", "all"):
         components.append(TaskComponent("consumer-lag", lambda: report_lag(broker)))
+        retention = timedelta(days=settings.revision_retention_days)
+        components.append(TaskComponent("revision-compaction", lambda: store.compact_forever(
+            settings.retention_interval_s, retention, settings.retention_batch)))
 
     async def kafka_ready() -> bool:
         return await broker.ping(timeout=2.0)

@@ -7,7 +7,8 @@
   stats are recounted from the latest version of each of its orders.
 
 Both handlers are idempotent (a replay or duplicate changes nothing), and their changes are committed
-with their ``inbox.customers.v1`` events before the offset is (see the store).
+with their ``inbox.customers.v1`` events before the offset is (see app.py). Handlers only translate
+events into the use cases' values.
 """
 
 from faststream.kafka import KafkaBroker
@@ -19,21 +20,21 @@ from inbox_core.events.orders import OrderEvent
 from inbox_core.events.whatsapp import MessageReceived
 from inbox_core.kafka import subscribe
 from inbox_core.topics import ORDERS, WHATSAPP_EVENTS
+from inbox_customers.app import Customers
 from inbox_customers.domain import ContactSeen
-from inbox_customers.store import CustomersStore
 
 GROUP_ID = "inbox-customers"
 MESSAGE_RECEIVED = "whatsapp.message.received"
 
 
-async def handle_whatsapp_event(store: CustomersStore, event: Event) -> None:
+async def handle_whatsapp_event(customers: Customers, event: Event) -> None:
     if event.type != MESSAGE_RECEIVED or not event.workspace_id:
         return  # statuses, templates...; or an unrouted number
     message = event.payload(MessageReceived)
     if not message.wa_id and not message.user_id:
         return
     inbound = message.direction == "in"
-    await store.record_contact(ContactSeen(
+    await customers.record_contact(ContactSeen(
         workspace_id=event.workspace_id,
         wa_id=message.wa_id,
         user_id=message.user_id,
@@ -43,16 +44,16 @@ async def handle_whatsapp_event(store: CustomersStore, event: Event) -> None:
     ))
 
 
-async def handle_order_event(store: CustomersStore, event: Event) -> None:
+async def handle_order_event(customers: Customers, event: Event) -> None:
     # Every order.* event carries the whole order (OrderEvent), even kinds added after this was written.
     if not event.type.startswith("order.") or "order" not in event.data:
         return
-    await store.record_order(event.payload(OrderEvent).order)
+    await customers.record_order(event.payload(OrderEvent).order)
 
 
 def register(
     broker: KafkaBroker,
-    store: CustomersStore,
+    customers: Customers,
     *,
     whatsapp_topic: str = WHATSAPP_EVENTS.name,
     orders_topic: str = ORDERS.name,
@@ -63,10 +64,10 @@ def register(
     Each handler is idempotent and commits after its effects."""
 
     async def on_whatsapp(event: Event) -> None:
-        await handle_whatsapp_event(store, event)
+        await handle_whatsapp_event(customers, event)
 
     async def on_order(event: Event) -> None:
-        await handle_order_event(store, event)
+        await handle_order_event(customers, event)
 
     subscribe(broker, whatsapp_topic, group_id=group_id, handler=on_whatsapp)
     subscribe(broker, orders_topic, group_id=group_id, handler=on_order)

@@ -8,8 +8,6 @@ always recomputed, so they equal a recount whatever the order, duplication or re
 from __future__ import annotations
 
 import json
-import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,23 +32,11 @@ MAX_ATTRIBUTE_KEY_LENGTH = 64
 # limit is 1 MiB, shared with the customer's orders), and the panel shows them.
 MAX_ATTRIBUTE_VALUE_BYTES = 1024
 MAX_ATTRIBUTES_BYTES = 16 * 1024
-MAX_QUERY_WORDS = 5
 
 PROFILE_FIELDS = ("wa_id", "user_id", "phone", "name", "profile_name", "name_edited", "tags", "attributes")
 
 
 # --- text ------------------------------------------------------------------------------------------
-
-
-def fold(text: str) -> str:
-    """Case- and accent-insensitive form: "José Ñúñez" -> "jose nunez"."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
-
-
-def words(text: str) -> list[str]:
-    """The folded words of a text, in order, without repeats."""
-    return list(dict.fromkeys(re.findall(r"\w+", fold(text))))
 
 
 def digits(text: str) -> str:
@@ -61,33 +47,6 @@ def phone_from_wa_id(wa_id: str) -> str | None:
     """E.164 from a WhatsApp id (its digits are the number with country code)."""
     number = digits(wa_id)
     return f"+{number}" if number else None
-
-
-@dataclass(frozen=True)
-class Query:
-    kind: str  # "all" | "phone" | "name"
-    phone_digits: str = ""
-    words: tuple[str, ...] = ()
-
-
-def parse_query(query: str) -> Query:
-    """Phone digits when the query is only a phone number's characters, else name words (each must be the
-    start of a word of the name)."""
-    text = query.strip()
-    if not text:
-        return Query("all")
-    if re.fullmatch(r"[\d\s+\-().]+", text) and digits(text):
-        return Query("phone", phone_digits=digits(text))
-    found = words(text)[:MAX_QUERY_WORDS]
-    return Query("name", words=tuple(found)) if found else Query("all")
-
-
-def search_fields(name: str | None, phone: str | None) -> Document:
-    return {
-        "name_key": fold(name or ""),
-        "search_words": words(name or ""),
-        "phone_digits": digits(phone or ""),
-    }
 
 
 # --- contacts from WhatsApp ------------------------------------------------------------------------
@@ -105,12 +64,8 @@ class ContactSeen:
     inbound: bool
 
 
-def _with_search(state: Document) -> Document:
-    return {**state, **search_fields(state.get("name"), state.get("phone"))}
-
-
 def empty_state(workspace_id: str, at: datetime) -> Document:
-    return _with_search({
+    return {
         "workspace_id": workspace_id,
         "wa_id": "",
         "user_id": None,
@@ -125,7 +80,7 @@ def empty_state(workspace_id: str, at: datetime) -> Document:
         "stats": compute_stats({}),
         "created_at": at,
         "updated_at": at,
-    })
+    }
 
 
 def profile(state: Document) -> dict[str, Any]:
@@ -153,7 +108,6 @@ def merge_contact(current: Document | None, contact: ContactSeen, now: datetime)
         state["profile_name_at"] = contact.at
     if not state.get("name_edited"):
         state["name"] = state.get("profile_name")
-    state = _with_search(state)
     if current is not None and profile(state) == profile(current) \
             and state.get("profile_name_at") == current.get("profile_name_at"):
         return None
@@ -216,7 +170,6 @@ def edited(current: Document, name: str | None, tags: list[str] | None,
         state["tags"] = clean_tags(tags)
     if attributes is not None:
         state["attributes"] = clean_attributes(attributes)
-    state = _with_search(state)
     if profile(state) == profile(current):
         return None
     state["updated_at"] = now
@@ -296,6 +249,19 @@ def snapshot(customer: Document, seen: Document | None) -> CustomerSnapshot:
         stats=CustomerStats(**stats),
         version=customer["version"],
     )
+
+
+class Customer(CustomerSnapshot):
+    """A customer as the service answers it: what events carry, with the times of its last changes."""
+
+    updated_at: datetime | None = None
+    stats_updated_at: datetime | None = None
+
+
+def customer(state: Document, seen: Document | None) -> Customer:
+    """The customer of a stored state (with ``_id`` and ``version``) and its seen times."""
+    return Customer(**snapshot(state, seen).model_dump(), updated_at=state.get("updated_at"),
+                    stats_updated_at=state.get("stats_updated_at") or state.get("created_at"))
 
 
 def event_id(customer_id: str, version: int) -> str:

@@ -1,4 +1,4 @@
-"""gRPC servicer of inbox.customers.v1.CustomersService: proto <-> store, nothing else.
+"""gRPC servicer of inbox.customers.v1.CustomersService: proto <-> the use cases (app.py), nothing else.
 
 Every call is scoped to its workspace_id: a customer of another workspace answers NOT_FOUND."""
 
@@ -7,15 +7,14 @@ from __future__ import annotations
 from datetime import datetime
 
 import grpc
-from faststream.kafka import KafkaBroker
 from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from inbox.customers.v1 import customers_pb2, customers_pb2_grpc
 from inbox_core.events.customers import Actor
-from inbox_core.mongo import Document
-from inbox_customers.store import CustomersStore
+from inbox_customers.app import Customers
+from inbox_customers.domain import Customer
 
 SERVICE_NAME = "inbox.customers.v1.CustomersService"
 
@@ -28,59 +27,52 @@ def _ts(value: datetime | None) -> Timestamp | None:
     return ts
 
 
-def customer_to_proto(customer: Document) -> customers_pb2.Customer:
+def customer_to_proto(customer: Customer) -> customers_pb2.Customer:
     attributes = Struct()
-    attributes.update(customer.get("attributes") or {})
+    attributes.update(customer.attributes)
     return customers_pb2.Customer(
-        id=customer["_id"],
-        workspace_id=customer["workspace_id"],
-        wa_id=customer.get("wa_id") or "",
-        user_id=customer.get("user_id") or "",
-        name=customer.get("name") or "",
-        profile_name=customer.get("profile_name") or "",
-        name_edited=bool(customer.get("name_edited")),
-        phone=customer.get("phone") or "",
-        tags=list(customer.get("tags") or []),
+        id=customer.id,
+        workspace_id=customer.workspace_id,
+        wa_id=customer.wa_id,
+        user_id=customer.user_id or "",
+        name=customer.name or "",
+        profile_name=customer.profile_name or "",
+        name_edited=customer.name_edited,
+        phone=customer.phone or "",
+        tags=customer.tags,
         attributes=attributes,
-        first_seen_at=_ts(customer.get("first_seen_at")),
-        last_seen_at=_ts(customer.get("last_seen_at")),
-        updated_at=_ts(customer.get("updated_at")),
-        version=customer["version"],
+        first_seen_at=_ts(customer.first_seen_at),
+        last_seen_at=_ts(customer.last_seen_at),
+        updated_at=_ts(customer.updated_at),
+        version=customer.version,
     )
 
 
-def stats_to_proto(customer: Document) -> customers_pb2.CustomerStats:
-    stats = customer["stats"]
+def stats_to_proto(customer: Customer) -> customers_pb2.CustomerStats:
+    stats = customer.stats
     return customers_pb2.CustomerStats(
-        customer_id=customer["_id"],
-        orders=stats["orders"],
-        delivered=stats["delivered"],
-        returned=stats["returned"],
-        cancelled=stats["cancelled"],
-        revenue=customers_pb2.Money(amount=stats["revenue_amount"], currency=stats.get("revenue_currency") or ""),
-        updated_at=_ts(customer.get("stats_updated_at") or customer.get("created_at")),
+        customer_id=customer.id,
+        orders=stats.orders,
+        delivered=stats.delivered,
+        returned=stats.returned,
+        cancelled=stats.cancelled,
+        revenue=customers_pb2.Money(amount=stats.revenue_amount, currency=stats.revenue_currency or ""),
+        updated_at=_ts(customer.stats_updated_at),
     )
 
 
 class CustomersRpc(customers_pb2_grpc.CustomersServiceServicer):
-    def __init__(self, store: CustomersStore, broker: KafkaBroker) -> None:
-        self.store = store
-        self.broker = broker
+    def __init__(self, customers: Customers) -> None:
+        self.customers = customers
 
     async def Get(self, request: customers_pb2.GetCustomerRequest,
                   context: grpc.aio.ServicerContext) -> customers_pb2.GetCustomerResponse:
-        customer = await self.store.get(request.workspace_id, request.customer_id)
+        customer = await self.customers.get(request.workspace_id, request.customer_id)
         return customers_pb2.GetCustomerResponse(customer=customer_to_proto(customer))
-
-    async def GetByWaId(self, request: customers_pb2.GetCustomerByWaIdRequest,
-                        context: grpc.aio.ServicerContext) -> customers_pb2.GetCustomerByWaIdResponse:
-        # A customer is one per workspace: number_id does not change who it is.
-        customer = await self.store.get_by_wa_id(request.workspace_id, request.wa_id, request.user_id)
-        return customers_pb2.GetCustomerByWaIdResponse(customer=customer_to_proto(customer))
 
     async def Update(self, request: customers_pb2.UpdateCustomerRequest,
                      context: grpc.aio.ServicerContext) -> customers_pb2.UpdateCustomerResponse:
-        customer = await self.store.update(
+        customer = await self.customers.update(
             request.workspace_id,
             request.customer_id,
             name=request.name if request.HasField("name") else None,
@@ -90,14 +82,7 @@ class CustomersRpc(customers_pb2_grpc.CustomersServiceServicer):
         )
         return customers_pb2.UpdateCustomerResponse(customer=customer_to_proto(customer))
 
-    async def Search(self, request: customers_pb2.SearchCustomersRequest,
-                     context: grpc.aio.ServicerContext) -> customers_pb2.SearchCustomersResponse:
-        items, next_cursor = await self.store.search(request.workspace_id, request.query, request.limit,
-                                                     request.cursor)
-        return customers_pb2.SearchCustomersResponse(items=[customer_to_proto(c) for c in items],
-                                                     next_cursor=next_cursor)
-
     async def GetStats(self, request: customers_pb2.GetCustomerStatsRequest,
                        context: grpc.aio.ServicerContext) -> customers_pb2.GetCustomerStatsResponse:
-        customer = await self.store.get(request.workspace_id, request.customer_id)
+        customer = await self.customers.get(request.workspace_id, request.customer_id)
         return customers_pb2.GetCustomerStatsResponse(stats=stats_to_proto(customer))

@@ -4,6 +4,8 @@
 fetches inbound media and syncs templates.
 """
 
+from datetime import timedelta
+
 from inbox.ingest.v1 import ingest_pb2_grpc
 from inbox_core.grpc_server import GrpcServer
 from inbox_core.kafka import make_broker, report_lag
@@ -29,7 +31,7 @@ from inbox_ingest.sender import send_retry_loop
 from inbox_ingest.settings import IngestSettings
 from inbox_ingest.store import IngestStore, read_channels_file
 from inbox_ingest.templates import template_sync_loop
-from inbox_ingest.workers import purge_seen_loop
+from inbox_ingest.workers import purge_seen_loop, purge_unrouted_loop
 
 
 async def build(role: str) -> list[Component]:
@@ -68,6 +70,8 @@ async def build(role: str) -> list[Component]:
         components.append(HttpComponent("http", create_app(settings, intake), settings.http_port))
         components.append(HttpComponent("ops", ops_app(checks), settings.ops_port))
         components.append(TaskComponent("purge-seen", lambda: purge_seen_loop(store)))
+        unrouted_retention = timedelta(days=settings.unrouted_retention_days)
+        components.append(TaskComponent("expire-unrouted", lambda: purge_unrouted_loop(store, unrouted_retention)))
         server = GrpcServer(settings.grpc_port)
         server.add(ingest_pb2_grpc.add_IngestServiceServicer_to_server, IngestRpc(store, media, graph, broker),
                    SERVICE_NAME)

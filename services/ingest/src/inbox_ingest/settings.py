@@ -27,6 +27,8 @@ class IngestSettings(ServiceSettings):
     publish_timeout_s: float = 3.0
     # Duplicate deliveries are recognised for this long (Meta retries for up to 7 days).
     dedupe_days: int = 8
+    # Events of numbers no workspace has connected are kept this long for admins, then expired.
+    unrouted_retention_days: float = Field(default=30.0, gt=0)
     # Channels (numbers with their access tokens) from a mounted secret file, JSON list; see README.
     channels_file: Path | None = None
 

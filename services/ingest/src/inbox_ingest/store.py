@@ -10,7 +10,7 @@ import contextlib
 import json
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +174,16 @@ class IngestStore:
                 }},
                 upsert=True,
             )
+
+    async def purge_unrouted(self, older_than: datetime, limit: int = 500) -> int:
+        """Deletes up to ``limit`` unrouted events received before ``older_than``, oldest first (a bounded
+        round; no TTL index: FerretDB has none)."""
+        old = await self.unrouted.find({"received_at": {"$lt": older_than}}, {"_id": 1}).sort(
+            "received_at", ASCENDING).limit(limit).to_list()
+        if not old:
+            return 0
+        result = await self.unrouted.delete_many({"_id": {"$in": [d["_id"] for d in old]}})
+        return int(result.deleted_count)
 
     async def list_unrouted(self, limit: int = 50) -> list[Document]:
         return await self.unrouted.find({}).sort("received_at", DESCENDING).limit(limit).to_list()

@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from inbox_core.errors import Conflict, InvalidRequest, ValidationFailed
+from inbox_core.events import new_id
 from inbox_core.events.orders import Actor as EventActor
 from inbox_core.events.orders import Money, OrderCreated, OrderItem, OrderSnapshot, OrderStageChanged, StageChange
 from inbox_core.mongo import Document
@@ -296,6 +297,10 @@ def created_event(order: Document) -> OrderCreated:
 def stage_changed_event(order: Document, from_stage: str, by: ActorIn | None) -> OrderStageChanged:
     return OrderStageChanged(order=snapshot(order), from_stage=from_stage, to_stage=order["stage"],
                              by=EventActor(id=by.id, name=by.name) if by else None)
+
+
+def new_order_id() -> str:
+    return new_id()[:24]
 
 
 def event_id(order_id: str, version: int) -> str:

@@ -17,3 +17,9 @@ class OrdersSettings(ServiceSettings):
     # not race the request that is publishing it right now.
     relay_interval_s: float = Field(default=2.0, gt=0)
     relay_min_age_s: float = Field(default=10.0, ge=0)
+    # Retention of revisions (each revision copies the whole order): a published revision older than this
+    # that is not its document's latest keeps only its id and version (inbox_core.revisions' compaction),
+    # checked every retention_interval_s, at most retention_batch a round (no TTL index: FerretDB has none).
+    revision_retention_days: float = Field(default=7.0, gt=0)
+    retention_interval_s: float = Field(default=300.0, gt=0)
+    retention_batch: int = Field(default=500, gt=0)

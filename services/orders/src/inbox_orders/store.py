@@ -1,4 +1,5 @@
-"""The orders service's own MongoDB database: orders, pipeline stages and their history.
+"""The orders service's repository: its own MongoDB database (orders, pipeline stages and their history).
+The use cases are in app.py; this module only reads and writes.
 
 Collections:
 - ``orders``: the orders as queries read them (the projection), and ``orders_revisions``: every change
@@ -11,31 +12,27 @@ Collections:
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import timedelta
 
-from faststream.kafka import KafkaBroker
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from inbox_core.errors import NotFound, Unavailable
-from inbox_core.events import Event, new_id
-from inbox_core.mongo import Document, Index, decode_cursor, encode_cursor, ensure_indexes
-from inbox_core.revisions import Outgoing, RevisionedCollection, now_ms
-from inbox_core.topics import ORDERS
-from inbox_orders import domain
-from inbox_orders.domain import ActorIn, NewOrder, Stage
-
-DEFAULT_PAGE = 20
-MAX_PAGE = 100
+from inbox_core.errors import Unavailable
+from inbox_core.mongo import Document, Index, ensure_indexes
+from inbox_core.outbox import Publish
+from inbox_core.revisions import Decide, RevisionedCollection, now_ms
 
 
-class OrdersStore:
-    def __init__(self, db: AsyncDatabase[Document], broker: KafkaBroker, *, topic: str = ORDERS.name,
-                 publish_timeout_s: float = 3.0) -> None:
+class OrdersRepository:
+    """``publish``: how the outbox publishes (``inbox_core.outbox.kafka_publish(broker)``): the
+    repository holds entries, never the broker."""
+
+    def __init__(self, db: AsyncDatabase[Document], publish: Publish, *, publish_timeout_s: float = 3.0,
+                 relay_min_age_s: float = 10.0) -> None:
         self.db = db
-        self.topic = topic
-        self.orders = RevisionedCollection(db, "orders", broker, publish_timeout_s)
+        self.orders = RevisionedCollection(db, "orders", publish=publish, publish_timeout_s=publish_timeout_s,
+                                           relay_min_age_s=relay_min_age_s)
         self.counters = db["order_counters"]
         self.numbers = db["order_numbers"]
         self.keys = db["order_keys"]
@@ -59,27 +56,18 @@ class OrdersStore:
 
     # --- reads --------------------------------------------------------------------------------------
 
-    async def get(self, workspace_id: str, order_id: str) -> Document:
-        order = await self.orders.get(order_id) if order_id else None
-        if order is None or order["workspace_id"] != workspace_id:
-            raise NotFound("no such order", {"order_id": order_id})
-        return order
+    async def get(self, order_id: str) -> Document | None:
+        return await self.orders.get(order_id)
 
-    async def list_by_customer(
-        self, workspace_id: str, customer_id: str, limit: int = 0, cursor: str = ""
-    ) -> tuple[list[Document], str]:
-        """The customer's orders, newest (highest number) first, and the cursor of the next page."""
-        size = min(limit, MAX_PAGE) if limit > 0 else DEFAULT_PAGE
-        query: dict[str, Any] = {"workspace_id": workspace_id, "customer_id": customer_id}
-        if cursor:
-            (last_number,) = decode_cursor(cursor, 1)
-            query["number"] = {"$lt": last_number}
-        page = await self.orders.docs.find(query).sort([("number", DESCENDING)]).limit(size + 1).to_list()
-        more = len(page) > size
-        page = page[:size]
-        return page, encode_cursor([page[-1]["number"]]) if more else ""
+    async def of_customer(self, workspace_id: str, customer_id: str, limit: int,
+                          before_number: int | None = None) -> list[Document]:
+        """The customer's orders, newest (highest number) first, below ``before_number`` if given."""
+        query: Document = {"workspace_id": workspace_id, "customer_id": customer_id}
+        if before_number is not None:
+            query["number"] = {"$lt": before_number}
+        return await self.orders.docs.find(query).sort([("number", DESCENDING)]).limit(limit).to_list()
 
-    async def current_order(self, workspace_id: str, customer_id: str) -> Document | None:
+    async def current_of_customer(self, workspace_id: str, customer_id: str) -> Document | None:
         """The latest order not in a final stage (delivered, cancelled, returned)."""
         return await self.orders.docs.find_one(
             {"workspace_id": workspace_id, "customer_id": customer_id, "final": False},
@@ -88,65 +76,23 @@ class OrdersStore:
 
     # --- writes -------------------------------------------------------------------------------------
 
-    async def create(self, request: NewOrder) -> tuple[Document, bool]:
-        """Creates the order (validated, totals computed) and publishes ``order.created``; returns the
-        order and whether this call created it (False: the idempotency key's order from before)."""
-        req = domain.validate_new_order(request)
-        order_id = "ord_" + new_id()[:24]
-        if req.idempotency_key:
-            # The key pins the order id: a double submit, even a concurrent one, commits version 1 of the
-            # same order, and the unique revision id lets only one of them do so.
-            try:
-                await self.keys.insert_one({"workspace_id": req.workspace_id, "key": req.idempotency_key,
-                                            "order_id": order_id, "created_at": now_ms()})
-            except DuplicateKeyError:
-                claimed = await self.keys.find_one({"workspace_id": req.workspace_id, "key": req.idempotency_key})
-                if claimed is None:  # pragma: no cover - keys are never deleted
-                    raise Unavailable("idempotency key vanished, try again") from None
-                order_id = claimed["order_id"]
-                existing = await self.orders.get(order_id)
-                if existing is not None:
-                    return existing, False
-        number = await self._next_number(req.workspace_id, order_id)
-        created = False
+    async def commit(self, order_id: str, decide: Decide) -> Document | None:
+        """Commits what ``decide`` makes of the order with its events (inbox_core.revisions)."""
+        return await self.orders.apply(order_id, decide)
 
-        def decide(current: Document | None, version: int) -> tuple[Document, list[Outgoing]] | None:
-            nonlocal created
-            if current is not None:
-                return None  # the same key's other submission was first
-            state = domain.new_order_state(req, number, now_ms())
-            order = {"_id": order_id, **state, "version": version}
-            created = True
-            return state, [self._outgoing(order, domain.created_event(order))]
+    async def claim_key(self, workspace_id: str, key: str, order_id: str) -> str:
+        """The order id an idempotency key stands for: ``order_id`` if this call claimed the key first."""
+        try:
+            await self.keys.insert_one({"workspace_id": workspace_id, "key": key, "order_id": order_id,
+                                        "created_at": now_ms()})
+            return order_id
+        except DuplicateKeyError:
+            claimed = await self.keys.find_one({"workspace_id": workspace_id, "key": key})
+            if claimed is None:  # pragma: no cover - keys are never deleted
+                raise Unavailable("idempotency key vanished, try again") from None
+            return str(claimed["order_id"])
 
-        order = await self.orders.apply(order_id, decide)
-        assert order is not None
-        return order, created
-
-    async def change_stage(self, workspace_id: str, order_id: str, target: Stage, by: ActorIn | None) -> Document:
-        """Moves the order if the pipeline allows it from its current stage (else Conflict). Of two
-        concurrent changes each is decided on the state the other left: both cannot apply to one state."""
-
-        def decide(current: Document | None, version: int) -> tuple[Document, list[Outgoing]] | None:
-            if current is None or current["workspace_id"] != workspace_id:
-                raise NotFound("no such order", {"order_id": order_id})
-            state = domain.moved_state(current, target, by, now_ms())
-            order = {"_id": order_id, **state, "version": version}
-            event = domain.stage_changed_event(order, current["stage"], by)
-            return state, [self._outgoing(order, event)]
-
-        if not order_id or ":" in order_id:
-            raise NotFound("no such order", {"order_id": order_id})
-        order = await self.orders.apply(order_id, decide)
-        assert order is not None
-        return order
-
-    def _outgoing(self, order: Document, payload: Any) -> Outgoing:
-        event = Event.of(payload, workspace_id=order["workspace_id"],
-                         id=domain.event_id(order["_id"], order["version"]), occurred_at=order["updated_at"])
-        return Outgoing(self.topic, order["_id"], event)
-
-    async def _next_number(self, workspace_id: str, order_id: str) -> int:
+    async def next_number(self, workspace_id: str, order_id: str) -> int:
         """The next order number of the workspace. ``$inc`` on the counter is the fast path (atomic on
         MongoDB); the unique (workspace, number) claim is what guarantees no number is handed out twice
         (FerretDB's ``$inc`` can lose a concurrent increment). The counter only ever passes out numbers
@@ -171,7 +117,7 @@ class OrdersStore:
             return number
         raise Unavailable("could not allocate an order number, try again", {"workspace_id": workspace_id})
 
-    # --- the relay ----------------------------------------------------------------------------------
+    # --- the outbox relay and retention ---------------------------------------------------------------
 
     async def relay_once(self, min_age_s: float) -> int:
         return await self.orders.relay_once(min_age_s)
@@ -179,3 +125,5 @@ class OrdersStore:
     async def relay_forever(self, interval_s: float, min_age_s: float) -> None:
         await self.orders.relay_forever(interval_s, min_age_s)
 
+    async def compact_forever(self, interval_s: float, retention: timedelta, batch: int) -> None:
+        await self.orders.compact_forever(interval_s, retention, batch)

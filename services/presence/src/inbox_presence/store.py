@@ -2,7 +2,8 @@
 
 - ``states``: the running sessions, one per key (kind, workspace, agent[, conversation]; unique
   index), ``_id`` the session id. A stopped session is deleted.
-- ``outbox``: events written before they are published, ``_id`` the event id. A session's stop event
+- ``outbox``: events written before they are published, ``_id`` the event id (the entries of
+  ``inbox_core.outbox``'s relay, see tracker.SessionEvents). A session's stop event
   has an id derived from the session, so inserting it is the claim: of two replicas stopping the same
   session (a request and an expiry, or two purge loops) exactly one inserts it, and only that one
   deletes the session and publishes. So a published stop is kept (``done``) for a while, for a late
@@ -119,7 +120,7 @@ def _entry_to_doc(entry: OutboxEntry) -> Document:
     }
 
 
-def _entry_from_doc(doc: Document) -> OutboxEntry:
+def entry_from_doc(doc: Document) -> OutboxEntry:
     change: Literal["start", "stop"] = doc["change"]
     return OutboxEntry(
         event=Event.model_validate_json(doc["event"]),
@@ -241,7 +242,7 @@ class PresenceStore:
     async def pending_of(self, session_id: str) -> list[OutboxEntry]:
         """The session's unpublished events, in order (start before stop)."""
         cursor = self.outbox.find({"session_id": session_id, "done": False}).sort("seq", ASCENDING)
-        return [_entry_from_doc(d) async for d in cursor]
+        return [entry_from_doc(d) async for d in cursor]
 
     async def pending_sessions_of(self, key: str) -> list[str]:
         """Sessions of a state key with unpublished events."""
@@ -256,4 +257,4 @@ class PresenceStore:
         """Events nobody is publishing any more (a publish failed, or its publisher died)."""
         query = {"done": False, "relay_after": {"$lte": now}}
         cursor = self.outbox.find(query).sort("relay_after", ASCENDING).limit(limit)
-        return [_entry_from_doc(d) async for d in cursor]
+        return [entry_from_doc(d) async for d in cursor]

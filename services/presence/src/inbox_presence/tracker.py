@@ -13,13 +13,16 @@
   stop), and so does the purge loop of any replica anyway. A crash between writing and publishing
   leaves the entry too, which the purge loop publishes after ``relay_grace``. Delivery is therefore at
   least once, with the same event id each time.
+
+The outbox is ``inbox_core.outbox``'s (:class:`SessionEvents` is its entry source, named ``presence`` in
+outbox_parked): an entry is one event, its lane the session, so a session's events go out in order and
+one Kafka refuses for itself is parked after three tries and the session's next ones go on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -29,12 +32,12 @@ from faststream.kafka import KafkaBroker
 from inbox_core.errors import Unavailable
 from inbox_core.events import Event, utcnow
 from inbox_core.events.presence import StopReason
-from inbox_core.kafka import is_transient, publish
-from inbox_core.outbox import Parking
+from inbox_core.kafka import publish
+from inbox_core.outbox import Entry, Outbox, Outgoing, run_every
 from inbox_core.topics import PRESENCE
 from inbox_presence import domain
 from inbox_presence.domain import Agent, AgentView, Change, ConversationView, Kind, State, Ttls
-from inbox_presence.store import OutboxEntry, PresenceStore, entry_doc
+from inbox_presence.store import OutboxEntry, PresenceStore, entry_doc, entry_from_doc
 
 log = logging.getLogger("inbox.presence")
 
@@ -54,6 +57,46 @@ def kafka_publisher(broker: KafkaBroker, topic: str = PRESENCE.name) -> Publishe
 
 # The presence outbox's name in outbox_parked (python -m inbox_core.outbox presence list).
 PARKING_SOURCE = "presence"
+
+
+class SessionEvents:
+    """The ``outbox`` collection as an ``inbox_core.outbox`` entry source."""
+
+    name = PARKING_SOURCE
+
+    def __init__(self, tracker: PresenceTracker) -> None:
+        self.tracker = tracker
+        self.store = tracker.store
+
+    @staticmethod
+    def entry(entry: OutboxEntry, *, relayed: bool = False) -> Entry:
+        return Entry(entry.event.id, entry.session_id,
+                     [Outgoing(PRESENCE.name, entry.kafka_key, entry.event).to_doc()], entry.created_at,
+                     {"doc": entry_doc(entry), "relayed": relayed})
+
+    async def due(self, before: datetime, limit: int) -> list[Entry]:
+        # The relay_after of each entry holds its grace. Starts before stops (stable: within a session).
+        due = sorted(await self.store.due(self.tracker.now(), limit), key=lambda e: e.seq)
+        return [self.entry(e, relayed=True) for e in due]
+
+    async def prepare(self, entry: Entry) -> bool:
+        presence = entry_from_doc(entry.data["doc"])
+        if entry.data.get("relayed") and presence.change == "start" \
+                and not domain.relay_start(bool(await self.store.existing([presence.session_id]))):
+            await self.store.discard(presence.event.id)
+            return False
+        return True
+
+    async def finished(self, entry: Entry) -> None:
+        await self.store.published(entry_from_doc(entry.data["doc"]), self.tracker.now())
+
+    async def park(self, entry: Entry) -> None:
+        # Kept as its session's claim like a published one.
+        await self.store.park(entry_from_doc(entry.data["doc"]), self.tracker.now())
+
+    async def restore(self, entry: Entry) -> None:
+        # Parked before the shared outbox: the entry's document itself.
+        await self.store.restore(entry.data.get("doc") or entry.data["legacy"], self.tracker.now())
 
 
 @dataclass
@@ -76,12 +119,18 @@ class PresenceTracker:
         # can take between reading a session and trying to stop it.
         self.claim_retention = claim_retention
         self.clock = clock
-        self.parking = Parking(store.db)
+        self.entries = SessionEvents(self)
+        self.outbox = Outbox(store.db, self._publish, [self.entries], grace=timedelta(0),
+                             concurrency=PURGE_CONCURRENCY)
+        self.parking = self.outbox.parking
         # Completed purge cycles: lets a test or a probe wait until a cycle ran after some moment.
         self.purge_cycles = 0
 
     def now(self) -> datetime:
         return domain.storage_time(self.clock())
+
+    async def _publish(self, out: Outgoing) -> None:
+        await self.publisher(out.key, out.event)  # on the publisher's topic (tests use their own)
 
     # --- the RPCs -----------------------------------------------------------------------------------
 
@@ -182,18 +231,11 @@ class PresenceTracker:
             entries = await self.store.pending_of(session_id)
         done = 0
         for entry in entries:
-            try:
-                await self.publisher(entry.kafka_key, entry.event)
-            except Exception as exc:
-                # One Kafka refuses for itself, again and again, is parked: the session's next ones go on.
-                if not is_transient(exc) and await self.parking.failed(PARKING_SOURCE, entry.event.id, exc,
-                                                                       entry_doc(entry)):
-                    await self.store.park(entry, self.now())
-                    continue
+            outcome, exc = await self.outbox.deliver(self.entries, self.entries.entry(entry))
+            if outcome in ("failed", "unavailable"):
                 await self._publish_failed(entry)
                 raise Unavailable("presence event could not be published, retry") from exc
-            await self.store.published(entry, self.now())
-            done += 1
+            done += outcome == "published"  # a parked one is out of the way: the session's next ones go on
         return done
 
     async def _publish_failed(self, entry: OutboxEntry) -> None:
@@ -214,9 +256,6 @@ class PresenceTracker:
         result = PurgeResult()
         gate = asyncio.Semaphore(PURGE_CONCURRENCY)
         now = self.now()
-        for replay in await self.parking.replays(PARKING_SOURCE):
-            await self.store.restore(replay["entry"], now)
-            await self.parking.taken(replay)
 
         async def expire(state: State) -> None:
             async with gate:
@@ -228,41 +267,21 @@ class PresenceTracker:
 
         await asyncio.gather(*(expire(s) for s in await self.store.expired(now, batch)))
 
-        due = await self.store.due(self.now(), batch)
-        by_session: dict[str, list[OutboxEntry]] = defaultdict(list)
-        for entry in due:
-            by_session[entry.session_id].append(entry)
-        running = await self.store.existing(by_session) if by_session else set()
-
-        async def relay(session_id: str, entries: list[OutboxEntry]) -> None:
-            keep: list[OutboxEntry] = []
-            for entry in sorted(entries, key=lambda e: e.seq):
-                if entry.change == "start" and not domain.relay_start(session_id in running):
-                    await self.store.discard(entry.event.id)
-                    result.dropped += 1
-                else:
-                    keep.append(entry)
-            async with gate:
-                try:
-                    published = await self._flush(session_id, keep)
-                    result.republished += published
-                except Unavailable:
-                    result.failed += 1
-
-        await asyncio.gather(*(relay(sid, entries) for sid, entries in by_session.items()))
+        # Left-over events (failed publishes, dead replicas) and replays: the outbox relay's round.
+        self.outbox.batch = batch
+        relayed = await self.outbox.relay_once()
+        result.republished = relayed.published
+        result.dropped = relayed.dropped
+        result.failed += relayed.failed + (relayed.error is not None)
         await self.store.forget_done(self.now() - self.claim_retention)
         self.purge_cycles += 1
         return result
 
     async def run_purge(self, interval_s: float, batch: int = 500) -> None:
         """The background loop (a TaskComponent): never dies of a passing failure."""
-        while True:
-            try:
-                result = await self.purge_once(batch)
-                if result.failed:
-                    log.warning("purge: %d event(s) could not be published, retrying next cycle", result.failed)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("purge cycle failed; retrying")
-            await asyncio.sleep(interval_s)
+        async def step() -> None:
+            result = await self.purge_once(batch)
+            if result.failed:
+                log.warning("purge: %d event(s) could not be published, retrying next cycle", result.failed)
+
+        await run_every(interval_s, step, "presence purge")

@@ -225,60 +225,6 @@ class GetCustomerResponse(_message.Message):
 Global___GetCustomerResponse: _TypeAlias = GetCustomerResponse  # noqa: Y015
 
 @_typing.final
-class GetCustomerByWaIdRequest(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    WORKSPACE_ID_FIELD_NUMBER: _builtins.int
-    NUMBER_ID_FIELD_NUMBER: _builtins.int
-    WA_ID_FIELD_NUMBER: _builtins.int
-    USER_ID_FIELD_NUMBER: _builtins.int
-    workspace_id: _builtins.str
-    number_id: _builtins.str
-    """The connected number the contact wrote to; a customer is per workspace, so this only narrows
-    the lookup when set.
-    """
-    wa_id: _builtins.str
-    user_id: _builtins.str
-    """Used when wa_id is empty (contacts that only have a business-scoped user id)."""
-    def __init__(
-        self,
-        *,
-        workspace_id: _builtins.str = ...,
-        number_id: _builtins.str | None = ...,
-        wa_id: _builtins.str = ...,
-        user_id: _builtins.str = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_number_id", b"_number_id", "number_id", b"number_id"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_number_id", b"_number_id", "number_id", b"number_id", "user_id", b"user_id", "wa_id", b"wa_id", "workspace_id", b"workspace_id"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType__number_id: _TypeAlias = _typing.Literal["number_id"]  # noqa: Y015
-    _WhichOneofArgType__number_id: _TypeAlias = _typing.Literal["_number_id", b"_number_id"]  # noqa: Y015
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__number_id) -> _WhichOneofReturnType__number_id | None: ...
-
-Global___GetCustomerByWaIdRequest: _TypeAlias = GetCustomerByWaIdRequest  # noqa: Y015
-
-@_typing.final
-class GetCustomerByWaIdResponse(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    CUSTOMER_FIELD_NUMBER: _builtins.int
-    @_builtins.property
-    def customer(self) -> Global___Customer: ...
-    def __init__(
-        self,
-        *,
-        customer: Global___Customer | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___GetCustomerByWaIdResponse: _TypeAlias = GetCustomerByWaIdResponse  # noqa: Y015
-
-@_typing.final
 class TagList(_message.Message):
     """Wraps the tags so "set the tags to none" (present, empty) differs from "leave them" (absent)."""
 
@@ -363,61 +309,6 @@ class UpdateCustomerResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UpdateCustomerResponse: _TypeAlias = UpdateCustomerResponse  # noqa: Y015
-
-@_typing.final
-class SearchCustomersRequest(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    WORKSPACE_ID_FIELD_NUMBER: _builtins.int
-    QUERY_FIELD_NUMBER: _builtins.int
-    CURSOR_FIELD_NUMBER: _builtins.int
-    LIMIT_FIELD_NUMBER: _builtins.int
-    workspace_id: _builtins.str
-    query: _builtins.str
-    """name (case- and accent-insensitive) or phone digits"""
-    cursor: _builtins.str
-    """opaque; empty for the first page"""
-    limit: _builtins.int
-    """0 means the server's default; the server caps it"""
-    def __init__(
-        self,
-        *,
-        workspace_id: _builtins.str = ...,
-        query: _builtins.str = ...,
-        cursor: _builtins.str = ...,
-        limit: _builtins.int = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "limit", b"limit", "query", b"query", "workspace_id", b"workspace_id"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___SearchCustomersRequest: _TypeAlias = SearchCustomersRequest  # noqa: Y015
-
-@_typing.final
-class SearchCustomersResponse(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    ITEMS_FIELD_NUMBER: _builtins.int
-    NEXT_CURSOR_FIELD_NUMBER: _builtins.int
-    next_cursor: _builtins.str
-    """empty when there are no more pages"""
-    @_builtins.property
-    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___Customer]: ...
-    def __init__(
-        self,
-        *,
-        items: _abc.Iterable[Global___Customer] | None = ...,
-        next_cursor: _builtins.str = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "next_cursor", b"next_cursor"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___SearchCustomersResponse: _TypeAlias = SearchCustomersResponse  # noqa: Y015
 
 @_typing.final
 class GetCustomerStatsRequest(_message.Message):

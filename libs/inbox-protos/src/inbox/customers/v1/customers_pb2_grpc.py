@@ -41,20 +41,10 @@ class CustomersServiceStub:
                 request_serializer=inbox_dot_customers_dot_v1_dot_customers__pb2.GetCustomerRequest.SerializeToString,
                 response_deserializer=inbox_dot_customers_dot_v1_dot_customers__pb2.GetCustomerResponse.FromString,
                 _registered_method=True)
-        self.GetByWaId = channel.unary_unary(
-                '/inbox.customers.v1.CustomersService/GetByWaId',
-                request_serializer=inbox_dot_customers_dot_v1_dot_customers__pb2.GetCustomerByWaIdRequest.SerializeToString,
-                response_deserializer=inbox_dot_customers_dot_v1_dot_customers__pb2.GetCustomerByWaIdResponse.FromString,
-                _registered_method=True)
         self.Update = channel.unary_unary(
                 '/inbox.customers.v1.CustomersService/Update',
                 request_serializer=inbox_dot_customers_dot_v1_dot_customers__pb2.UpdateCustomerRequest.SerializeToString,
                 response_deserializer=inbox_dot_customers_dot_v1_dot_customers__pb2.UpdateCustomerResponse.FromString,
-                _registered_method=True)
-        self.Search = channel.unary_unary(
-                '/inbox.customers.v1.CustomersService/Search',
-                request_serializer=inbox_dot_customers_dot_v1_dot_customers__pb2.SearchCustomersRequest.SerializeToString,
-                response_deserializer=inbox_dot_customers_dot_v1_dot_customers__pb2.SearchCustomersResponse.FromString,
                 _registered_method=True)
         self.GetStats = channel.unary_unary(
                 '/inbox.customers.v1.CustomersService/GetStats',
@@ -75,22 +65,8 @@ class CustomersServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def GetByWaId(self, request, context):
-        """The customer behind a WhatsApp contact (what the conversations service knows).
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
     def Update(self, request, context):
         """Only the fields present in the request change.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def Search(self, request, context):
-        """By name or phone, keyset paged.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -111,20 +87,10 @@ def add_CustomersServiceServicer_to_server(servicer, server):
                     request_deserializer=inbox_dot_customers_dot_v1_dot_customers__pb2.GetCustomerRequest.FromString,
                     response_serializer=inbox_dot_customers_dot_v1_dot_customers__pb2.GetCustomerResponse.SerializeToString,
             ),
-            'GetByWaId': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetByWaId,
-                    request_deserializer=inbox_dot_customers_dot_v1_dot_customers__pb2.GetCustomerByWaIdRequest.FromString,
-                    response_serializer=inbox_dot_customers_dot_v1_dot_customers__pb2.GetCustomerByWaIdResponse.SerializeToString,
-            ),
             'Update': grpc.unary_unary_rpc_method_handler(
                     servicer.Update,
                     request_deserializer=inbox_dot_customers_dot_v1_dot_customers__pb2.UpdateCustomerRequest.FromString,
                     response_serializer=inbox_dot_customers_dot_v1_dot_customers__pb2.UpdateCustomerResponse.SerializeToString,
-            ),
-            'Search': grpc.unary_unary_rpc_method_handler(
-                    servicer.Search,
-                    request_deserializer=inbox_dot_customers_dot_v1_dot_customers__pb2.SearchCustomersRequest.FromString,
-                    response_serializer=inbox_dot_customers_dot_v1_dot_customers__pb2.SearchCustomersResponse.SerializeToString,
             ),
             'GetStats': grpc.unary_unary_rpc_method_handler(
                     servicer.GetStats,
@@ -172,33 +138,6 @@ class CustomersService:
             _registered_method=True)
 
     @staticmethod
-    def GetByWaId(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/inbox.customers.v1.CustomersService/GetByWaId',
-            inbox_dot_customers_dot_v1_dot_customers__pb2.GetCustomerByWaIdRequest.SerializeToString,
-            inbox_dot_customers_dot_v1_dot_customers__pb2.GetCustomerByWaIdResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
     def Update(request,
             target,
             options=(),
@@ -215,33 +154,6 @@ class CustomersService:
             '/inbox.customers.v1.CustomersService/Update',
             inbox_dot_customers_dot_v1_dot_customers__pb2.UpdateCustomerRequest.SerializeToString,
             inbox_dot_customers_dot_v1_dot_customers__pb2.UpdateCustomerResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def Search(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/inbox.customers.v1.CustomersService/Search',
-            inbox_dot_customers_dot_v1_dot_customers__pb2.SearchCustomersRequest.SerializeToString,
-            inbox_dot_customers_dot_v1_dot_customers__pb2.SearchCustomersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -40,12 +40,8 @@ class CustomersServiceStub:
     def __new__(cls, channel: _aio.Channel) -> CustomersServiceAsyncStub: ...
     Get: _grpc.UnaryUnaryMultiCallable[_customers_pb2.GetCustomerRequest, _customers_pb2.GetCustomerResponse]
     """One customer by id."""
-    GetByWaId: _grpc.UnaryUnaryMultiCallable[_customers_pb2.GetCustomerByWaIdRequest, _customers_pb2.GetCustomerByWaIdResponse]
-    """The customer behind a WhatsApp contact (what the conversations service knows)."""
     Update: _grpc.UnaryUnaryMultiCallable[_customers_pb2.UpdateCustomerRequest, _customers_pb2.UpdateCustomerResponse]
     """Only the fields present in the request change."""
-    Search: _grpc.UnaryUnaryMultiCallable[_customers_pb2.SearchCustomersRequest, _customers_pb2.SearchCustomersResponse]
-    """By name or phone, keyset paged."""
     GetStats: _grpc.UnaryUnaryMultiCallable[_customers_pb2.GetCustomerStatsRequest, _customers_pb2.GetCustomerStatsResponse]
     """Order counts and revenue, kept from the orders topic."""
 
@@ -58,12 +54,8 @@ class CustomersServiceAsyncStub(CustomersServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Get: _aio.UnaryUnaryMultiCallable[_customers_pb2.GetCustomerRequest, _customers_pb2.GetCustomerResponse]  # type: ignore[assignment]
     """One customer by id."""
-    GetByWaId: _aio.UnaryUnaryMultiCallable[_customers_pb2.GetCustomerByWaIdRequest, _customers_pb2.GetCustomerByWaIdResponse]  # type: ignore[assignment]
-    """The customer behind a WhatsApp contact (what the conversations service knows)."""
     Update: _aio.UnaryUnaryMultiCallable[_customers_pb2.UpdateCustomerRequest, _customers_pb2.UpdateCustomerResponse]  # type: ignore[assignment]
     """Only the fields present in the request change."""
-    Search: _aio.UnaryUnaryMultiCallable[_customers_pb2.SearchCustomersRequest, _customers_pb2.SearchCustomersResponse]  # type: ignore[assignment]
-    """By name or phone, keyset paged."""
     GetStats: _aio.UnaryUnaryMultiCallable[_customers_pb2.GetCustomerStatsRequest, _customers_pb2.GetCustomerStatsResponse]  # type: ignore[assignment]
     """Order counts and revenue, kept from the orders topic."""
 
@@ -81,28 +73,12 @@ class CustomersServiceServicer(metaclass=_abc_1.ABCMeta):
         """One customer by id."""
 
     @_abc_1.abstractmethod
-    def GetByWaId(
-        self,
-        request: _customers_pb2.GetCustomerByWaIdRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_customers_pb2.GetCustomerByWaIdResponse, _abc.Awaitable[_customers_pb2.GetCustomerByWaIdResponse]]:
-        """The customer behind a WhatsApp contact (what the conversations service knows)."""
-
-    @_abc_1.abstractmethod
     def Update(
         self,
         request: _customers_pb2.UpdateCustomerRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_customers_pb2.UpdateCustomerResponse, _abc.Awaitable[_customers_pb2.UpdateCustomerResponse]]:
         """Only the fields present in the request change."""
-
-    @_abc_1.abstractmethod
-    def Search(
-        self,
-        request: _customers_pb2.SearchCustomersRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_customers_pb2.SearchCustomersResponse, _abc.Awaitable[_customers_pb2.SearchCustomersResponse]]:
-        """By name or phone, keyset paged."""
 
     @_abc_1.abstractmethod
     def GetStats(
