@@ -408,7 +408,7 @@ class ConversationsStore:
         read = 0
         # Every row of a search is checked against its name and phone (a stale token, a term longer than
         # what is indexed); the loop reads on until the page is full, the rows run out or scan_max.
-        batch = limit + 1 if scan_max is None else max(limit + 1, 200)
+        batch = limit + 1 if scan_max is None else max(limit + 1, scan_max)
         while True:
             find = dict(base)
             if cursor:
