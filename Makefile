@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --all-packages --locked
 
-.PHONY: help uv generate web browser bench screenshots install infra-install infra-up infra-down dev down status test test-only ferretdb-test lint protos protos-check format
+.PHONY: help uv generate web browser bench bench-scale screenshots install infra-install infra-up infra-down dev down status test test-only ferretdb-test lint protos protos-check format
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -74,3 +74,6 @@ test-only: ## the suite alone (starts its own Kafka and database on free ports)
 
 bench: infra-install ## every benchmark against the real stack, bounded (~15 min): one table, bench/results/summary.json
 	$(RUN) python bench/run_all.py
+
+bench-scale: infra-install ## the list through the gateway at 1,000,000 conversations (seeded once into .local/bench-scale; first run ~1 h)
+	$(RUN) python bench/conversation_list_scale.py

@@ -11,7 +11,7 @@ query for the same page, at growing numbers of conversations.
              --save (write the figures to bench/results/conversations_list.json)
 
 Conversations are seeded straight into the database (insert_many in batches) with the fields the
-service maintains (search tokens made by the service's own domain.search_tokens), for one workspace
+service maintains (and their search_index.py entries, made by its own code), for one workspace
 with three numbers and ten agents. Each case calls the gRPC servicer in-process (request -> protobuf
 response, the real store code) and runs the same find (filter, sort, limit, projection) directly,
 alternately, in the same run; the table shows both and their ratio, and the index the server's query
@@ -42,7 +42,7 @@ from typing import Any
 from pymongo import AsyncMongoClient
 
 from inbox.conversations.v1 import conversations_pb2 as pb
-from inbox_conversations import domain
+from inbox_conversations import domain, search_index
 from inbox_conversations.outbox import Publisher
 from inbox_conversations.rpc import ConversationsRpc
 from inbox_conversations.store import LIST_PROJECTION, LIST_SORT, ConversationsStore
@@ -89,7 +89,7 @@ def conversation(i: int, rng: random.Random, now: datetime) -> dict[str, Any]:
         "number_id": NUMBERS[i % len(NUMBERS)],
         "customer": {"id": f"cus_{i:024d}", "wa_id": wa_id, "user_id": None, "name": name, "phone": phone,
                      "version": 1},
-        "search_tokens": domain.search_tokens(name, phone),
+        "search_indexed": search_index.indexed_for({"name": name, "phone": phone}),
         "last_message": {"id": f"msg_{i:024d}", "direction": direction, "type": "text",
                          "preview": "Hello, is this still available?" if direction == "in" else "Yes, it is!",
                          "at": last_at, **({} if direction == "in" else {"status": "read", "status_rank": 3})},
@@ -104,6 +104,27 @@ def conversation(i: int, rng: random.Random, now: datetime) -> dict[str, Any]:
         "version": 3,
         "announced": True,
     }
+
+
+def search_entries(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The conversation's search_index.py documents, as SearchIndex.sync writes them."""
+    customer, ws = doc["customer"], doc["workspace_id"]
+    return [{"_id": f"{ws}|{t}|{doc['_id']}", "k": f"{ws}|{t}", "c": doc["_id"], "v": doc["version"]}
+            for t in sorted(search_index.tokens(customer["name"], search_index.phone_of(customer)))]
+
+
+async def search_candidates(db: Any, query: str) -> list[str] | None:
+    """The store's candidate read (search_index.SearchIndex.candidates), written out by hand."""
+    parsed = domain.parse_query(query)
+    assert parsed is not None
+    best: list[str] | None = None
+    for token in [f"n:{t}" for t in parsed.name_terms] + [f"p:{t}" for t in parsed.phone_terms]:
+        low, high = search_index.term_range(WORKSPACE, token)
+        found = {d["c"] for d in await db["search_index"].find({"k": {"$gte": low, "$lt": high}}, {"c": 1, "_id": 0})
+                 .limit(search_index.CANDIDATES_MAX * 2 + 1).to_list(None)}
+        if len(found) <= search_index.CANDIDATES_MAX and (best is None or len(found) < len(best)):
+            best = sorted(found)
+    return best
 
 
 def cases(rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
@@ -132,10 +153,6 @@ def raw_filter(fields: dict[str, Any], cursor_key: tuple[datetime, str] | None) 
         find["assignee_id"] = fields["agent_id"]
     elif flt == pb.CONVERSATION_FILTER_NO_REPLY:
         find["awaiting_reply"] = True
-    if fields.get("query"):
-        parsed = domain.parse_query(fields["query"])
-        assert parsed is not None
-        find["search_tokens"] = parsed.tokens[0] if len(parsed.tokens) == 1 else {"$all": parsed.tokens}
     if cursor_key is not None:
         at, last_id = cursor_key
         find["updated_at"] = {"$lte": at}
@@ -208,8 +225,21 @@ async def measure(rpc: ConversationsRpc, store: ConversationsStore, budget_s: fl
         async def servicer(request: pb.ListConversationsRequest = request) -> list[str]:
             return [c.id for c in (await rpc.ListConversations(request)).items]
 
-        async def raw(find: dict[str, Any] = find) -> list[str]:
-            docs = await store.conversations.find(find, LIST_PROJECTION).sort(LIST_SORT).limit(PAGE + 1).to_list(None)
+        async def raw(find: dict[str, Any] = find, query: str = fields.get("query", "")) -> list[str]:
+            size = PAGE + 1
+            if query:  # the candidates from search_index, then those conversations (a broad term: rows checked)
+                candidates = await search_candidates(store.db, query)
+                if candidates is None:
+                    size = search_index.SCAN_MAX
+                elif not candidates:
+                    return []
+                else:
+                    find = {**find, "_id": {"$in": candidates}}
+            docs = await store.conversations.find(find, LIST_PROJECTION).sort(LIST_SORT).limit(size).to_list(None)
+            if query:
+                parsed = domain.parse_query(query)
+                assert parsed is not None
+                docs = [d for d in docs if search_index.matches(parsed, d)][:PAGE]
             return [d["_id"] for d in docs[:PAGE]]
 
         times_s: list[float] = []
@@ -290,8 +320,9 @@ async def run(args: argparse.Namespace, url: str, sizes: list[int]) -> int:
             gave_up = False
             while seeded < size:
                 count = min(BATCH, size - seeded)
-                await db["conversations"].insert_many(
-                    [conversation(seeded + j, rng, now) for j in range(count)], ordered=False)
+                docs = [conversation(seeded + j, rng, now) for j in range(count)]
+                await db["conversations"].insert_many(docs, ordered=False)
+                await db["search_index"].insert_many([e for d in docs for e in search_entries(d)], ordered=False)
                 seeded += count
                 elapsed = time.monotonic() - seed_started
                 if seeded % 50_000 == 0 or seeded == size:

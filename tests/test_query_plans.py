@@ -18,6 +18,8 @@ import pytest
 from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient, monitoring
 
+from inbox_conversations import search_index
+from inbox_conversations.domain import parse_query
 from inbox_conversations.store import ConversationsStore, ListQuery
 from inbox_core.revisions import Revision, RevisionedCollection
 from inbox_presence.store import PresenceStore
@@ -117,6 +119,35 @@ async def test_the_conversation_list_reads_its_index_in_order(
     await mongo.drop_database("plans_list")
 
 
+@pytest.mark.parametrize("numbers", [["n2"], NUMBERS], ids=["one-number", "every-number"])
+async def test_a_search_reads_the_search_index_range_then_its_conversations_by_id(
+        client: tuple[AsyncMongoClient[dict[str, Any]], Commands], numbers: list[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Name prefix and phone digits: one range on search_index's key, then the candidates by _id; a
+    term broader than CANDIDATES_MAX reads the list's own index in order."""
+    mongo, commands = client
+    db = "plans_search"
+    store = ConversationsStore(mongo[db])
+    await seed_conversations(store)
+    await store.search.marks.delete_many({})
+    assert await store.search.backfill() == 60
+    for text, expected, terms in (("name 1", 11, 2), ("4930001", 10, 1)):
+        query = ListQuery("w1", numbers, search=parse_query(text), limit=100)
+        found, _ = await store.list_conversations(query)
+        assert len(found) == (expected if numbers == NUMBERS else len([c for c in found if c["number_id"] == "n2"]))
+        assert len(found) > 0
+        searched = await plans(mongo, commands, db, store.list_conversations(query))
+        assert len(searched) == terms + 1, searched  # each term's range, then the conversations
+        assert_indexed(searched[:terms], "by_key")
+        assert_indexed(searched[terms:], "_id_")
+    monkeypatch.setattr(search_index, "CANDIDATES_MAX", 1)
+    broad = ListQuery("w1", numbers, search=parse_query("name"), limit=3)
+    found = await plans(mongo, commands, db, store.list_conversations(broad))
+    assert_indexed(found[:1], "by_key")
+    assert_indexed(found[1:], "list_all")
+    await mongo.drop_database(db)
+
+
 async def test_unread_counts_timeline_customer_and_outbox_queries_use_their_indexes(
         client: tuple[AsyncMongoClient[dict[str, Any]], Commands]) -> None:
     mongo, commands = client
@@ -136,7 +167,9 @@ async def test_unread_counts_timeline_customer_and_outbox_queries_use_their_inde
     assert_indexed(await plans(mongo, commands, db, store.conversations_with_customer_version("cu3", 1)),
                    "by_customer")
     customer = {"id": "cu3", "version": 2, "name": "New", "phone": "+1"}
-    assert_indexed(await plans(mongo, commands, db, store.apply_customer(customer)), "by_customer")
+    applied = await plans(mongo, commands, db, store.apply_customer(customer))
+    assert_indexed(applied[:1], "by_customer")
+    assert_indexed(applied[1:], "_id_")  # the changed conversations read back for their search entries
 
     for collection in ("conversations", "timeline"):
         poll = store.outbox_leftovers(collection, T0 + timedelta(seconds=1))

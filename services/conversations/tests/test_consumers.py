@@ -413,7 +413,8 @@ async def test_customer_name_follows_newer_versions_only(env: Env) -> None:
     await env.handlers.on_customer_event(customer_event(env, "Stale Name", 2))
     conv = await env.conversation(WA)
     assert conv["customer"]["name"] == "Ada King" and conv["customer"]["version"] == 3
-    assert "n:king" in conv["search_tokens"] and "n:stale" not in conv["search_tokens"]
+    keys = {d["k"] for d in await env.store.search.entries.find({"c": conv["_id"]}).to_list(None)}
+    assert f"{env.workspace}|n:king" in keys and f"{env.workspace}|n:stale" not in keys
     # A later profile name from WhatsApp does not override the name the customers service gave.
     await env.deliver(env.message(WA, profile_name="ada"))
     assert (await env.conversation(WA))["customer"]["name"] == "Ada King"

@@ -84,7 +84,11 @@ async def test_the_cookie_authenticates_and_cross_origin_changes_are_refused(gat
         assert (await browser.get("/api/me")).status_code == 401
 
 
-async def test_an_expired_session_is_refused(gateway: Gateway) -> None:
+async def test_an_expired_session_is_refused(inbox_settings: InboxSettings, mongo_client: Any) -> None:
+    # The stored session is read on every request here (no principal cache): this is about that check.
+    # With the cache, a session ends at its token's own exp (the same instant), checked on every request.
+    gateway = Gateway(gateway_settings(inbox_settings, principal_cache_s=0), client=mongo_client,
+                      passwords=FAST_PASSWORDS, stream=False)
     team = await make_team(gateway)
     async with Server(gateway) as server:
         token = await login(server, team.agent)
@@ -241,3 +245,55 @@ async def test_roles_admin_endpoints_are_for_admins(gateway: Gateway) -> None:
             # Adding agents with a password chosen by an admin is gone.
             assert (await admin.post("/api/admin/agents", json={**invite, "name": "New",
                                                                 "password": "long-enough-1"})).status_code == 404
+
+
+async def test_principals_are_reused_and_forgotten_on_every_replica_when_sessions_or_roles_change(
+        inbox_settings: InboxSettings, mongo_client: Any) -> None:
+    """A request's principal is read once per principal_cache_s; a logout or a membership change made on
+    one replica is seen there at once and on another as soon as its watch sees the change (bounded
+    here by waiting on the answer, not on a sleep)."""
+    replicas = [Gateway(gateway_settings(inbox_settings, principal_cache_s=3600), client=mongo_client,
+                        passwords=FAST_PASSWORDS, stream=False) for _ in range(2)]
+    team = await make_team(replicas[0])
+    for gw in replicas:
+        await gw.start()
+    try:
+        async with Server(replicas[0]) as one, Server(replicas[1]) as other:
+            token = await login(one, team.agent)
+            async with one.client(token) as here, other.client(token) as there:
+                assert (await there.get("/api/me")).status_code == 200
+                reads = 0
+                real_roles_of = replicas[1].accounts.roles_of
+
+                async def counted_roles_of(agent_id: str) -> dict[str, str]:
+                    nonlocal reads
+                    reads += 1
+                    return await real_roles_of(agent_id)
+
+                replicas[1].accounts.roles_of = counted_roles_of  # type: ignore[method-assign]
+                for _ in range(5):
+                    assert (await there.get("/api/me")).status_code == 200
+                assert reads == 0  # reused
+
+                # A membership removed on the first replica: gone there at once, on the second soon.
+                assert await replicas[0].accounts.remove_membership(team.workspace_id, team.agent.id)
+                assert (await here.get("/api/me")).json()["workspaces"] == []
+                assert await eventually(lambda: there.get("/api/me"), lambda r: r.json()["workspaces"] == [])
+
+                # A logout on the first replica: refused there at once, on the second soon.
+                assert (await here.post("/api/auth/logout")).status_code == 204
+                assert (await here.get("/api/me")).status_code == 401
+                assert await eventually(lambda: there.get("/api/me"), lambda r: r.status_code == 401)
+    finally:
+        for gw in replicas:
+            await gw.stop()
+
+
+async def eventually(call: Any, ok: Any, within_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while True:
+        if ok(await call()):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.1)

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from typing import Any
 
 import pytest
@@ -84,15 +85,24 @@ async def test_bootstrap_a_workspace_its_admin_and_a_number(infra: Infra, inbox_
     # The admin signs in (hashed with production argon2 parameters by the CLI) and sees its number.
     gw = Gateway(gateway_settings(inbox_settings, **services.targets()), client=mongo_client,
                  passwords=FAST_PASSWORDS, stream=False)
-    async with Server(gw) as server, server.client() as client:
-        response = await client.post("/api/auth/login", json={"email": "ana@acme.test",
-                                                              "password": "a-long-password"})
-        assert response.status_code == 200, response.text
-        client.headers["Authorization"] = f"Bearer {response.json()['token']}"
-        numbers = (await client.get("/api/numbers")).json()["items"]
-        assert [(n["id"], n["name"], n["unread_conversations"]) for n in numbers] == [("106540352242922", "Shop", 0)]
-        # A reset through the CLI is for an account that may be in other hands: every session of it ends.
-        await cli.run(cli.parser().parse_args(["create-agent", "--email", "ana@acme.test", "--workspace",
-                                               workspace["id"], "--role", "admin", "--reset-password",
-                                               "--password", "another-long-password"]), settings)
-        assert (await client.get("/api/me")).status_code == 401
+    await gw.start()  # its watch: the CLI is another process, whose changes it learns from the database
+    try:
+        async with Server(gw) as server, server.client() as client:
+            response = await client.post("/api/auth/login", json={"email": "ana@acme.test",
+                                                                  "password": "a-long-password"})
+            assert response.status_code == 200, response.text
+            client.headers["Authorization"] = f"Bearer {response.json()['token']}"
+            numbers = (await client.get("/api/numbers")).json()["items"]
+            assert [(n["id"], n["name"], n["unread_conversations"]) for n in numbers] == [
+                ("106540352242922", "Shop", 0)]
+            # A reset through the CLI is for an account that may be in other hands: every session of it ends.
+            await cli.run(cli.parser().parse_args(["create-agent", "--email", "ana@acme.test", "--workspace",
+                                                   workspace["id"], "--role", "admin", "--reset-password",
+                                                   "--password", "another-long-password"]), settings)
+            # Refused as soon as the gateway's watch sees the sessions version the revocation bumped (~1 s).
+            deadline = time.monotonic() + 30
+            while (await client.get("/api/me")).status_code != 401:
+                assert time.monotonic() < deadline, "the revoked session still works"
+                await asyncio.sleep(0.1)
+    finally:
+        await gw.stop()

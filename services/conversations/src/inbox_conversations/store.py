@@ -3,8 +3,8 @@
 Collections:
 
 - ``conversations``: one per connected number and customer (id from inbox_core.ids), with everything
-  the list shows (last message, unread count, awaiting_reply, assignee, window, customer copy and its
-  ``search_tokens``), so a list page is one indexed query with no per-row lookups.
+  the list shows (last message, unread count, awaiting_reply, assignee, window, customer copy), so a
+  list page is one indexed query with no per-row lookups.
 - ``timeline``: messages, notes and activities of every conversation, one collection with a ``kind``
   field, so a timeline page is one indexed query in time order. Messages from Meta are unique by
   ``wamid`` (sparse unique index; a message sent here gets its wamid when Meta accepted it). Items are
@@ -17,6 +17,7 @@ Collections:
 - ``numbers``: the workspace's connected numbers (and their WhatsApp business account) as seen in events.
 - ``templates``, ``library``, ``customers`` (the newest name and phone of each customer, from
   inbox.customers.v1).
+- ``search_index`` (search_index.py): the conversations' name and phone tokens, for search.
 
 No multi-document transactions (and no projection on findAndModify) on FerretDB v1: every multi-step
 change is ordered so that a crash between steps leaves nothing a retry cannot finish (see consumers.py
@@ -36,6 +37,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from inbox_conversations import domain
+from inbox_conversations.search_index import SCAN_MAX, SearchIndex, matches
 from inbox_core.errors import InvalidRequest, NotFound
 from inbox_core.mongo import Document, Index, decode_cursor, encode_cursor, ensure_indexes
 
@@ -46,7 +48,7 @@ APPLIED_KEEP = 32
 
 # Earlier than any outbox_at: a restored entry is due at once.
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-LIST_PROJECTION = {"search_tokens": 0, "applied": 0, "outbox": 0}
+LIST_PROJECTION = {"search_tokens": 0, "applied": 0, "outbox": 0}  # search_tokens: before search_index.py
 
 # The list's sort: newest activity first, id as the tie-breaker (the keyset).
 LIST_SORT = [("updated_at", DESCENDING), ("_id", DESCENDING)]
@@ -63,9 +65,6 @@ CONVERSATION_INDEXES = [
            ("updated_at", DESCENDING), ("_id", DESCENDING)], "list_mine"),
     Index([("workspace_id", ASCENDING), ("number_id", ASCENDING), ("awaiting_reply", ASCENDING),
            ("updated_at", DESCENDING), ("_id", DESCENDING)], "list_no_reply"),
-    # Multikey on the bounded search_tokens array (see domain.search_tokens).
-    Index([("workspace_id", ASCENDING), ("number_id", ASCENDING), ("search_tokens", ASCENDING),
-           ("updated_at", DESCENDING), ("_id", DESCENDING)], "list_search"),
     Index([("customer.id", ASCENDING)], "by_customer"),
     Index([("outbox_at", ASCENDING)], "outbox", options={"sparse": True}),
 ]
@@ -88,6 +87,8 @@ TEMPLATE_INDEXES = [
 LIBRARY_INDEXES = [Index([("workspace_id", ASCENDING), ("created_at", DESCENDING)], "by_workspace")]
 # Replaced by timeline_order (same name with other keys would be refused): dropped at startup.
 OBSOLETE_TIMELINE_INDEXES = ("timeline",)
+# The multikey index of the search_tokens array, replaced by search_index.py's collection.
+OBSOLETE_CONVERSATION_INDEXES = ("list_search",)
 INDEX_NOT_FOUND = 27
 
 
@@ -171,10 +172,14 @@ class ConversationsStore:
         self.library: AsyncCollection[Document] = db["library"]
         self.customers: AsyncCollection[Document] = db["customers"]
         self._known_numbers: set[tuple[str, str, str]] = set()
+        self.search = SearchIndex(db)
 
     async def ensure_indexes(self) -> None:
         """Creates the indexes every query of this service is served by (idempotent)."""
         await ensure_indexes(self.conversations, CONVERSATION_INDEXES)
+        await self._drop_obsolete_indexes(self.conversations, OBSOLETE_CONVERSATION_INDEXES)
+        await self.search.ensure_indexes()
+        await self.search.backfill()
         await ensure_indexes(self.timeline, TIMELINE_INDEXES)
         await self._drop_obsolete_indexes(self.timeline, OBSOLETE_TIMELINE_INDEXES)
         await ensure_indexes(self.pending, PENDING_INDEXES)
@@ -223,12 +228,12 @@ class ConversationsStore:
         """The conversation, created on the first event of a customer on a number."""
         doc = await self.conversations.find_one({"_id": conversation_id}, LIST_PROJECTION)
         if doc is not None:
+            await self.search.sync_if_stale(doc)  # finishes a sync a crash cut short
             return doc
         created: Document = {
             "workspace_id": workspace_id,
             "number_id": number_id,
             "customer": {**customer, "version": 0},
-            "search_tokens": domain.search_tokens(customer.get("name") or "", customer.get("phone") or ""),
             "last_message": None,
             "unread_count": 0,
             "has_unread": False,
@@ -247,6 +252,7 @@ class ConversationsStore:
             return_document=ReturnDocument.AFTER,
         )
         assert doc is not None
+        await self.search.sync_if_stale(doc)
         return doc
 
     async def find_conversation(self, conversation_id: str) -> Document | None:
@@ -336,9 +342,10 @@ class ConversationsStore:
             return []
         await self.conversations.update_many(
             {"_id": {"$in": ids}, "customer.version": {"$lt": version}},
-            {"$set": {"customer.name": name, "customer.phone": phone, "customer.version": version,
-                      "search_tokens": domain.search_tokens(name, phone)}, "$inc": {"version": 1}},
+            {"$set": {"customer.name": name, "customer.phone": phone, "customer.version": version},
+             "$inc": {"version": 1}},
         )
+        await self.search.sync_ids(ids)
         return ids
 
     async def conversations_with_customer_version(self, customer_id: str, version: int) -> list[str]:
@@ -367,9 +374,10 @@ class ConversationsStore:
         """The WhatsApp profile name, until the customers service has told us the customer's name."""
         result = await self.conversations.update_one(
             {"_id": conversation_id, "customer.version": 0, "customer.name": {"$ne": name}},
-            {"$set": {"customer.name": name, "search_tokens": domain.search_tokens(name, phone)},
-             "$inc": {"version": 1}},
+            {"$set": {"customer.name": name}, "$inc": {"version": 1}},
         )
+        if result.modified_count:
+            await self.search.sync_ids([conversation_id])
         return bool(result.modified_count)
 
     async def list_conversations(self, query: ListQuery) -> tuple[list[Document], str]:
@@ -385,29 +393,38 @@ class ConversationsStore:
         elif query.filter == "no_reply":
             base["awaiting_reply"] = True
         search = query.search
+        scan_max: int | None = None  # rows read at most: a broad search, checked row by row
         if search is not None:
-            base["search_tokens"] = search.tokens[0] if len(search.tokens) == 1 else {"$all": search.tokens}
+            candidates = (await self.search.candidates(query.workspace_id, search)).ids
+            if candidates is None:
+                scan_max = SCAN_MAX
+            elif not candidates:
+                return [], ""
+            else:
+                base["_id"] = {"$in": candidates}
         limit = query.limit
         cursor = query.cursor
         found: list[Document] = []
-        # A search whose terms are longer than what is indexed is checked row by row after the index
-        # narrowed it; the loop reads on until the page is full or the index range is exhausted.
-        batch = limit + 1
+        read = 0
+        # Every row of a search is checked against its name and phone (a stale token, a term longer than
+        # what is indexed); the loop reads on until the page is full, the rows run out or scan_max.
+        batch = limit + 1 if scan_max is None else max(limit + 1, scan_max)
         while True:
             find = dict(base)
             if cursor:
                 find.update(keyset_after(cursor, "updated_at"))
             docs = await self.conversations.find(find, LIST_PROJECTION).sort(LIST_SORT).limit(batch).to_list(None)
+            read += len(docs)
             for doc in docs:
                 cursor = encode_cursor([doc["updated_at"], doc["_id"]])
-                customer = doc.get("customer") or {}
-                if search is None or not search.needs_check or search.matches(
-                        customer.get("name") or "", customer.get("phone") or customer.get("wa_id") or ""):
+                if search is None or matches(search, doc):
                     found.append(doc)
                     if len(found) > limit:
                         break
-            if len(found) > limit or len(docs) < batch or search is None or not search.needs_check:
+            if len(found) > limit or len(docs) < batch or search is None:
                 break
+            if scan_max is not None and read >= scan_max:
+                return found, cursor  # short page: the rest of the list is still to read
         if len(found) > limit:
             page = found[:limit]
             return page, encode_cursor([page[-1]["updated_at"], page[-1]["_id"]])

@@ -141,6 +141,13 @@ class Accounts:
         self.attempts = db["login_attempts"]
         self.invitations = db["invitations"]
         self.changes = db["changes"]
+        # Called after a change of sessions, memberships or passwords made through this object: the
+        # gateway's principal cache (auth.Auth) forgets what it holds, so this replica sees it at once.
+        self.on_change: list[Callable[[], None]] = []
+
+    def _changed(self) -> None:
+        for listener in self.on_change:
+            listener()
 
     async def ensure_indexes(self) -> None:
         await ensure_indexes(self.agents, [Index([("email", ASCENDING)], "email", unique=True)])
@@ -201,6 +208,7 @@ class Accounts:
 
     async def set_password(self, agent_id: str, password_hash: str) -> None:
         await self.agents.update_one({"_id": agent_id}, {"$set": {"password_hash": password_hash}})
+        self._changed()
 
     async def set_membership(self, workspace_id: str, agent_id: str, role: str) -> None:
         if role not in ROLES:
@@ -210,11 +218,14 @@ class Accounts:
             {"$set": {"role": role}, "$setOnInsert": {"workspace_id": workspace_id, "agent_id": agent_id,
                                                       "created_at": utcnow()}},
             upsert=True)
+        await self.bump_memberships_version()  # a role change: every replica's cached principals
+        self._changed()
 
     async def remove_membership(self, workspace_id: str, agent_id: str) -> bool:
         removed = await self.memberships.delete_one({"_id": f"{workspace_id}:{agent_id}"})
         if removed.deleted_count:
             await self.bump_memberships_version()
+            self._changed()
         return removed.deleted_count == 1
 
     async def bump_memberships_version(self) -> None:
@@ -223,6 +234,15 @@ class Accounts:
     async def memberships_version(self) -> int:
         doc = await self.changes.find_one({"_id": "memberships"})
         return int(doc["version"]) if doc else 0
+
+    async def bump_sessions_version(self) -> None:
+        await self.changes.update_one({"_id": "sessions"}, {"$inc": {"version": 1}}, upsert=True)
+
+    async def change_versions(self) -> tuple[int, int]:
+        """(memberships, sessions) versions, in one read: what the gateway's watch follows."""
+        found = self.changes.find({"_id": {"$in": ["memberships", "sessions"]}})
+        docs = {d["_id"]: int(d["version"]) async for d in found}
+        return docs.get("memberships", 0), docs.get("sessions", 0)
 
     async def roles_of(self, agent_id: str) -> dict[str, str]:
         docs = await self.memberships.find({"agent_id": agent_id}).to_list(None)
@@ -269,6 +289,8 @@ class Accounts:
 
     async def revoke_session(self, session_id: str) -> None:
         await self.sessions.update_one({"_id": session_id, "revoked_at": None}, {"$set": {"revoked_at": utcnow()}})
+        await self.bump_sessions_version()
+        self._changed()
 
     async def revoke_sessions_of(self, agent_id: str, keep: str | None = None) -> int:
         """Ends every session of the agent but ``keep`` (a password change keeps the one that made it)."""
@@ -276,6 +298,9 @@ class Accounts:
         if keep is not None:
             query["_id"] = {"$ne": keep}
         ended = await self.sessions.update_many(query, {"$set": {"revoked_at": utcnow()}})
+        if ended.modified_count:
+            await self.bump_sessions_version()
+        self._changed()
         return ended.modified_count
 
     # --- invitations --------------------------------------------------------------------------------------

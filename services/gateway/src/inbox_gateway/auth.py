@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -113,12 +115,32 @@ def client_ip(request: Request[Any, Any, Any], trusted_proxy_hops: int) -> str:
         return peer
 
 
+# Principals kept by :class:`Auth` at most (least recently stored dropped first).
+PRINCIPAL_CACHE_MAX = 10_000
+
+
 class Auth:
+    """Sign-in, sign-out and the principal of each request.
+
+    A request's principal (its session active, the agent, its roles: three reads) is kept for
+    ``principal_cache_s`` per session, bounded. It is forgotten at once on this replica by every change
+    made through :class:`Accounts` (logout, password change, membership added, changed or removed), and
+    on every other replica when the gateway's watch sees the memberships or sessions version move (it
+    polls once a second: gateway.MEMBERSHIP_POLL_S); the TTL bounds what nothing bumps (an agent's name).
+    """
+
     def __init__(self, settings: GatewaySettings, accounts: Accounts, passwords: Passwords | None = None) -> None:
         self.settings = settings
         self.accounts = accounts
         self.passwords = passwords or Passwords(workers=settings.password_hash_workers)
         self.tokens = Tokens(settings.jwt_secret.get_secret_value())
+        self._principals: OrderedDict[tuple[str, str], tuple[float, Principal]] = OrderedDict()
+        self._generation = 0  # moved by every forget: a read that began before one is not stored
+        accounts.on_change.append(self.forget_principals)
+
+    def forget_principals(self) -> None:
+        self._principals.clear()
+        self._generation += 1
 
     @property
     def ttl(self) -> timedelta:
@@ -198,13 +220,25 @@ class Auth:
             raise Unauthenticated("the session token is invalid or expired")
         if from_cookie and request.method not in SAFE_METHODS:
             _check_same_origin(request)
+        key = claims
+        cached = self._principals.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
         agent_id, session_id = claims
+        generation = self._generation
         active, agent, roles = await asyncio.gather(
             self.accounts.session_active(session_id, agent_id), self.accounts.get_agent(agent_id),
             self.accounts.roles_of(agent_id))
         if not active or agent is None:
             raise Unauthenticated("the session has ended; sign in again")
-        return Principal(agent_id=agent.id, name=agent.name, email=agent.email, roles=roles, session_id=session_id)
+        principal = Principal(agent_id=agent.id, name=agent.name, email=agent.email, roles=roles,
+                              session_id=session_id)
+        if self.settings.principal_cache_s > 0 and generation == self._generation:
+            self._principals[key] = (time.monotonic() + self.settings.principal_cache_s, principal)
+            self._principals.move_to_end(key)
+            while len(self._principals) > PRINCIPAL_CACHE_MAX:
+                self._principals.popitem(last=False)
+        return principal
 
 
 def _check_same_origin(request: Request[Any, Any, Any]) -> None:

@@ -145,12 +145,14 @@ class Gateway:
                 log.warning("stream upkeep failed: %r", exc)
 
     async def _membership_watch_loop(self) -> None:
-        seen: int | None = None
+        seen: tuple[int, int] | None = None
         while True:
             try:
-                version = await self.accounts.memberships_version()
-                if seen is not None and version != seen and self.streams:
-                    await self.stream_upkeep()
+                version = await self.accounts.change_versions()
+                if seen is not None and version != seen:
+                    self.auth.forget_principals()  # a change made on another replica
+                    if version[0] != seen[0] and self.streams:
+                        await self.stream_upkeep()
                 seen = version
             except Exception as exc:  # the database away: next round
                 log.warning("membership watch failed: %r", exc)

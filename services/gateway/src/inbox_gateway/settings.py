@@ -58,6 +58,9 @@ class GatewaySettings(ServiceSettings):
     # --- calls to the services ------------------------------------------------------------------------
     # Streaming a media file to or from ingest may take longer than an ordinary call's deadline.
     media_deadline_s: float = Field(default=120.0, gt=0)
+    # How long a request's principal (session, agent, roles) is reused; changes made on this replica are
+    # seen at once and elsewhere within a second (auth.Auth); 0 reads them on every request.
+    principal_cache_s: float = Field(default=10.0, ge=0)
     # How long the number -> workspace routing read from ingest is reused.
     channels_cache_s: float = Field(default=30.0, ge=0)
 

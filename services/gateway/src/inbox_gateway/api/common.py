@@ -86,6 +86,12 @@ async def composing_in(gw: Gateway, principal: Principal,
     by_workspace: dict[str, list[str]] = defaultdict(list)
     for c in conversations:
         by_workspace[c.workspace_id].append(c.id)
+    return await composing_by_workspace(gw, principal, by_workspace)
+
+
+async def composing_by_workspace(gw: Gateway, principal: Principal,
+                                 by_workspace: dict[str, list[str]]) -> dict[str, list[m.Composing]]:
+    """:func:`composing_in` for conversation ids by workspace (known before the conversations are)."""
     if not by_workspace:
         return {}
     workspaces = list(by_workspace)

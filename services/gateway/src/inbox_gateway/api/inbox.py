@@ -20,6 +20,7 @@ from inbox_gateway.api.common import (
     Caller,
     Gw,
     actor_fields,
+    composing_by_workspace,
     composing_in,
     conversation_actor,
     conversation_workspace,
@@ -96,8 +97,14 @@ async def list_conversations(
 @get("/api/conversations/{conversation_id:str}", tags=["conversations"], summary="One conversation",
      responses=errors(404))
 async def get_conversation(gw: Gw, principal: Caller, conversation_id: FromPath[str]) -> m.Conversation:
-    _, conversation = await find_conversation(gw, principal, conversation_id)
-    composing = await composing_in(gw, principal, [conversation])
+    home = gw.locator.home(f"conversation:{conversation_id}", principal)
+    if home is not None:  # its workspace known without a call: the conversation and its composing together
+        conversation, composing = await asyncio.gather(
+            gw.upstream.get_conversation(home, conversation_id),
+            composing_by_workspace(gw, principal, {home: [conversation_id]}))
+    else:
+        _, conversation = await find_conversation(gw, principal, conversation_id)
+        composing = await composing_in(gw, principal, [conversation])
     return convert.conversation(conversation, composing.get(conversation.id))
 
 
@@ -112,9 +119,11 @@ async def get_timeline(
                                                  max_length=4000)] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
 ) -> m.TimelinePage:
-    workspace_id = await conversation_workspace(gw, principal, conversation_id)
-    response = await gw.upstream.get_timeline(cpb.GetTimelineRequest(
-        workspace_id=workspace_id, conversation_id=conversation_id, before=before or "", limit=limit))
+    # One call: the timeline asked of the conversation's workspace (or of each of the agent's at once; the
+    # service answers NOT_FOUND for another's id), not the conversation first to learn its workspace.
+    _, response = await gw.locator.find(
+        f"conversation:{conversation_id}", principal, lambda ws: gw.upstream.get_timeline(cpb.GetTimelineRequest(
+            workspace_id=ws, conversation_id=conversation_id, before=before or "", limit=limit)))
     items = [item for item in (convert.timeline_item(i) for i in response.items) if item is not None]
     return m.TimelinePage(items=items, next_before=response.next_before or None)
 
