@@ -3,7 +3,7 @@
 One workspace with three numbers, seeded straight into the conversations service's database
 (insert_many, in the documents' real shape: bench/conversations_list.py's conversations, with their
 search_index.py tokens) into a FerretDB whose data is kept under .local/bench-scale/ between runs (a
-later run seeds only what is missing), every service running against it (inbox_core.testing.Stack,
+later run seeds only what is missing), every service running against it (inbox_testkit.stack.Stack,
 a Kafka of its own per run). One conversation has real messages (webhooks, written by the consumer):
 the one opened. It writes bench/results/conversation_list_gateway.json in conversation_list_gateway.py's
 format, with these figures beside their ceilings, measured in the same run:
@@ -51,11 +51,13 @@ from inbox.ingest.v1 import ingest_pb2_grpc as igrpc
 from inbox_conversations import domain, search_index
 from inbox_conversations.store import CONVERSATION_INDEXES, LIST_PROJECTION, LIST_SORT, TIMELINE_SORT
 from inbox_core import ids
-from inbox_core.devinfra import FerretServer, KafkaServer, free_port, install
 from inbox_core.mongo import ensure_indexes
 from inbox_core.settings import InboxSettings
-from inbox_core.testing import STACK_SECRETS, Infra, Stack
 from inbox_core.topics import ensure_topics
+from inbox_testkit.infra import Infra
+from inbox_testkit.ports import free_port
+from inbox_testkit.servers import FerretServer, KafkaServer, install
+from inbox_testkit.stack import STACK_SECRETS, Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 HOME = ROOT / ".local" / "bench-scale"
