@@ -6,7 +6,7 @@ import { ApiError, api } from "../api";
 import { NEXT_STAGES, STAGES, STAGE_LABEL, formatPhone, fullTime, listTime, money } from "../format";
 import { notify, showError } from "../store";
 import { stream } from "../stream";
-import type { Customer, Order, OrderLine, Panel, Shipping, Stage } from "../types";
+import type { Customer, CustomerUpdate, Order, OrderItemBody, Panel, ShippingBody, Stage } from "../types";
 import { Avatar, Icon, Modal } from "./bits";
 
 interface Props {
@@ -68,7 +68,7 @@ export function CustomerPanel({ conversationId, currency, onClose }: Props) {
         setOpenOrder((o) => (o?.id === order.id ? order : o));
         reloadSoon(); // stats and the current order are the server's to decide
       }),
-      stream.on("customer.updated", (customer: Customer) => {
+      stream.on("customer.updated", (customer: CustomerUpdate) => {
         setPanel((p) => {
           if (!p || customer?.id !== p.customer.id) return p;
           return { ...p, customer: { ...p.customer, ...customer }, stats: customer.stats ?? p.stats };
@@ -446,7 +446,7 @@ function OrderForm({
   onCreated: (o: Order) => void;
 }) {
   const [lines, setLines] = useState<LineDraft[]>([emptyLine()]);
-  const [shipping, setShipping] = useState<Shipping>({ name: customerName, phone: customerPhone });
+  const [shipping, setShipping] = useState<ShippingBody>({ name: customerName, phone: customerPhone });
   const [showShipping, setShowShipping] = useState(false);
   const [note, setNote] = useState("");
   const [saving, setSaving] = useState(false);
@@ -457,7 +457,7 @@ function OrderForm({
 
   const submit = async () => {
     setError(null);
-    const items: OrderLine[] = [];
+    const items: OrderItemBody[] = [];
     for (const [i, l] of lines.entries()) {
       const quantity = Number(l.quantity);
       const price = l.unit_price.trim().replace(",", ".");
@@ -469,7 +469,7 @@ function OrderForm({
     }
     setSaving(true);
     try {
-      const cleanShipping = Object.fromEntries(Object.entries(shipping).filter(([, v]) => typeof v === "string" && v.trim())) as Shipping;
+      const cleanShipping = Object.fromEntries(Object.entries(shipping).filter(([, v]) => typeof v === "string" && v.trim())) as ShippingBody;
       const { order } = await api.createOrder({
         conversation_id: conversationId,
         items,
@@ -575,7 +575,7 @@ function OrderForm({
                 ["city", "City"],
                 ["region", "Region"],
                 ["country", "Country (2 letters)"],
-              ] as [keyof Shipping, string][]
+              ] as [keyof ShippingBody, string][]
             ).map(([key, label]) => (
               <label class="field" key={key}>
                 <span>{label}</span>
