@@ -25,6 +25,7 @@ import grpc
 import httpx
 from aiokafka.partitioner import murmur2
 
+from inbox.common.v1 import common_pb2
 from inbox.conversations.v1 import conversations_pb2 as cpb
 from inbox.conversations.v1 import conversations_pb2_grpc as cgrpc
 from inbox.customers.v1 import customers_pb2 as kpb
@@ -46,7 +47,7 @@ DISPLAY = "15550783881"
 NUMBER_B = "117650463353033"
 WABA_B = "213301230451409"
 APP_SECRET = STACK_SECRETS["INGEST_META_APP_SECRET"].encode()
-AGENT = cpb.Actor(id="agent-fault", name="Fault Agent")
+AGENT = common_pb2.Actor(id="agent-fault", name="Fault Agent")
 
 # The gateway of the fault stack disconnects a stream client that takes no write for this long.
 STREAM_SEND_TIMEOUT_S = 5
@@ -357,13 +358,13 @@ class Inbox:
         reply = await self.orders.Create(opb.CreateOrderRequest(
             workspace_id=self.workspace_id, conversation_id=customer.conversation_id,
             customer_id=customer.customer_id, items=items, idempotency_key=key,
-            created_by=opb.Actor(id=AGENT.id, name=AGENT.name), currency="EUR"), timeout=15)
+            created_by=common_pb2.Actor(id=AGENT.id, name=AGENT.name), currency="EUR"), timeout=15)
         return reply.order
 
     async def change_stage(self, order_id: str, stage: int) -> None:
         await self.orders.ChangeStage(opb.ChangeOrderStageRequest(
             workspace_id=self.workspace_id, order_id=order_id, stage=stage,
-            agent=opb.Actor(id=AGENT.id, name=AGENT.name)), timeout=15)
+            agent=common_pb2.Actor(id=AGENT.id, name=AGENT.name)), timeout=15)
 
     async def order_stage(self, order_id: str) -> int:
         reply = await self.orders.Get(opb.GetOrderRequest(workspace_id=self.workspace_id, order_id=order_id),

@@ -19,6 +19,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
+from inbox.common.v1 import common_pb2
 from inbox.presence.v1 import presence_pb2, presence_pb2_grpc
 from inbox_core.events import Event
 from inbox_core.events.presence import AgentOffline, AgentOnline, ComposingStarted, ComposingStopped
@@ -174,11 +175,11 @@ def ws() -> str:
     return f"w-{uuid.uuid4().hex[:12]}"
 
 
-def actor(agent_id: str, name: str | None = None) -> presence_pb2.Actor:
-    return presence_pb2.Actor(id=agent_id, name=name or agent_id.title())
+def actor(agent_id: str, name: str | None = None) -> common_pb2.Actor:
+    return common_pb2.Actor(id=agent_id, name=name or agent_id.title())
 
 
-def composing(workspace_id: str, agent: presence_pb2.Actor, conversation_id: str,
+def composing(workspace_id: str, agent: common_pb2.Actor, conversation_id: str,
               on: bool = True) -> presence_pb2.SetComposingRequest:
     return presence_pb2.SetComposingRequest(workspace_id=workspace_id, agent=agent,
                                             conversation_id=conversation_id, composing=on)
@@ -398,7 +399,7 @@ async def test_get_presence_by_conversations_and_by_agents(cluster: Cluster) -> 
         await a.stub.GetPresence(presence_pb2.GetPresenceRequest(conversation_ids=["c1"]), timeout=10)
     assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     with pytest.raises(grpc.aio.AioRpcError) as no_agent:
-        await a.stub.SetComposing(composing(w, presence_pb2.Actor(), "c1"), timeout=10)
+        await a.stub.SetComposing(composing(w, common_pb2.Actor(), "c1"), timeout=10)
     assert no_agent.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from inbox.common.v1 import common_pb2
 from inbox.conversations.v1 import conversations_pb2 as cpb
 from inbox.conversations.v1 import conversations_pb2_grpc
 from inbox.customers.v1 import customers_pb2 as kpb
@@ -174,7 +175,7 @@ class Upstream:
             "conversations", self.conversations.AddLibraryItem(request, timeout=self.deadline))
         return response.item
 
-    async def remove_library_item(self, workspace_id: str, agent: cpb.Actor, item_id: str) -> None:
+    async def remove_library_item(self, workspace_id: str, agent: common_pb2.Actor, item_id: str) -> None:
         request = cpb.RemoveLibraryItemRequest(workspace_id=workspace_id, agent=agent, item_id=item_id)
         await _call("conversations", self.conversations.RemoveLibraryItem(request, timeout=self.deadline))
 
@@ -229,12 +230,12 @@ class Upstream:
         request = ppb.GetPresenceRequest(workspace_id=workspace_id, conversation_ids=conversation_ids)
         return await _call("presence", self.presence.GetPresence(request, timeout=self.deadline))
 
-    async def set_composing(self, workspace_id: str, agent: ppb.Actor, conversation_id: str, on: bool) -> None:
+    async def set_composing(self, workspace_id: str, agent: common_pb2.Actor, conversation_id: str, on: bool) -> None:
         request = ppb.SetComposingRequest(workspace_id=workspace_id, agent=agent, conversation_id=conversation_id,
                                           composing=on)
         await _call("presence", self.presence.SetComposing(request, timeout=self.deadline))
 
-    async def heartbeat(self, workspace_id: str, agent: ppb.Actor) -> None:
+    async def heartbeat(self, workspace_id: str, agent: common_pb2.Actor) -> None:
         request = ppb.HeartbeatRequest(workspace_id=workspace_id, agent=agent)
         await _call("presence", self.presence.Heartbeat(request, timeout=self.deadline))
 

@@ -12,6 +12,7 @@ import grpc
 from faststream.kafka import KafkaBroker
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from inbox.common.v1 import common_pb2
 from inbox.orders.v1 import orders_pb2, orders_pb2_grpc
 from inbox_core.errors import InvalidRequest
 from inbox_core.mongo import Document
@@ -30,8 +31,8 @@ def _ts(value: datetime) -> Timestamp:
     return ts
 
 
-def _actor(doc: dict[str, Any] | None) -> orders_pb2.Actor | None:
-    return orders_pb2.Actor(id=doc["id"], name=doc.get("name", "")) if doc else None
+def _actor(doc: dict[str, Any] | None) -> common_pb2.Actor | None:
+    return common_pb2.Actor(id=doc["id"], name=doc.get("name", "")) if doc else None
 
 
 def order_to_proto(order: Document) -> orders_pb2.Order:
@@ -45,7 +46,7 @@ def order_to_proto(order: Document) -> orders_pb2.Order:
         items=[orders_pb2.OrderItem(sku=i["sku"], name=i["name"], quantity=i["quantity"],
                                     unit_price=i["unit_price"], line_total=i["line_total"])
                for i in order["items"]],
-        total=orders_pb2.Money(amount=order["total"], currency=currency),
+        total=common_pb2.Money(amount=order["total"], currency=currency),
         stage=_STAGE_TO_PROTO[Stage(order["stage"])],
         stage_history=[orders_pb2.StageChange(stage=_STAGE_TO_PROTO[Stage(h["stage"])], by=_actor(h.get("by")),
                                               at=_ts(h["at"]))

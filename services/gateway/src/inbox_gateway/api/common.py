@@ -11,6 +11,7 @@ from google.protobuf.struct_pb2 import Struct
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 
+from inbox.common.v1 import common_pb2
 from inbox.conversations.v1 import conversations_pb2 as cpb
 from inbox.ingest.v1 import ingest_pb2 as ipb
 from inbox_core.errors import InvalidRequest, NotFound
@@ -49,8 +50,8 @@ def actor_fields(principal: Principal) -> dict[str, str]:
     return {"id": principal.agent_id, "name": principal.name}
 
 
-def conversation_actor(principal: Principal) -> cpb.Actor:
-    return cpb.Actor(**actor_fields(principal))
+def conversation_actor(principal: Principal) -> common_pb2.Actor:
+    return common_pb2.Actor(**actor_fields(principal))
 
 
 # --- finding a resource's workspace ----------------------------------------------------------------------

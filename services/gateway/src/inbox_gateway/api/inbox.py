@@ -10,9 +10,9 @@ import msgspec
 from litestar import delete, get, post
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
+from inbox.common.v1 import common_pb2
 from inbox.conversations.v1 import conversations_pb2 as cpb
 from inbox.ingest.v1 import ingest_pb2 as ipb
-from inbox.presence.v1 import presence_pb2 as ppb
 from inbox_core.errors import Forbidden, InvalidRequest, NotFound, ValidationFailed
 from inbox_gateway import convert, listing
 from inbox_gateway import models as m
@@ -193,7 +193,7 @@ async def assign(gw: Gw, principal: Caller, conversation_id: FromPath[str],
                                            gw.accounts.get_agent(data.agent_id))
         if role is None or agent is None:
             raise NotFound("no such agent in this workspace", {"agent_id": data.agent_id})
-        request.assignee.CopyFrom(cpb.Actor(id=agent.id, name=agent.name))
+        request.assignee.CopyFrom(common_pb2.Actor(id=agent.id, name=agent.name))
     conversation = await gw.upstream.assign(request)
     composing = await composing_in(gw, principal, [conversation])
     return m.ConversationEnvelope(conversation=convert.conversation(conversation, composing.get(conversation.id)))
@@ -217,7 +217,7 @@ async def set_composing(gw: Gw, principal: Caller, conversation_id: FromPath[str
     # Presence knows nothing of conversations: the conversation is checked here (remembered once seen).
     workspace_id, _ = await gw.locator.find(f"conversation:{conversation_id}", principal,
                                             lambda ws: gw.upstream.get_conversation(ws, conversation_id))
-    await gw.upstream.set_composing(workspace_id, ppb.Actor(**actor_fields(principal)), conversation_id,
+    await gw.upstream.set_composing(workspace_id, common_pb2.Actor(**actor_fields(principal)), conversation_id,
                                     data.composing)
 
 

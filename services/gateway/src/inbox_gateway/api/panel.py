@@ -9,6 +9,7 @@ from typing import Annotated, TypeVar
 from litestar import get, patch, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
+from inbox.common.v1 import common_pb2
 from inbox.conversations.v1 import conversations_pb2 as cpb
 from inbox.customers.v1 import customers_pb2 as kpb
 from inbox.orders.v1 import orders_pb2 as opb
@@ -78,7 +79,7 @@ async def update_customer(gw: Gw, principal: Caller, customer_id: FromPath[str],
     if workspace_id is None:
         workspace_id, _ = await _find_customer(gw, principal, customer_id)
     request = kpb.UpdateCustomerRequest(workspace_id=workspace_id, customer_id=customer_id,
-                                        agent=kpb.Actor(**actor_fields(principal)))
+                                        agent=common_pb2.Actor(**actor_fields(principal)))
     if data.name is not None:
         request.name = data.name.strip()
     if data.tags is not None:
@@ -103,7 +104,7 @@ async def create_order(gw: Gw, principal: Caller, data: JSONBody[m.CreateOrderBo
         items=[opb.OrderItem(sku=i.sku, name=i.name, quantity=i.quantity, unit_price=i.unit_price)
                for i in data.items],
         note=data.note or "", idempotency_key=idempotency_key or "",
-        created_by=opb.Actor(**actor_fields(principal)), currency=workspace.currency)
+        created_by=common_pb2.Actor(**actor_fields(principal)), currency=workspace.currency)
     if data.shipping is not None:
         s = data.shipping
         request.shipping.CopyFrom(opb.ShippingAddress(
@@ -129,7 +130,7 @@ async def change_stage(gw: Gw, principal: Caller, order_id: FromPath[str],
                                                 lambda ws: gw.upstream.get_order(ws, order_id))
     order = await gw.upstream.change_stage(opb.ChangeOrderStageRequest(
         workspace_id=workspace_id, order_id=order_id, stage=convert.STAGE_VALUE[data.stage],
-        agent=opb.Actor(**actor_fields(principal))))
+        agent=common_pb2.Actor(**actor_fields(principal))))
     return m.OrderEnvelope(order=convert.order(order))
 
 
