@@ -21,6 +21,7 @@ from inbox.orders.v1 import orders_pb2 as opb
 from inbox_core.events import conversations as cev
 from inbox_core.events import customers as kev
 from inbox_core.events import orders as oev
+from inbox_core.events.common import Actor
 from inbox_gateway import models as m
 
 STATUS = {cpb.MESSAGE_STATUS_PENDING: "pending", cpb.MESSAGE_STATUS_SENT: "sent",
@@ -200,7 +201,7 @@ def connected_number(x: ipb.Channel) -> m.ConnectedNumber:
 # --- events (inbox.*.v1) -> the same models ----------------------------------------------------------------
 
 
-def _ref(value: cev.Actor | kev.Actor | oev.Actor | None) -> m.ActorRef | None:
+def _ref(value: Actor | None) -> m.ActorRef | None:
     return m.ActorRef(id=value.id, name=value.name) if value is not None and value.id else None
 
 
