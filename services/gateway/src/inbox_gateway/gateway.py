@@ -16,8 +16,8 @@ from inbox.common.v1 import common_pb2
 from inbox_core.mongo import Document, make_client, ping, service_database
 from inbox_gateway.accounts import Accounts, Principal, Workspace
 from inbox_gateway.auth import Auth, Passwords
+from inbox_gateway.locator import Locator
 from inbox_gateway.members import Members
-from inbox_gateway.scope import Locator
 from inbox_gateway.settings import GatewaySettings
 from inbox_gateway.stream import TOPICS, Hub, KafkaFeed, Subscription
 from inbox_gateway.upstream import Upstream
