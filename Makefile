@@ -24,10 +24,10 @@ infra-up: infra-install ## start Kafka and the database on their default ports
 infra-down: ## stop Kafka and the database
 	-$(RUN) python -m inbox_core.devinfra down
 
-web: web-deps ## build the web UI (web/dist, served by the gateway at /)
-	cd web && npm run build
+web: ## build the web UI (web/dist, served by the gateway at /)
+	cd web && (npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error) && npm run build
 
-web-deps: ## the web UI's npm packages (web/node_modules, from package-lock.json)
+web-deps: ## the web UI's npm packages when missing (web/node_modules, from package-lock.json; lint needs openapi-typescript)
 	@test -x web/node_modules/.bin/openapi-typescript -a -x web/node_modules/.bin/tsc || \
 		(cd web && (npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error))
 
