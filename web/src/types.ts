@@ -2,7 +2,7 @@
 // document (api-types.ts, `make generate`): a field changed in the gateway changes them here, and tsc
 // says which screen must follow. Only what the document cannot say is written by hand below.
 
-import type { components } from "./api-types";
+import type { components, operations } from "./api-types";
 
 type Schemas = components["schemas"];
 
@@ -44,8 +44,8 @@ export type InvitationCreated = Schemas["InvitationCreated"];
 /** What the acceptance page shows to whoever holds the token. */
 export type InvitationPreview = Schemas["InvitationPreview"];
 export type Accepted = Schemas["Accepted"];
-export type Filter = NonNullable<NonNullable<
-  import("./api-types").operations["ApiConversationsListConversations"]["parameters"]["query"]>["filter"]>;
+type ListQuery = NonNullable<operations["ApiConversationsListConversations"]["parameters"]["query"]>;
+export type Filter = NonNullable<ListQuery["filter"]>;
 export type ShippingBody = Schemas["ShippingBody"];
 export type OrderItemBody = Schemas["OrderItemBody"];
 export type CreateOrderBody = Schemas["CreateOrderBody"];
