@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --all-packages --locked
 
-.PHONY: help uv generate web browser bench bench-scale screenshots install infra-install infra-up infra-down dev down status test test-only ferretdb-test lint protos protos-check format
+.PHONY: help uv generate web web-deps web-types browser bench bench-scale screenshots install infra-install infra-up infra-down dev down status test test-only ferretdb-test lint protos protos-check format
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -27,6 +27,13 @@ infra-down: ## stop Kafka and the database
 web: ## build the web UI (web/dist, served by the gateway at /)
 	cd web && (npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error) && npm run build
 
+web-deps: ## the web UI's npm packages when missing (web/node_modules, from package-lock.json; lint needs openapi-typescript)
+	@test -x web/node_modules/.bin/openapi-typescript -a -x web/node_modules/.bin/tsc || \
+		(cd web && (npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error))
+
+web-types: install web-deps ## regenerate web/openapi.json and web/src/api-types.ts from the gateway's models
+	$(RUN) python scripts/web_types.py generate
+
 browser: ## Debian's Chromium for the browser tests (browsers cannot be downloaded here)
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
@@ -44,20 +51,22 @@ down: ## stop the services and the infrastructure started by `make dev`
 status: ## what is running
 	$(RUN) python -m inbox_testkit.devinfra status
 
-lint: install ## ruff, mypy, generated code in sync with protos/, no tracked file pointing outside the checkout
+lint: install web-deps ## ruff, mypy, generated code in sync with protos/ and the gateway's models, no tracked file pointing outside the checkout
 	$(RUN) ruff check .
 	$(RUN) mypy libs/inbox-core/src libs/inbox-testkit/src services/*/src scripts
 	$(RUN) python scripts/outside_paths.py
 	$(RUN) python scripts/protos.py check
 	$(RUN) python scripts/k8s_topics.py check
 	$(RUN) python scripts/asyncapi.py check
+	$(RUN) python scripts/web_types.py check
 
 protos: install ## regenerate libs/inbox-protos from protos/
 	$(RUN) python scripts/protos.py generate
 
-generate: protos ## regenerate everything derived: protos, k8s topics, AsyncAPI document
+generate: protos web-deps ## regenerate everything derived: protos, k8s topics, AsyncAPI document, web types
 	$(RUN) python scripts/k8s_topics.py generate
 	$(RUN) python scripts/asyncapi.py generate
+	$(RUN) python scripts/web_types.py generate
 
 protos-check: install ## fail when libs/inbox-protos is not what protos/ generates
 	$(RUN) python scripts/protos.py check

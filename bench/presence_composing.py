@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ensure_topic, exit_on_sigterm, machine, partitions_of, percentiles, print_table, save, servers
 
+from inbox.common.v1 import common_pb2
 from inbox.presence.v1 import presence_pb2 as ppb
 from inbox.presence.v1 import presence_pb2_grpc as pgrpc
 from inbox_core.events import Event
@@ -97,7 +98,7 @@ async def measure(bootstrap: str, mongo_url: str, calls: int) -> dict[str, Any]:
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{presence.server.port}")
     stub = pgrpc.PresenceServiceStub(channel)
     workspace = f"w-{uuid.uuid4().hex[:8]}"
-    agent = ppb.Actor(id="agent-bench", name="Bench Agent")
+    agent = common_pb2.Actor(id="agent-bench", name="Bench Agent")
     event_s: list[float] = []
     call_s: list[float] = []
     lost = 0

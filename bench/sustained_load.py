@@ -44,6 +44,7 @@ from common import (
     workspaces_with_agents,
 )
 
+from inbox.common.v1 import common_pb2
 from inbox.orders.v1 import orders_pb2 as opb
 from inbox.orders.v1 import orders_pb2_grpc as ogrpc
 from inbox.presence.v1 import presence_pb2 as ppb
@@ -86,12 +87,12 @@ class Load:
                     workspace_id=agent.workspace_id, conversation_id=conversation,
                     customer_id=ids.customer_id(agent.workspace_id, wa_id),
                     items=[opb.OrderItem(sku="SKU-1", name="Item", quantity=1, unit_price="19.90")],
-                    idempotency_key=f"{self.run}-{seq}", created_by=opb.Actor(id="bench", name="Bench"),
+                    idempotency_key=f"{self.run}-{seq}", created_by=common_pb2.Actor(id="bench", name="Bench"),
                     currency="EUR"), timeout=30)
                 ok = True
             else:
                 await self.presence.SetComposing(ppb.SetComposingRequest(
-                    workspace_id=agent.workspace_id, agent=ppb.Actor(id=f"agent-{seq % 7}", name="Bench"),
+                    workspace_id=agent.workspace_id, agent=common_pb2.Actor(id=f"agent-{seq % 7}", name="Bench"),
                     conversation_id=conversation, composing=True), timeout=30)
                 ok = True
         except (httpx.HTTPError, grpc.aio.AioRpcError):

@@ -122,12 +122,15 @@ def load_event_modules() -> list[str]:
 
 
 def topic_of(event_type: str, model: type[BaseModel]) -> Topic:
-    topic = EVENT_MODULES.get(model.__module__)
-    if topic is None:
+    # The module that defines it, or the package it is part of (events/whatsapp/ is split into modules).
+    module = next((name for name in EVENT_MODULES
+                   if model.__module__ == name or model.__module__.startswith(name + ".")), None)
+    if module is None:
         raise SystemExit(f"event type {event_type!r} ({model.__module__}) has no topic: add it to EVENT_MODULES")
-    declared = getattr(sys.modules[model.__module__], "TOPIC", topic.name)
+    topic = EVENT_MODULES[module]
+    declared = getattr(sys.modules[module], "TOPIC", topic.name)
     if declared != topic.name:
-        raise SystemExit(f"{model.__module__}.TOPIC is {declared!r}, EVENT_MODULES says {topic.name!r}")
+        raise SystemExit(f"{module}.TOPIC is {declared!r}, EVENT_MODULES says {topic.name!r}")
     return topic
 
 

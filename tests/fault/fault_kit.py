@@ -26,6 +26,7 @@ from typing import Any, Self
 import grpc
 from fault_meta import DISPLAY, NUMBER, WABA, Customer
 
+from inbox.common.v1 import common_pb2
 from inbox.conversations.v1 import conversations_pb2 as cpb
 from inbox.conversations.v1 import conversations_pb2_grpc as cgrpc
 from inbox.customers.v1 import customers_pb2 as kpb
@@ -38,7 +39,7 @@ from inbox_testkit.ports import free_port, wait_ready
 from inbox_testkit.processes import ServiceProcess
 from inbox_testkit.stack import STACK_SECRETS, Stack
 
-AGENT = cpb.Actor(id="agent-fault", name="Fault Agent")
+AGENT = common_pb2.Actor(id="agent-fault", name="Fault Agent")
 
 # The gateway of the fault stack disconnects a stream client that takes no write for this long.
 STREAM_SEND_TIMEOUT_S = 5
@@ -184,13 +185,13 @@ class Inbox:
         reply = await self.orders.Create(opb.CreateOrderRequest(
             workspace_id=self.workspace_id, conversation_id=customer.conversation_id,
             customer_id=customer.customer_id, items=items, idempotency_key=key,
-            created_by=opb.Actor(id=AGENT.id, name=AGENT.name), currency="EUR"), timeout=15)
+            created_by=common_pb2.Actor(id=AGENT.id, name=AGENT.name), currency="EUR"), timeout=15)
         return reply.order
 
     async def change_stage(self, order_id: str, stage: int) -> None:
         await self.orders.ChangeStage(opb.ChangeOrderStageRequest(
             workspace_id=self.workspace_id, order_id=order_id, stage=stage,
-            agent=opb.Actor(id=AGENT.id, name=AGENT.name)), timeout=15)
+            agent=common_pb2.Actor(id=AGENT.id, name=AGENT.name)), timeout=15)
 
     async def order_stage(self, order_id: str) -> int:
         reply = await self.orders.Get(opb.GetOrderRequest(workspace_id=self.workspace_id, order_id=order_id),

@@ -2,8 +2,8 @@
 // ApiError carrying the API's machine code and its message for a person, so callers can show it.
 
 import type {
-  Accepted, Conversation, Invitation, InvitationCreated, InvitationPreview, Role, Filter, LibraryItem, Me, MessageItem, NoteItem, NumberInfo, Order, OrderLine, Page, Panel,
-  Customer, Shipping, Stage, TeamMember, Template, TimelinePage, Upload,
+  Accepted, Conversation, Invitation, InvitationCreated, InvitationPreview, Role, Filter, LibraryItem, Me, MessageItem, NoteItem, NumberInfo, Order, CreateOrderBody, Page, Panel,
+  Customer, Stage, TeamMember, Template, TimelinePage, Upload,
 } from "./types";
 
 export class ApiError extends Error {
@@ -148,7 +148,7 @@ export const api = {
   panel: (id: string) => request<Panel>("GET", `conversations/${enc(id)}/panel`),
   patchCustomer: async (id: string, patch: { name?: string; tags?: string[] }) =>
     unwrap<Customer>(await request<Customer | { customer: Customer }>("PATCH", `customers/${enc(id)}`, patch), "customer"),
-  createOrder: (body: { conversation_id: string; items: OrderLine[]; shipping?: Shipping; note?: string }) =>
+  createOrder: (body: CreateOrderBody) =>
     request<{ order: Order }>("POST", "orders", body),
   order: async (id: string) => unwrap<Order>(await request<Order | { order: Order }>("GET", `orders/${enc(id)}`), "order"),
   setStage: (id: string, stage: Stage) => request<{ order: Order }>("POST", `orders/${enc(id)}/stage`, { stage }),

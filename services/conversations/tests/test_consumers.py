@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from conversations_testkit import Crash, Env, ago, crash_once_after
 
+from inbox.common.v1 import common_pb2
 from inbox_conversations import domain
 from inbox_conversations.consumers import register
 from inbox_conversations.outbox import Publisher
@@ -218,7 +219,7 @@ async def sent_message(env: Env, wamid: str) -> str:
 
     reply = await env.rpc.SendMessage(pb.SendMessageRequest(
         workspace_id=env.workspace, conversation_id=env.conversation_id(WA), idempotency_key=uuid.uuid4().hex,
-        agent=pb.Actor(id="ag_1", name="Grace"), text=pb.TextContent(text="It ships tomorrow")))
+        agent=common_pb2.Actor(id="ag_1", name="Grace"), text=pb.TextContent(text="It ships tomorrow")))
     await env.deliver(env.accepted(reply.message.id, wamid))
     return reply.message.id
 

@@ -13,6 +13,7 @@ import pytest
 from conversations_testkit import Env, ago
 from google.protobuf import struct_pb2
 
+from inbox.common.v1 import common_pb2
 from inbox.conversations.v1 import conversations_pb2 as pb
 from inbox.conversations.v1.conversations_pb2_grpc import ConversationsServiceStub
 from inbox_conversations import domain
@@ -22,8 +23,8 @@ from inbox_core.events.whatsapp import TemplatesSynced
 from inbox_core.grpc_server import ERROR_CODE_KEY
 from inbox_core.ids import customer_id
 
-AGENT = pb.Actor(id="ag_1", name="Grace Hopper")
-OTHER_AGENT = pb.Actor(id="ag_2", name="Linus")
+AGENT = common_pb2.Actor(id="ag_1", name="Grace Hopper")
+OTHER_AGENT = common_pb2.Actor(id="ag_2", name="Linus")
 
 
 def error_code(exc: grpc.aio.AioRpcError) -> str | None:

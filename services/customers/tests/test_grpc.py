@@ -9,6 +9,7 @@ import pytest
 from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
 
+from inbox.common.v1 import common_pb2
 from inbox.customers.v1 import customers_pb2, customers_pb2_grpc
 from inbox_core.events import Event
 from inbox_core.events.orders import Money, OrderCreated, OrderSnapshot
@@ -62,7 +63,7 @@ async def test_get_update_and_stats(
     attributes = Struct()
     attributes.update({"size": "M", "newsletter": True})
     updated = (await stub.Update(customers_pb2.UpdateCustomerRequest(
-        workspace_id="w1", customer_id=CID, agent=customers_pb2.Actor(id="agent-1", name="Ben"),
+        workspace_id="w1", customer_id=CID, agent=common_pb2.Actor(id="agent-1", name="Ben"),
         name="Ana (VIP)", tags=customers_pb2.TagList(values=["vip"]), attributes=attributes))).customer
     assert updated.name == "Ana (VIP)" and updated.name_edited and updated.profile_name == "Ana García"
     assert list(updated.tags) == ["vip"]
@@ -75,7 +76,7 @@ async def test_get_update_and_stats(
 
     stats = (await stub.GetStats(customers_pb2.GetCustomerStatsRequest(workspace_id="w1", customer_id=CID))).stats
     assert (stats.customer_id, stats.orders, stats.delivered, stats.cancelled) == (CID, 1, 0, 0)
-    assert stats.revenue == customers_pb2.Money(amount="42.00", currency="EUR")
+    assert stats.revenue == common_pb2.Money(amount="42.00", currency="EUR")
 
 
 async def test_another_workspace_and_bad_requests(customers: Customers,

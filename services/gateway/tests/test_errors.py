@@ -12,8 +12,7 @@ import pytest
 from gateway_testkit import FAST_PASSWORDS, Server, Services, gateway_settings, login, make_team
 from pymongo import AsyncMongoClient
 
-from inbox.conversations.v1 import conversations_pb2 as cpb
-from inbox.conversations.v1 import conversations_pb2_grpc
+from inbox.conversations.v1 import conversations_pb2, conversations_pb2_grpc
 from inbox_core.errors import Conflict, InvalidRequest, NotFound, Unavailable, ValidationFailed, WindowClosed
 from inbox_core.grpc_server import ERROR_CODE_KEY, GrpcServer
 from inbox_core.settings import InboxSettings
@@ -69,9 +68,9 @@ async def test_a_service_that_is_down_answers_503_fast(gateway: Gateway) -> None
 
 
 class Hanging(conversations_pb2_grpc.ConversationsServiceServicer):
-    async def ListConversations(self, request: Any, context: Any) -> cpb.ListConversationsResponse:
+    async def ListConversations(self, request: Any, context: Any) -> conversations_pb2.ListConversationsResponse:
         await asyncio.sleep(30)
-        return cpb.ListConversationsResponse()
+        return conversations_pb2.ListConversationsResponse()
 
 
 async def test_a_slow_service_answers_503_at_the_deadline(inbox_settings: InboxSettings, mongo_client: Any) -> None:

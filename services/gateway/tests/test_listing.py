@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from gateway_testkit import FAST_PASSWORDS, Server, Services, gateway_settings, login, make_team
 
-from inbox.conversations.v1 import conversations_pb2 as cpb
+from inbox.conversations.v1 import conversations_pb2
 from inbox_core.errors import InvalidRequest
 from inbox_core.settings import InboxSettings
 from inbox_gateway import listing
@@ -20,11 +20,12 @@ from inbox_gateway.gateway import Gateway
 class FakeService:
     """Each workspace's rows, served newest first in pages, with an opaque cursor (the row index)."""
 
-    def __init__(self, rows: dict[str, list[cpb.Conversation]]) -> None:
+    def __init__(self, rows: dict[str, list[conversations_pb2.Conversation]]) -> None:
         self.rows = {ws: sorted(r, key=listing._sort_key, reverse=True) for ws, r in rows.items()}
         self.asked: list[int] = []
 
-    async def fetch(self, workspace_id: str, cursor: str, limit: int) -> tuple[list[cpb.Conversation], str]:
+    async def fetch(self, workspace_id: str, cursor: str,
+                    limit: int) -> tuple[list[conversations_pb2.Conversation], str]:
         assert limit <= listing.SERVICE_MAX_PAGE
         self.asked.append(limit)
         start = int(cursor or 0)
@@ -33,10 +34,10 @@ class FakeService:
         return rows, str(start + limit) if more else ""
 
 
-def rows(workspace: str, count: int, rng: random.Random) -> list[cpb.Conversation]:
+def rows(workspace: str, count: int, rng: random.Random) -> list[conversations_pb2.Conversation]:
     out = []
     for i in range(count):
-        c = cpb.Conversation(id=f"{workspace}-{i}", workspace_id=workspace)
+        c = conversations_pb2.Conversation(id=f"{workspace}-{i}", workspace_id=workspace)
         c.updated_at.FromDatetime(datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=rng.randrange(10_000)))
         out.append(c)
     return out
@@ -48,7 +49,7 @@ async def test_pages_cover_every_row_once_newest_first(seed: int) -> None:
     workspaces = [f"ws{i}" for i in range(rng.randint(1, 4))]
     service = FakeService({ws: rows(ws, rng.randint(0, 150), rng) for ws in workspaces})
     limit = rng.choice([1, 7, 30, 100])
-    seen: list[cpb.Conversation] = []
+    seen: list[conversations_pb2.Conversation] = []
     cursor: str | None = None
     for _ in range(1000):
         page, cursor = await listing.page(service.fetch, workspaces, cursor, limit)

@@ -177,7 +177,7 @@ async def test_an_event_that_cannot_be_fanned_out_gives_its_workspaces_streams_a
     missed it), the others nothing, the feed goes on with the next events, and a resume from before the
     gap is a reset too. Before, the feed reconnected and sought to the end: what came in between never
     reached the open streams, which heard nothing of it."""
-    from inbox_gateway import stream as stream_module
+    from inbox_gateway.stream import frames as stream_module
 
     gateway = await running_gateway(inbox_settings, mongo_client)
     a, b = await make_team(gateway, "Alpha"), await make_team(gateway, "Beta")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from gateway_testkit import FAST_PASSWORDS, Server, Services, gateway_settings, login, make_team
 
-from inbox.ingest.v1 import ingest_pb2 as ipb
+from inbox.ingest.v1 import ingest_pb2
 from inbox_core.errors import InvalidRequest, TooLarge
 from inbox_core.settings import InboxSettings
 from inbox_gateway.gateway import Gateway
@@ -55,10 +55,10 @@ async def chunked(body: bytes, size: int = 7000) -> AsyncIterator[bytes]:
 
 class FakeIngest:
     def __init__(self) -> None:
-        self.messages: list[ipb.UploadMediaRequest] = []
+        self.messages: list[ingest_pb2.UploadMediaRequest] = []
         self.peak_chunk = 0
 
-    async def __call__(self, parts: AsyncIterator[ipb.UploadMediaRequest]) -> ipb.MediaInfo:
+    async def __call__(self, parts: AsyncIterator[ingest_pb2.UploadMediaRequest]) -> ingest_pb2.MediaInfo:
         data = b""
         async for part in parts:
             self.messages.append(part)
@@ -66,7 +66,7 @@ class FakeIngest:
                 data += part.chunk
                 self.peak_chunk = max(self.peak_chunk, len(part.chunk))
         info = self.messages[0].info
-        return ipb.MediaInfo(storage_id="up-1", workspace_id=info.workspace_id, mime_type=info.mime_type,
+        return ingest_pb2.MediaInfo(storage_id="up-1", workspace_id=info.workspace_id, mime_type=info.mime_type,
                              filename=info.filename, size=len(data), sha256=hashlib.sha256(data).hexdigest())
 
 

@@ -8,6 +8,7 @@ import pytest
 from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 
+from inbox.common.v1 import common_pb2
 from inbox.orders.v1 import orders_pb2, orders_pb2_grpc
 from inbox_core.grpc_server import ERROR_CODE_KEY, GrpcServer
 from inbox_core.outbox import kafka_publish
@@ -37,7 +38,7 @@ def _create(key: str = "", **changes: object) -> orders_pb2.CreateOrderRequest:
         items=[orders_pb2.OrderItem(sku="MUG", name="Mug", quantity=2, unit_price="12.5",
                                     line_total="999")],  # ignored on input
         shipping=orders_pb2.ShippingAddress(name="Luis", line1="Calle Mayor 1", city="Madrid", country="ES"),
-        note="gift wrap", created_by=orders_pb2.Actor(id="agent-ana", name="Ana"),
+        note="gift wrap", created_by=common_pb2.Actor(id="agent-ana", name="Ana"),
     )
     for name, value in changes.items():
         setattr(request, name, value)
@@ -54,7 +55,7 @@ async def _status(call: object) -> tuple[grpc.StatusCode, str]:
 async def test_create_get_list_and_change_stage(stub: orders_pb2_grpc.OrdersServiceStub) -> None:
     created = (await stub.Create(_create(key="form-9"))).order
     assert created.number == 1 and created.stage == STAGE.ORDER_STAGE_NEW and created.version == 1
-    assert created.total == orders_pb2.Money(amount="25.00", currency="EUR")
+    assert created.total == common_pb2.Money(amount="25.00", currency="EUR")
     assert created.items[0].line_total == "25.00" and created.items[0].unit_price == "12.50"
     assert created.shipping.city == "Madrid" and created.created_by.name == "Ana"
     assert [h.stage for h in created.stage_history] == [STAGE.ORDER_STAGE_NEW]
@@ -66,7 +67,7 @@ async def test_create_get_list_and_change_stage(stub: orders_pb2_grpc.OrdersServ
 
     moved = (await stub.ChangeStage(orders_pb2.ChangeOrderStageRequest(
         workspace_id="w1", order_id=created.id, stage=STAGE.ORDER_STAGE_CONFIRMED,
-        agent=orders_pb2.Actor(id="agent-ben", name="Ben")))).order
+        agent=common_pb2.Actor(id="agent-ben", name="Ben")))).order
     assert moved.stage == STAGE.ORDER_STAGE_CONFIRMED and moved.version == 2
     assert moved.stage_history[-1].by.name == "Ben" and moved.stage_history[-1].at.seconds > 0
 

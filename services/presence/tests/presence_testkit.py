@@ -17,6 +17,7 @@ import grpc
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from inbox.common.v1 import common_pb2
 from inbox.presence.v1 import presence_pb2, presence_pb2_grpc
 from inbox_core.events import Event
 from inbox_core.settings import InboxSettings
@@ -163,11 +164,11 @@ def ws() -> str:
     return f"w-{uuid.uuid4().hex[:12]}"
 
 
-def actor(agent_id: str, name: str | None = None) -> presence_pb2.Actor:
-    return presence_pb2.Actor(id=agent_id, name=name or agent_id.title())
+def actor(agent_id: str, name: str | None = None) -> common_pb2.Actor:
+    return common_pb2.Actor(id=agent_id, name=name or agent_id.title())
 
 
-def composing(workspace_id: str, agent: presence_pb2.Actor, conversation_id: str,
+def composing(workspace_id: str, agent: common_pb2.Actor, conversation_id: str,
               on: bool = True) -> presence_pb2.SetComposingRequest:
     return presence_pb2.SetComposingRequest(workspace_id=workspace_id, agent=agent,
                                             conversation_id=conversation_id, composing=on)

@@ -15,6 +15,7 @@ from presence_testkit import (
     ws,
 )
 
+from inbox.common.v1 import common_pb2
 from inbox.presence.v1 import presence_pb2
 from inbox_core.events.presence import AgentOffline, AgentOnline
 
@@ -93,7 +94,7 @@ async def test_get_presence_by_conversations_and_by_agents(cluster: Cluster) -> 
         await a.stub.GetPresence(presence_pb2.GetPresenceRequest(conversation_ids=["c1"]), timeout=10)
     assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     with pytest.raises(grpc.aio.AioRpcError) as no_agent:
-        await a.stub.SetComposing(composing(w, presence_pb2.Actor(), "c1"), timeout=10)
+        await a.stub.SetComposing(composing(w, common_pb2.Actor(), "c1"), timeout=10)
     assert no_agent.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 

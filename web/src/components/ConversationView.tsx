@@ -119,7 +119,7 @@ export function ConversationView({ me, conversationId, numbers, onBack, onToggle
     const offs = [
       stream.on("conversation.updated", (c: Conversation) => {
         if (c?.id !== idRef.current) return;
-        setConversation((current) => (isStale(c, current) ? current : { ...current, ...c, composing: current?.composing }));
+        setConversation((current) => (isStale(c, current) ? current : { ...current, ...c, composing: current?.composing ?? [] }));
       }),
       stream.on("message.created", (data: { conversation_id: string; message: MessageItem }) => {
         if (!isMine(data)) return;
@@ -205,7 +205,7 @@ export function ConversationView({ me, conversationId, numbers, onBack, onToggle
     setAssigning(true);
     try {
       const { conversation: updated } = await api.assign(conversation.id, agentId);
-      setConversation((current) => ({ ...current, ...updated, composing: current?.composing }));
+      setConversation((current) => ({ ...current, ...updated, composing: current?.composing ?? updated.composing }));
     } catch (err) {
       showError(err, "Could not assign the conversation");
     } finally {

@@ -21,7 +21,7 @@ export function render(text: string | undefined, values: Record<string, string>)
 }
 
 const component = (t: Template, type: string): TemplateComponent | undefined =>
-  t.components.find((c) => c.type?.toUpperCase() === type);
+  (t.components as unknown as TemplateComponent[]).find((c) => c.type?.toUpperCase() === type);
 
 interface Fields {
   headerVars: string[];

@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
+from inbox.common.v1 import common_pb2
 from inbox.conversations.v1 import conversations_pb2 as pb
 from inbox.conversations.v1 import conversations_pb2_grpc
 from inbox_conversations import documents, domain, views
@@ -94,8 +95,8 @@ def _struct(value: dict[str, Any] | None) -> struct_pb2.Struct | None:
     return out
 
 
-def _actor(value: Actor | None) -> pb.Actor | None:
-    return pb.Actor(id=value.id, name=value.name) if value is not None else None
+def _actor(value: Actor | None) -> common_pb2.Actor | None:
+    return common_pb2.Actor(id=value.id, name=value.name) if value is not None else None
 
 
 def conversation_pb(c: ConversationSummary) -> pb.Conversation:
@@ -193,7 +194,7 @@ def _required(value: str, name: str) -> str:
     return value
 
 
-def _agent(actor: pb.Actor) -> Document | None:
+def _agent(actor: common_pb2.Actor) -> Document | None:
     return documents.actor_doc(actor.id, actor.name)
 
 
@@ -295,7 +296,8 @@ class ConversationsRpc(conversations_pb2_grpc.ConversationsServiceServicer):
             return domain.outbound_message_id(workspace_id, conversation_id, idempotency_key)
         return domain.new_id("msg_")
 
-    def _outbound(self, conv: Document, message_id: str, type_: str, agent: pb.Actor, now: datetime) -> Document:
+    def _outbound(self, conv: Document, message_id: str, type_: str, agent: common_pb2.Actor,
+                  now: datetime) -> Document:
         return {
             "_id": message_id, "kind": "message", "workspace_id": conv["workspace_id"],
             "conversation_id": conv["_id"], "direction": "out", "origin": "api", "type": type_,

@@ -11,6 +11,7 @@ from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from inbox.common.v1 import common_pb2
 from inbox.customers.v1 import customers_pb2, customers_pb2_grpc
 from inbox_core.events.customers import Actor
 from inbox_customers.app import Customers
@@ -56,7 +57,7 @@ def stats_to_proto(customer: Customer) -> customers_pb2.CustomerStats:
         delivered=stats.delivered,
         returned=stats.returned,
         cancelled=stats.cancelled,
-        revenue=customers_pb2.Money(amount=stats.revenue_amount, currency=stats.revenue_currency or ""),
+        revenue=common_pb2.Money(amount=stats.revenue_amount, currency=stats.revenue_currency or ""),
         updated_at=_ts(customer.stats_updated_at),
     )
 

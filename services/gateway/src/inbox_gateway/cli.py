@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from datetime import UTC
 from typing import Any
 
-from inbox.ingest.v1 import ingest_pb2 as ipb
+from inbox.ingest.v1 import ingest_pb2
 from inbox_core.errors import InboxError
 from inbox_core.settings import load
 from inbox_gateway.accounts import ROLES
@@ -89,16 +89,16 @@ async def run(args: argparse.Namespace, settings: GatewaySettings) -> dict[str, 
         await gateway.client.close()
 
 
-async def _command(gw: Gateway, args: argparse.Namespace) -> dict[str, Any]:
+async def _command(gateway: Gateway, args: argparse.Namespace) -> dict[str, Any]:
     if args.command == "create-workspace":
-        currency = (args.currency or gw.settings.default_currency).upper()
+        currency = (args.currency or gateway.settings.default_currency).upper()
         if not re.fullmatch(r"[A-Z]{3}", currency):
             raise SystemExit(f"--currency must be an ISO 4217 code, not {currency!r}")
-        workspace = await gw.accounts.create_workspace(args.name.strip(), currency)
+        workspace = await gateway.accounts.create_workspace(args.name.strip(), currency)
         return {"workspace": {"id": workspace.id, "name": workspace.name, "currency": workspace.currency}}
     if args.command == "create-agent":
-        workspace = await gw.accounts.get_workspace(args.workspace)
-        agent = await gw.accounts.find_agent(args.email)
+        workspace = await gateway.accounts.get_workspace(args.workspace)
+        agent = await gateway.accounts.find_agent(args.email)
         created = False
         if agent is None:
             if not args.name:
@@ -106,23 +106,23 @@ async def _command(gw: Gateway, args: argparse.Namespace) -> dict[str, Any]:
             password = _secret(args.password, "password: ")
             if len(password) < 10:
                 raise SystemExit("the password needs at least 10 characters")
-            password_hash = await gw.auth.passwords.hash(password)
-            agent, created = await gw.accounts.create_agent(args.email, args.name, password_hash)
+            password_hash = await gateway.auth.passwords.hash(password)
+            agent, created = await gateway.accounts.create_agent(args.email, args.name, password_hash)
         elif args.reset_password:
             password = _secret(args.password, "new password: ")
             if len(password) < 10:
                 raise SystemExit("the password needs at least 10 characters")
-            await gw.accounts.set_password(agent.id, await gw.auth.passwords.hash(password))
+            await gateway.accounts.set_password(agent.id, await gateway.auth.passwords.hash(password))
             # A reset is for an account that may be in other hands: every session of it ends.
-            await gw.accounts.revoke_sessions_of(agent.id)
-        await gw.accounts.set_membership(workspace.id, agent.id, args.role)
+            await gateway.accounts.revoke_sessions_of(agent.id)
+        await gateway.accounts.set_membership(workspace.id, agent.id, args.role)
         return {"agent": {"id": agent.id, "email": agent.email, "name": agent.name, "created": created},
                 "workspace": {"id": workspace.id, "role": args.role}}
     if args.command == "connect-number":
-        workspace = await gw.accounts.get_workspace(args.workspace)
+        workspace = await gateway.accounts.get_workspace(args.workspace)
         token = _secret(args.access_token, "access token (empty keeps the stored one): ")
-        channel = await gw.upstream.upsert_channel(ipb.UpsertChannelRequest(
-            channel=ipb.Channel(phone_number_id=args.phone_number_id, workspace_id=workspace.id,
+        channel = await gateway.upstream.upsert_channel(ingest_pb2.UpsertChannelRequest(
+            channel=ingest_pb2.Channel(phone_number_id=args.phone_number_id, workspace_id=workspace.id,
                                 waba_id=args.waba_id, display_phone_number=args.display_phone_number,
                                 name=args.name),
             access_token=token))
@@ -131,8 +131,8 @@ async def _command(gw: Gateway, args: argparse.Namespace) -> dict[str, Any]:
                            "waba_id": channel.waba_id, "has_access_token": channel.has_access_token}}
     if args.command == "list-workspaces":
         out = []
-        for workspace in await gw.accounts.list_workspaces():
-            members = await gw.accounts.members(workspace.id)
+        for workspace in await gateway.accounts.list_workspaces():
+            members = await gateway.accounts.members(workspace.id)
             out.append({"id": workspace.id, "name": workspace.name, "currency": workspace.currency,
                         "agents": [{"id": x.agent.id, "email": x.agent.email, "name": x.agent.name, "role": x.role}
                                    for x in members]})
@@ -140,7 +140,7 @@ async def _command(gw: Gateway, args: argparse.Namespace) -> dict[str, Any]:
     if args.command == "list-unrouted":
         if not 1 <= args.limit <= 500:
             raise SystemExit("--limit must be from 1 to 500")
-        events = await gw.upstream.list_unrouted(args.limit)
+        events = await gateway.upstream.list_unrouted(args.limit)
         return {"unrouted": [{"event_id": e.event_id, "type": e.type, "phone_number_id": e.phone_number_id,
                               "waba_id": e.waba_id, "received_at": e.received_at.ToDatetime(UTC).isoformat()}
                              for e in events]}

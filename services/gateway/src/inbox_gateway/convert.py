@@ -14,28 +14,29 @@ from google.protobuf.message import Message as ProtoMessage
 from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from inbox.conversations.v1 import conversations_pb2 as cpb
-from inbox.customers.v1 import customers_pb2 as kpb
-from inbox.ingest.v1 import ingest_pb2 as ipb
-from inbox.orders.v1 import orders_pb2 as opb
+from inbox.conversations.v1 import conversations_pb2
+from inbox.customers.v1 import customers_pb2
+from inbox.ingest.v1 import ingest_pb2
+from inbox.orders.v1 import orders_pb2
 from inbox_core.events import conversations as cev
 from inbox_core.events import customers as kev
 from inbox_core.events import orders as oev
+from inbox_core.events.common import Actor
 from inbox_gateway import models as m
 
-STATUS = {cpb.MESSAGE_STATUS_PENDING: "pending", cpb.MESSAGE_STATUS_SENT: "sent",
-          cpb.MESSAGE_STATUS_DELIVERED: "delivered", cpb.MESSAGE_STATUS_READ: "read",
-          cpb.MESSAGE_STATUS_FAILED: "failed", cpb.MESSAGE_STATUS_PLAYED: "played"}
+STATUS = {conversations_pb2.MESSAGE_STATUS_PENDING: "pending", conversations_pb2.MESSAGE_STATUS_SENT: "sent",
+          conversations_pb2.MESSAGE_STATUS_DELIVERED: "delivered", conversations_pb2.MESSAGE_STATUS_READ: "read",
+          conversations_pb2.MESSAGE_STATUS_FAILED: "failed", conversations_pb2.MESSAGE_STATUS_PLAYED: "played"}
 STATUS_NAMES = frozenset(STATUS.values())
-DIRECTION = {cpb.DIRECTION_IN: "in", cpb.DIRECTION_OUT: "out"}
-LIBRARY_TYPE = {cpb.LIBRARY_ITEM_TYPE_TEXT: "text", cpb.LIBRARY_ITEM_TYPE_IMAGE: "image",
-                cpb.LIBRARY_ITEM_TYPE_VIDEO: "video", cpb.LIBRARY_ITEM_TYPE_AUDIO: "audio",
-                cpb.LIBRARY_ITEM_TYPE_DOCUMENT: "document"}
+DIRECTION = {conversations_pb2.DIRECTION_IN: "in", conversations_pb2.DIRECTION_OUT: "out"}
+LIBRARY_TYPE = {conversations_pb2.LIBRARY_ITEM_TYPE_TEXT: "text", conversations_pb2.LIBRARY_ITEM_TYPE_IMAGE: "image",
+                conversations_pb2.LIBRARY_ITEM_TYPE_VIDEO: "video", conversations_pb2.LIBRARY_ITEM_TYPE_AUDIO: "audio",
+                conversations_pb2.LIBRARY_ITEM_TYPE_DOCUMENT: "document"}
 LIBRARY_TYPE_VALUE = {v: k for k, v in LIBRARY_TYPE.items()}
-MEDIA_KIND = {"image": cpb.MEDIA_KIND_IMAGE, "video": cpb.MEDIA_KIND_VIDEO, "audio": cpb.MEDIA_KIND_AUDIO,
-              "document": cpb.MEDIA_KIND_DOCUMENT}
+MEDIA_KIND = {"image": conversations_pb2.MEDIA_KIND_IMAGE, "video": conversations_pb2.MEDIA_KIND_VIDEO,
+              "audio": conversations_pb2.MEDIA_KIND_AUDIO, "document": conversations_pb2.MEDIA_KIND_DOCUMENT}
 STAGES = ("new", "confirmed", "shipped", "delivered", "cancelled", "returned")
-STAGE_VALUE = {name: opb.OrderStage.Value(f"ORDER_STAGE_{name.upper()}") for name in STAGES}
+STAGE_VALUE = {name: orders_pb2.OrderStage.Value(f"ORDER_STAGE_{name.upper()}") for name in STAGES}
 STAGE_NAME = {v: k for k, v in STAGE_VALUE.items()}
 
 
@@ -75,7 +76,7 @@ def _direction(value: str) -> Any:
 # --- conversations (gRPC) --------------------------------------------------------------------------------
 
 
-def conversation(c: cpb.Conversation, composing: list[m.Composing] | None = None) -> m.Conversation:
+def conversation(c: conversations_pb2.Conversation, composing: list[m.Composing] | None = None) -> m.Conversation:
     last = None
     if c.HasField("last_message"):
         lm = c.last_message
@@ -94,12 +95,12 @@ def conversation(c: cpb.Conversation, composing: list[m.Composing] | None = None
     )
 
 
-def media(x: cpb.Media) -> m.Media:
+def media(x: conversations_pb2.Media) -> m.Media:
     return m.Media(id=x.id, mime_type=x.mime_type or None, filename=x.filename or None, caption=x.caption or None,
                    size=x.size, status=x.status or ("stored" if x.id else "pending"))
 
 
-def message(x: cpb.Message) -> m.MessageItem:
+def message(x: conversations_pb2.Message) -> m.MessageItem:
     return m.MessageItem(
         id=x.id, conversation_id=x.conversation_id, wamid=x.wamid or None,
         direction=_direction(DIRECTION.get(x.direction, "in")), type=x.type, text=x.text or None,
@@ -120,17 +121,17 @@ def message(x: cpb.Message) -> m.MessageItem:
     )
 
 
-def note(x: cpb.Note) -> m.NoteItem:
+def note(x: conversations_pb2.Note) -> m.NoteItem:
     return m.NoteItem(id=x.id, conversation_id=x.conversation_id, text=x.text, author=actor(x, "author"),
                       at=when(x, "at"))
 
 
-def activity(x: cpb.Activity) -> m.ActivityItem:
+def activity(x: conversations_pb2.Activity) -> m.ActivityItem:
     return m.ActivityItem(id=x.id, conversation_id=x.conversation_id, action=x.action, actor=actor(x, "actor"),
                           details=maybe_struct(x, "details") or {}, at=when(x, "at"))
 
 
-def timeline_item(x: cpb.TimelineItem) -> m.TimelineItem | None:
+def timeline_item(x: conversations_pb2.TimelineItem) -> m.TimelineItem | None:
     kind = x.WhichOneof("item")
     if kind == "message":
         return message(x.message)
@@ -141,12 +142,12 @@ def timeline_item(x: cpb.TimelineItem) -> m.TimelineItem | None:
     return None  # a kind this gateway does not know yet
 
 
-def template(x: cpb.Template) -> m.Template:
+def template(x: conversations_pb2.Template) -> m.Template:
     return m.Template(number_id=x.number_id, name=x.name, language=x.language, category=x.category,
                       status=x.status, components=[struct_dict(c) for c in x.components])
 
 
-def library_item(x: cpb.LibraryItem) -> m.LibraryItem:
+def library_item(x: conversations_pb2.LibraryItem) -> m.LibraryItem:
     return m.LibraryItem(
         id=x.id, workspace_id=x.workspace_id, title=x.title,
         type=LIBRARY_TYPE.get(x.type, "text"),  # type: ignore[arg-type]
@@ -157,7 +158,7 @@ def library_item(x: cpb.LibraryItem) -> m.LibraryItem:
 # --- customers and orders (gRPC) -------------------------------------------------------------------------
 
 
-def customer(x: kpb.Customer) -> m.Customer:
+def customer(x: customers_pb2.Customer) -> m.Customer:
     return m.Customer(
         id=x.id, workspace_id=x.workspace_id, wa_id=x.wa_id, user_id=x.user_id or None, name=x.name,
         profile_name=x.profile_name or None, phone=x.phone, tags=list(x.tags),
@@ -165,13 +166,13 @@ def customer(x: kpb.Customer) -> m.Customer:
         last_seen_at=when(x, "last_seen_at"), updated_at=when(x, "updated_at"))
 
 
-def stats(x: kpb.CustomerStats, currency: str) -> m.CustomerStats:
+def stats(x: customers_pb2.CustomerStats, currency: str) -> m.CustomerStats:
     return m.CustomerStats(orders=x.orders, delivered=x.delivered, returned=x.returned, cancelled=x.cancelled,
                            revenue=m.Money(amount=x.revenue.amount or "0",
                                            currency=x.revenue.currency or currency))
 
 
-def order(x: opb.Order) -> m.Order:
+def order(x: orders_pb2.Order) -> m.Order:
     shipping = None
     if x.HasField("shipping"):
         s = x.shipping
@@ -191,7 +192,7 @@ def order(x: opb.Order) -> m.Order:
         updated_at=when(x, "updated_at"))
 
 
-def connected_number(x: ipb.Channel) -> m.ConnectedNumber:
+def connected_number(x: ingest_pb2.Channel) -> m.ConnectedNumber:
     return m.ConnectedNumber(id=x.phone_number_id, workspace_id=x.workspace_id,
                              display_phone_number=x.display_phone_number, name=x.name, waba_id=x.waba_id,
                              has_access_token=x.has_access_token)
@@ -200,7 +201,7 @@ def connected_number(x: ipb.Channel) -> m.ConnectedNumber:
 # --- events (inbox.*.v1) -> the same models ----------------------------------------------------------------
 
 
-def _ref(value: cev.Actor | kev.Actor | oev.Actor | None) -> m.ActorRef | None:
+def _ref(value: Actor | None) -> m.ActorRef | None:
     return m.ActorRef(id=value.id, name=value.name) if value is not None and value.id else None
 
 

@@ -12,12 +12,12 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from inbox.presence.v1 import presence_pb2 as ppb
+from inbox.common.v1 import common_pb2
 from inbox_core.mongo import Document, make_client, ping, service_database
 from inbox_gateway.accounts import Accounts, Principal, Workspace
 from inbox_gateway.auth import Auth, Passwords
+from inbox_gateway.locator import Locator
 from inbox_gateway.members import Members
-from inbox_gateway.scope import Locator
 from inbox_gateway.settings import GatewaySettings
 from inbox_gateway.stream import TOPICS, Hub, KafkaFeed, Subscription
 from inbox_gateway.upstream import Upstream
@@ -130,7 +130,7 @@ class Gateway:
         async def beat(workspace_id: str, agent_id: str, name: str) -> None:
             async with limit:
                 try:
-                    await self.upstream.heartbeat(workspace_id, ppb.Actor(id=agent_id, name=name))
+                    await self.upstream.heartbeat(workspace_id, common_pb2.Actor(id=agent_id, name=name))
                 except Exception as exc:  # presence away: the agent shows offline meanwhile
                     log.debug("presence heartbeat failed: %r", exc)
 

@@ -1,7 +1,7 @@
 """The gateway service's HTTP application: the three-column HTTP API, agents and auth, and the live stream.
 
 Every ``/api`` route but login and logout needs a session (Bearer token or cookie), provided to the
-handlers as ``principal``; ``gw`` is the process's :class:`~inbox_gateway.gateway.Gateway`. The OpenAPI
+handlers as ``principal``; ``gateway`` is the process's :class:`~inbox_gateway.gateway.Gateway`. The OpenAPI
 document is served at ``/schema`` (``/schema/openapi.json``, ``/schema/swagger``, ``/schema/redoc``).
 """
 
@@ -179,7 +179,7 @@ def create_app(gateway: Gateway) -> Litestar:
         route_handlers=[session.login, session.logout,
                         members.preview_invitation, members.accept_invitation, api,
                         *web_ui(gateway.settings.web_dir)],
-        dependencies={"gw": Provide(provide_gateway)},
+        dependencies={"gateway": Provide(provide_gateway)},
         exception_handlers={**EXCEPTION_HANDLERS, PyMongoError: _database_error},
         # JSON bodies are small (the largest is a few notes' worth of text); uploads set their own limit.
         request_max_body_size=MAX_JSON_BODY_BYTES,

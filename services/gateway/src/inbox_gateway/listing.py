@@ -15,14 +15,14 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from inbox.conversations.v1 import conversations_pb2 as cpb
+from inbox.conversations.v1 import conversations_pb2
 from inbox_core.errors import InvalidRequest
 
 # The conversations service's largest page (its domain.MAX_PAGE); a workspace is never asked for more.
 SERVICE_MAX_PAGE = 100
 
 # (workspace, service cursor, limit) -> (items, next service cursor)
-FetchPage = Callable[[str, str, int], Awaitable[tuple[list[cpb.Conversation], str]]]
+FetchPage = Callable[[str, str, int], Awaitable[tuple[list[conversations_pb2.Conversation], str]]]
 State = dict[str, tuple[str, int]]
 
 
@@ -49,7 +49,7 @@ def decode(cursor: str, workspaces: list[str]) -> State:
         raise InvalidRequest("the cursor is not valid", {"cursor": cursor}) from exc
 
 
-def _sort_key(c: cpb.Conversation) -> tuple[int, int, str]:
+def _sort_key(c: conversations_pb2.Conversation) -> tuple[int, int, str]:
     return (c.updated_at.seconds, c.updated_at.nanos, c.id)
 
 
@@ -58,7 +58,7 @@ class _Source:
     workspace_id: str
     cursor: str  # the service cursor the rows start at
     offset: int  # rows of that page already shown
-    rows: list[cpb.Conversation]  # the rows not shown yet, newest first
+    rows: list[conversations_pb2.Conversation]  # the rows not shown yet, newest first
     next_cursor: str  # the service's cursor after the fetched page ("" = none)
     taken: int = 0
 
@@ -75,14 +75,14 @@ async def _read(fetch: FetchPage, workspace_id: str, cursor: str, offset: int, l
 
 
 async def page(fetch: FetchPage, workspaces: list[str], cursor: str | None,
-               limit: int) -> tuple[list[cpb.Conversation], str | None]:
+               limit: int) -> tuple[list[conversations_pb2.Conversation], str | None]:
     """One page over ``workspaces`` and the cursor of the next (None at the end)."""
     state = decode(cursor, workspaces) if cursor else {ws: ("", 0) for ws in workspaces}
     sources = await asyncio.gather(*(_read(fetch, ws, c, o, limit) for ws, (c, o) in sorted(state.items())))
     # Newest first across workspaces: the same order as each service's (updated_at desc, id desc).
     merged = heapq.merge(*([(s, row) for row in s.rows] for s in sources),
                          key=lambda pair: _sort_key(pair[1]), reverse=True)
-    items: list[cpb.Conversation] = []
+    items: list[conversations_pb2.Conversation] = []
     for source, row in merged:
         if len(items) == limit:
             break

@@ -19,7 +19,7 @@ from typing import Any
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from inbox.ingest.v1 import ingest_pb2 as ipb
+from inbox.ingest.v1 import ingest_pb2
 from inbox_core.errors import InboxError, InvalidRequest, TooLarge, Unavailable
 
 MB = 1024 * 1024
@@ -179,20 +179,20 @@ async def multipart_events(chunks: AsyncIterator[bytes], boundary: bytes) -> Asy
 
 # --- the upload ------------------------------------------------------------------------------------------
 
-UploadCall = Callable[[AsyncIterator[ipb.UploadMediaRequest]], Awaitable[ipb.MediaInfo]]
+UploadCall = Callable[[AsyncIterator[ingest_pb2.UploadMediaRequest]], Awaitable[ingest_pb2.MediaInfo]]
 
 
 class _Pipe:
     """Chunks from the HTTP body to the gRPC stream; bounded, and failing fast when the call has failed."""
 
-    def __init__(self, call: UploadCall, info: ipb.MediaInfo) -> None:
+    def __init__(self, call: UploadCall, info: ingest_pb2.MediaInfo) -> None:
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=4)
         self.task = asyncio.ensure_future(call(self._messages(info)))
 
-    async def _messages(self, info: ipb.MediaInfo) -> AsyncIterator[ipb.UploadMediaRequest]:
-        yield ipb.UploadMediaRequest(info=info)
+    async def _messages(self, info: ingest_pb2.MediaInfo) -> AsyncIterator[ingest_pb2.UploadMediaRequest]:
+        yield ingest_pb2.UploadMediaRequest(info=info)
         while (chunk := await self.queue.get()) is not None:
-            yield ipb.UploadMediaRequest(chunk=chunk)
+            yield ingest_pb2.UploadMediaRequest(chunk=chunk)
 
     async def put(self, chunk: bytes | None) -> None:
         put = asyncio.ensure_future(self.queue.put(chunk))
@@ -203,7 +203,7 @@ class _Pipe:
         self.task.result()  # raises why the call ended
         raise Unavailable("the ingest service ended the upload early", {"service": "ingest"})
 
-    async def finish(self) -> ipb.MediaInfo:
+    async def finish(self) -> ingest_pb2.MediaInfo:
         await self.put(None)
         return await self.task
 
@@ -214,7 +214,7 @@ class _Pipe:
 
 
 async def receive_upload(chunks: AsyncIterator[bytes], content_type: str, workspace_id: str,
-                         call: UploadCall) -> ipb.MediaInfo:
+                         call: UploadCall) -> ingest_pb2.MediaInfo:
     """Streams the ``file`` part of a multipart body to ``call`` (ingest's UploadMedia): its info."""
     boundary = boundary_of(content_type)
     pipe: _Pipe | None = None
@@ -223,7 +223,7 @@ async def receive_upload(chunks: AsyncIterator[bytes], content_type: str, worksp
     limit = size = 0
     head = bytearray()
     pending = bytearray()
-    info = ipb.MediaInfo(workspace_id=workspace_id)
+    info = ingest_pb2.MediaInfo(workspace_id=workspace_id)
     try:
         async for kind, payload in multipart_events(chunks, boundary):
             if done:

@@ -19,16 +19,12 @@ from typing import Any, TypeVar
 
 import grpc
 
-from inbox.conversations.v1 import conversations_pb2 as cpb
-from inbox.conversations.v1 import conversations_pb2_grpc
-from inbox.customers.v1 import customers_pb2 as kpb
-from inbox.customers.v1 import customers_pb2_grpc
-from inbox.ingest.v1 import ingest_pb2 as ipb
-from inbox.ingest.v1 import ingest_pb2_grpc
-from inbox.orders.v1 import orders_pb2 as opb
-from inbox.orders.v1 import orders_pb2_grpc
-from inbox.presence.v1 import presence_pb2 as ppb
-from inbox.presence.v1 import presence_pb2_grpc
+from inbox.common.v1 import common_pb2
+from inbox.conversations.v1 import conversations_pb2, conversations_pb2_grpc
+from inbox.customers.v1 import customers_pb2, customers_pb2_grpc
+from inbox.ingest.v1 import ingest_pb2, ingest_pb2_grpc
+from inbox.orders.v1 import orders_pb2, orders_pb2_grpc
+from inbox.presence.v1 import presence_pb2, presence_pb2_grpc
 from inbox_core.errors import (
     GRPC_TO_HTTP,
     Conflict,
@@ -120,154 +116,159 @@ class Upstream:
 
     # --- conversations ------------------------------------------------------------------------------------
 
-    async def list_conversations(self, request: cpb.ListConversationsRequest) -> cpb.ListConversationsResponse:
+    async def list_conversations(
+            self, request: conversations_pb2.ListConversationsRequest) -> conversations_pb2.ListConversationsResponse:
         return await _call("conversations", self.conversations.ListConversations(request, timeout=self.deadline))
 
-    async def get_conversation(self, workspace_id: str, conversation_id: str) -> cpb.Conversation:
-        request = cpb.GetConversationRequest(workspace_id=workspace_id, conversation_id=conversation_id)
-        response: cpb.GetConversationResponse = await _call(
+    async def get_conversation(self, workspace_id: str, conversation_id: str) -> conversations_pb2.Conversation:
+        request = conversations_pb2.GetConversationRequest(workspace_id=workspace_id, conversation_id=conversation_id)
+        response: conversations_pb2.GetConversationResponse = await _call(
             "conversations", self.conversations.GetConversation(request, timeout=self.deadline))
         return response.conversation
 
-    async def get_timeline(self, request: cpb.GetTimelineRequest) -> cpb.GetTimelineResponse:
+    async def get_timeline(
+            self, request: conversations_pb2.GetTimelineRequest) -> conversations_pb2.GetTimelineResponse:
         return await _call("conversations", self.conversations.GetTimeline(request, timeout=self.deadline))
 
-    async def send_message(self, request: cpb.SendMessageRequest) -> cpb.Message:
-        response: cpb.SendMessageResponse = await _call(
+    async def send_message(self, request: conversations_pb2.SendMessageRequest) -> conversations_pb2.Message:
+        response: conversations_pb2.SendMessageResponse = await _call(
             "conversations", self.conversations.SendMessage(request, timeout=self.deadline))
         return response.message
 
-    async def send_template(self, request: cpb.SendTemplateRequest) -> cpb.Message:
-        response: cpb.SendTemplateResponse = await _call(
+    async def send_template(self, request: conversations_pb2.SendTemplateRequest) -> conversations_pb2.Message:
+        response: conversations_pb2.SendTemplateResponse = await _call(
             "conversations", self.conversations.SendTemplate(request, timeout=self.deadline))
         return response.message
 
-    async def add_note(self, request: cpb.AddNoteRequest) -> cpb.Note:
-        response: cpb.AddNoteResponse = await _call(
+    async def add_note(self, request: conversations_pb2.AddNoteRequest) -> conversations_pb2.Note:
+        response: conversations_pb2.AddNoteResponse = await _call(
             "conversations", self.conversations.AddNote(request, timeout=self.deadline))
         return response.note
 
-    async def assign(self, request: cpb.AssignRequest) -> cpb.Conversation:
-        response: cpb.AssignResponse = await _call(
+    async def assign(self, request: conversations_pb2.AssignRequest) -> conversations_pb2.Conversation:
+        response: conversations_pb2.AssignResponse = await _call(
             "conversations", self.conversations.Assign(request, timeout=self.deadline))
         return response.conversation
 
-    async def mark_read(self, request: cpb.MarkReadRequest) -> cpb.Conversation:
-        response: cpb.MarkReadResponse = await _call(
+    async def mark_read(self, request: conversations_pb2.MarkReadRequest) -> conversations_pb2.Conversation:
+        response: conversations_pb2.MarkReadResponse = await _call(
             "conversations", self.conversations.MarkRead(request, timeout=self.deadline))
         return response.conversation
 
-    async def list_templates(self, workspace_id: str, number_id: str) -> list[cpb.Template]:
-        request = cpb.ListTemplatesRequest(workspace_id=workspace_id, number_id=number_id)
-        response: cpb.ListTemplatesResponse = await _call(
+    async def list_templates(self, workspace_id: str, number_id: str) -> list[conversations_pb2.Template]:
+        request = conversations_pb2.ListTemplatesRequest(workspace_id=workspace_id, number_id=number_id)
+        response: conversations_pb2.ListTemplatesResponse = await _call(
             "conversations", self.conversations.ListTemplates(request, timeout=self.deadline))
         return list(response.items)
 
-    async def list_library(self, workspace_id: str) -> list[cpb.LibraryItem]:
-        request = cpb.ListLibraryItemsRequest(workspace_id=workspace_id)
-        response: cpb.ListLibraryItemsResponse = await _call(
+    async def list_library(self, workspace_id: str) -> list[conversations_pb2.LibraryItem]:
+        request = conversations_pb2.ListLibraryItemsRequest(workspace_id=workspace_id)
+        response: conversations_pb2.ListLibraryItemsResponse = await _call(
             "conversations", self.conversations.ListLibraryItems(request, timeout=self.deadline))
         return list(response.items)
 
-    async def add_library_item(self, request: cpb.AddLibraryItemRequest) -> cpb.LibraryItem:
-        response: cpb.AddLibraryItemResponse = await _call(
+    async def add_library_item(self, request: conversations_pb2.AddLibraryItemRequest) -> conversations_pb2.LibraryItem:
+        response: conversations_pb2.AddLibraryItemResponse = await _call(
             "conversations", self.conversations.AddLibraryItem(request, timeout=self.deadline))
         return response.item
 
-    async def remove_library_item(self, workspace_id: str, agent: cpb.Actor, item_id: str) -> None:
-        request = cpb.RemoveLibraryItemRequest(workspace_id=workspace_id, agent=agent, item_id=item_id)
+    async def remove_library_item(self, workspace_id: str, agent: common_pb2.Actor, item_id: str) -> None:
+        request = conversations_pb2.RemoveLibraryItemRequest(workspace_id=workspace_id, agent=agent, item_id=item_id)
         await _call("conversations", self.conversations.RemoveLibraryItem(request, timeout=self.deadline))
 
     async def count_unread(self, workspace_id: str, number_ids: list[str]) -> dict[str, int]:
-        request = cpb.CountUnreadRequest(workspace_id=workspace_id, number_ids=number_ids)
-        response: cpb.CountUnreadResponse = await _call(
+        request = conversations_pb2.CountUnreadRequest(workspace_id=workspace_id, number_ids=number_ids)
+        response: conversations_pb2.CountUnreadResponse = await _call(
             "conversations", self.conversations.CountUnread(request, timeout=self.deadline))
         return {c.number_id: c.conversations for c in response.counts}
 
     # --- customers ----------------------------------------------------------------------------------------
 
-    async def get_customer(self, workspace_id: str, customer_id: str) -> kpb.Customer:
-        request = kpb.GetCustomerRequest(workspace_id=workspace_id, customer_id=customer_id)
-        response: kpb.GetCustomerResponse = await _call("customers", self.customers.Get(request, timeout=self.deadline))
+    async def get_customer(self, workspace_id: str, customer_id: str) -> customers_pb2.Customer:
+        request = customers_pb2.GetCustomerRequest(workspace_id=workspace_id, customer_id=customer_id)
+        response: customers_pb2.GetCustomerResponse = await _call(
+            "customers", self.customers.Get(request, timeout=self.deadline))
         return response.customer
 
-    async def customer_stats(self, workspace_id: str, customer_id: str) -> kpb.CustomerStats:
-        request = kpb.GetCustomerStatsRequest(workspace_id=workspace_id, customer_id=customer_id)
-        response: kpb.GetCustomerStatsResponse = await _call(
+    async def customer_stats(self, workspace_id: str, customer_id: str) -> customers_pb2.CustomerStats:
+        request = customers_pb2.GetCustomerStatsRequest(workspace_id=workspace_id, customer_id=customer_id)
+        response: customers_pb2.GetCustomerStatsResponse = await _call(
             "customers", self.customers.GetStats(request, timeout=self.deadline))
         return response.stats
 
-    async def update_customer(self, request: kpb.UpdateCustomerRequest) -> kpb.Customer:
-        response: kpb.UpdateCustomerResponse = await _call(
+    async def update_customer(self, request: customers_pb2.UpdateCustomerRequest) -> customers_pb2.Customer:
+        response: customers_pb2.UpdateCustomerResponse = await _call(
             "customers", self.customers.Update(request, timeout=self.deadline))
         return response.customer
 
     # --- orders -------------------------------------------------------------------------------------------
 
-    async def create_order(self, request: opb.CreateOrderRequest) -> opb.Order:
-        response: opb.CreateOrderResponse = await _call("orders", self.orders.Create(request, timeout=self.deadline))
+    async def create_order(self, request: orders_pb2.CreateOrderRequest) -> orders_pb2.Order:
+        response: orders_pb2.CreateOrderResponse = await _call(
+            "orders", self.orders.Create(request, timeout=self.deadline))
         return response.order
 
-    async def get_order(self, workspace_id: str, order_id: str) -> opb.Order:
-        request = opb.GetOrderRequest(workspace_id=workspace_id, order_id=order_id)
-        response: opb.GetOrderResponse = await _call("orders", self.orders.Get(request, timeout=self.deadline))
+    async def get_order(self, workspace_id: str, order_id: str) -> orders_pb2.Order:
+        request = orders_pb2.GetOrderRequest(workspace_id=workspace_id, order_id=order_id)
+        response: orders_pb2.GetOrderResponse = await _call("orders", self.orders.Get(request, timeout=self.deadline))
         return response.order
 
     async def orders_of_customer(self, workspace_id: str, customer_id: str,
-                                 limit: int = 20) -> opb.ListOrdersByCustomerResponse:
-        request = opb.ListOrdersByCustomerRequest(workspace_id=workspace_id, customer_id=customer_id, limit=limit)
+                                 limit: int = 20) -> orders_pb2.ListOrdersByCustomerResponse:
+        request = orders_pb2.ListOrdersByCustomerRequest(workspace_id=workspace_id, customer_id=customer_id,
+                                                         limit=limit)
         return await _call("orders", self.orders.ListByCustomer(request, timeout=self.deadline))
 
-    async def change_stage(self, request: opb.ChangeOrderStageRequest) -> opb.Order:
-        response: opb.ChangeOrderStageResponse = await _call(
+    async def change_stage(self, request: orders_pb2.ChangeOrderStageRequest) -> orders_pb2.Order:
+        response: orders_pb2.ChangeOrderStageResponse = await _call(
             "orders", self.orders.ChangeStage(request, timeout=self.deadline))
         return response.order
 
     # --- presence -----------------------------------------------------------------------------------------
 
-    async def get_presence(self, workspace_id: str, conversation_ids: list[str]) -> ppb.GetPresenceResponse:
-        request = ppb.GetPresenceRequest(workspace_id=workspace_id, conversation_ids=conversation_ids)
+    async def get_presence(self, workspace_id: str, conversation_ids: list[str]) -> presence_pb2.GetPresenceResponse:
+        request = presence_pb2.GetPresenceRequest(workspace_id=workspace_id, conversation_ids=conversation_ids)
         return await _call("presence", self.presence.GetPresence(request, timeout=self.deadline))
 
-    async def set_composing(self, workspace_id: str, agent: ppb.Actor, conversation_id: str, on: bool) -> None:
-        request = ppb.SetComposingRequest(workspace_id=workspace_id, agent=agent, conversation_id=conversation_id,
-                                          composing=on)
+    async def set_composing(self, workspace_id: str, agent: common_pb2.Actor, conversation_id: str, on: bool) -> None:
+        request = presence_pb2.SetComposingRequest(workspace_id=workspace_id, agent=agent,
+                                                   conversation_id=conversation_id, composing=on)
         await _call("presence", self.presence.SetComposing(request, timeout=self.deadline))
 
-    async def heartbeat(self, workspace_id: str, agent: ppb.Actor) -> None:
-        request = ppb.HeartbeatRequest(workspace_id=workspace_id, agent=agent)
+    async def heartbeat(self, workspace_id: str, agent: common_pb2.Actor) -> None:
+        request = presence_pb2.HeartbeatRequest(workspace_id=workspace_id, agent=agent)
         await _call("presence", self.presence.Heartbeat(request, timeout=self.deadline))
 
     # --- ingest -------------------------------------------------------------------------------------------
 
-    async def upsert_channel(self, request: ipb.UpsertChannelRequest) -> ipb.Channel:
-        response: ipb.UpsertChannelResponse = await _call(
+    async def upsert_channel(self, request: ingest_pb2.UpsertChannelRequest) -> ingest_pb2.Channel:
+        response: ingest_pb2.UpsertChannelResponse = await _call(
             "ingest", self.ingest.UpsertChannel(request, timeout=self.deadline))
         return response.channel
 
-    async def list_channels(self, workspace_id: str) -> list[ipb.Channel]:
-        request = ipb.ListChannelsRequest(workspace_id=workspace_id)
-        response: ipb.ListChannelsResponse = await _call(
+    async def list_channels(self, workspace_id: str) -> list[ingest_pb2.Channel]:
+        request = ingest_pb2.ListChannelsRequest(workspace_id=workspace_id)
+        response: ingest_pb2.ListChannelsResponse = await _call(
             "ingest", self.ingest.ListChannels(request, timeout=self.deadline))
         return list(response.channels)
 
-    async def list_unrouted(self, limit: int) -> list[ipb.UnroutedEvent]:
-        response: ipb.ListUnroutedResponse = await _call(
-            "ingest", self.ingest.ListUnrouted(ipb.ListUnroutedRequest(limit=limit), timeout=self.deadline))
+    async def list_unrouted(self, limit: int) -> list[ingest_pb2.UnroutedEvent]:
+        response: ingest_pb2.ListUnroutedResponse = await _call(
+            "ingest", self.ingest.ListUnrouted(ingest_pb2.ListUnroutedRequest(limit=limit), timeout=self.deadline))
         return list(response.events)
 
-    async def upload_media(self, parts: AsyncIterator[ipb.UploadMediaRequest]) -> ipb.MediaInfo:
-        response: ipb.UploadMediaResponse = await _call(
+    async def upload_media(self, parts: AsyncIterator[ingest_pb2.UploadMediaRequest]) -> ingest_pb2.MediaInfo:
+        response: ingest_pb2.UploadMediaResponse = await _call(
             "ingest", self.ingest.UploadMedia(parts, timeout=self.media_deadline))
         return response.info
 
     async def open_media(self, workspace_id: str, storage_id: str) -> MediaDownload:
         """Starts streaming a stored file: its info now (NotFound for another workspace's file), the
         bytes from :meth:`MediaDownload.chunks`."""
-        call = self.ingest.GetMedia(ipb.GetMediaRequest(workspace_id=workspace_id, storage_id=storage_id),
+        call = self.ingest.GetMedia(ingest_pb2.GetMediaRequest(workspace_id=workspace_id, storage_id=storage_id),
                                     timeout=self.media_deadline)
         try:
-            first: ipb.GetMediaResponse = await _call("ingest", call.read())
+            first: ingest_pb2.GetMediaResponse = await _call("ingest", call.read())
         except BaseException:
             call.cancel()
             raise
@@ -278,7 +279,7 @@ class Upstream:
 
 
 class MediaDownload:
-    def __init__(self, info: ipb.MediaInfo, call: Any) -> None:
+    def __init__(self, info: ingest_pb2.MediaInfo, call: Any) -> None:
         self.info = info
         self._call = call
 

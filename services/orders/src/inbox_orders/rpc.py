@@ -10,6 +10,7 @@ from datetime import datetime
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from inbox.common.v1 import common_pb2
 from inbox.orders.v1 import orders_pb2, orders_pb2_grpc
 from inbox_core.errors import InvalidRequest
 from inbox_core.events.orders import Actor as EventActor
@@ -29,8 +30,8 @@ def _ts(value: datetime) -> Timestamp:
     return ts
 
 
-def _actor(actor: EventActor | None) -> orders_pb2.Actor | None:
-    return orders_pb2.Actor(id=actor.id, name=actor.name) if actor else None
+def _actor(actor: EventActor | None) -> common_pb2.Actor | None:
+    return common_pb2.Actor(id=actor.id, name=actor.name) if actor else None
 
 
 def order_to_proto(order: OrderSnapshot) -> orders_pb2.Order:
@@ -43,7 +44,7 @@ def order_to_proto(order: OrderSnapshot) -> orders_pb2.Order:
         items=[orders_pb2.OrderItem(sku=i.sku, name=i.name, quantity=i.quantity, unit_price=i.unit_price.amount,
                                     line_total=i.line_total.amount if i.line_total else "")
                for i in order.items],
-        total=orders_pb2.Money(amount=order.total.amount, currency=order.total.currency),
+        total=common_pb2.Money(amount=order.total.amount, currency=order.total.currency),
         stage=_STAGE_TO_PROTO[Stage(order.stage)],
         stage_history=[orders_pb2.StageChange(stage=_STAGE_TO_PROTO[Stage(h.stage)], by=_actor(h.by), at=_ts(h.at))
                        for h in order.stage_history],

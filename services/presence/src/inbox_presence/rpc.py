@@ -10,6 +10,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from pymongo.errors import PyMongoError
 
+from inbox.common.v1 import common_pb2
 from inbox.presence.v1 import presence_pb2, presence_pb2_grpc
 from inbox_core.errors import Unavailable
 from inbox_core.mongo import database_unavailable
@@ -26,8 +27,8 @@ def _timestamp(at: datetime) -> Timestamp:
     return stamp
 
 
-def _actor(agent: domain.Agent) -> presence_pb2.Actor:
-    return presence_pb2.Actor(id=agent.id, name=agent.name)
+def _actor(agent: domain.Agent) -> common_pb2.Actor:
+    return common_pb2.Actor(id=agent.id, name=agent.name)
 
 
 def _activity(state: State) -> presence_pb2.AgentActivity:

@@ -4,7 +4,7 @@ The envelope's key is ``{phone_number_id}:{wa_id}`` (or the BSUID where the cust
 one customer's commands stay in order. ``command_id`` is the idempotency key of the outbound message:
 ingest records the outcome under it, and a redelivered command is never sent to Meta twice when its
 outcome is already known. Outcomes come back on ``whatsapp.events.v1`` as ``whatsapp.send.accepted`` /
-``whatsapp.send.failed`` (models in events/whatsapp.py) with the same ``command_id``.
+``whatsapp.send.failed`` (models in events/whatsapp/graph.py) with the same ``command_id``.
 """
 
 from __future__ import annotations

@@ -18,15 +18,9 @@ from typing import Any, Literal
 from pydantic import Field
 
 from inbox_core.events import EventData, event_type
+from inbox_core.events.common import Actor as Actor  # re-exported: the one definition, under its topic's name too
 
 Direction = Literal["in", "out"]
-
-
-class Actor(EventData):
-    """An agent (or, for an inbound reaction, the customer), with the name as it was at the time."""
-
-    id: str
-    name: str = ""
 
 
 class CustomerRef(EventData):

@@ -11,11 +11,7 @@ from typing import Any
 from pydantic import Field
 
 from inbox_core.events import EventData, event_type
-
-
-class Actor(EventData):
-    id: str
-    name: str = ""
+from inbox_core.events.common import Actor as Actor  # re-exported: the one definition, under its topic's name too
 
 
 class CustomerStats(EventData):

@@ -11,8 +11,9 @@ from google.protobuf.struct_pb2 import Struct
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 
-from inbox.conversations.v1 import conversations_pb2 as cpb
-from inbox.ingest.v1 import ingest_pb2 as ipb
+from inbox.common.v1 import common_pb2
+from inbox.conversations.v1 import conversations_pb2
+from inbox.ingest.v1 import ingest_pb2
 from inbox_core.errors import InvalidRequest, NotFound
 from inbox_gateway import models as m
 from inbox_gateway.accounts import Principal
@@ -20,9 +21,10 @@ from inbox_gateway.gateway import Gateway
 
 log = logging.getLogger("inbox.gateway.api")
 
-# Handler parameters injected by name (see http.create_app): the process's gateway and the signed-in agent.
-Gw = NamedDependency[Gateway]
-Caller = NamedDependency[Principal]
+# Handler parameters injected by name (see http.create_app): ``gateway``, the process's parts, and
+# ``principal``, the signed-in agent. Each is named as its type is; ``Dep`` marks the injected form.
+GatewayDep = NamedDependency[Gateway]
+PrincipalDep = NamedDependency[Principal]
 
 _DESCRIPTIONS = {
     400: "invalid_request: the request is malformed (bad JSON, a missing or invalid field or parameter)",
@@ -49,53 +51,54 @@ def actor_fields(principal: Principal) -> dict[str, str]:
     return {"id": principal.agent_id, "name": principal.name}
 
 
-def conversation_actor(principal: Principal) -> cpb.Actor:
-    return cpb.Actor(**actor_fields(principal))
+def conversation_actor(principal: Principal) -> common_pb2.Actor:
+    return common_pb2.Actor(**actor_fields(principal))
 
 
 # --- finding a resource's workspace ----------------------------------------------------------------------
 
 
-async def find_conversation(gw: Gateway, principal: Principal, conversation_id: str) -> tuple[str, cpb.Conversation]:
+async def find_conversation(gateway: Gateway, principal: Principal,
+                            conversation_id: str) -> tuple[str, conversations_pb2.Conversation]:
     """The conversation, from whichever of the agent's workspaces has it (404 if none)."""
-    return await gw.locator.find(f"conversation:{conversation_id}", principal,
-                                 lambda ws: gw.upstream.get_conversation(ws, conversation_id))
+    return await gateway.locator.find(f"conversation:{conversation_id}", principal,
+                                 lambda ws: gateway.upstream.get_conversation(ws, conversation_id))
 
 
-async def conversation_workspace(gw: Gateway, principal: Principal, conversation_id: str) -> str:
+async def conversation_workspace(gateway: Gateway, principal: Principal, conversation_id: str) -> str:
     """The workspace to pass along with a call about this conversation. For an agent of one workspace
     that is its workspace, without a call: the service itself answers NOT_FOUND for another's id."""
-    home = gw.locator.home(f"conversation:{conversation_id}", principal)
+    home = gateway.locator.home(f"conversation:{conversation_id}", principal)
     if home is not None:
         return home
-    workspace_id, _ = await find_conversation(gw, principal, conversation_id)
+    workspace_id, _ = await find_conversation(gateway, principal, conversation_id)
     return workspace_id
 
 
-async def media_info(gw: Gateway, workspace_id: str, storage_id: str) -> ipb.MediaInfo:
+async def media_info(gateway: Gateway, workspace_id: str, storage_id: str) -> ingest_pb2.MediaInfo:
     """A stored file's info, checking it belongs to the workspace (ingest answers NOT_FOUND otherwise)."""
-    download = await gw.upstream.open_media(workspace_id, storage_id)
+    download = await gateway.upstream.open_media(workspace_id, storage_id)
     download.close()
     return download.info
 
 
-async def composing_in(gw: Gateway, principal: Principal,
-                       conversations: list[cpb.Conversation]) -> dict[str, list[m.Composing]]:
+async def composing_in(gateway: Gateway, principal: Principal,
+                       conversations: list[conversations_pb2.Conversation]) -> dict[str, list[m.Composing]]:
     """Colleagues composing in these conversations (the agent itself left out), from presence, one call
     per workspace, all at once. Presence being away leaves the lists empty rather than failing the page."""
     by_workspace: dict[str, list[str]] = defaultdict(list)
     for c in conversations:
         by_workspace[c.workspace_id].append(c.id)
-    return await composing_by_workspace(gw, principal, by_workspace)
+    return await composing_by_workspace(gateway, principal, by_workspace)
 
 
-async def composing_by_workspace(gw: Gateway, principal: Principal,
+async def composing_by_workspace(gateway: Gateway, principal: Principal,
                                  by_workspace: dict[str, list[str]]) -> dict[str, list[m.Composing]]:
     """:func:`composing_in` for conversation ids by workspace (known before the conversations are)."""
     if not by_workspace:
         return {}
     workspaces = list(by_workspace)
-    results = await asyncio.gather(*(gw.upstream.get_presence(ws, by_workspace[ws]) for ws in workspaces),
+    results = await asyncio.gather(*(gateway.upstream.get_presence(ws, by_workspace[ws]) for ws in workspaces),
                                    return_exceptions=True)
     out: dict[str, list[m.Composing]] = {}
     for result in results:

@@ -15,7 +15,7 @@ from litestar.response import Stream
 
 from inbox_core.errors import InvalidRequest
 from inbox_gateway import models as m
-from inbox_gateway.api.common import Caller, Gw, errors, one_workspace
+from inbox_gateway.api.common import GatewayDep, PrincipalDep, errors, one_workspace
 from inbox_gateway.uploads import MAX_BODY_BYTES, MEDIA_RULES, receive_upload
 
 INLINE_PREFIXES = ("image/", "video/", "audio/")
@@ -38,14 +38,14 @@ class UploadOperation(Operation):
       "mpeg, amr, ogg) 16 MB; document (pdf, text, Office) 100 MB. The file streams to storage as it arrives. "
       "Agents of several workspaces pass ?workspace=<id>. Allowed types: " + ", ".join(sorted(MEDIA_RULES)))
 async def upload(
-    gw: Gw, principal: Caller, request: Request[Any, Any, Any],
+    gateway: GatewayDep, principal: PrincipalDep, request: Request[Any, Any, Any],
     workspace: Annotated[str | None, QueryParameter(description="Required when the agent belongs to several",
                                                max_length=200)] = None,
 ) -> m.Upload:
     workspace_id = one_workspace(principal, workspace)
     content_type = request.headers.get("content-type", "")
     try:
-        info = await receive_upload(request.stream(), content_type, workspace_id, gw.upstream.upload_media)
+        info = await receive_upload(request.stream(), content_type, workspace_id, gateway.upstream.upload_media)
     except InternalServerException as exc:  # Litestar's "client disconnected prematurely"
         raise InvalidRequest("the upload was interrupted") from exc
     except ClientException:
@@ -58,9 +58,9 @@ async def upload(
      responses={200: ResponseSpec(data_container=bytes, media_type="application/octet-stream",
                                   description="The file, with its own Content-Type", generate_examples=False),
                 **errors(404)})
-async def get_media(gw: Gw, principal: Caller, media_id: FromPath[str]) -> Response[Any]:
-    _, download = await gw.locator.find(f"media:{media_id}", principal,
-                                        lambda ws: gw.upstream.open_media(ws, media_id))
+async def get_media(gateway: GatewayDep, principal: PrincipalDep, media_id: FromPath[str]) -> Response[Any]:
+    _, download = await gateway.locator.find(f"media:{media_id}", principal,
+                                        lambda ws: gateway.upstream.open_media(ws, media_id))
     info = download.info
     mime = info.mime_type or "application/octet-stream"
     disposition = "inline" if mime.startswith(INLINE_PREFIXES) else "attachment"

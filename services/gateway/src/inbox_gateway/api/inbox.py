@@ -10,15 +10,15 @@ import msgspec
 from litestar import delete, get, post
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
-from inbox.conversations.v1 import conversations_pb2 as cpb
-from inbox.ingest.v1 import ingest_pb2 as ipb
-from inbox.presence.v1 import presence_pb2 as ppb
+from inbox.common.v1 import common_pb2
+from inbox.conversations.v1 import conversations_pb2
+from inbox.ingest.v1 import ingest_pb2
 from inbox_core.errors import Forbidden, InvalidRequest, NotFound, ValidationFailed
 from inbox_gateway import convert, listing
 from inbox_gateway import models as m
 from inbox_gateway.api.common import (
-    Caller,
-    Gw,
+    GatewayDep,
+    PrincipalDep,
     actor_fields,
     composing_by_workspace,
     composing_in,
@@ -33,8 +33,9 @@ from inbox_gateway.api.common import (
 from inbox_gateway.gateway import Gateway
 from inbox_gateway.uploads import media_kind
 
-FILTERS = {"all": cpb.CONVERSATION_FILTER_ALL, "unread": cpb.CONVERSATION_FILTER_UNREAD,
-           "mine": cpb.CONVERSATION_FILTER_MINE, "no_reply": cpb.CONVERSATION_FILTER_NO_REPLY}
+FILTERS = {"all": conversations_pb2.CONVERSATION_FILTER_ALL, "unread": conversations_pb2.CONVERSATION_FILTER_UNREAD,
+           "mine": conversations_pb2.CONVERSATION_FILTER_MINE,
+           "no_reply": conversations_pb2.CONVERSATION_FILTER_NO_REPLY}
 
 IdempotencyKey = Annotated[str | None, HeaderParameter(
     name="Idempotency-Key", max_length=200, required=False,
@@ -46,10 +47,10 @@ IdempotencyKey = Annotated[str | None, HeaderParameter(
 
 @get("/api/numbers", tags=["numbers"], summary="Connected WhatsApp numbers with their unread badges",
      responses=errors())
-async def list_numbers(gw: Gw, principal: Caller) -> m.NumberList:
+async def list_numbers(gateway: GatewayDep, principal: PrincipalDep) -> m.NumberList:
     async def of(workspace_id: str) -> list[m.Number]:
-        channels, unread = await asyncio.gather(gw.locator.channels(workspace_id, fresh=True),
-                                                gw.upstream.count_unread(workspace_id, []))
+        channels, unread = await asyncio.gather(gateway.locator.channels(workspace_id, fresh=True),
+                                                gateway.upstream.count_unread(workspace_id, []))
         return [m.Number(id=c.phone_number_id, workspace_id=c.workspace_id,
                          display_phone_number=c.display_phone_number, name=c.name,
                          unread_conversations=unread.get(c.phone_number_id, 0), waba_id=c.waba_id)
@@ -65,8 +66,8 @@ async def list_numbers(gw: Gw, principal: Caller) -> m.NumberList:
 @get("/api/conversations", tags=["conversations"], summary="The conversation list, newest activity first",
      responses=errors(404))
 async def list_conversations(
-    gw: Gw,
-    principal: Caller,
+    gateway: GatewayDep,
+    principal: PrincipalDep,
     number: Annotated[str | None, QueryParameter(description="A number's id (phone_number_id); all when omitted",
                                             max_length=64)] = None,
     filter_: Annotated[m.Filter, QueryParameter(name="filter")] = "all",
@@ -76,35 +77,37 @@ async def list_conversations(
     limit: Annotated[int, QueryParameter(ge=1, le=100)] = 30,
 ) -> m.ConversationPage:
     if number is not None:
-        workspaces, number_ids = [await gw.locator.number_workspace(principal, number)], [number]
+        workspaces, number_ids = [await gateway.locator.number_workspace(principal, number)], [number]
     else:
         workspaces, number_ids = principal.workspaces, []
     if not workspaces:
         return m.ConversationPage(items=[], next_cursor=None)
 
-    async def fetch(workspace_id: str, service_cursor: str, size: int) -> tuple[list[cpb.Conversation], str]:
-        response = await gw.upstream.list_conversations(cpb.ListConversationsRequest(
+    async def fetch(workspace_id: str, service_cursor: str,
+                    size: int) -> tuple[list[conversations_pb2.Conversation], str]:
+        response = await gateway.upstream.list_conversations(conversations_pb2.ListConversationsRequest(
             workspace_id=workspace_id, number_ids=number_ids, filter=FILTERS[filter_], agent_id=principal.agent_id,
             query=(q or "").strip(), cursor=service_cursor, limit=size))
         return list(response.items), response.next_cursor
 
     items, next_cursor = await listing.page(fetch, workspaces, cursor, limit)
-    composing = await composing_in(gw, principal, items)
+    composing = await composing_in(gateway, principal, items)
     return m.ConversationPage(items=[convert.conversation(c, composing.get(c.id)) for c in items],
                               next_cursor=next_cursor)
 
 
 @get("/api/conversations/{conversation_id:str}", tags=["conversations"], summary="One conversation",
      responses=errors(404))
-async def get_conversation(gw: Gw, principal: Caller, conversation_id: FromPath[str]) -> m.Conversation:
-    home = gw.locator.home(f"conversation:{conversation_id}", principal)
+async def get_conversation(gateway: GatewayDep, principal: PrincipalDep,
+                           conversation_id: FromPath[str]) -> m.Conversation:
+    home = gateway.locator.home(f"conversation:{conversation_id}", principal)
     if home is not None:  # its workspace known without a call: the conversation and its composing together
         conversation, composing = await asyncio.gather(
-            gw.upstream.get_conversation(home, conversation_id),
-            composing_by_workspace(gw, principal, {home: [conversation_id]}))
+            gateway.upstream.get_conversation(home, conversation_id),
+            composing_by_workspace(gateway, principal, {home: [conversation_id]}))
     else:
-        _, conversation = await find_conversation(gw, principal, conversation_id)
-        composing = await composing_in(gw, principal, [conversation])
+        _, conversation = await find_conversation(gateway, principal, conversation_id)
+        composing = await composing_in(gateway, principal, [conversation])
     return convert.conversation(conversation, composing.get(conversation.id))
 
 
@@ -114,23 +117,24 @@ async def get_conversation(gw: Gw, principal: Caller, conversation_id: FromPath[
 @get("/api/conversations/{conversation_id:str}/timeline", tags=["conversations"],
      summary="Messages, notes and activities, oldest first within a page", responses=errors(404))
 async def get_timeline(
-    gw: Gw, principal: Caller, conversation_id: FromPath[str],
+    gateway: GatewayDep, principal: PrincipalDep, conversation_id: FromPath[str],
     before: Annotated[str | None, QueryParameter(description="next_before of the previous page",
                                                  max_length=4000)] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
 ) -> m.TimelinePage:
     # One call: the timeline asked of the conversation's workspace (or of each of the agent's at once; the
     # service answers NOT_FOUND for another's id), not the conversation first to learn its workspace.
-    _, response = await gw.locator.find(
-        f"conversation:{conversation_id}", principal, lambda ws: gw.upstream.get_timeline(cpb.GetTimelineRequest(
+    _, response = await gateway.locator.find(
+        f"conversation:{conversation_id}", principal,
+        lambda ws: gateway.upstream.get_timeline(conversations_pb2.GetTimelineRequest(
             workspace_id=ws, conversation_id=conversation_id, before=before or "", limit=limit)))
     items = [item for item in (convert.timeline_item(i) for i in response.items) if item is not None]
     return m.TimelinePage(items=items, next_before=response.next_before or None)
 
 
-async def _checked_upload(gw: Gateway, workspace_id: str, upload_id: str, kind: str) -> ipb.MediaInfo:
+async def _checked_upload(gateway: Gateway, workspace_id: str, upload_id: str, kind: str) -> ingest_pb2.MediaInfo:
     """An upload of this workspace whose type fits the message or library kind."""
-    info = await media_info(gw, workspace_id, upload_id)
+    info = await media_info(gateway, workspace_id, upload_id)
     if media_kind(info.mime_type) != kind:
         raise ValidationFailed(f"upload {upload_id} is {info.mime_type}, not an {kind} Meta takes",
                                {"upload_id": upload_id, "mime_type": info.mime_type})
@@ -140,10 +144,11 @@ async def _checked_upload(gw: Gateway, workspace_id: str, upload_id: str, kind: 
 @post("/api/conversations/{conversation_id:str}/messages", status_code=202, tags=["conversations"],
       summary="Send a free-form message (text or media)", responses=errors(404, 409, 422),
       description="Accepted with status pending; 409 window_closed outside Meta's 24-hour window.")
-async def send_message(gw: Gw, principal: Caller, conversation_id: FromPath[str], data: JSONBody[m.SendMessageBody],
+async def send_message(gateway: GatewayDep, principal: PrincipalDep, conversation_id: FromPath[str],
+                       data: JSONBody[m.SendMessageBody],
                        idempotency_key: IdempotencyKey = None) -> m.MessageEnvelope:
-    workspace_id = await conversation_workspace(gw, principal, conversation_id)
-    request = cpb.SendMessageRequest(workspace_id=workspace_id, conversation_id=conversation_id,
+    workspace_id = await conversation_workspace(gateway, principal, conversation_id)
+    request = conversations_pb2.SendMessageRequest(workspace_id=workspace_id, conversation_id=conversation_id,
                                      agent=conversation_actor(principal), idempotency_key=idempotency_key or "",
                                      reply_to=data.reply_to or "")
     if data.type == "text":
@@ -151,28 +156,29 @@ async def send_message(gw: Gw, principal: Caller, conversation_id: FromPath[str]
             raise InvalidRequest("a text message needs text", {"field": "text"})
         if data.upload_id or data.library_item_id:
             raise InvalidRequest("a text message takes no upload_id or library_item_id")
-        request.text.CopyFrom(cpb.TextContent(text=data.text or "", preview_url=data.preview_url))
+        request.text.CopyFrom(conversations_pb2.TextContent(text=data.text or "", preview_url=data.preview_url))
     else:
         if bool(data.upload_id) == bool(data.library_item_id):
             raise InvalidRequest("media needs exactly one of upload_id and library_item_id")
-        media = cpb.MediaContent(kind=convert.MEDIA_KIND[data.type], caption=data.caption or "",
+        media = conversations_pb2.MediaContent(kind=convert.MEDIA_KIND[data.type], caption=data.caption or "",
                                  filename=data.filename or "")
         if data.upload_id:
-            await _checked_upload(gw, workspace_id, data.upload_id, data.type)
+            await _checked_upload(gateway, workspace_id, data.upload_id, data.type)
             media.upload_id = data.upload_id
         else:
             media.library_item_id = data.library_item_id or ""
         request.media.CopyFrom(media)
-    return m.MessageEnvelope(message=convert.message(await gw.upstream.send_message(request)))
+    return m.MessageEnvelope(message=convert.message(await gateway.upstream.send_message(request)))
 
 
 @post("/api/conversations/{conversation_id:str}/templates", status_code=202, tags=["conversations"],
       summary="Send an approved template (window open or closed)", responses=errors(404, 409, 422))
-async def send_template(gw: Gw, principal: Caller, conversation_id: FromPath[str], data: JSONBody[m.SendTemplateBody],
+async def send_template(gateway: GatewayDep, principal: PrincipalDep, conversation_id: FromPath[str],
+                        data: JSONBody[m.SendTemplateBody],
                         idempotency_key: IdempotencyKey = None) -> m.MessageEnvelope:
-    workspace_id = await conversation_workspace(gw, principal, conversation_id)
+    workspace_id = await conversation_workspace(gateway, principal, conversation_id)
     params = {k: v for k, v in msgspec.to_builtins(data.params).items() if v is not None}
-    message = await gw.upstream.send_template(cpb.SendTemplateRequest(
+    message = await gateway.upstream.send_template(conversations_pb2.SendTemplateRequest(
         workspace_id=workspace_id, conversation_id=conversation_id, agent=conversation_actor(principal),
         idempotency_key=idempotency_key or "", name=data.name, language=data.language,
         params=struct_of(params, "params")))
@@ -181,10 +187,10 @@ async def send_template(gw: Gw, principal: Caller, conversation_id: FromPath[str
 
 @post("/api/conversations/{conversation_id:str}/notes", status_code=201, tags=["conversations"],
       summary="Add an internal note (never sent to the customer)", responses=errors(404, 422))
-async def add_note(gw: Gw, principal: Caller, conversation_id: FromPath[str],
+async def add_note(gateway: GatewayDep, principal: PrincipalDep, conversation_id: FromPath[str],
                    data: JSONBody[m.NoteBody]) -> m.NoteEnvelope:
-    workspace_id = await conversation_workspace(gw, principal, conversation_id)
-    note = await gw.upstream.add_note(cpb.AddNoteRequest(
+    workspace_id = await conversation_workspace(gateway, principal, conversation_id)
+    note = await gateway.upstream.add_note(conversations_pb2.AddNoteRequest(
         workspace_id=workspace_id, conversation_id=conversation_id, agent=conversation_actor(principal),
         text=data.text))
     return m.NoteEnvelope(note=convert.note(note))
@@ -192,41 +198,42 @@ async def add_note(gw: Gw, principal: Caller, conversation_id: FromPath[str],
 
 @post("/api/conversations/{conversation_id:str}/assign", status_code=200, tags=["conversations"],
       summary="Assign to an agent of the workspace, or unassign (agent_id null)", responses=errors(404))
-async def assign(gw: Gw, principal: Caller, conversation_id: FromPath[str],
+async def assign(gateway: GatewayDep, principal: PrincipalDep, conversation_id: FromPath[str],
                  data: JSONBody[m.AssignBody]) -> m.ConversationEnvelope:
-    workspace_id = await conversation_workspace(gw, principal, conversation_id)
-    request = cpb.AssignRequest(workspace_id=workspace_id, conversation_id=conversation_id,
+    workspace_id = await conversation_workspace(gateway, principal, conversation_id)
+    request = conversations_pb2.AssignRequest(workspace_id=workspace_id, conversation_id=conversation_id,
                                 agent=conversation_actor(principal))
     if data.agent_id is not None:
-        role, agent = await asyncio.gather(gw.accounts.role_in(workspace_id, data.agent_id),
-                                           gw.accounts.get_agent(data.agent_id))
+        role, agent = await asyncio.gather(gateway.accounts.role_in(workspace_id, data.agent_id),
+                                           gateway.accounts.get_agent(data.agent_id))
         if role is None or agent is None:
             raise NotFound("no such agent in this workspace", {"agent_id": data.agent_id})
-        request.assignee.CopyFrom(cpb.Actor(id=agent.id, name=agent.name))
-    conversation = await gw.upstream.assign(request)
-    composing = await composing_in(gw, principal, [conversation])
+        request.assignee.CopyFrom(common_pb2.Actor(id=agent.id, name=agent.name))
+    conversation = await gateway.upstream.assign(request)
+    composing = await composing_in(gateway, principal, [conversation])
     return m.ConversationEnvelope(conversation=convert.conversation(conversation, composing.get(conversation.id)))
 
 
 @post("/api/conversations/{conversation_id:str}/read", status_code=200, tags=["conversations"],
       summary="Mark as read (unread to 0; a read receipt goes to the customer)", responses=errors(404))
-async def mark_read(gw: Gw, principal: Caller, conversation_id: FromPath[str]) -> m.ConversationEnvelope:
-    workspace_id = await conversation_workspace(gw, principal, conversation_id)
-    conversation = await gw.upstream.mark_read(cpb.MarkReadRequest(
+async def mark_read(gateway: GatewayDep, principal: PrincipalDep,
+                    conversation_id: FromPath[str]) -> m.ConversationEnvelope:
+    workspace_id = await conversation_workspace(gateway, principal, conversation_id)
+    conversation = await gateway.upstream.mark_read(conversations_pb2.MarkReadRequest(
         workspace_id=workspace_id, conversation_id=conversation_id, agent=conversation_actor(principal)))
-    composing = await composing_in(gw, principal, [conversation])
+    composing = await composing_in(gateway, principal, [conversation])
     return m.ConversationEnvelope(conversation=convert.conversation(conversation, composing.get(conversation.id)))
 
 
 @post("/api/conversations/{conversation_id:str}/composing", status_code=204, tags=["conversations"],
       summary="The agent is typing a reply (or stopped); expires on its own after a few seconds",
       responses=errors(404))
-async def set_composing(gw: Gw, principal: Caller, conversation_id: FromPath[str],
+async def set_composing(gateway: GatewayDep, principal: PrincipalDep, conversation_id: FromPath[str],
                         data: JSONBody[m.ComposingBody]) -> None:
     # Presence knows nothing of conversations: the conversation is checked here (remembered once seen).
-    workspace_id, _ = await gw.locator.find(f"conversation:{conversation_id}", principal,
-                                            lambda ws: gw.upstream.get_conversation(ws, conversation_id))
-    await gw.upstream.set_composing(workspace_id, ppb.Actor(**actor_fields(principal)), conversation_id,
+    workspace_id, _ = await gateway.locator.find(f"conversation:{conversation_id}", principal,
+                                            lambda ws: gateway.upstream.get_conversation(ws, conversation_id))
+    await gateway.upstream.set_composing(workspace_id, common_pb2.Actor(**actor_fields(principal)), conversation_id,
                                     data.composing)
 
 
@@ -236,15 +243,15 @@ async def set_composing(gw: Gw, principal: Caller, conversation_id: FromPath[str
 @get("/api/templates", tags=["templates"], summary="Message templates of a number (or of every number)",
      responses=errors(404))
 async def list_templates(
-    gw: Gw, principal: Caller,
+    gateway: GatewayDep, principal: PrincipalDep,
     number: Annotated[str | None, QueryParameter(description="A number's id; every number when omitted",
                                             max_length=64)] = None,
 ) -> m.TemplateList:
     if number is not None:
-        workspace_id = await gw.locator.number_workspace(principal, number)
-        templates = await gw.upstream.list_templates(workspace_id, number)
+        workspace_id = await gateway.locator.number_workspace(principal, number)
+        templates = await gateway.upstream.list_templates(workspace_id, number)
     else:
-        lists = await asyncio.gather(*(gw.upstream.list_templates(ws, "") for ws in principal.workspaces))
+        lists = await asyncio.gather(*(gateway.upstream.list_templates(ws, "") for ws in principal.workspaces))
         templates = [t for items in lists for t in items]
     return m.TemplateList(items=[convert.template(t) for t in templates])
 
@@ -252,19 +259,20 @@ async def list_templates(
 @get("/api/library", tags=["library"], summary="The content library (text snippets and media)",
      responses=errors(404))
 async def list_library(
-    gw: Gw, principal: Caller,
+    gateway: GatewayDep, principal: PrincipalDep,
     workspace: Annotated[str | None, QueryParameter(description="Every workspace of the agent when omitted",
                                                max_length=200)] = None,
 ) -> m.LibraryList:
-    lists = await asyncio.gather(*(gw.upstream.list_library(ws) for ws in only_member(principal, workspace)))
+    lists = await asyncio.gather(*(gateway.upstream.list_library(ws) for ws in only_member(principal, workspace)))
     return m.LibraryList(items=[convert.library_item(i) for items in lists for i in items])
 
 
 @post("/api/library", status_code=201, tags=["library"], summary="Add a library item (admins)",
       responses=errors(403, 404, 422))
-async def add_library_item(gw: Gw, principal: Caller, data: JSONBody[m.LibraryItemBody]) -> m.LibraryItemEnvelope:
+async def add_library_item(gateway: GatewayDep, principal: PrincipalDep,
+                           data: JSONBody[m.LibraryItemBody]) -> m.LibraryItemEnvelope:
     workspace_id = principal.require_admin(data.workspace_id)
-    request = cpb.AddLibraryItemRequest(workspace_id=workspace_id, agent=conversation_actor(principal),
+    request = conversations_pb2.AddLibraryItemRequest(workspace_id=workspace_id, agent=conversation_actor(principal),
                                         title=data.title, type=convert.LIBRARY_TYPE_VALUE[data.type],
                                         caption=data.caption or "", filename=data.filename or "")
     if data.type == "text":
@@ -274,22 +282,22 @@ async def add_library_item(gw: Gw, principal: Caller, data: JSONBody[m.LibraryIt
     else:
         if not data.upload_id:
             raise InvalidRequest("a media item needs an upload_id (POST /api/uploads)", {"field": "upload_id"})
-        info = await _checked_upload(gw, workspace_id, data.upload_id, data.type)
+        info = await _checked_upload(gateway, workspace_id, data.upload_id, data.type)
         request.upload_id = data.upload_id
         request.filename = data.filename or info.filename
-    return m.LibraryItemEnvelope(item=convert.library_item(await gw.upstream.add_library_item(request)))
+    return m.LibraryItemEnvelope(item=convert.library_item(await gateway.upstream.add_library_item(request)))
 
 
 @delete("/api/library/{item_id:str}", status_code=204, tags=["library"], summary="Remove a library item (admins)",
         responses=errors(403, 404))
-async def remove_library_item(gw: Gw, principal: Caller, item_id: FromPath[str]) -> None:
+async def remove_library_item(gateway: GatewayDep, principal: PrincipalDep, item_id: FromPath[str]) -> None:
     admin_of = [ws for ws, role in sorted(principal.roles.items()) if role == "admin"]
     if not admin_of:
         raise Forbidden("only an admin can remove library items")
     actor = conversation_actor(principal)
 
     async def remove(workspace_id: str) -> bool:
-        await gw.upstream.remove_library_item(workspace_id, actor, item_id)
+        await gateway.upstream.remove_library_item(workspace_id, actor, item_id)
         return True
 
-    await gw.locator.find(f"library:{item_id}", principal, remove, candidates=admin_of)
+    await gateway.locator.find(f"library:{item_id}", principal, remove, candidates=admin_of)

@@ -9,7 +9,7 @@ from litestar.openapi import ResponseSpec
 from litestar.params import HeaderParameter, QueryParameter
 from litestar.types import ASGIApp
 
-from inbox_gateway.api.common import Caller, Gw, errors
+from inbox_gateway.api.common import GatewayDep, PrincipalDep, errors
 from inbox_gateway.stream import EventStream, StreamPolicy
 
 DESCRIPTION = """Server-sent events of the agent's workspaces. Each event's `event:` is its type, `data:` its
@@ -29,12 +29,13 @@ agent is shown online."""
                                   description="An endless text/event-stream", generate_examples=False),
                 **errors()})
 async def stream(
-    gw: Gw, principal: Caller,
+    gateway: GatewayDep, principal: PrincipalDep,
     last_event_id: Annotated[str | None, HeaderParameter(name="Last-Event-ID", required=False, max_length=200)] = None,
     resume_from: Annotated[str | None, QueryParameter(name="last_event_id", required=False, max_length=200,
                                                       description="Same as the Last-Event-ID header")] = None,
 ) -> ASGIApp:
-    subscription = gw.open_stream(principal, last_event_id or resume_from)
-    policy = StreamPolicy(keepalive_s=gw.settings.stream_keepalive_s, send_timeout_s=gw.settings.stream_send_timeout_s)
+    subscription = gateway.open_stream(principal, last_event_id or resume_from)
+    policy = StreamPolicy(keepalive_s=gateway.settings.stream_keepalive_s,
+                          send_timeout_s=gateway.settings.stream_send_timeout_s)
     # A plain ASGI app (not a Litestar Response), so that every write can have a timeout.
-    return cast(ASGIApp, EventStream(gw.hub, subscription, policy))
+    return cast(ASGIApp, EventStream(gateway.hub, subscription, policy))

@@ -14,6 +14,7 @@ from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from inbox.common.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -37,7 +38,10 @@ class _DirectionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Direction.V
     DIRECTION_OUT: _Direction.ValueType  # 2
     """from the business (an agent, an API send, or an SMB app echo)"""
 
-class Direction(_Direction, metaclass=_DirectionEnumTypeWrapper): ...
+class Direction(_Direction, metaclass=_DirectionEnumTypeWrapper):
+    """---------------------------------------------------------------------------------------------
+    Small types of this service (Actor and Money are inbox.common.v1's, shared by every service).
+    """
 
 DIRECTION_UNSPECIFIED: Direction.ValueType  # 0
 DIRECTION_IN: Direction.ValueType  # 1
@@ -154,35 +158,6 @@ LIBRARY_ITEM_TYPE_VIDEO: LibraryItemType.ValueType  # 3
 LIBRARY_ITEM_TYPE_AUDIO: LibraryItemType.ValueType  # 4
 LIBRARY_ITEM_TYPE_DOCUMENT: LibraryItemType.ValueType  # 5
 Global___LibraryItemType: _TypeAlias = LibraryItemType  # noqa: Y015
-
-@_typing.final
-class Actor(_message.Message):
-    """---------------------------------------------------------------------------------------------
-    Shared small types (defined here so the file stays self-contained).
-
-    An agent, as the timeline shows it: the name is copied at the time of the action so the
-    timeline never needs a lookup (and still reads right after an agent is renamed or removed).
-    """
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    ID_FIELD_NUMBER: _builtins.int
-    NAME_FIELD_NUMBER: _builtins.int
-    id: _builtins.str
-    name: _builtins.str
-    def __init__(
-        self,
-        *,
-        id: _builtins.str = ...,
-        name: _builtins.str = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "name", b"name"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___Actor: _TypeAlias = Actor  # noqa: Y015
 
 @_typing.final
 class CustomerSummary(_message.Message):
@@ -321,7 +296,7 @@ class Conversation(_message.Message):
         """unset when there is none yet"""
 
     @_builtins.property
-    def assignee(self) -> Global___Actor:
+    def assignee(self) -> _common_pb2.Actor:
         """unset when unassigned"""
 
     @_builtins.property
@@ -342,7 +317,7 @@ class Conversation(_message.Message):
         last_message: Global___LastMessage | None = ...,
         unread_count: _builtins.int = ...,
         awaiting_reply: _builtins.bool = ...,
-        assignee: Global___Actor | None = ...,
+        assignee: _common_pb2.Actor | None = ...,
         window: Global___Window | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
@@ -576,7 +551,7 @@ class MessageReaction(_message.Message):
     emoji: _builtins.str
     direction: Global___Direction.ValueType
     @_builtins.property
-    def by(self) -> Global___Actor:
+    def by(self) -> _common_pb2.Actor:
         """The agent, or for an inbound reaction the customer (id = customer id, name = their name)."""
 
     @_builtins.property
@@ -585,7 +560,7 @@ class MessageReaction(_message.Message):
         self,
         *,
         emoji: _builtins.str = ...,
-        by: Global___Actor | None = ...,
+        by: _common_pb2.Actor | None = ...,
         direction: Global___Direction.ValueType = ...,
         at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
@@ -697,7 +672,7 @@ class Message(_message.Message):
         """set when status is FAILED"""
 
     @_builtins.property
-    def sent_by(self) -> Global___Actor:
+    def sent_by(self) -> _common_pb2.Actor:
         """the agent who sent it; unset for inbound, API or SMB-app messages"""
 
     @_builtins.property
@@ -727,7 +702,7 @@ class Message(_message.Message):
         reactions: _abc.Iterable[Global___MessageReaction] | None = ...,
         status: Global___MessageStatus.ValueType = ...,
         error: Global___MessageError | None = ...,
-        sent_by: Global___Actor | None = ...,
+        sent_by: _common_pb2.Actor | None = ...,
         at: _timestamp_pb2.Timestamp | None = ...,
         status_at: _timestamp_pb2.Timestamp | None = ...,
         origin: _builtins.str = ...,
@@ -755,7 +730,7 @@ class Note(_message.Message):
     conversation_id: _builtins.str
     text: _builtins.str
     @_builtins.property
-    def author(self) -> Global___Actor: ...
+    def author(self) -> _common_pb2.Actor: ...
     @_builtins.property
     def at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -764,7 +739,7 @@ class Note(_message.Message):
         id: _builtins.str = ...,
         conversation_id: _builtins.str = ...,
         text: _builtins.str = ...,
-        author: Global___Actor | None = ...,
+        author: _common_pb2.Actor | None = ...,
         at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "author", b"author"]  # noqa: Y015
@@ -792,7 +767,7 @@ class Activity(_message.Message):
     A string so new actions need no contract change.
     """
     @_builtins.property
-    def actor(self) -> Global___Actor:
+    def actor(self) -> _common_pb2.Actor:
         """unset when the system did it"""
 
     @_builtins.property
@@ -807,7 +782,7 @@ class Activity(_message.Message):
         id: _builtins.str = ...,
         conversation_id: _builtins.str = ...,
         action: _builtins.str = ...,
-        actor: Global___Actor | None = ...,
+        actor: _common_pb2.Actor | None = ...,
         details: _struct_pb2.Struct | None = ...,
         at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
@@ -983,7 +958,7 @@ class SendMessageRequest(_message.Message):
     reply_to: _builtins.str
     """id of the quoted message; empty for none"""
     @_builtins.property
-    def agent(self) -> Global___Actor:
+    def agent(self) -> _common_pb2.Actor:
         """becomes the message's sent_by"""
 
     @_builtins.property
@@ -995,7 +970,7 @@ class SendMessageRequest(_message.Message):
         *,
         workspace_id: _builtins.str = ...,
         conversation_id: _builtins.str = ...,
-        agent: Global___Actor | None = ...,
+        agent: _common_pb2.Actor | None = ...,
         idempotency_key: _builtins.str = ...,
         reply_to: _builtins.str = ...,
         text: Global___TextContent | None = ...,
@@ -1050,7 +1025,7 @@ class SendTemplateRequest(_message.Message):
     name: _builtins.str
     language: _builtins.str
     @_builtins.property
-    def agent(self) -> Global___Actor: ...
+    def agent(self) -> _common_pb2.Actor: ...
     @_builtins.property
     def params(self) -> _struct_pb2.Struct:
         """{header?: [...], body?: [...], buttons?: [...]}, checked against the template's components."""
@@ -1060,7 +1035,7 @@ class SendTemplateRequest(_message.Message):
         *,
         workspace_id: _builtins.str = ...,
         conversation_id: _builtins.str = ...,
-        agent: Global___Actor | None = ...,
+        agent: _common_pb2.Actor | None = ...,
         idempotency_key: _builtins.str = ...,
         name: _builtins.str = ...,
         language: _builtins.str = ...,
@@ -1106,7 +1081,7 @@ class AddNoteRequest(_message.Message):
     conversation_id: _builtins.str
     text: _builtins.str
     @_builtins.property
-    def agent(self) -> Global___Actor:
+    def agent(self) -> _common_pb2.Actor:
         """the note's author"""
 
     def __init__(
@@ -1114,7 +1089,7 @@ class AddNoteRequest(_message.Message):
         *,
         workspace_id: _builtins.str = ...,
         conversation_id: _builtins.str = ...,
-        agent: Global___Actor | None = ...,
+        agent: _common_pb2.Actor | None = ...,
         text: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent"]  # noqa: Y015
@@ -1156,11 +1131,11 @@ class AssignRequest(_message.Message):
     workspace_id: _builtins.str
     conversation_id: _builtins.str
     @_builtins.property
-    def agent(self) -> Global___Actor:
+    def agent(self) -> _common_pb2.Actor:
         """who does it"""
 
     @_builtins.property
-    def assignee(self) -> Global___Actor:
+    def assignee(self) -> _common_pb2.Actor:
         """unset (or empty id) unassigns"""
 
     def __init__(
@@ -1168,8 +1143,8 @@ class AssignRequest(_message.Message):
         *,
         workspace_id: _builtins.str = ...,
         conversation_id: _builtins.str = ...,
-        agent: Global___Actor | None = ...,
-        assignee: Global___Actor | None = ...,
+        agent: _common_pb2.Actor | None = ...,
+        assignee: _common_pb2.Actor | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "assignee", b"assignee"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
@@ -1209,13 +1184,13 @@ class MarkReadRequest(_message.Message):
     workspace_id: _builtins.str
     conversation_id: _builtins.str
     @_builtins.property
-    def agent(self) -> Global___Actor: ...
+    def agent(self) -> _common_pb2.Actor: ...
     def __init__(
         self,
         *,
         workspace_id: _builtins.str = ...,
         conversation_id: _builtins.str = ...,
-        agent: Global___Actor | None = ...,
+        agent: _common_pb2.Actor | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
@@ -1363,7 +1338,7 @@ class LibraryItem(_message.Message):
         """media items"""
 
     @_builtins.property
-    def created_by(self) -> Global___Actor: ...
+    def created_by(self) -> _common_pb2.Actor: ...
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -1375,7 +1350,7 @@ class LibraryItem(_message.Message):
         type: Global___LibraryItemType.ValueType = ...,
         text: _builtins.str = ...,
         media: Global___Media | None = ...,
-        created_by: Global___Actor | None = ...,
+        created_by: _common_pb2.Actor | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "created_by", b"created_by", "media", b"media"]  # noqa: Y015
@@ -1447,12 +1422,12 @@ class AddLibraryItemRequest(_message.Message):
     caption: _builtins.str
     filename: _builtins.str
     @_builtins.property
-    def agent(self) -> Global___Actor: ...
+    def agent(self) -> _common_pb2.Actor: ...
     def __init__(
         self,
         *,
         workspace_id: _builtins.str = ...,
-        agent: Global___Actor | None = ...,
+        agent: _common_pb2.Actor | None = ...,
         title: _builtins.str = ...,
         type: Global___LibraryItemType.ValueType = ...,
         text: _builtins.str = ...,
@@ -1498,12 +1473,12 @@ class RemoveLibraryItemRequest(_message.Message):
     workspace_id: _builtins.str
     item_id: _builtins.str
     @_builtins.property
-    def agent(self) -> Global___Actor: ...
+    def agent(self) -> _common_pb2.Actor: ...
     def __init__(
         self,
         *,
         workspace_id: _builtins.str = ...,
-        agent: Global___Actor | None = ...,
+        agent: _common_pb2.Actor | None = ...,
         item_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent"]  # noqa: Y015

@@ -22,39 +22,36 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from inbox.common.v1 import common_pb2 as inbox_dot_common_dot_v1_dot_common__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"inbox/customers/v1/customers.proto\x12\x12inbox.customers.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"!\n\x05\x41\x63tor\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\")\n\x05Money\x12\x0e\n\x06\x61mount\x18\x01 \x01(\t\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\"\xf5\x02\n\x08\x43ustomer\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0cworkspace_id\x18\x02 \x01(\t\x12\r\n\x05wa_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x0c\n\x04name\x18\x05 \x01(\t\x12\x14\n\x0cprofile_name\x18\x06 \x01(\t\x12\x13\n\x0bname_edited\x18\x07 \x01(\x08\x12\r\n\x05phone\x18\x08 \x01(\t\x12\x0c\n\x04tags\x18\t \x03(\t\x12+\n\nattributes\x18\n \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x31\n\rfirst_seen_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0clast_seen_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x0e \x01(\x03\"\xc8\x01\n\rCustomerStats\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x0e\n\x06orders\x18\x02 \x01(\x03\x12\x11\n\tdelivered\x18\x03 \x01(\x03\x12\x10\n\x08returned\x18\x04 \x01(\x03\x12\x11\n\tcancelled\x18\x05 \x01(\x03\x12*\n\x07revenue\x18\x06 \x01(\x0b\x32\x19.inbox.customers.v1.Money\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"?\n\x12GetCustomerRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\"E\n\x13GetCustomerResponse\x12.\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x1c.inbox.customers.v1.Customer\"\x19\n\x07TagList\x12\x0e\n\x06values\x18\x01 \x03(\t\"\xe0\x01\n\x15UpdateCustomerRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12(\n\x05\x61gent\x18\x03 \x01(\x0b\x32\x19.inbox.customers.v1.Actor\x12\x11\n\x04name\x18\x04 \x01(\tH\x00\x88\x01\x01\x12)\n\x04tags\x18\x05 \x01(\x0b\x32\x1b.inbox.customers.v1.TagList\x12+\n\nattributes\x18\x06 \x01(\x0b\x32\x17.google.protobuf.StructB\x07\n\x05_name\"H\n\x16UpdateCustomerResponse\x12.\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x1c.inbox.customers.v1.Customer\"D\n\x17GetCustomerStatsRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\"L\n\x18GetCustomerStatsResponse\x12\x30\n\x05stats\x18\x01 \x01(\x0b\x32!.inbox.customers.v1.CustomerStats2\xb2\x02\n\x10\x43ustomersService\x12V\n\x03Get\x12&.inbox.customers.v1.GetCustomerRequest\x1a\'.inbox.customers.v1.GetCustomerResponse\x12_\n\x06Update\x12).inbox.customers.v1.UpdateCustomerRequest\x1a*.inbox.customers.v1.UpdateCustomerResponse\x12\x65\n\x08GetStats\x12+.inbox.customers.v1.GetCustomerStatsRequest\x1a,.inbox.customers.v1.GetCustomerStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"inbox/customers/v1/customers.proto\x12\x12inbox.customers.v1\x1a\x1cinbox/common/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x02\n\x08\x43ustomer\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0cworkspace_id\x18\x02 \x01(\t\x12\r\n\x05wa_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x0c\n\x04name\x18\x05 \x01(\t\x12\x14\n\x0cprofile_name\x18\x06 \x01(\t\x12\x13\n\x0bname_edited\x18\x07 \x01(\x08\x12\r\n\x05phone\x18\x08 \x01(\t\x12\x0c\n\x04tags\x18\t \x03(\t\x12+\n\nattributes\x18\n \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x31\n\rfirst_seen_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0clast_seen_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x0e \x01(\x03\"\xc5\x01\n\rCustomerStats\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x0e\n\x06orders\x18\x02 \x01(\x03\x12\x11\n\tdelivered\x18\x03 \x01(\x03\x12\x10\n\x08returned\x18\x04 \x01(\x03\x12\x11\n\tcancelled\x18\x05 \x01(\x03\x12\'\n\x07revenue\x18\x06 \x01(\x0b\x32\x16.inbox.common.v1.Money\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"?\n\x12GetCustomerRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\"E\n\x13GetCustomerResponse\x12.\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x1c.inbox.customers.v1.Customer\"\x19\n\x07TagList\x12\x0e\n\x06values\x18\x01 \x03(\t\"\xdd\x01\n\x15UpdateCustomerRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12%\n\x05\x61gent\x18\x03 \x01(\x0b\x32\x16.inbox.common.v1.Actor\x12\x11\n\x04name\x18\x04 \x01(\tH\x00\x88\x01\x01\x12)\n\x04tags\x18\x05 \x01(\x0b\x32\x1b.inbox.customers.v1.TagList\x12+\n\nattributes\x18\x06 \x01(\x0b\x32\x17.google.protobuf.StructB\x07\n\x05_name\"H\n\x16UpdateCustomerResponse\x12.\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x1c.inbox.customers.v1.Customer\"D\n\x17GetCustomerStatsRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\"L\n\x18GetCustomerStatsResponse\x12\x30\n\x05stats\x18\x01 \x01(\x0b\x32!.inbox.customers.v1.CustomerStats2\xb2\x02\n\x10\x43ustomersService\x12V\n\x03Get\x12&.inbox.customers.v1.GetCustomerRequest\x1a\'.inbox.customers.v1.GetCustomerResponse\x12_\n\x06Update\x12).inbox.customers.v1.UpdateCustomerRequest\x1a*.inbox.customers.v1.UpdateCustomerResponse\x12\x65\n\x08GetStats\x12+.inbox.customers.v1.GetCustomerStatsRequest\x1a,.inbox.customers.v1.GetCustomerStatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'inbox.customers.v1.customers_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ACTOR']._serialized_start=121
-  _globals['_ACTOR']._serialized_end=154
-  _globals['_MONEY']._serialized_start=156
-  _globals['_MONEY']._serialized_end=197
-  _globals['_CUSTOMER']._serialized_start=200
-  _globals['_CUSTOMER']._serialized_end=573
-  _globals['_CUSTOMERSTATS']._serialized_start=576
-  _globals['_CUSTOMERSTATS']._serialized_end=776
-  _globals['_GETCUSTOMERREQUEST']._serialized_start=778
-  _globals['_GETCUSTOMERREQUEST']._serialized_end=841
-  _globals['_GETCUSTOMERRESPONSE']._serialized_start=843
-  _globals['_GETCUSTOMERRESPONSE']._serialized_end=912
-  _globals['_TAGLIST']._serialized_start=914
-  _globals['_TAGLIST']._serialized_end=939
-  _globals['_UPDATECUSTOMERREQUEST']._serialized_start=942
-  _globals['_UPDATECUSTOMERREQUEST']._serialized_end=1166
-  _globals['_UPDATECUSTOMERRESPONSE']._serialized_start=1168
-  _globals['_UPDATECUSTOMERRESPONSE']._serialized_end=1240
-  _globals['_GETCUSTOMERSTATSREQUEST']._serialized_start=1242
-  _globals['_GETCUSTOMERSTATSREQUEST']._serialized_end=1310
-  _globals['_GETCUSTOMERSTATSRESPONSE']._serialized_start=1312
-  _globals['_GETCUSTOMERSTATSRESPONSE']._serialized_end=1388
-  _globals['_CUSTOMERSSERVICE']._serialized_start=1391
-  _globals['_CUSTOMERSSERVICE']._serialized_end=1697
+  _globals['_CUSTOMER']._serialized_start=152
+  _globals['_CUSTOMER']._serialized_end=525
+  _globals['_CUSTOMERSTATS']._serialized_start=528
+  _globals['_CUSTOMERSTATS']._serialized_end=725
+  _globals['_GETCUSTOMERREQUEST']._serialized_start=727
+  _globals['_GETCUSTOMERREQUEST']._serialized_end=790
+  _globals['_GETCUSTOMERRESPONSE']._serialized_start=792
+  _globals['_GETCUSTOMERRESPONSE']._serialized_end=861
+  _globals['_TAGLIST']._serialized_start=863
+  _globals['_TAGLIST']._serialized_end=888
+  _globals['_UPDATECUSTOMERREQUEST']._serialized_start=891
+  _globals['_UPDATECUSTOMERREQUEST']._serialized_end=1112
+  _globals['_UPDATECUSTOMERRESPONSE']._serialized_start=1114
+  _globals['_UPDATECUSTOMERRESPONSE']._serialized_end=1186
+  _globals['_GETCUSTOMERSTATSREQUEST']._serialized_start=1188
+  _globals['_GETCUSTOMERSTATSREQUEST']._serialized_end=1256
+  _globals['_GETCUSTOMERSTATSRESPONSE']._serialized_start=1258
+  _globals['_GETCUSTOMERSTATSRESPONSE']._serialized_end=1334
+  _globals['_CUSTOMERSSERVICE']._serialized_start=1337
+  _globals['_CUSTOMERSSERVICE']._serialized_end=1643
 # @@protoc_insertion_point(module_scope)

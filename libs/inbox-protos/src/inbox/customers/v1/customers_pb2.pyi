@@ -12,6 +12,7 @@ from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from inbox.common.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -22,54 +23,6 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
-
-@_typing.final
-class Actor(_message.Message):
-    """An agent acting on a customer (kept on the change event: who edited what)."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    ID_FIELD_NUMBER: _builtins.int
-    NAME_FIELD_NUMBER: _builtins.int
-    id: _builtins.str
-    name: _builtins.str
-    def __init__(
-        self,
-        *,
-        id: _builtins.str = ...,
-        name: _builtins.str = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "name", b"name"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___Actor: _TypeAlias = Actor  # noqa: Y015
-
-@_typing.final
-class Money(_message.Message):
-    """Money as a decimal string (never a float) with its ISO 4217 currency, e.g. {"149.90", "EUR"}."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    AMOUNT_FIELD_NUMBER: _builtins.int
-    CURRENCY_FIELD_NUMBER: _builtins.int
-    amount: _builtins.str
-    currency: _builtins.str
-    def __init__(
-        self,
-        *,
-        amount: _builtins.str = ...,
-        currency: _builtins.str = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "currency", b"currency"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___Money: _TypeAlias = Money  # noqa: Y015
 
 @_typing.final
 class Customer(_message.Message):
@@ -160,7 +113,7 @@ class CustomerStats(_message.Message):
     returned: _builtins.int
     cancelled: _builtins.int
     @_builtins.property
-    def revenue(self) -> Global___Money: ...
+    def revenue(self) -> _common_pb2.Money: ...
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -171,7 +124,7 @@ class CustomerStats(_message.Message):
         delivered: _builtins.int = ...,
         returned: _builtins.int = ...,
         cancelled: _builtins.int = ...,
-        revenue: Global___Money | None = ...,
+        revenue: _common_pb2.Money | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["revenue", b"revenue", "updated_at", b"updated_at"]  # noqa: Y015
@@ -261,7 +214,7 @@ class UpdateCustomerRequest(_message.Message):
     name: _builtins.str
     """present: an agent-edited name (sets name_edited)"""
     @_builtins.property
-    def agent(self) -> Global___Actor: ...
+    def agent(self) -> _common_pb2.Actor: ...
     @_builtins.property
     def tags(self) -> Global___TagList:
         """present: replaces the tags"""
@@ -275,7 +228,7 @@ class UpdateCustomerRequest(_message.Message):
         *,
         workspace_id: _builtins.str = ...,
         customer_id: _builtins.str = ...,
-        agent: Global___Actor | None = ...,
+        agent: _common_pb2.Actor | None = ...,
         name: _builtins.str | None = ...,
         tags: Global___TagList | None = ...,
         attributes: _struct_pb2.Struct | None = ...,

@@ -22,46 +22,43 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from inbox.common.v1 import common_pb2 as inbox_dot_common_dot_v1_dot_common__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cinbox/orders/v1/orders.proto\x12\x0finbox.orders.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"!\n\x05\x41\x63tor\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\")\n\x05Money\x12\x0e\n\x06\x61mount\x18\x01 \x01(\t\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\"`\n\tOrderItem\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\x12\x12\n\nunit_price\x18\x04 \x01(\t\x12\x12\n\nline_total\x18\x05 \x01(\t\"\xa6\x01\n\x0fShippingAddress\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05phone\x18\x02 \x01(\t\x12\r\n\x05line1\x18\x03 \x01(\t\x12\r\n\x05line2\x18\x04 \x01(\t\x12\x0c\n\x04\x63ity\x18\x05 \x01(\t\x12\x0e\n\x06region\x18\x06 \x01(\t\x12\x13\n\x0bpostal_code\x18\x07 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x08 \x01(\t\x12\x14\n\x0cinstructions\x18\t \x01(\t\"\x85\x01\n\x0bStageChange\x12*\n\x05stage\x18\x01 \x01(\x0e\x32\x1b.inbox.orders.v1.OrderStage\x12\"\n\x02\x62y\x18\x02 \x01(\x0b\x32\x16.inbox.orders.v1.Actor\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf9\x03\n\x05Order\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0cworkspace_id\x18\x02 \x01(\t\x12\x0e\n\x06number\x18\x03 \x01(\x03\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x05 \x01(\t\x12)\n\x05items\x18\x06 \x03(\x0b\x32\x1a.inbox.orders.v1.OrderItem\x12%\n\x05total\x18\x07 \x01(\x0b\x32\x16.inbox.orders.v1.Money\x12\x32\n\x08shipping\x18\x08 \x01(\x0b\x32 .inbox.orders.v1.ShippingAddress\x12*\n\x05stage\x18\t \x01(\x0e\x32\x1b.inbox.orders.v1.OrderStage\x12\x33\n\rstage_history\x18\n \x03(\x0b\x32\x1c.inbox.orders.v1.StageChange\x12\x0c\n\x04note\x18\x0b \x01(\t\x12*\n\ncreated_by\x18\x0c \x01(\x0b\x32\x16.inbox.orders.v1.Actor\x12.\n\ncreated_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x0f \x01(\x03\"\x9c\x02\n\x12\x43reateOrderRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12)\n\x05items\x18\x04 \x03(\x0b\x32\x1a.inbox.orders.v1.OrderItem\x12\x32\n\x08shipping\x18\x05 \x01(\x0b\x32 .inbox.orders.v1.ShippingAddress\x12\x0c\n\x04note\x18\x06 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\t\x12*\n\ncreated_by\x18\x08 \x01(\x0b\x32\x16.inbox.orders.v1.Actor\x12\x10\n\x08\x63urrency\x18\t \x01(\t\"<\n\x13\x43reateOrderResponse\x12%\n\x05order\x18\x01 \x01(\x0b\x32\x16.inbox.orders.v1.Order\"9\n\x0fGetOrderRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\"9\n\x10GetOrderResponse\x12%\n\x05order\x18\x01 \x01(\x0b\x32\x16.inbox.orders.v1.Order\"g\n\x1bListOrdersByCustomerRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\"\x8a\x01\n\x1cListOrdersByCustomerResponse\x12&\n\x06orders\x18\x01 \x03(\x0b\x32\x16.inbox.orders.v1.Order\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\x12-\n\rcurrent_order\x18\x03 \x01(\x0b\x32\x16.inbox.orders.v1.Order\"\x94\x01\n\x17\x43hangeOrderStageRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12*\n\x05stage\x18\x03 \x01(\x0e\x32\x1b.inbox.orders.v1.OrderStage\x12%\n\x05\x61gent\x18\x04 \x01(\x0b\x32\x16.inbox.orders.v1.Actor\"A\n\x18\x43hangeOrderStageResponse\x12%\n\x05order\x18\x01 \x01(\x0b\x32\x16.inbox.orders.v1.Order*\xc2\x01\n\nOrderStage\x12\x1b\n\x17ORDER_STAGE_UNSPECIFIED\x10\x00\x12\x13\n\x0fORDER_STAGE_NEW\x10\x01\x12\x19\n\x15ORDER_STAGE_CONFIRMED\x10\x02\x12\x17\n\x13ORDER_STAGE_SHIPPED\x10\x03\x12\x19\n\x15ORDER_STAGE_DELIVERED\x10\x04\x12\x19\n\x15ORDER_STAGE_CANCELLED\x10\x05\x12\x18\n\x14ORDER_STAGE_RETURNED\x10\x06\x32\x83\x03\n\rOrdersService\x12S\n\x06\x43reate\x12#.inbox.orders.v1.CreateOrderRequest\x1a$.inbox.orders.v1.CreateOrderResponse\x12J\n\x03Get\x12 .inbox.orders.v1.GetOrderRequest\x1a!.inbox.orders.v1.GetOrderResponse\x12m\n\x0eListByCustomer\x12,.inbox.orders.v1.ListOrdersByCustomerRequest\x1a-.inbox.orders.v1.ListOrdersByCustomerResponse\x12\x62\n\x0b\x43hangeStage\x12(.inbox.orders.v1.ChangeOrderStageRequest\x1a).inbox.orders.v1.ChangeOrderStageResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cinbox/orders/v1/orders.proto\x12\x0finbox.orders.v1\x1a\x1cinbox/common/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"`\n\tOrderItem\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\x12\x12\n\nunit_price\x18\x04 \x01(\t\x12\x12\n\nline_total\x18\x05 \x01(\t\"\xa6\x01\n\x0fShippingAddress\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05phone\x18\x02 \x01(\t\x12\r\n\x05line1\x18\x03 \x01(\t\x12\r\n\x05line2\x18\x04 \x01(\t\x12\x0c\n\x04\x63ity\x18\x05 \x01(\t\x12\x0e\n\x06region\x18\x06 \x01(\t\x12\x13\n\x0bpostal_code\x18\x07 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x08 \x01(\t\x12\x14\n\x0cinstructions\x18\t \x01(\t\"\x85\x01\n\x0bStageChange\x12*\n\x05stage\x18\x01 \x01(\x0e\x32\x1b.inbox.orders.v1.OrderStage\x12\"\n\x02\x62y\x18\x02 \x01(\x0b\x32\x16.inbox.common.v1.Actor\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf9\x03\n\x05Order\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0cworkspace_id\x18\x02 \x01(\t\x12\x0e\n\x06number\x18\x03 \x01(\x03\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x05 \x01(\t\x12)\n\x05items\x18\x06 \x03(\x0b\x32\x1a.inbox.orders.v1.OrderItem\x12%\n\x05total\x18\x07 \x01(\x0b\x32\x16.inbox.common.v1.Money\x12\x32\n\x08shipping\x18\x08 \x01(\x0b\x32 .inbox.orders.v1.ShippingAddress\x12*\n\x05stage\x18\t \x01(\x0e\x32\x1b.inbox.orders.v1.OrderStage\x12\x33\n\rstage_history\x18\n \x03(\x0b\x32\x1c.inbox.orders.v1.StageChange\x12\x0c\n\x04note\x18\x0b \x01(\t\x12*\n\ncreated_by\x18\x0c \x01(\x0b\x32\x16.inbox.common.v1.Actor\x12.\n\ncreated_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x0f \x01(\x03\"\x9c\x02\n\x12\x43reateOrderRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12)\n\x05items\x18\x04 \x03(\x0b\x32\x1a.inbox.orders.v1.OrderItem\x12\x32\n\x08shipping\x18\x05 \x01(\x0b\x32 .inbox.orders.v1.ShippingAddress\x12\x0c\n\x04note\x18\x06 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\t\x12*\n\ncreated_by\x18\x08 \x01(\x0b\x32\x16.inbox.common.v1.Actor\x12\x10\n\x08\x63urrency\x18\t \x01(\t\"<\n\x13\x43reateOrderResponse\x12%\n\x05order\x18\x01 \x01(\x0b\x32\x16.inbox.orders.v1.Order\"9\n\x0fGetOrderRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\"9\n\x10GetOrderResponse\x12%\n\x05order\x18\x01 \x01(\x0b\x32\x16.inbox.orders.v1.Order\"g\n\x1bListOrdersByCustomerRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\"\x8a\x01\n\x1cListOrdersByCustomerResponse\x12&\n\x06orders\x18\x01 \x03(\x0b\x32\x16.inbox.orders.v1.Order\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\x12-\n\rcurrent_order\x18\x03 \x01(\x0b\x32\x16.inbox.orders.v1.Order\"\x94\x01\n\x17\x43hangeOrderStageRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12*\n\x05stage\x18\x03 \x01(\x0e\x32\x1b.inbox.orders.v1.OrderStage\x12%\n\x05\x61gent\x18\x04 \x01(\x0b\x32\x16.inbox.common.v1.Actor\"A\n\x18\x43hangeOrderStageResponse\x12%\n\x05order\x18\x01 \x01(\x0b\x32\x16.inbox.orders.v1.Order*\xc2\x01\n\nOrderStage\x12\x1b\n\x17ORDER_STAGE_UNSPECIFIED\x10\x00\x12\x13\n\x0fORDER_STAGE_NEW\x10\x01\x12\x19\n\x15ORDER_STAGE_CONFIRMED\x10\x02\x12\x17\n\x13ORDER_STAGE_SHIPPED\x10\x03\x12\x19\n\x15ORDER_STAGE_DELIVERED\x10\x04\x12\x19\n\x15ORDER_STAGE_CANCELLED\x10\x05\x12\x18\n\x14ORDER_STAGE_RETURNED\x10\x06\x32\x83\x03\n\rOrdersService\x12S\n\x06\x43reate\x12#.inbox.orders.v1.CreateOrderRequest\x1a$.inbox.orders.v1.CreateOrderResponse\x12J\n\x03Get\x12 .inbox.orders.v1.GetOrderRequest\x1a!.inbox.orders.v1.GetOrderResponse\x12m\n\x0eListByCustomer\x12,.inbox.orders.v1.ListOrdersByCustomerRequest\x1a-.inbox.orders.v1.ListOrdersByCustomerResponse\x12\x62\n\x0b\x43hangeStage\x12(.inbox.orders.v1.ChangeOrderStageRequest\x1a).inbox.orders.v1.ChangeOrderStageResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'inbox.orders.v1.orders_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ORDERSTAGE']._serialized_start=2003
-  _globals['_ORDERSTAGE']._serialized_end=2197
-  _globals['_ACTOR']._serialized_start=82
-  _globals['_ACTOR']._serialized_end=115
-  _globals['_MONEY']._serialized_start=117
-  _globals['_MONEY']._serialized_end=158
-  _globals['_ORDERITEM']._serialized_start=160
-  _globals['_ORDERITEM']._serialized_end=256
-  _globals['_SHIPPINGADDRESS']._serialized_start=259
-  _globals['_SHIPPINGADDRESS']._serialized_end=425
-  _globals['_STAGECHANGE']._serialized_start=428
-  _globals['_STAGECHANGE']._serialized_end=561
-  _globals['_ORDER']._serialized_start=564
-  _globals['_ORDER']._serialized_end=1069
-  _globals['_CREATEORDERREQUEST']._serialized_start=1072
-  _globals['_CREATEORDERREQUEST']._serialized_end=1356
-  _globals['_CREATEORDERRESPONSE']._serialized_start=1358
-  _globals['_CREATEORDERRESPONSE']._serialized_end=1418
-  _globals['_GETORDERREQUEST']._serialized_start=1420
-  _globals['_GETORDERREQUEST']._serialized_end=1477
-  _globals['_GETORDERRESPONSE']._serialized_start=1479
-  _globals['_GETORDERRESPONSE']._serialized_end=1536
-  _globals['_LISTORDERSBYCUSTOMERREQUEST']._serialized_start=1538
-  _globals['_LISTORDERSBYCUSTOMERREQUEST']._serialized_end=1641
-  _globals['_LISTORDERSBYCUSTOMERRESPONSE']._serialized_start=1644
-  _globals['_LISTORDERSBYCUSTOMERRESPONSE']._serialized_end=1782
-  _globals['_CHANGEORDERSTAGEREQUEST']._serialized_start=1785
-  _globals['_CHANGEORDERSTAGEREQUEST']._serialized_end=1933
-  _globals['_CHANGEORDERSTAGERESPONSE']._serialized_start=1935
-  _globals['_CHANGEORDERSTAGERESPONSE']._serialized_end=2000
-  _globals['_ORDERSSERVICE']._serialized_start=2200
-  _globals['_ORDERSSERVICE']._serialized_end=2587
+  _globals['_ORDERSTAGE']._serialized_start=1955
+  _globals['_ORDERSTAGE']._serialized_end=2149
+  _globals['_ORDERITEM']._serialized_start=112
+  _globals['_ORDERITEM']._serialized_end=208
+  _globals['_SHIPPINGADDRESS']._serialized_start=211
+  _globals['_SHIPPINGADDRESS']._serialized_end=377
+  _globals['_STAGECHANGE']._serialized_start=380
+  _globals['_STAGECHANGE']._serialized_end=513
+  _globals['_ORDER']._serialized_start=516
+  _globals['_ORDER']._serialized_end=1021
+  _globals['_CREATEORDERREQUEST']._serialized_start=1024
+  _globals['_CREATEORDERREQUEST']._serialized_end=1308
+  _globals['_CREATEORDERRESPONSE']._serialized_start=1310
+  _globals['_CREATEORDERRESPONSE']._serialized_end=1370
+  _globals['_GETORDERREQUEST']._serialized_start=1372
+  _globals['_GETORDERREQUEST']._serialized_end=1429
+  _globals['_GETORDERRESPONSE']._serialized_start=1431
+  _globals['_GETORDERRESPONSE']._serialized_end=1488
+  _globals['_LISTORDERSBYCUSTOMERREQUEST']._serialized_start=1490
+  _globals['_LISTORDERSBYCUSTOMERREQUEST']._serialized_end=1593
+  _globals['_LISTORDERSBYCUSTOMERRESPONSE']._serialized_start=1596
+  _globals['_LISTORDERSBYCUSTOMERRESPONSE']._serialized_end=1734
+  _globals['_CHANGEORDERSTAGEREQUEST']._serialized_start=1737
+  _globals['_CHANGEORDERSTAGEREQUEST']._serialized_end=1885
+  _globals['_CHANGEORDERSTAGERESPONSE']._serialized_start=1887
+  _globals['_CHANGEORDERSTAGERESPONSE']._serialized_end=1952
+  _globals['_ORDERSSERVICE']._serialized_start=2152
+  _globals['_ORDERSSERVICE']._serialized_end=2539
 # @@protoc_insertion_point(module_scope)

@@ -11,6 +11,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from inbox.common.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -47,54 +48,6 @@ ORDER_STAGE_DELIVERED: OrderStage.ValueType  # 4
 ORDER_STAGE_CANCELLED: OrderStage.ValueType  # 5
 ORDER_STAGE_RETURNED: OrderStage.ValueType  # 6
 Global___OrderStage: _TypeAlias = OrderStage  # noqa: Y015
-
-@_typing.final
-class Actor(_message.Message):
-    """An agent, with the name copied at the time of the action (history reads right forever)."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    ID_FIELD_NUMBER: _builtins.int
-    NAME_FIELD_NUMBER: _builtins.int
-    id: _builtins.str
-    name: _builtins.str
-    def __init__(
-        self,
-        *,
-        id: _builtins.str = ...,
-        name: _builtins.str = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "name", b"name"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___Actor: _TypeAlias = Actor  # noqa: Y015
-
-@_typing.final
-class Money(_message.Message):
-    """Money as a decimal string (never a float) with its ISO 4217 currency, e.g. {"149.90", "EUR"}."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    AMOUNT_FIELD_NUMBER: _builtins.int
-    CURRENCY_FIELD_NUMBER: _builtins.int
-    amount: _builtins.str
-    currency: _builtins.str
-    def __init__(
-        self,
-        *,
-        amount: _builtins.str = ...,
-        currency: _builtins.str = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "currency", b"currency"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___Money: _TypeAlias = Money  # noqa: Y015
 
 @_typing.final
 class OrderItem(_message.Message):
@@ -185,14 +138,14 @@ class StageChange(_message.Message):
     AT_FIELD_NUMBER: _builtins.int
     stage: Global___OrderStage.ValueType
     @_builtins.property
-    def by(self) -> Global___Actor: ...
+    def by(self) -> _common_pb2.Actor: ...
     @_builtins.property
     def at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
         stage: Global___OrderStage.ValueType = ...,
-        by: Global___Actor | None = ...,
+        by: _common_pb2.Actor | None = ...,
         at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "by", b"by"]  # noqa: Y015
@@ -235,7 +188,7 @@ class Order(_message.Message):
     @_builtins.property
     def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrderItem]: ...
     @_builtins.property
-    def total(self) -> Global___Money: ...
+    def total(self) -> _common_pb2.Money: ...
     @_builtins.property
     def shipping(self) -> Global___ShippingAddress:
         """unset when none was given"""
@@ -245,7 +198,7 @@ class Order(_message.Message):
         """oldest first; starts with NEW"""
 
     @_builtins.property
-    def created_by(self) -> Global___Actor: ...
+    def created_by(self) -> _common_pb2.Actor: ...
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -259,12 +212,12 @@ class Order(_message.Message):
         customer_id: _builtins.str = ...,
         conversation_id: _builtins.str = ...,
         items: _abc.Iterable[Global___OrderItem] | None = ...,
-        total: Global___Money | None = ...,
+        total: _common_pb2.Money | None = ...,
         shipping: Global___ShippingAddress | None = ...,
         stage: Global___OrderStage.ValueType = ...,
         stage_history: _abc.Iterable[Global___StageChange] | None = ...,
         note: _builtins.str = ...,
-        created_by: Global___Actor | None = ...,
+        created_by: _common_pb2.Actor | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         version: _builtins.int = ...,
@@ -303,7 +256,7 @@ class CreateOrderRequest(_message.Message):
     @_builtins.property
     def shipping(self) -> Global___ShippingAddress: ...
     @_builtins.property
-    def created_by(self) -> Global___Actor: ...
+    def created_by(self) -> _common_pb2.Actor: ...
     def __init__(
         self,
         *,
@@ -314,7 +267,7 @@ class CreateOrderRequest(_message.Message):
         shipping: Global___ShippingAddress | None = ...,
         note: _builtins.str = ...,
         idempotency_key: _builtins.str = ...,
-        created_by: Global___Actor | None = ...,
+        created_by: _common_pb2.Actor | None = ...,
         currency: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_by", b"created_by", "shipping", b"shipping"]  # noqa: Y015
@@ -462,14 +415,14 @@ class ChangeOrderStageRequest(_message.Message):
     stage: Global___OrderStage.ValueType
     """the stage to move to"""
     @_builtins.property
-    def agent(self) -> Global___Actor: ...
+    def agent(self) -> _common_pb2.Actor: ...
     def __init__(
         self,
         *,
         workspace_id: _builtins.str = ...,
         order_id: _builtins.str = ...,
         stage: Global___OrderStage.ValueType = ...,
-        agent: Global___Actor | None = ...,
+        agent: _common_pb2.Actor | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...

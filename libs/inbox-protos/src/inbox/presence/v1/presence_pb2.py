@@ -22,40 +22,39 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from inbox.common.v1 import common_pb2 as inbox_dot_common_dot_v1_dot_common__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n inbox/presence/v1/presence.proto\x12\x11inbox.presence.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"!\n\x05\x41\x63tor\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"Q\n\x10HeartbeatRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\'\n\x05\x61gent\x18\x02 \x01(\x0b\x32\x18.inbox.presence.v1.Actor\"C\n\x11HeartbeatResponse\x12.\n\nexpires_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x80\x01\n\x13SetComposingRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\'\n\x05\x61gent\x18\x02 \x01(\x0b\x32\x18.inbox.presence.v1.Actor\x12\x17\n\x0f\x63onversation_id\x18\x03 \x01(\t\x12\x11\n\tcomposing\x18\x04 \x01(\x08\"F\n\x14SetComposingResponse\x12.\n\nexpires_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"k\n\x11SetViewingRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\'\n\x05\x61gent\x18\x02 \x01(\x0b\x32\x18.inbox.presence.v1.Actor\x12\x17\n\x0f\x63onversation_id\x18\x03 \x01(\t\"D\n\x12SetViewingResponse\x12.\n\nexpires_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x93\x01\n\rAgentActivity\x12\'\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x18.inbox.presence.v1.Actor\x12)\n\x05since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x97\x01\n\x14\x43onversationPresence\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x33\n\tcomposing\x18\x02 \x03(\x0b\x32 .inbox.presence.v1.AgentActivity\x12\x31\n\x07viewing\x18\x03 \x03(\x0b\x32 .inbox.presence.v1.AgentActivity\"\xba\x01\n\rAgentPresence\x12\'\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x18.inbox.presence.v1.Actor\x12-\n\tlast_seen\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0conline_since\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1f\n\x17viewing_conversation_id\x18\x04 \x01(\t\"D\n\x12GetPresenceRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x18\n\x10\x63onversation_ids\x18\x02 \x03(\t\"\x87\x01\n\x13GetPresenceResponse\x12>\n\rconversations\x18\x01 \x03(\x0b\x32\'.inbox.presence.v1.ConversationPresence\x12\x30\n\x06\x61gents\x18\x02 \x03(\x0b\x32 .inbox.presence.v1.AgentPresence2\x83\x03\n\x0fPresenceService\x12V\n\tHeartbeat\x12#.inbox.presence.v1.HeartbeatRequest\x1a$.inbox.presence.v1.HeartbeatResponse\x12_\n\x0cSetComposing\x12&.inbox.presence.v1.SetComposingRequest\x1a\'.inbox.presence.v1.SetComposingResponse\x12Y\n\nSetViewing\x12$.inbox.presence.v1.SetViewingRequest\x1a%.inbox.presence.v1.SetViewingResponse\x12\\\n\x0bGetPresence\x12%.inbox.presence.v1.GetPresenceRequest\x1a&.inbox.presence.v1.GetPresenceResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n inbox/presence/v1/presence.proto\x12\x11inbox.presence.v1\x1a\x1cinbox/common/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"O\n\x10HeartbeatRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12%\n\x05\x61gent\x18\x02 \x01(\x0b\x32\x16.inbox.common.v1.Actor\"C\n\x11HeartbeatResponse\x12.\n\nexpires_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"~\n\x13SetComposingRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12%\n\x05\x61gent\x18\x02 \x01(\x0b\x32\x16.inbox.common.v1.Actor\x12\x17\n\x0f\x63onversation_id\x18\x03 \x01(\t\x12\x11\n\tcomposing\x18\x04 \x01(\x08\"F\n\x14SetComposingResponse\x12.\n\nexpires_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"i\n\x11SetViewingRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12%\n\x05\x61gent\x18\x02 \x01(\x0b\x32\x16.inbox.common.v1.Actor\x12\x17\n\x0f\x63onversation_id\x18\x03 \x01(\t\"D\n\x12SetViewingResponse\x12.\n\nexpires_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x91\x01\n\rAgentActivity\x12%\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x16.inbox.common.v1.Actor\x12)\n\x05since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x97\x01\n\x14\x43onversationPresence\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x33\n\tcomposing\x18\x02 \x03(\x0b\x32 .inbox.presence.v1.AgentActivity\x12\x31\n\x07viewing\x18\x03 \x03(\x0b\x32 .inbox.presence.v1.AgentActivity\"\xb8\x01\n\rAgentPresence\x12%\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x16.inbox.common.v1.Actor\x12-\n\tlast_seen\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0conline_since\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1f\n\x17viewing_conversation_id\x18\x04 \x01(\t\"D\n\x12GetPresenceRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x18\n\x10\x63onversation_ids\x18\x02 \x03(\t\"\x87\x01\n\x13GetPresenceResponse\x12>\n\rconversations\x18\x01 \x03(\x0b\x32\'.inbox.presence.v1.ConversationPresence\x12\x30\n\x06\x61gents\x18\x02 \x03(\x0b\x32 .inbox.presence.v1.AgentPresence2\x83\x03\n\x0fPresenceService\x12V\n\tHeartbeat\x12#.inbox.presence.v1.HeartbeatRequest\x1a$.inbox.presence.v1.HeartbeatResponse\x12_\n\x0cSetComposing\x12&.inbox.presence.v1.SetComposingRequest\x1a\'.inbox.presence.v1.SetComposingResponse\x12Y\n\nSetViewing\x12$.inbox.presence.v1.SetViewingRequest\x1a%.inbox.presence.v1.SetViewingResponse\x12\\\n\x0bGetPresence\x12%.inbox.presence.v1.GetPresenceRequest\x1a&.inbox.presence.v1.GetPresenceResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'inbox.presence.v1.presence_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ACTOR']._serialized_start=88
-  _globals['_ACTOR']._serialized_end=121
-  _globals['_HEARTBEATREQUEST']._serialized_start=123
-  _globals['_HEARTBEATREQUEST']._serialized_end=204
-  _globals['_HEARTBEATRESPONSE']._serialized_start=206
-  _globals['_HEARTBEATRESPONSE']._serialized_end=273
-  _globals['_SETCOMPOSINGREQUEST']._serialized_start=276
-  _globals['_SETCOMPOSINGREQUEST']._serialized_end=404
-  _globals['_SETCOMPOSINGRESPONSE']._serialized_start=406
-  _globals['_SETCOMPOSINGRESPONSE']._serialized_end=476
-  _globals['_SETVIEWINGREQUEST']._serialized_start=478
-  _globals['_SETVIEWINGREQUEST']._serialized_end=585
-  _globals['_SETVIEWINGRESPONSE']._serialized_start=587
-  _globals['_SETVIEWINGRESPONSE']._serialized_end=655
-  _globals['_AGENTACTIVITY']._serialized_start=658
-  _globals['_AGENTACTIVITY']._serialized_end=805
-  _globals['_CONVERSATIONPRESENCE']._serialized_start=808
-  _globals['_CONVERSATIONPRESENCE']._serialized_end=959
-  _globals['_AGENTPRESENCE']._serialized_start=962
-  _globals['_AGENTPRESENCE']._serialized_end=1148
-  _globals['_GETPRESENCEREQUEST']._serialized_start=1150
-  _globals['_GETPRESENCEREQUEST']._serialized_end=1218
-  _globals['_GETPRESENCERESPONSE']._serialized_start=1221
-  _globals['_GETPRESENCERESPONSE']._serialized_end=1356
-  _globals['_PRESENCESERVICE']._serialized_start=1359
-  _globals['_PRESENCESERVICE']._serialized_end=1746
+  _globals['_HEARTBEATREQUEST']._serialized_start=118
+  _globals['_HEARTBEATREQUEST']._serialized_end=197
+  _globals['_HEARTBEATRESPONSE']._serialized_start=199
+  _globals['_HEARTBEATRESPONSE']._serialized_end=266
+  _globals['_SETCOMPOSINGREQUEST']._serialized_start=268
+  _globals['_SETCOMPOSINGREQUEST']._serialized_end=394
+  _globals['_SETCOMPOSINGRESPONSE']._serialized_start=396
+  _globals['_SETCOMPOSINGRESPONSE']._serialized_end=466
+  _globals['_SETVIEWINGREQUEST']._serialized_start=468
+  _globals['_SETVIEWINGREQUEST']._serialized_end=573
+  _globals['_SETVIEWINGRESPONSE']._serialized_start=575
+  _globals['_SETVIEWINGRESPONSE']._serialized_end=643
+  _globals['_AGENTACTIVITY']._serialized_start=646
+  _globals['_AGENTACTIVITY']._serialized_end=791
+  _globals['_CONVERSATIONPRESENCE']._serialized_start=794
+  _globals['_CONVERSATIONPRESENCE']._serialized_end=945
+  _globals['_AGENTPRESENCE']._serialized_start=948
+  _globals['_AGENTPRESENCE']._serialized_end=1132
+  _globals['_GETPRESENCEREQUEST']._serialized_start=1134
+  _globals['_GETPRESENCEREQUEST']._serialized_end=1202
+  _globals['_GETPRESENCERESPONSE']._serialized_start=1205
+  _globals['_GETPRESENCERESPONSE']._serialized_end=1340
+  _globals['_PRESENCESERVICE']._serialized_start=1343
+  _globals['_PRESENCESERVICE']._serialized_end=1730
 # @@protoc_insertion_point(module_scope)

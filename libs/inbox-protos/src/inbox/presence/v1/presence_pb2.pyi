@@ -11,6 +11,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from inbox.common.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -23,28 +24,6 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
-class Actor(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    ID_FIELD_NUMBER: _builtins.int
-    NAME_FIELD_NUMBER: _builtins.int
-    id: _builtins.str
-    name: _builtins.str
-    def __init__(
-        self,
-        *,
-        id: _builtins.str = ...,
-        name: _builtins.str = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "name", b"name"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___Actor: _TypeAlias = Actor  # noqa: Y015
-
-@_typing.final
 class HeartbeatRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -52,12 +31,12 @@ class HeartbeatRequest(_message.Message):
     AGENT_FIELD_NUMBER: _builtins.int
     workspace_id: _builtins.str
     @_builtins.property
-    def agent(self) -> Global___Actor: ...
+    def agent(self) -> _common_pb2.Actor: ...
     def __init__(
         self,
         *,
         workspace_id: _builtins.str = ...,
-        agent: Global___Actor | None = ...,
+        agent: _common_pb2.Actor | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
@@ -101,12 +80,12 @@ class SetComposingRequest(_message.Message):
     conversation_id: _builtins.str
     composing: _builtins.bool
     @_builtins.property
-    def agent(self) -> Global___Actor: ...
+    def agent(self) -> _common_pb2.Actor: ...
     def __init__(
         self,
         *,
         workspace_id: _builtins.str = ...,
-        agent: Global___Actor | None = ...,
+        agent: _common_pb2.Actor | None = ...,
         conversation_id: _builtins.str = ...,
         composing: _builtins.bool = ...,
     ) -> None: ...
@@ -151,12 +130,12 @@ class SetViewingRequest(_message.Message):
     conversation_id: _builtins.str
     """empty: viewing none"""
     @_builtins.property
-    def agent(self) -> Global___Actor: ...
+    def agent(self) -> _common_pb2.Actor: ...
     def __init__(
         self,
         *,
         workspace_id: _builtins.str = ...,
-        agent: Global___Actor | None = ...,
+        agent: _common_pb2.Actor | None = ...,
         conversation_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent"]  # noqa: Y015
@@ -199,7 +178,7 @@ class AgentActivity(_message.Message):
     SINCE_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def agent(self) -> Global___Actor: ...
+    def agent(self) -> _common_pb2.Actor: ...
     @_builtins.property
     def since(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -207,7 +186,7 @@ class AgentActivity(_message.Message):
     def __init__(
         self,
         *,
-        agent: Global___Actor | None = ...,
+        agent: _common_pb2.Actor | None = ...,
         since: _timestamp_pb2.Timestamp | None = ...,
         expires_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
@@ -259,7 +238,7 @@ class AgentPresence(_message.Message):
     viewing_conversation_id: _builtins.str
     """empty when viewing none"""
     @_builtins.property
-    def agent(self) -> Global___Actor: ...
+    def agent(self) -> _common_pb2.Actor: ...
     @_builtins.property
     def last_seen(self) -> _timestamp_pb2.Timestamp:
         """last heartbeat"""
@@ -269,7 +248,7 @@ class AgentPresence(_message.Message):
     def __init__(
         self,
         *,
-        agent: Global___Actor | None = ...,
+        agent: _common_pb2.Actor | None = ...,
         last_seen: _timestamp_pb2.Timestamp | None = ...,
         online_since: _timestamp_pb2.Timestamp | None = ...,
         viewing_conversation_id: _builtins.str = ...,

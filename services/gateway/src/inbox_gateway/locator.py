@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from inbox.ingest.v1 import ingest_pb2 as ipb
+from inbox.ingest.v1 import ingest_pb2
 from inbox_core.errors import NotFound
 from inbox_gateway.accounts import Principal
 from inbox_gateway.upstream import Upstream
@@ -35,7 +35,7 @@ class Locator:
         self.channels_cache_s = channels_cache_s
         self._remember = remember
         self._homes: OrderedDict[str, str] = OrderedDict()
-        self._channels: dict[str, tuple[float, list[ipb.Channel]]] = {}
+        self._channels: dict[str, tuple[float, list[ingest_pb2.Channel]]] = {}
 
     def _known(self, key: str, principal: Principal) -> str | None:
         home = self._homes.get(key)
@@ -87,7 +87,7 @@ class Locator:
 
     # --- numbers ------------------------------------------------------------------------------------------
 
-    async def channels(self, workspace_id: str, fresh: bool = False) -> list[ipb.Channel]:
+    async def channels(self, workspace_id: str, fresh: bool = False) -> list[ingest_pb2.Channel]:
         cached = self._channels.get(workspace_id)
         now = time.monotonic()
         if cached is not None and not fresh and now - cached[0] < self.channels_cache_s:
