@@ -56,8 +56,9 @@ class GatewaySettings(ServiceSettings):
     default_currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
 
     # --- calls to the services ------------------------------------------------------------------------
-    # Streaming a media file to or from ingest may take longer than an ordinary call's deadline.
-    media_deadline_s: float = Field(default=120.0, gt=0)
+    # Streaming a media file to or from ingest may take longer than an ordinary call's deadline: the whole
+    # stream, as fast as the browser sends or reads (a 100 MB document at 2 Mbit/s takes about 7 minutes).
+    media_deadline_s: float = Field(default=600.0, gt=0)
     # How long the number -> workspace routing read from ingest is reused.
     channels_cache_s: float = Field(default=30.0, ge=0)
 

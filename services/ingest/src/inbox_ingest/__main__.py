@@ -24,6 +24,7 @@ from inbox_ingest.graph import GraphClient
 from inbox_ingest.http import create_app
 from inbox_ingest.intake import Intake
 from inbox_ingest.media import MediaStore, media_retry_loop
+from inbox_ingest.media_retention import MediaRetention, media_retention_loop
 from inbox_ingest.rpc import SERVICE_NAME, IngestRpc
 from inbox_ingest.sender import send_retry_loop
 from inbox_ingest.settings import IngestSettings
@@ -43,6 +44,7 @@ async def build(role: str) -> list[Component]:
 
     async def start_database() -> None:
         await store.ensure_indexes()
+        await media.ensure_indexes()
         await store.claim_existing_channels()
         await store.load_channels(channels)
 
@@ -77,6 +79,7 @@ async def build(role: str) -> list[Component]:
         components += [
             TaskComponent("send-retry", lambda: send_retry_loop(sender, settings)),
             TaskComponent("media-fetch", lambda: media_retry_loop(store, graph, media, broker, settings)),
+            TaskComponent("media-retention", lambda: media_retention_loop(MediaRetention(media, settings), settings)),
             TaskComponent("template-sync", lambda: template_sync_loop(store, graph, broker, settings)),
             TaskComponent("consumer-lag", lambda: report_lag(broker)),
         ]

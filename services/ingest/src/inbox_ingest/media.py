@@ -230,6 +230,11 @@ class MediaStore:
         await self.files.update_one({"_id": storage_id, "metadata.sent_at": {"$exists": False}},
                                     {"$set": {"metadata.sent_at": utcnow()}})
 
+    async def mark_kept(self, storage_id: str) -> None:
+        """Notes that something lasting refers to the file (a library item): never purged as unsent."""
+        await self.files.update_one({"_id": storage_id, "metadata.kept_at": {"$exists": False}},
+                                    {"$set": {"metadata.kept_at": utcnow()}})
+
     async def delete(self, storage_id: str) -> None:
         with contextlib.suppress(NoFile):
             await self.bucket.delete(storage_id)
@@ -262,7 +267,8 @@ class MediaJobs:
         self.jobs = db["media_jobs"]
 
     async def ensure_indexes(self) -> None:
-        await ensure_indexes(self.jobs, [Index([("published", ASCENDING), ("next_at", ASCENDING)], "due")])
+        await ensure_indexes(self.jobs, [Index([("published", ASCENDING), ("next_at", ASCENDING)], "due"),
+                                         Index([("published", ASCENDING), ("published_at", ASCENDING)], "finished")])
 
     async def record(self, event: Event) -> bool:
         """Records the job for a ``whatsapp.message.received`` with a media id; True when it is new."""

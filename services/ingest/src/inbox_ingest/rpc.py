@@ -160,6 +160,14 @@ class IngestRpc(ingest_pb2_grpc.IngestServiceServicer):
             for start in range(0, len(chunk), CHUNK):
                 yield ingest_pb2.GetMediaResponse(chunk=chunk[start:start + CHUNK])
 
+    async def KeepMedia(self, request: ingest_pb2.KeepMediaRequest,
+                        context: grpc.aio.ServicerContext[Any, Any]) -> ingest_pb2.KeepMediaResponse:
+        stored = await self.media.info(request.storage_id) if request.storage_id else None
+        if stored is None or not await self._belongs(stored, request.workspace_id):
+            raise NotFound("no such media", {"storage_id": request.storage_id})
+        await self.media.mark_kept(stored.storage_id)
+        return ingest_pb2.KeepMediaResponse(info=_info_pb(stored, request.workspace_id))
+
     async def _belongs(self, stored: StoredMedia, workspace_id: str) -> bool:
         if not workspace_id:
             return False

@@ -266,6 +266,8 @@ async def add_library_item(gw: Gw, principal: Caller, data: JSONBody[m.LibraryIt
         if not data.upload_id:
             raise InvalidRequest("a media item needs an upload_id (POST /api/uploads)", {"field": "upload_id"})
         info = await _checked_upload(gw, workspace_id, data.upload_id, data.type)
+        # Before the item exists: a library item never names a file that the purge of unsent uploads may take.
+        await gw.upstream.keep_media(workspace_id, data.upload_id)
         request.upload_id = data.upload_id
         request.filename = data.filename or info.filename
     return m.LibraryItemEnvelope(item=convert.library_item(await gw.upstream.add_library_item(request)))
