@@ -132,10 +132,17 @@ async def test_ten_parallel_100_mb_uploads_keep_ingest_memory_bounded_and_arrive
         sampler = Sampler(pids)
         started = time.monotonic()
         try:
-            sent = await asyncio.gather(*(upload(client, url, token, seed) for seed in range(UPLOADS)))
+            results = await asyncio.gather(*(upload(client, url, token, seed) for seed in range(UPLOADS)),
+                                           return_exceptions=True)
         finally:
             upload_peak = await sampler.stop()
         upload_s = time.monotonic() - started
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            print(f"ingest's log:\n{fault_stack.processes['ingest'].output()}\n"
+                  f"gateway's log:\n{fault_stack.processes['gateway'].output()}")
+        assert not failed, f"{len(failed)} of {UPLOADS} uploads failed: {failed[:3]}"
+        sent = [r for r in results if isinstance(r, Sent)]
 
         sampler = Sampler(pids)
         started = time.monotonic()

@@ -81,6 +81,11 @@ class MediaTooLarge(TooLarge):
 # here in the GridFS layout (``<bucket>.files``, ``<bucket>.chunks`` {files_id, n, data}, the bucket's own
 # indexes), so any GridFS client reads the files, and AsyncGridFSBucket deletes them.
 _BATCH_BYTES = 1024 * 1024
+# Chunk batches being written at once per process. A database serialises them anyway (SQLite does, MongoDB
+# per document lock): ten uploads writing at once each waited behind the others inside its own operation's
+# timeout (INBOX_MONGO_TIMEOUT_MS), up to 5 s each on FerretDB; waiting here instead holds the gRPC stream,
+# whose flow control then slows the sender, and each waiting upload holds one batch at most.
+_CONCURRENT_WRITES = 2
 
 
 class MediaStore:
@@ -102,6 +107,7 @@ class MediaStore:
         self.chunks = db[f"{bucket}.chunks"]
         self.partial = db[f"{bucket}.partial"]
         self._indexed = False
+        self._writes = asyncio.Semaphore(_CONCURRENT_WRITES)
 
     async def ensure_indexes(self) -> None:
         """The indexes GridFS drivers create (same keys and names), and ours."""
@@ -150,12 +156,12 @@ class MediaStore:
                     n += 1
                     batch_bytes += self.chunk_size
                     if batch_bytes >= _BATCH_BYTES:
-                        await self.chunks.insert_many(batch)
+                        await self._insert(batch)
                         batch, batch_bytes = [], 0
             if pending:
                 batch.append({"files_id": sid, "n": n, "data": bytes(pending)})
             if batch:
-                await self.chunks.insert_many(batch)
+                await self._insert(batch)
             meta = dict(metadata or {})
             meta.update({"mime_type": mime_type, "sha256": digest.hexdigest(), "size": size})
             doc: Document = {"_id": sid, "length": Int64(size), "chunkSize": self.chunk_size, "uploadDate": utcnow(),
@@ -174,6 +180,10 @@ class MediaStore:
             raise
         await self.partial.delete_one({"_id": sid})
         return _stored(doc)
+
+    async def _insert(self, batch: list[Document]) -> None:
+        async with self._writes:
+            await self.chunks.insert_many(batch)
 
     async def put(self, data: bytes, mime_type: str, filename: str | None = None, *,
                   storage_id: str | None = None, metadata: dict[str, Any] | None = None) -> str:
