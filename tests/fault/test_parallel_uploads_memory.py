@@ -147,10 +147,17 @@ async def test_ten_parallel_100_mb_uploads_keep_ingest_memory_bounded_and_arrive
         sampler = Sampler(pids)
         started = time.monotonic()
         try:
-            got = await asyncio.gather(*(download_sha256(client, url, token, s.upload_id) for s in sent))
+            downloads = await asyncio.gather(*(download_sha256(client, url, token, s.upload_id) for s in sent),
+                                             return_exceptions=True)
         finally:
             download_peak = await sampler.stop()
         download_s = time.monotonic() - started
+        broken = [d for d in downloads if isinstance(d, BaseException)]
+        if broken:
+            print(f"ingest's log:\n{fault_stack.processes['ingest'].output()}\n"
+                  f"gateway's log:\n{fault_stack.processes['gateway'].output()}")
+        assert not broken, f"{len(broken)} of {UPLOADS} downloads failed: {broken[:3]}"
+        got = [d for d in downloads if isinstance(d, tuple)]
 
     total_mib = UPLOADS * FILE_BYTES / MiB
     intact = sum(1 for s, (sha, size) in zip(sent, got, strict=True)

@@ -70,7 +70,9 @@ async def build(role: str) -> list[Component]:
         components.append(HttpComponent("http", create_app(settings, intake), settings.http_port))
         components.append(HttpComponent("ops", ops_app(checks), settings.ops_port))
         components.append(TaskComponent("purge-seen", lambda: purge_seen_loop(store)))
-        server = GrpcServer(settings.grpc_port)
+        # Each upload's stream gets gRPC's default 64 KiB receive window, never more: with BDP probing the
+        # window grew to megabytes per stream, so ten uploads waiting on the database buffered 100+ MiB in gRPC.
+        server = GrpcServer(settings.grpc_port, options=[("grpc.http2.bdp_probe", 0)])
         server.add(ingest_pb2_grpc.add_IngestServiceServicer_to_server, IngestRpc(store, media, graph, broker),
                    SERVICE_NAME)
         components.append(GrpcComponent(server))
