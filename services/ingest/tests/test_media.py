@@ -241,3 +241,13 @@ async def test_media_past_metas_retention_is_unavailable_without_a_call(
     published = await collect(events_topic, lambda e: e.data.get("media_id") == media_id)
     assert [e.type for e in published] == ["whatsapp.media.unavailable"]
     assert "7-day" in published[0].data["reason"]
+
+
+async def test_files_written_by_a_gridfs_driver_are_read_too(ingest_db: Any) -> None:
+    # Files stored before chunks had derived ids (PyMongo's GridIn gives them ObjectIds) stay readable.
+    store = MediaStore(ingest_db, chunk_size=64 * 1024)
+    data = os.urandom(200_000)
+    sid = f"up-{uuid.uuid4().hex}"
+    await store.bucket.upload_from_stream_with_id(sid, "old.pdf", data, metadata={"mime_type": "application/pdf"})
+    stored, chunks = await store.open(sid)
+    assert b"".join([c async for c in chunks]) == data and stored.size == len(data)
