@@ -119,6 +119,8 @@ async def test_the_three_columns_and_the_stream(gw: Gateway, services: Services)
                                                               "upload_id": upload["upload_id"]}), 201)["item"]
             library = ok(await agent.get("/api/library", params={"workspace": team.workspace_id}))["items"]
             assert {i["id"] for i in library} == {snippet["id"], image["id"]}
+            kept = await services.media.info(upload["upload_id"])
+            assert kept is not None and "kept_at" in kept.metadata, "a library item's file is never purged as unsent"
             photo = ok(await agent.post(f"/api/conversations/{conv}/messages", json={
                 "type": "image", "upload_id": upload["upload_id"], "caption": "here"}), 202)["message"]
             assert photo["media"]["id"] == upload["upload_id"]

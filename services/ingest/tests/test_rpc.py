@@ -17,6 +17,7 @@ from inbox_core.kafka import make_broker
 from inbox_core.mongo import service_database
 from inbox_core.settings import InboxSettings
 from inbox_core.topics import WHATSAPP_COMMANDS
+from inbox_ingest import rpc as rpc_module
 from inbox_ingest.graph import GraphClient
 from inbox_ingest.media import MediaStore
 from inbox_ingest.rpc import SERVICE_NAME, IngestRpc
@@ -153,7 +154,7 @@ async def test_a_business_account_belongs_to_one_workspace_and_claims_are_atomic
     assert stored is not None and stored.workspace_id == winners[0].channel.workspace_id
 
 
-async def test_media_round_trip_is_scoped_to_the_workspace(ingest_api: Any) -> None:
+async def test_media_round_trip_is_scoped_to_the_workspace(ingest_api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     data = bytes(range(256)) * 3000  # ~750 KB: several chunks each way
 
     async def upload() -> AsyncIterator[ingest_pb2.UploadMediaRequest]:
@@ -174,6 +175,20 @@ async def test_media_round_trip_is_scoped_to_the_workspace(ingest_api: Any) -> N
             _ = [m async for m in ingest_api.GetMedia(ingest_pb2.GetMediaRequest(
                 workspace_id=workspace, storage_id=storage_id))]
         assert denied.value.code() == grpc.StatusCode.NOT_FOUND
+
+    # Kept by a library item: only by the workspace that owns it.
+    with pytest.raises(grpc.aio.AioRpcError) as other:
+        await ingest_api.KeepMedia(ingest_pb2.KeepMediaRequest(workspace_id="w2", storage_id=stored.storage_id))
+    assert other.value.code() == grpc.StatusCode.NOT_FOUND
+    kept = await ingest_api.KeepMedia(ingest_pb2.KeepMediaRequest(workspace_id="w1", storage_id=stored.storage_id))
+    assert kept.info.sha256 == stored.sha256
+
+    # Past the limit the call ends with too_large (a 413 at the gateway), and nothing of the file is kept.
+    monkeypatch.setattr(rpc_module, "MAX_UPLOAD_BYTES", 200_000)
+    with pytest.raises(grpc.aio.AioRpcError) as too_big:
+        await ingest_api.UploadMedia(upload())
+    assert too_big.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert dict(too_big.value.trailing_metadata() or ())["inbox-error-code"] == "too_large"
 
     async def headless() -> AsyncIterator[ingest_pb2.UploadMediaRequest]:
         yield ingest_pb2.UploadMediaRequest(chunk=b"no info first")

@@ -7,6 +7,7 @@ go to a test-only events topic.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import uuid
 from typing import Any
@@ -88,7 +89,7 @@ async def test_text_reply_is_sent_as_metas_json_and_accepted(
 async def test_stored_media_is_uploaded_to_meta_then_sent_by_id_and_upload_reused(
     ingest_env: Any, sandbox: Any, events_topic: str, collect: Any,
 ) -> None:
-    content = b"\x89PNG\r\n\x1a\n" + os.urandom(1024)
+    content = b"\x89PNG\r\n\x1a\n" + os.urandom(700_000)  # several GridFS chunks, streamed to Meta
     storage_id = await ingest_env.media_store.put(content, "image/png", "photo.png")
     sender = _sender(ingest_env, events_topic)
     first = _send(ingest_env, kind="image", media=OutboundMedia(storage_id=storage_id, caption="The blue one"))
@@ -101,6 +102,10 @@ async def test_stored_media_is_uploaded_to_meta_then_sent_by_id_and_upload_reuse
     assert upload["form"]["type"] == "image/png"
     assert upload["form"]["file"] == {"filename": "photo.png", "content_type": "image/png", "size": len(content)}
     meta_media_id = upload["response"]["id"]
+    got = await ingest_env.graph.media_info(meta_media_id, ingest_env.channel.access_token)
+    assert got["sha256"] == hashlib.sha256(content).hexdigest(), "Meta got the file intact"
+    stored = await ingest_env.media_store.info(storage_id)
+    assert stored is not None and "sent_at" in stored.metadata, "a sent upload is marked (never purged as unsent)"
 
     sends = await _messages_requests(sandbox, ingest_env)
     assert [r["body"] for r in sends] == [

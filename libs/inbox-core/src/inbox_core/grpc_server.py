@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -97,11 +97,13 @@ def dependency_unavailable(exc: BaseException) -> bool:
 
 
 class GrpcServer:
-    def __init__(self, port: int, host: str = "0.0.0.0") -> None:
+    def __init__(self, port: int, host: str = "0.0.0.0", *,
+                 options: Sequence[tuple[str, int | str]] = ()) -> None:
+        """``options``: further gRPC channel arguments of the server (e.g. flow control of a streaming service)."""
         self.address = f"{host}:{port}"
         self.server = grpc.aio.server(
             interceptors=[aio_server_interceptor(), _ErrorInterceptor()],  # type: ignore[no-untyped-call]
-            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 8 * 1024 * 1024)],
+            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 8 * 1024 * 1024), *options],
         )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

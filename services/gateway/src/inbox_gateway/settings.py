@@ -56,8 +56,9 @@ class GatewaySettings(ServiceSettings):
     default_currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
 
     # --- calls to the services ------------------------------------------------------------------------
-    # Streaming a media file to or from ingest may take longer than an ordinary call's deadline.
-    media_deadline_s: float = Field(default=120.0, gt=0)
+    # Streaming a media file to or from ingest may take longer than an ordinary call's deadline: the whole
+    # stream, as fast as the browser sends or reads (a 100 MB document at 2 Mbit/s takes about 7 minutes).
+    media_deadline_s: float = Field(default=600.0, gt=0)
     # How long a request's principal (session, agent, roles) is reused; changes made on this replica are
     # seen at once and elsewhere within a second (auth.Auth); 0 reads them on every request.
     principal_cache_s: float = Field(default=10.0, ge=0)

@@ -262,6 +262,13 @@ class Upstream:
             "ingest", self.ingest.UploadMedia(parts, timeout=self.media_deadline))
         return response.info
 
+    async def keep_media(self, workspace_id: str, storage_id: str) -> ingest_pb2.MediaInfo:
+        """Marks an upload as referenced (a library item's file), so ingest never purges it as unsent."""
+        request = ingest_pb2.KeepMediaRequest(workspace_id=workspace_id, storage_id=storage_id)
+        response: ingest_pb2.KeepMediaResponse = await _call(
+            "ingest", self.ingest.KeepMedia(request, timeout=self.deadline))
+        return response.info
+
     async def open_media(self, workspace_id: str, storage_id: str) -> MediaDownload:
         """Starts streaming a stored file: its info now (NotFound for another workspace's file), the
         bytes from :meth:`MediaDownload.chunks`."""

@@ -26,6 +26,7 @@ from inbox_ingest.graph import GraphClient
 from inbox_ingest.http import create_app
 from inbox_ingest.intake import Intake
 from inbox_ingest.media import MediaStore, media_retry_loop
+from inbox_ingest.media_retention import MediaRetention, media_retention_loop
 from inbox_ingest.rpc import SERVICE_NAME, IngestRpc
 from inbox_ingest.sender import send_retry_loop
 from inbox_ingest.settings import IngestSettings
@@ -45,6 +46,7 @@ async def build(role: str) -> list[Component]:
 
     async def start_database() -> None:
         await store.ensure_indexes()
+        await media.ensure_indexes()
         await store.claim_existing_channels()
         await store.load_channels(channels)
 
@@ -72,7 +74,9 @@ async def build(role: str) -> list[Component]:
         components.append(TaskComponent("purge-seen", lambda: purge_seen_loop(store)))
         unrouted_retention = timedelta(days=settings.unrouted_retention_days)
         components.append(TaskComponent("expire-unrouted", lambda: purge_unrouted_loop(store, unrouted_retention)))
-        server = GrpcServer(settings.grpc_port)
+        # Each upload's stream gets gRPC's default 64 KiB receive window, never more: with BDP probing the
+        # window grew to megabytes per stream, so ten uploads waiting on the database buffered 100+ MiB in gRPC.
+        server = GrpcServer(settings.grpc_port, options=[("grpc.http2.bdp_probe", 0)])
         server.add(ingest_pb2_grpc.add_IngestServiceServicer_to_server, IngestRpc(store, media, graph, broker),
                    SERVICE_NAME)
         components.append(GrpcComponent(server))
@@ -81,6 +85,7 @@ async def build(role: str) -> list[Component]:
         components += [
             TaskComponent("send-retry", lambda: send_retry_loop(sender, settings)),
             TaskComponent("media-fetch", lambda: media_retry_loop(store, graph, media, broker, settings)),
+            TaskComponent("media-retention", lambda: media_retention_loop(MediaRetention(media, settings), settings)),
             TaskComponent("template-sync", lambda: template_sync_loop(store, graph, broker, settings)),
             TaskComponent("consumer-lag", lambda: report_lag(broker)),
         ]

@@ -8,8 +8,10 @@ whether it is worth retrying (domain.sending.classify).
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Mapping
+import secrets
+from collections.abc import AsyncIterator, Callable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin
@@ -43,6 +45,40 @@ class GraphError(Exception):
         return self.retry == "retry"
 
 
+MediaContent = Callable[[], AsyncIterator[bytes]]
+
+
+class Download:
+    """An answer being downloaded: ``content_type``, ``length`` (Content-Length, if announced), ``chunks()``."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+        self.content_type: str | None = response.headers.get("content-type")
+        length = response.headers.get("content-length", "")
+        self.length: int | None = int(length) if length.isdigit() else None
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.aiter_bytes():
+                yield chunk
+        except httpx.TransportError as exc:
+            raise _network_error(exc) from None
+
+
+def _multipart_envelope(boundary: str, mime_type: str, filename: str) -> tuple[bytes, bytes]:
+    """What goes before and after the file in Meta's upload form: ``messaging_product``, ``type``, ``file``."""
+    quoted = filename.replace("\\", "_").replace('"', "_").replace("\r", "_").replace("\n", "_")
+    mime_type = mime_type.replace("\r", "").replace("\n", "")
+
+    def field(name: str, value: str) -> str:
+        return f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+
+    head = (field("messaging_product", "whatsapp") + field("type", mime_type)
+            + f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{quoted}"\r\n'
+            f"Content-Type: {mime_type}\r\n\r\n")
+    return head.encode("utf-8"), f"\r\n--{boundary}--\r\n".encode()
+
+
 class GraphClient:
     """``base_url`` is e.g. ``https://graph.facebook.com/v24.0`` or the sandbox's ``.../graph/v24.0``."""
 
@@ -66,13 +102,28 @@ class GraphClient:
         """``POST /{phone_number_id}/messages``: a send or a mark-as-read."""
         return await self._json("POST", self._url(f"{phone_number_id}/messages"), token, json=dict(body))
 
-    async def upload_media(self, phone_number_id: str, token: SecretStr, data: bytes, mime_type: str,
-                           filename: str) -> str:
-        """``POST /{phone_number_id}/media`` (multipart) -> Meta's media id."""
+    async def upload_media(self, phone_number_id: str, token: SecretStr, content: MediaContent, size: int,
+                           mime_type: str, filename: str) -> str:
+        """``POST /{phone_number_id}/media`` (multipart) -> Meta's media id. ``content()`` gives the file's
+        ``size`` bytes as a stream (called once per try): the body is sent as it is read, never held whole."""
+        boundary = secrets.token_hex(16)
+        head, tail = _multipart_envelope(boundary, mime_type, filename)
+
+        async def body() -> AsyncIterator[bytes]:
+            yield head
+            sent = 0
+            async for chunk in content():
+                sent += len(chunk)
+                yield chunk
+            if sent != size:
+                raise GraphError(None, MetaError(title="stored file changed size",
+                                                 message=f"read {sent} bytes of {size}"))
+            yield tail
+
         answer = await self._json(
-            "POST", self._url(f"{phone_number_id}/media"), token,
-            data={"messaging_product": "whatsapp", "type": mime_type},
-            files={"file": (filename, data, mime_type)},
+            "POST", self._url(f"{phone_number_id}/media"), token, content=body(),
+            extra_headers={"Content-Type": f"multipart/form-data; boundary={boundary}",
+                           "Content-Length": str(len(head) + size + len(tail))},
         )
         media_id = answer.get("id")
         if not isinstance(media_id, str) or not media_id:
@@ -84,8 +135,10 @@ class GraphClient:
         params = {"phone_number_id": phone_number_id} if phone_number_id else None
         return await self._json("GET", self._url(media_id), token, params=params)
 
-    async def download(self, url: str, token: SecretStr, max_bytes: int | None = None) -> tuple[bytes, str | None]:
-        """``GET <url>`` with the bearer token (Meta refuses it without) -> (bytes, content type)."""
+    @contextlib.asynccontextmanager
+    async def download(self, url: str, token: SecretStr) -> AsyncIterator[Download]:
+        """``GET <url>`` with the bearer token (Meta refuses it without), as a stream: the answer's type and
+        announced size at once, its bytes from ``Download.chunks()`` as they arrive."""
         target = urljoin(self.base_url + "/", url) if url.startswith("/") else url
         headers = {"Authorization": f"Bearer {token.get_secret_value()}"}
         try:
@@ -93,15 +146,7 @@ class GraphClient:
                 if response.status_code >= 400:
                     await response.aread()
                     raise _error_of(response)
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if max_bytes is not None and size > max_bytes:
-                        raise GraphError(response.status_code, MetaError(
-                            title="media larger than allowed", message=f"over {max_bytes} bytes"))
-                    chunks.append(chunk)
-                return b"".join(chunks), response.headers.get("content-type")
+                yield Download(response)
         except httpx.TransportError as exc:
             raise _network_error(exc) from None
 
@@ -134,8 +179,9 @@ class GraphClient:
 
     # --- plumbing -------------------------------------------------------------------------------
 
-    async def _json(self, method: str, url: str, token: SecretStr, **kwargs: Any) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {token.get_secret_value()}"}
+    async def _json(self, method: str, url: str, token: SecretStr, *, extra_headers: Mapping[str, str] | None = None,
+                    **kwargs: Any) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {token.get_secret_value()}", **(extra_headers or {})}
         try:
             response = await self._http.request(method, url, headers=headers, **kwargs)
         except httpx.TransportError as exc:

@@ -18,25 +18,27 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import pymongo
+from bson import Int64
 from faststream.kafka import KafkaBroker
 from gridfs import AsyncGridFSBucket
-from gridfs.errors import FileExists, NoFile
+from gridfs.errors import CorruptGridFile, NoFile
 from pydantic import ValidationError
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from inbox_core.errors import NotFound
+from inbox_core.errors import NotFound, TooLarge
 from inbox_core.events import Event, utcnow
 from inbox_core.events.whatsapp import MEDIA_TYPES, MediaStored, MediaUnavailable, MessageReceived, MetaError
 from inbox_core.kafka import publish
 from inbox_core.mongo import Document, Index, ensure_indexes
 from inbox_core.topics import WHATSAPP_EVENTS, Topic
+from inbox_ingest.domain.media import MAX_MEDIA_BYTES, human_size, inbound_limit, oversize_reason
 from inbox_ingest.domain.sending import (
     event_key,
     inbound_storage_id,
@@ -65,77 +67,193 @@ class StoredMedia:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-# How long one whole file may take to be written to GridFS.
-FILE_TIMEOUT_S = 300.0
+class MediaTooLarge(TooLarge):
+    """A file over its limit; nothing of it is kept."""
+
+    def __init__(self, limit: int, message: str | None = None) -> None:
+        super().__init__(message or f"files are limited to {human_size(limit)}", {"limit_bytes": limit})
+        self.limit = limit
+
+
+# Chunks go to the database in batches of about this much: PyMongo's GridIn buffers up to 32 MiB per open
+# upload stream (gridfs' _UPLOAD_BUFFER_SIZE) before it writes, and its download cursor takes the server's
+# default batch (101 chunks, 25 MiB): ten parallel 100 MB uploads would hold over 300 MiB. Written and read
+# here in the GridFS layout (``<bucket>.files``, ``<bucket>.chunks`` {files_id, n, data}, the bucket's own
+# indexes), so any GridFS client reads the files, and AsyncGridFSBucket deletes them.
+_BATCH_BYTES = 1024 * 1024
+# Chunk batches being written at once per process. A database serialises them anyway (SQLite does, MongoDB
+# per document lock): ten uploads writing at once each waited behind the others inside its own operation's
+# timeout (INBOX_MONGO_TIMEOUT_MS), up to 5 s each on FerretDB; waiting here instead holds the gRPC stream,
+# whose flow control then slows the sender, and each waiting upload holds one batch at most.
+_CONCURRENT_WRITES = 2
 
 
 class MediaStore:
-    """Files in GridFS under string ids; ``put`` with a given id is idempotent."""
+    """Files in GridFS under string ids, written and read as streams (a few chunks in memory at a time).
+
+    A file's ``files`` document is written after its last chunk, so a file is there whole or not at all;
+    an upload in progress has a ``<bucket>.partial`` document (when it started), removed when it is done:
+    what a crash leaves behind is found by it and purged (:meth:`purge_partial`).
+    """
 
     BUCKET = "media"
 
     def __init__(self, db: AsyncDatabase[Document], *, bucket: str = BUCKET, chunk_size: int = 255 * 1024) -> None:
         self.db = db
         self.bucket_name = bucket
+        self.chunk_size = chunk_size
         self.bucket = AsyncGridFSBucket(db, bucket_name=bucket, chunk_size_bytes=chunk_size)
         self.files = db[f"{bucket}.files"]
         self.chunks = db[f"{bucket}.chunks"]
+        self.partial = db[f"{bucket}.partial"]
+        self._indexed = False
+        self._writes = asyncio.Semaphore(_CONCURRENT_WRITES)
+
+    async def ensure_indexes(self) -> None:
+        """The indexes GridFS drivers create (same keys and names), and ours."""
+        if self._indexed:
+            return
+        await self.chunks.create_index([("files_id", ASCENDING), ("n", ASCENDING)], unique=True)
+        await self.files.create_index([("filename", ASCENDING), ("uploadDate", ASCENDING)])
+        await ensure_indexes(self.files, [Index([("uploadDate", ASCENDING)], "uploaded")])
+        await ensure_indexes(self.partial, [Index([("started_at", ASCENDING)], "started")])
+        self._indexed = True
+
+    async def write(self, chunks: AsyncIterable[bytes], mime_type: str, filename: str | None = None, *,
+                    storage_id: str | None = None, metadata: dict[str, Any] | None = None,
+                    max_bytes: int = MAX_MEDIA_BYTES, too_large: str | None = None) -> StoredMedia:
+        """Stores the bytes ``chunks`` yields, as they come, and returns the stored file (a new storage id
+        unless ``storage_id`` is given; one already stored is returned as it is, ``chunks`` unread).
+
+        Past ``max_bytes`` it stops reading and raises :class:`MediaTooLarge` (message ``too_large``);
+        on any failure, the chunks written so far are removed.
+        """
+        await self.ensure_indexes()
+        sid = storage_id or f"up-{uuid.uuid4().hex}"
+        if storage_id is not None:
+            existing = await self.info(sid)
+            if existing is not None:
+                return existing
+            # Chunks left by a crash in the middle of an earlier try would clash with the new ones.
+            await self.chunks.delete_many({"files_id": sid})
+        started = utcnow()
+        await self.partial.update_one({"_id": sid}, {"$set": {"started_at": started}}, upsert=True)
+        digest = hashlib.sha256()
+        size = n = 0
+        pending = bytearray()
+        batch: list[Document] = []
+        batch_bytes = 0
+        try:
+            async for piece in chunks:
+                size += len(piece)
+                if size > max_bytes:
+                    raise MediaTooLarge(max_bytes, too_large)
+                digest.update(piece)
+                pending.extend(piece)
+                while len(pending) >= self.chunk_size:
+                    data = bytes(pending[:self.chunk_size])
+                    batch.append({"_id": chunk_id(sid, n), "files_id": sid, "n": n, "data": data})
+                    del pending[:self.chunk_size]
+                    n += 1
+                    batch_bytes += self.chunk_size
+                    if batch_bytes >= _BATCH_BYTES:
+                        await self._insert(batch)
+                        batch, batch_bytes = [], 0
+            if pending:
+                batch.append({"_id": chunk_id(sid, n), "files_id": sid, "n": n, "data": bytes(pending)})
+            if batch:
+                await self._insert(batch)
+            meta = dict(metadata or {})
+            meta.update({"mime_type": mime_type, "sha256": digest.hexdigest(), "size": size})
+            doc: Document = {"_id": sid, "length": Int64(size), "chunkSize": self.chunk_size, "uploadDate": utcnow(),
+                             "filename": filename or sid, "metadata": meta}
+            await self.files.insert_one(doc)
+        except (DuplicateKeyError, BulkWriteError):
+            # Another worker stored (or is storing) the same id: its chunks are not ours to remove.
+            stored = await self.info(sid)
+            if stored is not None:
+                return stored
+            raise
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.chunks.delete_many({"files_id": sid})
+                await self.partial.delete_one({"_id": sid})
+            raise
+        await self.partial.delete_one({"_id": sid})
+        return _stored(doc)
+
+    async def _insert(self, batch: list[Document]) -> None:
+        async with self._writes:
+            await self.chunks.insert_many(batch)
 
     async def put(self, data: bytes, mime_type: str, filename: str | None = None, *,
                   storage_id: str | None = None, metadata: dict[str, Any] | None = None) -> str:
-        """Stores ``data`` and returns its storage id (a new one unless ``storage_id`` is given).
+        """Stores bytes already in memory (small files, tests); see :meth:`write`."""
 
-        With a ``storage_id`` that is already stored, nothing is written again.
-        """
-        sid = storage_id or f"up-{uuid.uuid4().hex}"
-        if storage_id is not None:
-            if await self.files.find_one({"_id": sid}, {"_id": 1}):
-                return sid
-            # Chunks left by a crash in the middle of an earlier upload would clash with the new ones.
-            await self.chunks.delete_many({"files_id": sid})
-        meta = dict(metadata or {})
-        meta.update({"mime_type": mime_type, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)})
-        # FileExists: stored meanwhile by a concurrent worker (same id, same content).
-        # The client's per-operation timeout (INBOX_MONGO_TIMEOUT_MS) would bound the whole upload, which
-        # GridFS counts as one operation: a file of up to 100 MB gets a deadline of its own.
-        with contextlib.suppress(FileExists), pymongo.timeout(FILE_TIMEOUT_S):
-            await self.bucket.upload_from_stream_with_id(sid, filename or sid, data, metadata=meta)
-        return sid
+        async def whole() -> AsyncIterator[bytes]:
+            yield data
+
+        stored = await self.write(whole(), mime_type, filename, storage_id=storage_id, metadata=metadata)
+        return stored.storage_id
 
     async def info(self, storage_id: str) -> StoredMedia | None:
         doc = await self.files.find_one({"_id": storage_id})
         return _stored(doc) if doc else None
 
     async def get(self, storage_id: str) -> tuple[StoredMedia, bytes]:
-        """The file whole; raises ``NotFound``."""
+        """The file whole, in memory: for tests and small files only; raises ``NotFound``."""
         stored, chunks = await self.open(storage_id)
         parts = [part async for part in chunks]
         return stored, b"".join(parts)
 
     async def open(self, storage_id: str) -> tuple[StoredMedia, AsyncIterator[bytes]]:
-        """The file's metadata and an iterator over its chunks (for streaming); raises ``NotFound``."""
-        try:
-            stream = await self.bucket.open_download_stream(storage_id)
-        except NoFile:
-            raise NotFound("no such media", {"storage_id": storage_id}) from None
-        doc = {"_id": storage_id, "length": stream.length, "filename": stream.filename,
-               "uploadDate": stream.upload_date, "metadata": stream.metadata or {}}
+        """The file's metadata and an iterator over its chunks, read from the database a few at a time;
+        raises ``NotFound``. A chunk missing or cut short raises ``CorruptGridFile`` mid-stream."""
+        doc = await self.files.find_one({"_id": storage_id})
+        if doc is None:
+            raise NotFound("no such media", {"storage_id": storage_id})
+        stored = _stored(doc)
+        chunk_size = int(doc.get("chunkSize") or self.chunk_size)
+        count = -(-stored.size // chunk_size)
+        batch = max(1, _BATCH_BYTES // chunk_size)
 
-        async def chunks() -> AsyncIterator[bytes]:
-            try:
-                while True:
-                    chunk = await stream.readchunk()
-                    if not chunk:
-                        return
-                    yield chunk
-            finally:
-                await stream.close()
+        async def read() -> AsyncIterator[bytes]:
+            # By the chunks' own ids, a batch at a time (an _id lookup uses the _id index on FerretDB too; a
+            # files_id filter sorted by n read every chunk of the bucket there: 10 s past 1 GB). Files written
+            # before chunks had such ids are read by files_id.
+            by_id = count == 0 or await self.chunks.find_one({"_id": chunk_id(storage_id, 0)}, {"_id": 1}) is not None
+            for first in range(0, count, batch):
+                numbers = list(range(first, min(first + batch, count)))
+                query: Document = ({"_id": {"$in": [chunk_id(storage_id, n) for n in numbers]}} if by_id
+                                   else {"files_id": storage_id, "n": {"$in": numbers}})
+                found = {int(c["n"]): c["data"] async for c in self.chunks.find(query)}
+                for n in numbers:
+                    data = found.get(n)
+                    want = chunk_size if n < count - 1 else stored.size - chunk_size * (count - 1)
+                    if data is None or len(data) != want:
+                        raise CorruptGridFile(f"media {storage_id}: chunk {n} missing or cut short")
+                    yield bytes(data)
 
-        return _stored(doc), chunks()
+        return stored, read()
+
+    async def mark_sent(self, storage_id: str) -> None:
+        """Notes that the file was sent (so it is referenced by a message and never purged as unsent)."""
+        await self.files.update_one({"_id": storage_id, "metadata.sent_at": {"$exists": False}},
+                                    {"$set": {"metadata.sent_at": utcnow()}})
+
+    async def mark_kept(self, storage_id: str) -> None:
+        """Notes that something lasting refers to the file (a library item): never purged as unsent."""
+        await self.files.update_one({"_id": storage_id, "metadata.kept_at": {"$exists": False}},
+                                    {"$set": {"metadata.kept_at": utcnow()}})
 
     async def delete(self, storage_id: str) -> None:
         with contextlib.suppress(NoFile):
             await self.bucket.delete(storage_id)
+        await self.partial.delete_one({"_id": storage_id})
+
+def chunk_id(storage_id: str, n: int) -> str:
+    """A chunk's ``_id``: derived from its file and number, so a reader fetches it by id."""
+    return f"{storage_id}:{n:07d}"
 
 
 def _stored(doc: Document) -> StoredMedia:
@@ -165,7 +283,8 @@ class MediaJobs:
         self.jobs = db["media_jobs"]
 
     async def ensure_indexes(self) -> None:
-        await ensure_indexes(self.jobs, [Index([("published", ASCENDING), ("next_at", ASCENDING)], "due")])
+        await ensure_indexes(self.jobs, [Index([("published", ASCENDING), ("next_at", ASCENDING)], "due"),
+                                         Index([("published", ASCENDING), ("published_at", ASCENDING)], "finished")])
 
     async def record(self, event: Event) -> bool:
         """Records the job for a ``whatsapp.message.received`` with a media id; True when it is new."""
@@ -272,12 +391,34 @@ class MediaFetcher:
         stored = await self.media_store.info(storage_id)
         if stored is None:
             attempts += 1
+            kind = str(job.get("type") or "") or None
+            limit = inbound_limit(kind)
             try:
                 info = await self.graph.media_info(media_id, channel.access_token)
                 url = info.get("url")
                 if not isinstance(url, str) or not url:
                     raise GraphError(200, MetaError(title="no media URL", message="Meta's answer has no media URL"))
-                data, content_type = await self.graph.download(url, channel.access_token)
+                announced = info.get("file_size")
+                if isinstance(announced, int) and announced > limit:
+                    await self._unavailable(job, attempts, oversize_reason(kind, announced, limit))
+                    return
+                async with self.graph.download(url, channel.access_token) as download:
+                    mime_type = str(info.get("mime_type") or job.get("mime_type") or download.content_type
+                                    or "application/octet-stream")
+                    if download.length is not None and download.length > limit:
+                        await self._unavailable(job, attempts, oversize_reason(kind, download.length, limit))
+                        return
+                    # Into GridFS as it arrives, never whole in memory; past the limit the download stops.
+                    stored = await self.media_store.write(
+                        download.chunks(), mime_type, job.get("filename") or None, storage_id=storage_id,
+                        max_bytes=limit, too_large=oversize_reason(kind, None, limit),
+                        metadata={"source": "whatsapp", "media_id": media_id, "wamid": job.get("wamid"),
+                                  "phone_number_id": job.get("phone_number_id"),
+                                  "meta_sha256": info.get("sha256")},
+                    )
+            except MediaTooLarge as exc:
+                await self._unavailable(job, attempts, exc.message)
+                return
             except GraphError as exc:
                 gone = exc.status == 404 or exc.error.code == 100
                 if gone or attempts >= self.settings.media_max_attempts:
@@ -290,16 +431,6 @@ class MediaFetcher:
                                 next_at.isoformat())
                     await self.jobs.retry_later(media_id, attempts, next_at, str(exc)[:500])
                 return
-            mime_type = str(info.get("mime_type") or job.get("mime_type") or content_type
-                            or "application/octet-stream")
-            await self.media_store.put(
-                data, mime_type, job.get("filename") or None, storage_id=storage_id,
-                metadata={"source": "whatsapp", "media_id": media_id, "wamid": job.get("wamid"),
-                          "phone_number_id": job.get("phone_number_id"), "meta_sha256": info.get("sha256")},
-            )
-            stored = await self.media_store.info(storage_id)
-            if stored is None:  # pragma: no cover - just written
-                raise RuntimeError(f"media {media_id} vanished after storing")
         payload = MediaStored(
             media_id=media_id, storage_id=stored.storage_id, mime_type=stored.mime_type, size=stored.size,
             sha256=stored.sha256, wamid=job.get("wamid"), phone_number_id=job.get("phone_number_id"),

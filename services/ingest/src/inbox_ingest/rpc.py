@@ -6,7 +6,6 @@ a customer's inbound file, to the workspace of the number it came in on.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import AsyncIterator
@@ -18,11 +17,12 @@ from google.protobuf import json_format, struct_pb2
 from pydantic import SecretStr
 
 from inbox.ingest.v1 import ingest_pb2, ingest_pb2_grpc
-from inbox_core.errors import Forbidden, InvalidRequest, NotFound, TooLarge, Unavailable
+from inbox_core.errors import Forbidden, InvalidRequest, NotFound, Unavailable
 from inbox_core.events import Event
 from inbox_core.events.commands import SyncTemplatesCommand
 from inbox_core.kafka import publish
 from inbox_core.topics import WHATSAPP_COMMANDS
+from inbox_ingest.domain.media import MAX_MEDIA_BYTES
 from inbox_ingest.graph import GraphClient, GraphError
 from inbox_ingest.media import MediaStore, StoredMedia
 from inbox_ingest.store import Channel, IngestStore
@@ -31,7 +31,7 @@ SERVICE_NAME = "inbox.ingest.v1.IngestService"
 _META_ID = re.compile(r"\d{1,32}")
 _TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
 # Meta's largest media (documents) is 100 MB.
-MAX_UPLOAD_BYTES = 100 * 1024 * 1024
+MAX_UPLOAD_BYTES = MAX_MEDIA_BYTES
 CHUNK = 256 * 1024
 
 
@@ -124,29 +124,27 @@ class IngestRpc(ingest_pb2_grpc.IngestServiceServicer):
 
     async def UploadMedia(self, request_iterator: AsyncIterator[ingest_pb2.UploadMediaRequest],
                           context: grpc.aio.ServicerContext[Any, Any]) -> ingest_pb2.UploadMediaResponse:
-        info: ingest_pb2.MediaInfo | None = None
-        parts: list[bytes] = []
-        size = 0
-        async for message in request_iterator:
-            if message.HasField("info"):
-                info = message.info
-            elif info is None:
-                raise InvalidRequest("the first message must carry the file's info")
-            else:
-                size += len(message.chunk)
-                if size > MAX_UPLOAD_BYTES:
-                    raise TooLarge(f"files are limited to {MAX_UPLOAD_BYTES // (1024 * 1024)} MB")
-                parts.append(message.chunk)
-        if info is None or not info.workspace_id:
+        """The file goes into GridFS chunk by chunk as its messages arrive (never whole in memory); past
+        MAX_UPLOAD_BYTES the call ends with TooLarge and nothing of it is kept."""
+        first = await anext(aiter(request_iterator), None)
+        if first is None or not first.HasField("info"):
+            raise InvalidRequest("the first message must carry the file's info")
+        info = first.info
+        if not info.workspace_id:
             raise InvalidRequest("workspace_id is required")
         if not info.mime_type:
             raise InvalidRequest("mime_type is required")
-        data = b"".join(parts)
-        storage_id = await self.media.put(data, info.mime_type, info.filename or None,
-                                          metadata={"workspace_id": info.workspace_id})
-        stored = StoredMedia(storage_id=storage_id, mime_type=info.mime_type, size=len(data),
-                             sha256=hashlib.sha256(data).hexdigest(), filename=info.filename or None,
-                             created_at=None)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            async for message in request_iterator:
+                if message.HasField("info"):
+                    raise InvalidRequest("the file's info comes once, in the first message")
+                yield message.chunk
+
+        stored = await self.media.write(
+            chunks(), info.mime_type, info.filename or None, max_bytes=MAX_UPLOAD_BYTES,
+            metadata={"workspace_id": info.workspace_id, "source": "upload"},
+            too_large=f"files are limited to {MAX_UPLOAD_BYTES // (1024 * 1024)} MB")
         return ingest_pb2.UploadMediaResponse(info=_info_pb(stored, info.workspace_id))
 
     async def GetMedia(self, request: ingest_pb2.GetMediaRequest,
@@ -161,6 +159,14 @@ class IngestRpc(ingest_pb2_grpc.IngestServiceServicer):
         async for chunk in chunks:
             for start in range(0, len(chunk), CHUNK):
                 yield ingest_pb2.GetMediaResponse(chunk=chunk[start:start + CHUNK])
+
+    async def KeepMedia(self, request: ingest_pb2.KeepMediaRequest,
+                        context: grpc.aio.ServicerContext[Any, Any]) -> ingest_pb2.KeepMediaResponse:
+        stored = await self.media.info(request.storage_id) if request.storage_id else None
+        if stored is None or not await self._belongs(stored, request.workspace_id):
+            raise NotFound("no such media", {"storage_id": request.storage_id})
+        await self.media.mark_kept(stored.storage_id)
+        return ingest_pb2.KeepMediaResponse(info=_info_pb(stored, request.workspace_id))
 
     async def _belongs(self, stored: StoredMedia, workspace_id: str) -> bool:
         if not workspace_id:

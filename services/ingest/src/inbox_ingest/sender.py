@@ -25,11 +25,12 @@ import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from faststream.kafka import KafkaBroker
+from gridfs.errors import CorruptGridFile
 from prometheus_client import Counter
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
@@ -445,17 +446,28 @@ class Sender:
         cached = await self.outbound.cached_upload(channel.phone_number_id, storage_id)
         if cached:
             return cached, 0
-        try:
-            stored, data = await self.media_store.get(storage_id)
-        except NotFound:
-            raise _Failed(_local_error("media not found", f"no stored file {storage_id}"), 0) from None
+        stored = await self.media_store.info(storage_id)
+        if stored is None:
+            raise _Failed(_local_error("media not found", f"no stored file {storage_id}"), 0)
         mime_type = command.media.mime_type or stored.mime_type
         filename = command.media.filename or stored.filename or storage_id
+
+        async def content() -> AsyncIterator[bytes]:
+            # Read from GridFS as it is sent, a fresh stream per try: the file is never whole in memory.
+            try:
+                _, chunks = await self.media_store.open(storage_id)
+                async for chunk in chunks:
+                    yield chunk
+            except (NotFound, CorruptGridFile) as exc:  # removed or damaged since: not worth retrying
+                raise _Failed(_local_error("media not readable", f"stored file {storage_id}: {exc}"), 1) from None
+
         media_id, calls = await self._call(
             command.command_id,
-            lambda: self.graph.upload_media(channel.phone_number_id, channel.access_token, data, mime_type, filename),
+            lambda: self.graph.upload_media(channel.phone_number_id, channel.access_token, content, stored.size,
+                                            mime_type, filename),
             limit_key=None, max_attempts=max_calls)
         await self.outbound.remember_upload(channel.phone_number_id, storage_id, media_id)
+        await self.media_store.mark_sent(storage_id)
         return media_id, calls
 
     async def _post(self, channel: Channel, body: dict[str, Any]) -> dict[str, Any]:

@@ -54,4 +54,11 @@ class IngestSettings(ServiceSettings):
     media_retry_base_s: float = 30.0
     media_retry_max_s: float = 3600.0
     media_poll_interval_s: float = 1.0
+    # Retention (media_retention.py): finished media jobs, uploads never sent nor kept by a library item, and
+    # chunks of uploads that never finished, each purged past its age; at most a batch of each per round.
+    media_job_retention_days: float = Field(default=14.0, gt=0)
+    unsent_upload_retention_days: float = Field(default=30.0, gt=0)
+    partial_upload_retention_hours: float = Field(default=24.0, gt=0)
+    media_retention_interval_s: float = Field(default=3600.0, gt=0)
+    media_retention_batch: int = Field(default=500, ge=1)
     template_sync_interval_s: float = 900.0

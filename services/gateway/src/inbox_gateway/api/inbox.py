@@ -283,6 +283,8 @@ async def add_library_item(gateway: GatewayDep, principal: PrincipalDep,
         if not data.upload_id:
             raise InvalidRequest("a media item needs an upload_id (POST /api/uploads)", {"field": "upload_id"})
         info = await _checked_upload(gateway, workspace_id, data.upload_id, data.type)
+        # Before the item exists: a library item never names a file that the purge of unsent uploads may take.
+        await gateway.upstream.keep_media(workspace_id, data.upload_id)
         request.upload_id = data.upload_id
         request.filename = data.filename or info.filename
     return m.LibraryItemEnvelope(item=convert.library_item(await gateway.upstream.add_library_item(request)))

@@ -59,6 +59,11 @@ class IngestServiceStub:
                 request_serializer=inbox_dot_ingest_dot_v1_dot_ingest__pb2.GetMediaRequest.SerializeToString,
                 response_deserializer=inbox_dot_ingest_dot_v1_dot_ingest__pb2.GetMediaResponse.FromString,
                 _registered_method=True)
+        self.KeepMedia = channel.unary_unary(
+                '/inbox.ingest.v1.IngestService/KeepMedia',
+                request_serializer=inbox_dot_ingest_dot_v1_dot_ingest__pb2.KeepMediaRequest.SerializeToString,
+                response_deserializer=inbox_dot_ingest_dot_v1_dot_ingest__pb2.KeepMediaResponse.FromString,
+                _registered_method=True)
 
 
 class IngestServiceServicer:
@@ -98,6 +103,13 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def KeepMedia(self, request, context):
+        """Marks a stored upload as referenced (by a library item), so it is never purged as an unsent upload.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IngestServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -125,6 +137,11 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.GetMedia,
                     request_deserializer=inbox_dot_ingest_dot_v1_dot_ingest__pb2.GetMediaRequest.FromString,
                     response_serializer=inbox_dot_ingest_dot_v1_dot_ingest__pb2.GetMediaResponse.SerializeToString,
+            ),
+            'KeepMedia': grpc.unary_unary_rpc_method_handler(
+                    servicer.KeepMedia,
+                    request_deserializer=inbox_dot_ingest_dot_v1_dot_ingest__pb2.KeepMediaRequest.FromString,
+                    response_serializer=inbox_dot_ingest_dot_v1_dot_ingest__pb2.KeepMediaResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -262,6 +279,33 @@ class IngestService:
             '/inbox.ingest.v1.IngestService/GetMedia',
             inbox_dot_ingest_dot_v1_dot_ingest__pb2.GetMediaRequest.SerializeToString,
             inbox_dot_ingest_dot_v1_dot_ingest__pb2.GetMediaResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def KeepMedia(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inbox.ingest.v1.IngestService/KeepMedia',
+            inbox_dot_ingest_dot_v1_dot_ingest__pb2.KeepMediaRequest.SerializeToString,
+            inbox_dot_ingest_dot_v1_dot_ingest__pb2.KeepMediaResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -42,6 +42,8 @@ class IngestServiceStub:
     """Stores a file (an agent's upload, a library item). The first message carries the metadata."""
     GetMedia: _grpc.UnaryStreamMultiCallable[_ingest_pb2.GetMediaRequest, _ingest_pb2.GetMediaResponse]
     """Streams a stored file: the first message carries the metadata, the rest the bytes."""
+    KeepMedia: _grpc.UnaryUnaryMultiCallable[_ingest_pb2.KeepMediaRequest, _ingest_pb2.KeepMediaResponse]
+    """Marks a stored upload as referenced (by a library item), so it is never purged as an unsent upload."""
 
 @_typing.type_check_only
 class IngestServiceAsyncStub(IngestServiceStub):
@@ -55,6 +57,8 @@ class IngestServiceAsyncStub(IngestServiceStub):
     """Stores a file (an agent's upload, a library item). The first message carries the metadata."""
     GetMedia: _aio.UnaryStreamMultiCallable[_ingest_pb2.GetMediaRequest, _ingest_pb2.GetMediaResponse]  # type: ignore[assignment]
     """Streams a stored file: the first message carries the metadata, the rest the bytes."""
+    KeepMedia: _aio.UnaryUnaryMultiCallable[_ingest_pb2.KeepMediaRequest, _ingest_pb2.KeepMediaResponse]  # type: ignore[assignment]
+    """Marks a stored upload as referenced (by a library item), so it is never purged as an unsent upload."""
 
 class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -95,5 +99,13 @@ class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_ingest_pb2.GetMediaResponse], _abc.AsyncIterator[_ingest_pb2.GetMediaResponse]]:
         """Streams a stored file: the first message carries the metadata, the rest the bytes."""
+
+    @_abc_1.abstractmethod
+    def KeepMedia(
+        self,
+        request: _ingest_pb2.KeepMediaRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ingest_pb2.KeepMediaResponse, _abc.Awaitable[_ingest_pb2.KeepMediaResponse]]:
+        """Marks a stored upload as referenced (by a library item), so it is never purged as an unsent upload."""
 
 def add_IngestServiceServicer_to_server(servicer: IngestServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
