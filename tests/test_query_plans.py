@@ -95,7 +95,7 @@ async def seed_conversations(store: ConversationsStore) -> None:
         "at": T0 + timedelta(seconds=i // 3), "arrival": i, **({"wamid": f"wamid.{i}"} if i % 2 else {}),
     } for i in range(80)])
     for number in NUMBERS:
-        await store.ensure_number("w1", number)
+        await store.repos.numbers.ensure("w1", number)
 
 
 @pytest.mark.parametrize("numbers", [["n2"], NUMBERS], ids=["one-number", "every-number"])
@@ -108,12 +108,12 @@ async def test_the_conversation_list_reads_its_index_in_order(
     store = ConversationsStore(mongo["plans_list"])
     await seed_conversations(store)
     query = ListQuery("w1", numbers, filter=filter_, agent_id="a1", limit=3)
-    first, cursor = await store.list_conversations(query)
+    first, cursor = await store.repos.conversations.page(query, numbers)
     assert len(first) == 3 and cursor, "the guard needs a second page"
 
-    assert_indexed(await plans(mongo, commands, "plans_list", store.list_conversations(query)), index)
+    assert_indexed(await plans(mongo, commands, "plans_list", store.repos.conversations.page(query, numbers)), index)
     second = ListQuery("w1", numbers, filter=filter_, agent_id="a1", cursor=cursor, limit=3)
-    assert_indexed(await plans(mongo, commands, "plans_list", store.list_conversations(second)), index)
+    assert_indexed(await plans(mongo, commands, "plans_list", store.repos.conversations.page(second, numbers)), index)
     await mongo.drop_database("plans_list")
 
 
@@ -128,15 +128,15 @@ async def test_unread_counts_timeline_customer_and_outbox_queries_use_their_inde
         count = store.conversations.count_documents({"workspace_id": "w1", "number_id": number, "has_unread": True})
         assert_indexed(await plans(mongo, commands, db, count), "list_unread")
 
-    items, before = await store.get_timeline("c001", "", 5)
+    items, before = await store.repos.timeline.page("c001", "", 5)
     assert len(items) == 5 and before
-    assert_indexed(await plans(mongo, commands, db, store.get_timeline("c001", "", 5)), "timeline_order")
-    assert_indexed(await plans(mongo, commands, db, store.get_timeline("c001", before, 5)), "timeline_order")
+    assert_indexed(await plans(mongo, commands, db, store.repos.timeline.page("c001", "", 5)), "timeline_order")
+    assert_indexed(await plans(mongo, commands, db, store.repos.timeline.page("c001", before, 5)), "timeline_order")
 
-    assert_indexed(await plans(mongo, commands, db, store.conversations_with_customer_version("cu3", 1)),
+    assert_indexed(await plans(mongo, commands, db, store.repos.conversations.with_customer_version("cu3", 1)),
                    "by_customer")
     customer = {"id": "cu3", "version": 2, "name": "New", "phone": "+1"}
-    assert_indexed(await plans(mongo, commands, db, store.apply_customer(customer)), "by_customer")
+    assert_indexed(await plans(mongo, commands, db, store.repos.conversations.apply_customer(customer)), "by_customer")
 
     for collection in ("conversations", "timeline"):
         poll = store.outbox_leftovers(collection, T0 + timedelta(seconds=1))

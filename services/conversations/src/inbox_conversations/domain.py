@@ -52,7 +52,6 @@ def to_ms(value: datetime) -> datetime:
 
 # pending < sent < delivered < read < played (voice notes); failed is final.
 STATUS_RANK: dict[str, int] = {"pending": 0, "sent": 1, "delivered": 2, "read": 3, "played": 4, "failed": 9}
-FINAL_STATUSES = frozenset({"failed"})
 
 
 def status_rank(status: str) -> int | None:
@@ -60,11 +59,8 @@ def status_rank(status: str) -> int | None:
 
 
 def status_advances(current: str | None, new: str) -> bool:
-    """Whether ``new`` may replace ``current``: statuses only move forward, and failed is final.
-
-    The store applies the same rule as a conditional update (``status_rank < rank(new)``), so a late
-    "delivered" never overwrites "read", whatever order the webhooks arrive in.
-    """
+    """Whether ``new`` may replace ``current``: only forward, failed is final (usecases/facts.py decides by
+    it; the write is guarded by the same ranks against a change made meanwhile)."""
     rank = STATUS_RANK.get(new)
     if rank is None:
         return False
