@@ -31,7 +31,7 @@ from inbox_core.events.whatsapp import (
     TemplatesSynced,
     TemplateStatusChanged,
 )
-from inbox_core.kafka import subscribe
+from inbox_core.kafka import subscribe_batch
 
 GROUP_ID = "inbox-conversations"
 CUSTOMER_EVENTS = frozenset({"customer.created", "customer.updated", "customer.stats_changed"})
@@ -91,10 +91,11 @@ def register(broker: KafkaBroker, store: ConversationsStore, publisher: Publishe
              pending_ttl: timedelta = timedelta(days=7)) -> Handlers:
     """Subscribes this service's handlers (consumer group ``inbox-conversations``).
 
-    Each handler is idempotent and commits after its effects."""
+    A poll's records are one batch: each key's (one conversation's) in order, different keys at once,
+    committed after all their effects (inbox_core.kafka.subscribe_batch). Each handler is idempotent."""
     topics = topics or publisher.topics
     handlers = Handlers(store, publisher, pending_ttl)
-    subscribe(broker, topics.whatsapp_events, group_id=GROUP_ID, handler=handlers.on_whatsapp_event)
-    subscribe(broker, topics.orders, group_id=GROUP_ID, handler=handlers.on_order_event)
-    subscribe(broker, topics.customers, group_id=GROUP_ID, handler=handlers.on_customer_event)
+    subscribe_batch(broker, topics.whatsapp_events, group_id=GROUP_ID, handler=handlers.on_whatsapp_event)
+    subscribe_batch(broker, topics.orders, group_id=GROUP_ID, handler=handlers.on_order_event)
+    subscribe_batch(broker, topics.customers, group_id=GROUP_ID, handler=handlers.on_customer_event)
     return handlers
