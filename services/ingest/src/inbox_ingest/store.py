@@ -6,7 +6,6 @@ returned only to ingest's own sender and never logged (``SecretStr``) or put on 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import time
@@ -142,10 +141,8 @@ class IngestStore:
         if not event_ids:
             return set()
         now = utcnow()
-        # One lookup by _id per id, together: an _id equality is served by the primary key on every
-        # backend (FerretDB v1 pushes down nothing else, so an $in would scan the collection).
-        found = await asyncio.gather(*(self.seen.find_one({"_id": i}, {"expires_at": 1}) for i in event_ids))
-        seen = {d["_id"] for d in found if d is not None and d["expires_at"] > now}
+        seen = {d["_id"] async for d in self.seen.find(
+            {"_id": {"$in": event_ids}, "expires_at": {"$gt": now}}, {"_id": 1})}
         return set(event_ids) - seen
 
     async def mark_seen(self, event_ids: list[str], days: int) -> None:
