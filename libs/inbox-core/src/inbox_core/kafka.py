@@ -231,6 +231,7 @@ def subscribe(
 # Keys of one batch handled at once (each key's records in order): bounded so a batch of many
 # conversations does not take every database connection.
 BATCH_KEYS_AT_ONCE = 32
+BATCH_PARTITION_BYTES = 256 * 1024
 
 
 def subscribe_batch(
@@ -258,7 +259,11 @@ def subscribe_batch(
     name = topic.name if isinstance(topic, Topic) else topic
     dlq = f"{name}.dlq"
     group_id = _GROUP_PREFIX.get(broker, "") + group_id
-    options: dict[str, Any] = {"auto_offset_reset": "earliest", "max_records": max_records}
+    # A fetch brings at most BATCH_PARTITION_BYTES of a partition (at least one record): a batch of
+    # heavy records (a template sync's parts, ~256 KiB each) is then one of them, so the records of
+    # other keys behind it wait for one heavy record at most, not for all the parts a 1 MiB fetch holds.
+    options: dict[str, Any] = {"auto_offset_reset": "earliest", "max_records": max_records,
+                               "max_partition_fetch_bytes": BATCH_PARTITION_BYTES}
     options.update(subscriber_options)
     rewinds = 0
 
