@@ -126,6 +126,7 @@ def system(srv: Servers, name: str, extra_env: dict[str, str] | None = None) -> 
     settings = InboxSettings(kafka_bootstrap=srv.kafka_bootstrap, mongo_url=srv.mongo_url,
                              db_prefix=f"b{name[:6]}{uuid.uuid4().hex[:6]}")
     home = Path(tempfile.mkdtemp(prefix=f"inbox-bench-{name}-"))
+    _patient_startup()
     stack = Stack(Infra(srv.kafka_bootstrap, srv.mongo_url, "bench"), settings, home)
     try:
         stack.start()
@@ -138,6 +139,25 @@ def system(srv: Servers, name: str, extra_env: dict[str, str] | None = None) -> 
             else:
                 os.environ[key] = value
         shutil.rmtree(home, ignore_errors=True)
+
+
+STARTUP_S = float(os.environ.get("INBOX_BENCH_STARTUP_S", "300"))
+
+
+def _patient_startup() -> None:
+    """Gives each service STARTUP_S to open its port (the Stack's 90 s is short on a shared, loaded
+    machine, where seven services importing and joining their consumer groups at once take longer)."""
+    from inbox_core.testing import ServiceProcess
+
+    original = ServiceProcess.wait_port
+    if getattr(original, "patient", False):
+        return
+
+    def wait_port(self: Any, port: int, timeout: float = 90) -> None:
+        original(self, port, timeout=max(timeout, STARTUP_S))
+
+    wait_port.patient = True  # type: ignore[attr-defined]
+    ServiceProcess.wait_port = wait_port  # type: ignore[method-assign]
 
 
 @dataclass
