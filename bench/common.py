@@ -359,7 +359,13 @@ def usage(stack: Any, srv: Servers) -> dict[str, dict[str, float]]:
     cpu = {name: _process_tree_cpu_s(process.proc.pid) for name, process in stack.processes.items()
            if process.proc is not None}
     cpu.update({name: _process_tree_cpu_s(pid) for name, pid in srv.pids.items()})
-    ops = {name: _database_ops(stack.ports[port]) for name, port in DATABASE_USERS.items() if port in stack.ports}
+    import httpx
+
+    ops: dict[str, float] = {}
+    for name, port in DATABASE_USERS.items():
+        if port in stack.ports:
+            with contextlib.suppress(httpx.HTTPError):  # a port this stack's roles do not serve
+                ops[name] = _database_ops(stack.ports[port])
     return {"cpu_s": cpu, "db_ops": ops}
 
 
@@ -374,6 +380,8 @@ def usage_rows(before: dict[str, dict[str, float]], after: dict[str, dict[str, f
                                "cpu_s_per_1000": round(used * 1000 / per, 2)}
         rows.append(row)
     for name in sorted(after["db_ops"]):
+        if name not in before["db_ops"]:
+            continue
         ops = after["db_ops"][name] - before["db_ops"].get(name, 0.0)
         rows.append({"process": f"db ops: {name}", "db_ops": int(ops), "db_ops_per_message": round(ops / per, 2)})
     return rows
