@@ -17,7 +17,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 class Servers:
     kafka_bootstrap: str
     mongo_url: str
+    # The servers' own processes, where this run started them (for their CPU time, see usage()).
+    pids: dict[str, int] = field(default_factory=dict)
 
 
 @contextmanager
@@ -44,7 +46,9 @@ def servers() -> Iterator[Servers]:
 
     with local_infra("inbox-bench-") as servers:
         asyncio.run(ensure_topics(servers.kafka_bootstrap))
-        yield Servers(servers.kafka_bootstrap, servers.mongo_url)
+        pids = {name: pid for name, server in (("kafka", servers.kafka), ("ferretdb", servers.ferret))
+                if server is not None and (pid := server.process.pid()) is not None}
+        yield Servers(servers.kafka_bootstrap, servers.mongo_url, pids)
 
 
 def machine() -> dict[str, Any]:
@@ -123,6 +127,7 @@ def system(srv: Servers, name: str, extra_env: dict[str, str] | None = None) -> 
     settings = InboxSettings(kafka_bootstrap=srv.kafka_bootstrap, mongo_url=srv.mongo_url,
                              db_prefix=f"b{name[:6]}{uuid.uuid4().hex[:6]}")
     home = Path(tempfile.mkdtemp(prefix=f"inbox-bench-{name}-"))
+    _patient_startup()
     stack = Stack(Infra(srv.kafka_bootstrap, srv.mongo_url, "bench"), settings, home)
     try:
         stack.start()
@@ -135,6 +140,25 @@ def system(srv: Servers, name: str, extra_env: dict[str, str] | None = None) -> 
             else:
                 os.environ[key] = value
         shutil.rmtree(home, ignore_errors=True)
+
+
+STARTUP_S = float(os.environ.get("INBOX_BENCH_STARTUP_S", "300"))
+
+
+def _patient_startup() -> None:
+    """Gives each service STARTUP_S to open its port (the Stack's 90 s is short on a shared, loaded
+    machine, where seven services importing and joining their consumer groups at once take longer)."""
+    from inbox_testkit.processes import ServiceProcess
+
+    original = ServiceProcess.wait_port
+    if getattr(original, "patient", False):
+        return
+
+    def wait_port(self: Any, port: int, timeout: float = 90) -> None:
+        original(self, port, timeout=max(timeout, STARTUP_S))
+
+    wait_port.patient = True  # type: ignore[attr-defined]
+    ServiceProcess.wait_port = wait_port  # type: ignore[method-assign]
 
 
 @dataclass
@@ -286,3 +310,84 @@ def exit_on_sigterm() -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, stop)
+
+
+# --- Where the time goes: CPU per process and database operations per service ------------------------------
+
+
+def _process_tree_cpu_s(root: int) -> float:
+    """User + system CPU seconds of a process and every process under it (from /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / ticks
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    return sum(cpu.get(pid, 0.0) for pid in tree)
+
+
+def _database_ops(ops_port: int) -> float:
+    """Database commands a service has sent (the count of ``inbox_mongo_command_seconds``, every command
+    and collection: find, insert, update, delete, findAndModify, count, aggregate, distinct)."""
+    import httpx
+
+    text = httpx.get(f"http://127.0.0.1:{ops_port}/metrics", timeout=10).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("inbox_mongo_command_seconds_count"))
+
+
+# Services whose database operations are counted, and the ops port (a Stack's ``ports`` key) of each.
+DATABASE_USERS = {"conversations": "conversations_ops", "customers": "customers_ops", "orders": "orders_ops",
+                  "ingest (webhook)": "ingest_api_ops", "ingest (worker)": "ingest_ops"}
+
+
+def usage(stack: Any, srv: Servers) -> dict[str, dict[str, float]]:
+    """A snapshot: CPU seconds of each service's process and of Kafka and FerretDB (where this run
+    started them), and the database operations each service has sent."""
+    cpu = {name: _process_tree_cpu_s(process.proc.pid) for name, process in stack.processes.items()
+           if process.proc is not None}
+    cpu.update({name: _process_tree_cpu_s(pid) for name, pid in srv.pids.items()})
+    import httpx
+
+    ops: dict[str, float] = {}
+    for name, port in DATABASE_USERS.items():
+        if port in stack.ports:
+            with contextlib.suppress(httpx.HTTPError):  # a port this stack's roles do not serve
+                ops[name] = _database_ops(stack.ports[port])
+    return {"cpu_s": cpu, "db_ops": ops}
+
+
+def usage_rows(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]],
+               messages: int) -> list[dict[str, Any]]:
+    """Per process, CPU seconds per 1,000 messages, and per service database operations per message."""
+    per = max(1, messages)
+    rows: list[dict[str, Any]] = []
+    for name in sorted(after["cpu_s"]):
+        used = after["cpu_s"][name] - before["cpu_s"].get(name, 0.0)
+        row: dict[str, Any] = {"process": name, "cpu_s": round(used, 1),
+                               "cpu_s_per_1000": round(used * 1000 / per, 2)}
+        rows.append(row)
+    for name in sorted(after["db_ops"]):
+        if name not in before["db_ops"]:
+            continue
+        ops = after["db_ops"][name] - before["db_ops"].get(name, 0.0)
+        rows.append({"process": f"db ops: {name}", "db_ops": int(ops), "db_ops_per_message": round(ops / per, 2)})
+    return rows
+
+
+def print_usage(rows: list[dict[str, Any]], messages: int) -> None:
+    print_table(f"where the time goes ({messages} messages; the services run every role in one process)", rows,
+                ["process", "cpu_s", "cpu_s_per_1000", "db_ops", "db_ops_per_message"])

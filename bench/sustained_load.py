@@ -32,15 +32,19 @@ from aiokafka import AIOKafkaConsumer
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     Agent,
+    Servers,
     consumer_lag,
     exit_on_sigterm,
     machine,
     print_table,
+    print_usage,
     raise_fd_limit,
     save,
     servers,
     signed_text_webhook,
     system,
+    usage,
+    usage_rows,
     workspaces_with_agents,
 )
 
@@ -139,9 +143,10 @@ async def raw_drain_rate(bootstrap: str, limit_s: float = 15.0) -> dict[str, Any
         await consumer.stop()
 
 
-async def measure(stack: Any, rate: float, seconds: float, after_s: float, sample_s: float,
+async def measure(stack: Any, srv: Servers, rate: float, seconds: float, after_s: float, sample_s: float,
                   stream_count: int, workspace_count: int) -> dict[str, Any]:
     agents = await workspaces_with_agents(stack, workspace_count)
+    before = await asyncio.to_thread(usage, stack, srv)
     tasks, stream_counters = await drain_streams(stack.url("gateway"), agents, stream_count)
     load = Load(stack, agents, uuid.uuid4().hex[:6])
     bootstrap, prefix = stack.settings.kafka_bootstrap, stack.settings.db_prefix
@@ -176,14 +181,18 @@ async def measure(stack: Any, rate: float, seconds: float, after_s: float, sampl
         await asyncio.gather(*in_flight)
         load_s = time.monotonic() - begin
         await sampling
+        after = await asyncio.to_thread(usage, stack, srv)
     finally:
         await load.close()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     ceiling = await raw_drain_rate(bootstrap)
+    # Per message of the mix handled (webhooks, orders, composing signals alike).
+    used = usage_rows(before, after, sum(load.done.values()))
     return {"offered": seq, "skipped": skipped, "done": load.done, "failed": load.failed, "load_s": round(load_s, 1),
-            "samples": samples, "ceiling_raw_consumer": ceiling, "stream_bytes": stream_counters["bytes"]}
+            "samples": samples, "ceiling_raw_consumer": ceiling, "stream_bytes": stream_counters["bytes"],
+            "usage": used}
 
 
 def main() -> None:
@@ -198,7 +207,7 @@ def main() -> None:
     args = parser.parse_args()
     raise_fd_limit()
     with servers() as srv, system(srv, "sustained", {"GATEWAY_LOGIN_MAX_PER_IP": "100000"}) as stack:
-        result = asyncio.run(measure(stack, args.rate, args.seconds, args.after, args.sample, args.streams,
+        result = asyncio.run(measure(stack, srv, args.rate, args.seconds, args.after, args.sample, args.streams,
                                      args.workspaces))
     samples = result["samples"]
     groups = sorted({k for s in samples for k in s if k != "t_s"})
@@ -218,6 +227,11 @@ def main() -> None:
     print_table("sustained load", rows, ["path", "offered_per_s", "achieved_per_s", "peak_lag", "lag_after"])
     for group in groups:
         print(f"  {group}: peak lag {peak[group]}, {args.after:.0f} s after the load {last.get(group, 0)}")
+    print_usage(result["usage"], done)
+    # When each consumer's lag was back to zero after the load (None: not within the run).
+    drained = {g: next((round(s["t_s"] - result["load_s"], 1) for s in samples
+                        if s["t_s"] >= result["load_s"] and not s.get(g)), None) for g in groups}
+    print("  lag back to 0 after the load (s, ceiling 30):", drained)
     summary = [{"metric": f"sustained: events/s through every service (offered {args.rate:g}/s)",
                 "value": achieved, "unit": "/s", "ceiling": args.rate, "ceiling_is": "offered rate",
                 "note": f"lag peak {rows[0]['peak_lag']}, {args.after:.0f} s after: {rows[0]['lag_after']}; raw "

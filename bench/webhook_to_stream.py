@@ -34,6 +34,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     Agent,
+    Servers,
     consumer_lag,
     ensure_topic,
     exit_on_sigterm,
@@ -41,11 +42,14 @@ from common import (
     partitions_of,
     percentiles,
     print_table,
+    print_usage,
     raise_fd_limit,
     save,
     servers,
     signed_text_webhook,
     system,
+    usage,
+    usage_rows,
     workspaces_with_agents,
 )
 
@@ -212,8 +216,8 @@ def censored_percentiles(seen_s: list[float], unseen: int, wait_s: float) -> dic
     return out
 
 
-async def measure(stack: Any, rates: list[float], seconds: float, stream_count: int, workspace_count: int,
-                  wait_s: float) -> dict[str, Any]:
+async def measure(stack: Any, srv: Servers, rates: list[float], seconds: float, stream_count: int,
+                  workspace_count: int, wait_s: float) -> dict[str, Any]:
     agents = await workspaces_with_agents(stack, workspace_count)
     streams = Streams(stack.url("gateway"))
     opened = time.monotonic()
@@ -221,12 +225,14 @@ async def measure(stack: Any, rates: list[float], seconds: float, stream_count: 
     print(f"{streams.connected} streams open ({streams.closed} closed) in {time.monotonic() - opened:.0f} s "
           f"over {len(agents)} workspaces", flush=True)
     rows: list[dict[str, Any]] = []
+    used: dict[str, list[dict[str, Any]]] = {}
     try:
         # A warm-up: the first message of each customer creates its conversation and customer.
         await post_at_rate(stack.url("ingest"), agents, 20, 5, "000000")
         await caught_up(stack, 90)
         for rate in rates:
             run = uuid.uuid4().hex[:6]
+            before = await asyncio.to_thread(usage, stack, srv)
             t0 = time.monotonic()
             started, answer_s, refused = await post_at_rate(stack.url("ingest"), agents, rate, seconds, run)
             posted_s = time.monotonic() - t0
@@ -254,10 +260,12 @@ async def measure(stack: Any, rates: list[float], seconds: float, stream_count: 
             print(f"  {rate:g}/s: {rows[-3]}", flush=True)
             # Let the consumers catch up (bounded) before the next rate, so rates do not add up.
             await caught_up(stack, wait_s)
+            used[f"{rate:g}"] = usage_rows(before, await asyncio.to_thread(usage, stack, srv), len(started))
+            print_usage(used[f"{rate:g}"], len(started))
     finally:
         await streams.close()
     return {"rows": rows, "streams": stream_count, "workspaces": workspace_count,
-            "stream_bytes": streams.bytes}
+            "stream_bytes": streams.bytes, "usage": used}
 
 
 def main() -> None:
@@ -272,7 +280,7 @@ def main() -> None:
     raise_fd_limit()
     rates = [float(r) for r in args.rates.split(",")]
     with servers() as srv, system(srv, "stream", {"GATEWAY_LOGIN_MAX_PER_IP": "100000"}) as stack:
-        result = asyncio.run(measure(stack, rates, args.seconds, args.streams, args.workspaces, args.wait))
+        result = asyncio.run(measure(stack, srv, rates, args.seconds, args.streams, args.workspaces, args.wait))
     rows = result["rows"]
     print(f"machine: {machine()}; {args.streams} streams over {args.workspaces} workspaces; "
           f"{args.seconds:.0f} s per rate")
@@ -288,8 +296,12 @@ def main() -> None:
                             "ceiling_is": "raw Kafka produce->consume p99",
                             "note": f"p50 {row['p50_ms']} ms, p99.9 {row['p999_ms']} ms; {row['per_s']}/s "
                                     f"answered; {row['unseen']} not seen within {args.wait:.0f} s"})
+    for rate, used in result["usage"].items():
+        print(f"@ {rate}/s:")
+        print_usage(used, next((r["answered_200"] for r in rows if r["path"] == f"webhook -> stream @ {rate}/s"), 0))
     print("saved", save("webhook_to_stream", {"seconds": args.seconds, "streams": args.streams,
-                                               "workspaces": args.workspaces, "rows": rows, "summary": summary}))
+                                               "workspaces": args.workspaces, "rows": rows, "summary": summary,
+                                               "usage": result["usage"]}))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from pymongo import AsyncMongoClient, monitoring
 from inbox_conversations import search_index
 from inbox_conversations.domain import parse_query
 from inbox_conversations.store import ConversationsStore, ListQuery
+from inbox_conversations.usecases.reading import Reading
 from inbox_core.revisions import Revision, RevisionedCollection
 from inbox_presence.store import PresenceStore
 from inbox_testkit.infra import FerretPair
@@ -97,7 +98,7 @@ async def seed_conversations(store: ConversationsStore) -> None:
         "at": T0 + timedelta(seconds=i // 3), "arrival": i, **({"wamid": f"wamid.{i}"} if i % 2 else {}),
     } for i in range(80)])
     for number in NUMBERS:
-        await store.ensure_number("w1", number)
+        await store.repos.numbers.ensure("w1", number)
 
 
 @pytest.mark.parametrize("numbers", [["n2"], NUMBERS], ids=["one-number", "every-number"])
@@ -110,12 +111,12 @@ async def test_the_conversation_list_reads_its_index_in_order(
     store = ConversationsStore(mongo["plans_list"])
     await seed_conversations(store)
     query = ListQuery("w1", numbers, filter=filter_, agent_id="a1", limit=3)
-    first, cursor = await store.list_conversations(query)
+    first, cursor = await store.repos.conversations.page(query, numbers)
     assert len(first) == 3 and cursor, "the guard needs a second page"
 
-    assert_indexed(await plans(mongo, commands, "plans_list", store.list_conversations(query)), index)
+    assert_indexed(await plans(mongo, commands, "plans_list", store.repos.conversations.page(query, numbers)), index)
     second = ListQuery("w1", numbers, filter=filter_, agent_id="a1", cursor=cursor, limit=3)
-    assert_indexed(await plans(mongo, commands, "plans_list", store.list_conversations(second)), index)
+    assert_indexed(await plans(mongo, commands, "plans_list", store.repos.conversations.page(second, numbers)), index)
     await mongo.drop_database("plans_list")
 
 
@@ -129,20 +130,20 @@ async def test_a_search_reads_the_search_index_range_then_its_conversations_by_i
     db = "plans_search"
     store = ConversationsStore(mongo[db])
     await seed_conversations(store)
-    await store.search.marks.delete_many({})
-    assert await store.search.backfill() == 60
+    await store.repos.search.marks.delete_many({})
+    assert await store.repos.search.backfill() == 60
     for text, expected, terms in (("name 1", 11, 2), ("4930001", 10, 1)):
         query = ListQuery("w1", numbers, search=parse_query(text), limit=100)
-        found, _ = await store.list_conversations(query)
+        found, _ = await Reading(store.repos).page(query, numbers)
         assert len(found) == (expected if numbers == NUMBERS else len([c for c in found if c["number_id"] == "n2"]))
         assert len(found) > 0
-        searched = await plans(mongo, commands, db, store.list_conversations(query))
+        searched = await plans(mongo, commands, db, Reading(store.repos).page(query, numbers))
         assert len(searched) == terms + 1, searched  # each term's range, then the conversations
         assert_indexed(searched[:terms], "by_key")
         assert_indexed(searched[terms:], "_id_")
     monkeypatch.setattr(search_index, "CANDIDATES_MAX", 1)
     broad = ListQuery("w1", numbers, search=parse_query("name"), limit=3)
-    found = await plans(mongo, commands, db, store.list_conversations(broad))
+    found = await plans(mongo, commands, db, Reading(store.repos).page(broad, numbers))
     assert_indexed(found[:1], "by_key")
     assert_indexed(found[1:], "list_all")
     await mongo.drop_database(db)
@@ -159,17 +160,17 @@ async def test_unread_counts_timeline_customer_and_outbox_queries_use_their_inde
         count = store.conversations.count_documents({"workspace_id": "w1", "number_id": number, "has_unread": True})
         assert_indexed(await plans(mongo, commands, db, count), "list_unread")
 
-    items, before = await store.get_timeline("c001", "", 5)
+    items, before = await store.repos.timeline.page("c001", "", 5)
     assert len(items) == 5 and before
-    assert_indexed(await plans(mongo, commands, db, store.get_timeline("c001", "", 5)), "timeline_order")
-    assert_indexed(await plans(mongo, commands, db, store.get_timeline("c001", before, 5)), "timeline_order")
+    assert_indexed(await plans(mongo, commands, db, store.repos.timeline.page("c001", "", 5)), "timeline_order")
+    assert_indexed(await plans(mongo, commands, db, store.repos.timeline.page("c001", before, 5)), "timeline_order")
 
-    assert_indexed(await plans(mongo, commands, db, store.conversations_with_customer_version("cu3", 1)),
+    assert_indexed(await plans(mongo, commands, db, store.repos.conversations.with_customer_version("cu3", 1)),
                    "by_customer")
     customer = {"id": "cu3", "version": 2, "name": "New", "phone": "+1"}
-    applied = await plans(mongo, commands, db, store.apply_customer(customer))
-    assert_indexed(applied[:1], "by_customer")
-    assert_indexed(applied[1:], "_id_")  # the changed conversations read back for their search entries
+    assert_indexed(await plans(mongo, commands, db, store.repos.conversations.apply_customer(customer)), "by_customer")
+    # The changed conversations read back by _id for their search entries.
+    assert_indexed(await plans(mongo, commands, db, store.repos.search.sync_ids(["c001"])), "_id_")
 
     for collection in ("conversations", "timeline"):
         poll = store.outbox_leftovers(collection, T0 + timedelta(seconds=1))

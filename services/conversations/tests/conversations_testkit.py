@@ -13,6 +13,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream.kafka import KafkaBroker
 
+from inbox.conversations.v1 import conversations_pb2 as pb
+from inbox.conversations.v1.conversations_pb2_grpc import ConversationsServiceStub
 from inbox_conversations.consumers import Handlers
 from inbox_conversations.outbox import Publisher, Topics
 from inbox_conversations.rpc import ConversationsRpc
@@ -163,3 +165,8 @@ class Env:
         return tail
 
     _tails: list[Tail] = field(default_factory=list)
+
+
+async def list_ids(stub: ConversationsServiceStub, env: Env, **fields: Any) -> list[str]:
+    reply = await stub.ListConversations(pb.ListConversationsRequest(workspace_id=env.workspace, **fields))
+    return [c.id for c in reply.items]

@@ -90,7 +90,7 @@ async def test_messages_of_the_same_second_keep_their_arrival_order(env: Env, st
     at = meta_second(minutes=3)
     wamids, events = same_second_messages(env, at)
     # The first one crashes after its insert and is redelivered before the next (its offset was not committed).
-    crash_once_after(monkeypatch, env.store, "insert_item")
+    crash_once_after(monkeypatch, env.store.repos.timeline, "insert")
     with pytest.raises(Crash):
         await env.deliver(events[0])
     await env.deliver(*events)

@@ -7,9 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conversations_testkit import Env, ago
-from test_consumers import customer_event
-from test_rpc import list_ids
+from conversations_testkit import Env, ago, list_ids
+from test_elsewhere import customer_event
 
 from inbox.conversations.v1 import conversations_pb2 as pb
 from inbox.conversations.v1.conversations_pb2_grpc import ConversationsServiceStub
@@ -20,7 +19,7 @@ WA = "34600111222"
 
 
 async def keys_of(env: Env, conversation_id: str) -> set[str]:
-    docs = await env.store.search.entries.find({"c": conversation_id}).to_list(None)
+    docs = await env.store.repos.search.entries.find({"c": conversation_id}).to_list(None)
     return {d["k"].removeprefix(f"{env.workspace}|") for d in docs}
 
 
@@ -48,18 +47,18 @@ async def test_a_name_change_replaces_its_tokens_and_redelivery_changes_nothing(
     await env.handlers.on_customer_event(event)
     expected = tokens("Grace Hopper", "+44 700 900 800")
     assert await keys_of(env, conv["_id"]) == expected
-    count = await env.store.search.entries.count_documents({"c": conv["_id"]})
+    count = await env.store.repos.search.entries.count_documents({"c": conv["_id"]})
     await env.handlers.on_customer_event(event)  # redelivered
     await env.deliver(env.message(WA, profile_name="ada"))  # a later WhatsApp profile name does not win
     assert await keys_of(env, conv["_id"]) == expected
-    assert await env.store.search.entries.count_documents({"c": conv["_id"]}) == count
+    assert await env.store.repos.search.entries.count_documents({"c": conv["_id"]}) == count
 
 
 async def test_a_sync_cut_short_is_finished_by_the_next_message(env: Env, stub: ConversationsServiceStub) -> None:
     await env.deliver(env.message(WA, profile_name="Ada Lovelace"))
     conv = await env.conversation(WA)
     # As after a crash between the name's write and its tokens: the tokens of the old name, not marked.
-    await env.store.search.entries.delete_many({"c": conv["_id"]})
+    await env.store.repos.search.entries.delete_many({"c": conv["_id"]})
     await env.store.conversations.update_one({"_id": conv["_id"]}, {"$unset": {"search_indexed": 1}})
     assert await list_ids(stub, env, query="lovelace") == []
     await env.deliver(env.message(WA, profile_name="Ada Lovelace"))
@@ -69,7 +68,7 @@ async def test_a_sync_cut_short_is_finished_by_the_next_message(env: Env, stub: 
 async def test_backfill_indexes_conversations_from_before_the_index(env: Env, stub: ConversationsServiceStub) -> None:
     await env.deliver(env.message(WA, profile_name="Ada Lovelace"))
     conv = await env.conversation(WA)
-    await env.store.search.entries.delete_many({"c": conv["_id"]})
+    await env.store.repos.search.entries.delete_many({"c": conv["_id"]})
     await env.store.conversations.update_one({"_id": conv["_id"]}, {"$unset": {"search_indexed": 1}})
     index = SearchIndex(env.store.db)
     assert await index.backfill() == 0  # this database was indexed from its start: marked

@@ -227,6 +227,98 @@ def subscribe(
     return broker.subscriber(name, group_id=group_id, ack_policy=AckPolicy.NACK_ON_ERROR, **options)(consume)
 
 
+
+# Keys of one batch handled at once (each key's records in order): bounded so a batch of many
+# conversations does not take every database connection.
+BATCH_KEYS_AT_ONCE = 32
+BATCH_PARTITION_BYTES = 256 * 1024
+
+
+def subscribe_batch(
+    broker: KafkaBroker,
+    topic: Topic | str,
+    *,
+    group_id: str,
+    handler: EventHandler,
+    max_records: int = 200,
+    max_attempts: int = 3,
+    retry_backoff_s: float = 0.5,
+    max_backoff_s: float = 10.0,
+    keys_at_once: int = BATCH_KEYS_AT_ONCE,
+    **subscriber_options: Any,
+) -> Any:
+    """Like :func:`subscribe`, but takes the records a poll returns as one batch: the records of one key
+    (one conversation, one customer) are handled in their order, different keys at once; the batch
+    is committed after every record's effects.
+
+    A record that fails on itself is tried again in place (``max_attempts``), then goes to the
+    dead-letter topic, and the key's next records go on: it holds neither the batch nor its key. A
+    transient failure (Kafka or the database away) rewinds the whole batch, delivered again after a
+    backoff: handlers are idempotent, so what was done already is done again harmlessly.
+    """
+    name = topic.name if isinstance(topic, Topic) else topic
+    dlq = f"{name}.dlq"
+    group_id = _GROUP_PREFIX.get(broker, "") + group_id
+    # A fetch brings at most BATCH_PARTITION_BYTES of a partition (at least one record): a batch of
+    # heavy records (a template sync's parts, ~256 KiB each) is then one of them, so the records of
+    # other keys behind it wait for one heavy record at most, not for all the parts a 1 MiB fetch holds.
+    options: dict[str, Any] = {"auto_offset_reset": "earliest", "max_records": max_records,
+                               "max_partition_fetch_bytes": BATCH_PARTITION_BYTES}
+    options.update(subscriber_options)
+    rewinds = 0
+
+    async def handle(record: Any) -> None:
+        for tries in range(1, max_attempts + 1):
+            try:
+                await handler(Event.from_bytes(record.value))
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                HANDLER_FAILURES.labels(name, group_id, "permanent").inc()
+                if tries < max_attempts:
+                    log.warning("failure on %s[%d]@%d (try %d of %d): %r",
+                                name, record.partition, record.offset, tries, max_attempts, exc)
+                    await asyncio.sleep(retry_backoff_s)
+                    continue
+                await dead_letter(broker, dlq, record, group_id, exc)
+                log.error("dead-lettered %s[%d]@%d to %s: %r", name, record.partition, record.offset, dlq, exc)
+
+    async def consume(message: KafkaMessage) -> None:
+        nonlocal rewinds
+        raw = message.raw_message
+        records = list(raw) if isinstance(raw, tuple) else [raw]
+        by_key: dict[tuple[int, bytes | None], list[Any]] = {}
+        for record in records:
+            by_key.setdefault((record.partition, record.key), []).append(record)
+        room = asyncio.Semaphore(keys_at_once)
+
+        async def one_key(key_records: list[Any]) -> None:
+            async with room:
+                for record in key_records:
+                    await handle(record)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for key_records in by_key.values():
+                    group.create_task(one_key(key_records))
+        except* Exception as failures:
+            HANDLER_FAILURES.labels(name, group_id, "transient").inc()
+            rewinds += 1
+            delay = min(max_backoff_s, retry_backoff_s * 2 ** min(rewinds, 10))
+            log.warning("transient failure on a batch of %d from %s, retrying in %.1fs: %r",
+                        len(records), name, delay, failures.exceptions[0])
+            await asyncio.sleep(delay)
+            raise failures.exceptions[0] from None  # NACK: every partition of the batch rewinds
+        rewinds = 0
+
+    consume.__name__ = f"consume_batch_{name.replace('.', '_')}_{group_id.replace('.', '_').replace('-', '_')}"
+    return broker.subscriber(name, group_id=group_id, batch=True, ack_policy=AckPolicy.NACK_ON_ERROR,
+                             **options)(consume)
+
+
 async def dead_letter(broker: KafkaBroker, dlq: str, record: Any, group_id: str, exc: BaseException) -> None:
     """Copies a message that cannot be processed to the dead-letter topic, with why and where it came from."""
     headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}

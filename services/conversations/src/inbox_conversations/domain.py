@@ -52,7 +52,6 @@ def to_ms(value: datetime) -> datetime:
 
 # pending < sent < delivered < read < played (voice notes); failed is final.
 STATUS_RANK: dict[str, int] = {"pending": 0, "sent": 1, "delivered": 2, "read": 3, "played": 4, "failed": 9}
-FINAL_STATUSES = frozenset({"failed"})
 
 
 def status_rank(status: str) -> int | None:
@@ -60,11 +59,8 @@ def status_rank(status: str) -> int | None:
 
 
 def status_advances(current: str | None, new: str) -> bool:
-    """Whether ``new`` may replace ``current``: statuses only move forward, and failed is final.
-
-    The store applies the same rule as a conditional update (``status_rank < rank(new)``), so a late
-    "delivered" never overwrites "read", whatever order the webhooks arrive in.
-    """
+    """Whether ``new`` may replace ``current``: only forward, failed is final (usecases/facts.py decides by
+    it; the write is guarded by the same ranks against a change made meanwhile)."""
     rank = STATUS_RANK.get(new)
     if rank is None:
         return False
@@ -158,9 +154,7 @@ def preview(type_: str, text: str | None = None, caption: str | None = None, fil
 # --- search ---------------------------------------------------------------------------------------------
 
 MAX_NAME_WORDS = 8
-MAX_PREFIX = 12  # name-word prefixes are indexed up to this length; longer query words are checked after
 MIN_PHONE_GRAM = 3
-MAX_PHONE_GRAM = 7
 _WORD = re.compile(r"[^\W_]+")
 _PHONE_PUNCT = re.compile(r"[\s+\-().]")
 
@@ -179,35 +173,13 @@ def digits(text: str) -> str:
     return "".join(c for c in text if c.isdigit())
 
 
-def search_tokens(name: str, phone: str) -> list[str]:
-    """Multikey-indexed tokens: ``n:<prefix>`` of every name word (up to ``MAX_PREFIX`` letters, first
-    ``MAX_NAME_WORDS`` words) and ``p:<gram>`` for every digit substring of the phone of length 3..7.
-
-    Bounded: at most 8 * 12 name tokens and, for a 15-digit number, 55 phone grams.
-    """
-    tokens: set[str] = set()
-    for word in name_words(name)[:MAX_NAME_WORDS]:
-        for i in range(1, min(len(word), MAX_PREFIX) + 1):
-            tokens.add("n:" + word[:i])
-    number = digits(phone)
-    for size in range(MIN_PHONE_GRAM, MAX_PHONE_GRAM + 1):
-        for i in range(len(number) - size + 1):
-            tokens.add("p:" + number[i : i + size])
-    return sorted(tokens)
-
-
 @dataclass(frozen=True)
 class SearchQuery:
-    """Tokens that all must be present (served by the index) and the exact terms checked after."""
+    """The terms a conversation must all match: name prefixes and phone digits (search_index.py finds
+    the candidates, ``matches`` checks each row)."""
 
-    tokens: list[str]
     name_terms: list[str] = field(default_factory=list)
     phone_terms: list[str] = field(default_factory=list)
-
-    @property
-    def needs_check(self) -> bool:
-        return any(len(t) > MAX_PREFIX for t in self.name_terms) or any(
-            len(t) > MAX_PHONE_GRAM for t in self.phone_terms)
 
     def matches(self, name: str, phone: str) -> bool:
         words = name_words(name)
@@ -233,20 +205,14 @@ def parse_query(query: str) -> SearchQuery | None:
         words = name_words(text)
     name_terms: list[str] = []
     phone_terms: list[str] = []
-    tokens: set[str] = set()
     for word in words:
         if word.isdigit() and len(word) >= MIN_PHONE_GRAM:
             phone_terms.append(word)
-            if len(word) <= MAX_PHONE_GRAM:
-                tokens.add("p:" + word)
-            else:  # every 7-digit window of it must be there; the exact substring is checked after
-                tokens.update("p:" + word[i : i + MAX_PHONE_GRAM] for i in range(len(word) - MAX_PHONE_GRAM + 1))
         else:
             name_terms.append(word)
-            tokens.add("n:" + word[:MAX_PREFIX])
-    if not tokens:
+    if not name_terms and not phone_terms:
         return None
-    return SearchQuery(sorted(tokens), name_terms, phone_terms)
+    return SearchQuery(name_terms, phone_terms)
 
 
 # --- list filters ---------------------------------------------------------------------------------------

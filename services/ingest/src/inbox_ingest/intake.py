@@ -1,8 +1,11 @@
 """From a verified, normalised webhook to events durably on Kafka: routing, dedupe, publishing.
 
 The webhook is answered 200 only after every event of the body is on ``whatsapp.events.v1`` (or, for
-a number that is not connected, recorded as unrouted). A publish that Kafka does not confirm in time
-makes the answer 503, and Meta retries; the unconfirmed send is not abandoned: it stays in flight, a
+a number that is not connected, recorded as unrouted). The only database round trip on the way is
+dedupe's (one query on the ids of the body; numbers come from the store's cache), and a body's
+events are sent together. A publish that Kafka does not confirm in time makes the answer 503 only
+when Kafka confirms nothing else either (a loaded Kafka is waited on, up to ``MAX_WAIT_S``), and Meta
+retries; the unconfirmed send is not abandoned: it stays in flight, a
 retry of the same event waits for it instead of producing it again, and once it lands the event is
 marked seen, so a retry that comes later is not published twice.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -40,6 +44,8 @@ class IntakeResult:
 class Intake:
     RECENT_IDS = 50_000
     MARK_DELAY_S = 0.05
+    # Longest a webhook waits on a Kafka that is confirming, slowly (Meta retries a slower answer).
+    MAX_WAIT_S = 15.0
 
     def __init__(self, store: IngestStore, broker: KafkaBroker, *, publish_timeout_s: float, dedupe_days: int) -> None:
         self.store = store
@@ -52,6 +58,7 @@ class Intake:
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._to_mark: list[str] = []
         self._marker: asyncio.Task[None] | None = None
+        self._last_landed = 0.0  # monotonic time Kafka last confirmed one of our sends
 
     async def accept(self, events: list[NormalisedEvent]) -> IntakeResult:
         try:
@@ -101,8 +108,15 @@ class Intake:
         if not items:
             return
         futures = [self._publish_once(item.key, item.event) for item in items]
+        started = time.monotonic()
         with PUBLISH_SECONDS.time():
             done, pending = await asyncio.wait(futures, timeout=self.publish_timeout_s)
+            # Load alone is no reason to refuse: while Kafka confirms other sends (slowly), wait on,
+            # up to MAX_WAIT_S; only a Kafka that confirms nothing within the timeout is away.
+            while pending and not any(f.exception() for f in done) and self._kafka_confirming() \
+                    and time.monotonic() - started < self.MAX_WAIT_S:
+                more, pending = await asyncio.wait(pending, timeout=self.publish_timeout_s)
+                done |= more
         failed = [f for f in done if f.exception() is not None]
         if pending or failed:
             reason = repr(failed[0].exception()) if failed else "Kafka did not confirm in time"
@@ -125,8 +139,12 @@ class Intake:
         if not future.cancelled() and future.exception() is not None:
             EVENTS.labels("publish_failed").inc()
 
+    def _kafka_confirming(self) -> bool:
+        return time.monotonic() - self._last_landed < self.publish_timeout_s
+
     async def _publish_and_mark(self, key: str, event: Event) -> None:
         await publish(self.broker, WHATSAPP_EVENTS, key, event)
+        self._last_landed = time.monotonic()
         # Marked seen even when the webhook that sent it was already answered 503.
         self._recent[event.id] = None
         while len(self._recent) > self.RECENT_IDS:

@@ -1,0 +1,44 @@
+"""One repository per collection of the service's database (see each module)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from inbox_conversations.repositories.conversations import Conversations, ListQuery
+from inbox_conversations.repositories.customers import CustomerCopies
+from inbox_conversations.repositories.library import Library
+from inbox_conversations.repositories.numbers import Numbers
+from inbox_conversations.repositories.pending import PendingFacts
+from inbox_conversations.repositories.templates import Templates
+from inbox_conversations.repositories.timeline import Timeline, TimelineKey
+from inbox_conversations.search_index import SearchIndex
+from inbox_core.mongo import Document
+
+__all__ = ["Conversations", "CustomerCopies", "Library", "ListQuery", "Numbers", "PendingFacts", "Repositories",
+           "SearchIndex", "Templates", "Timeline", "TimelineKey"]
+
+
+@dataclass(frozen=True)
+class Repositories:
+    conversations: Conversations
+    timeline: Timeline
+    pending: PendingFacts
+    numbers: Numbers
+    customers: CustomerCopies
+    templates: Templates
+    library: Library
+    search: SearchIndex
+
+    @classmethod
+    def of(cls, db: AsyncDatabase[Document]) -> Repositories:
+        return cls(Conversations(db), Timeline(db), PendingFacts(db), Numbers(db), CustomerCopies(db),
+                   Templates(db), Library(db), SearchIndex(db))
+
+    async def ensure_indexes(self) -> None:
+        """Creates the indexes every query of this service is served by (idempotent)."""
+        for repository in (self.conversations, self.timeline, self.pending, self.numbers, self.templates,
+                           self.library, self.search):
+            await repository.ensure_indexes()
+        await self.search.backfill()  # a database from before the search index, once

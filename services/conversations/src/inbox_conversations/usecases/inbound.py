@@ -1,0 +1,163 @@
+"""A message from Meta (live, history backfill, or an SMB-app echo) into its conversation.
+
+One inbound text to a conversation that exists is three database operations: the conversation read
+by ``_id``, the message's insert, and one update of the conversation guarded by the version that was
+read (its fields decided in inbound.py, the pure rules). Pending facts are read only when the
+conversation notes some for this message, when the message has media (a media result names no
+conversation) or when the conversation is new.
+
+Crash safety without transactions: the message is inserted first with its ``arrival`` (a redelivery's
+insert fails and the stored one wins, so the order does not move); the conversation's change is
+decided from what is stored (the message's id in ``applied`` means it was counted), so applying it
+again changes nothing; then the events are published with ids derived from the input.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from inbox_conversations import documents, domain, inbound, views
+from inbox_conversations.outbox import Publisher, next_arrival, utcnow
+from inbox_conversations.repositories import Repositories
+from inbox_conversations.usecases.facts import Fact, Facts
+from inbox_conversations.usecases.publishing import Announcer
+from inbox_core.events.conversations import MessageCreated
+from inbox_core.events.whatsapp import MessageReceived
+from inbox_core.ids import conversation_id as make_conversation_id
+from inbox_core.mongo import Document
+
+log = logging.getLogger("inbox.conversations.inbound")
+
+# A conversation changed meanwhile (a MarkRead, an assignment) makes the guarded write miss: decide again.
+MAX_DECISIONS = 8
+
+
+class ConversationChanged(RuntimeError):
+    """The conversation kept changing under the worker (retried by the consumer)."""
+
+
+class ReceiveMessage:
+    def __init__(self, repos: Repositories, publisher: Publisher, announcer: Announcer, facts: Facts) -> None:
+        self.repos = repos
+        self.publisher = publisher
+        self.announcer = announcer
+        self.facts = facts
+
+    async def __call__(self, event_id: str, workspace_id: str, msg: MessageReceived) -> None:
+        number_id = msg.phone_number_id
+        if not number_id or not (msg.wa_id or msg.user_id):
+            log.warning("message %s names no number or customer; not shown", msg.wamid)
+            return
+        conv, created = await self._conversation(workspace_id, number_id, msg)
+        if msg.type == "reaction":
+            await self._reaction(event_id, workspace_id, conv, msg)
+            return
+        conversation_id = conv["_id"]
+        timeline = self.repos.timeline
+        # A redelivery builds a new arrival, but the insert keeps the first one (the stored document wins).
+        doc = documents.inbound_message(workspace_id, conversation_id, msg, utcnow(), next_arrival())
+        quoted = doc.get("reply_to_wamid")
+        if quoted:
+            target = await timeline.by_wamid(workspace_id, quoted)
+            if target is not None:
+                doc["reply_to"] = target["_id"]
+        if not await timeline.insert(doc):
+            # Seen before (a redelivery, or the same wamid under another id): carry on with what is
+            # stored, so effects a crash cut short are completed now.
+            stored = await timeline.get(doc["_id"]) or await timeline.by_wamid(workspace_id, msg.wamid)
+            if stored is None:
+                raise RuntimeError(f"message {msg.wamid} neither inserted nor found")
+            doc = stored
+        message_id = doc["_id"]
+        if quoted and not doc.get("reply_to"):
+            await self.facts.apply_or_pend(Fact(
+                workspace_id, quoted, "reply", {"message_id": message_id},
+                domain.derived_id("pnd_", "reply", message_id), event_id, conversation_id))
+
+        effects = domain.message_effects(msg.origin, msg.direction, msg.type)
+        last = documents.last_message(doc)
+        profile = msg.profile_name if msg.direction == "in" else None
+        conv = await self._change(conv, lambda c: inbound.message_change(c, doc, last, effects, profile))
+        # A profile name changed the customer's name (or a crash cut a sync short): no query otherwise.
+        await self.repos.search.sync_if_stale(conv)
+
+        keys = [msg.wamid]
+        media_id = (doc.get("media") or {}).get("media_id")
+        if media_id:
+            keys.append(f"media:{media_id}")
+        noted = [k for k in keys if k in (conv.get("pending_keys") or [])]
+        applied = await self.facts.drain(workspace_id, keys) if created or media_id or noted else []
+
+        current = (await timeline.get(message_id) or doc) if applied else doc
+        await self.publisher.conversation_event(
+            workspace_id, conversation_id, MessageCreated(conversation_id=conversation_id,
+                                                          message=views.message(current)),
+            domain.event_id(message_id, "message.created"))
+        # Facts about this very message are in message.created already; others get message.updated.
+        await self.facts.publish(workspace_id, applied, skip_message=message_id, skip_conversation=conversation_id)
+        if noted:
+            await self.repos.conversations.clear_pending(conversation_id, noted)
+        if any(conversation_id in item.conversations for item in applied):
+            conv = await self.repos.conversations.find(conversation_id) or conv  # a fact changed the summary
+        await self.announcer.conversation(conv, domain.event_id(event_id, "conversation.updated"))
+
+    async def _conversation(self, workspace_id: str, number_id: str, msg: MessageReceived) -> tuple[Document, bool]:
+        """The conversation (one read), created on the first event of a customer on a number."""
+        await self.repos.numbers.ensure(workspace_id, number_id, msg.waba_id, msg.display_phone_number)
+        conversation_id = make_conversation_id(workspace_id, number_id, msg.wa_id or None, msg.user_id)
+        conv = await self.repos.conversations.find(conversation_id)
+        if conv is not None:
+            return conv, False
+        customer = documents.customer_copy(workspace_id, msg.wa_id, msg.user_id,
+                                           msg.profile_name if msg.direction == "in" else None)
+        at = domain.to_ms(msg.timestamp)
+        conv = await self.repos.conversations.create(
+            conversation_id, inbound.new_conversation(workspace_id, number_id, customer, at, utcnow()))
+        # The customers service may have told us about this customer before the conversation existed
+        # (its handler remembers the customer, then updates the conversations it finds: one of the two sees
+        # the other's write).
+        known = await self.repos.customers.get(customer["id"])
+        if known is not None and await self.repos.conversations.apply_customer({**known, "id": customer["id"]}):
+            conv = await self.repos.conversations.find(conversation_id) or conv
+        await self.repos.search.sync_if_stale(conv)
+        return conv, True
+
+    async def _change(self, conv: Document, decide: Callable[[Document], Document]) -> Document:
+        """Writes what ``decide`` says of the conversation as read, once; decides again from a fresh read
+        when it changed meanwhile. The conversation after."""
+        for _ in range(MAX_DECISIONS):
+            fields = decide(conv)
+            if not fields:
+                return conv
+            after = await self.repos.conversations.update(conv["_id"], conv.get("version"), fields)
+            if after is not None:
+                return after
+            fresh = await self.repos.conversations.find(conv["_id"])
+            if fresh is None:
+                raise ConversationChanged(f"conversation {conv['_id']} disappeared")
+            conv = fresh
+        raise ConversationChanged(f"conversation {conv['_id']} kept changing")
+
+    async def _reaction(self, event_id: str, workspace_id: str, conv: Document, msg: MessageReceived) -> None:
+        """A reaction is folded into its message; a live one refreshes the window, nothing else."""
+        reaction = msg.reaction
+        at = domain.to_ms(msg.timestamp)
+        if reaction is not None and reaction.message_id:
+            customer = documents.customer_copy(workspace_id, msg.wa_id, msg.user_id, msg.profile_name)
+            entry = {
+                "emoji": "" if reaction.removed else reaction.emoji,
+                "at": at,
+                "direction": msg.direction,
+                "by": {"id": customer["id"], "name": customer["name"]} if msg.direction == "in" else None,
+                "wamid": msg.wamid,
+            }
+            reactor = "customer" if msg.direction == "in" else "business"
+            await self.facts.record(Fact(workspace_id, reaction.message_id, "reaction",
+                                         {"reactor": reactor, "entry": entry},
+                                         domain.derived_id("pnd_", "reaction", workspace_id, msg.wamid), event_id,
+                                         conv["_id"]))
+        if domain.message_effects(msg.origin, msg.direction, msg.type).opens_window:
+            conv = await self._change(conv, lambda c: inbound.customer_message_fields(at, None, msg.wamid)
+                                      if inbound.customer_message_is_newer(c, at, None) else {})
+        await self.announcer.conversation(conv, domain.event_id(event_id, "conversation.updated"))

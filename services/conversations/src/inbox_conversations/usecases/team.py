@@ -1,0 +1,114 @@
+"""The team's work on a conversation: notes (never sent to Meta), assignment and reading.
+
+Each change is acknowledged after one single-document write that embeds its events (the outbox, see
+outbox.py); the request then carries the entry out.
+"""
+
+from __future__ import annotations
+
+from inbox_conversations import documents, domain, views
+from inbox_conversations.outbox import Publisher, command_key, next_arrival, outbox_event, utcnow
+from inbox_conversations.repositories import Repositories
+from inbox_conversations.usecases.sending import Agent
+from inbox_core.errors import InvalidRequest, ValidationFailed
+from inbox_core.events import Event
+from inbox_core.events.commands import MarkReadCommand
+from inbox_core.events.conversations import (
+    ActivityCreated,
+    ConversationAssigned,
+    ConversationRead,
+    ConversationSummary,
+    NoteCreated,
+    NoteView,
+)
+from inbox_core.mongo import Document
+
+MAX_NOTE = 10000
+
+
+class TeamWork:
+    def __init__(self, repos: Repositories, publisher: Publisher, publish_timeout_s: float = 3.0) -> None:
+        self.repos = repos
+        self.publisher = publisher
+        self.publish_timeout_s = publish_timeout_s
+
+    async def note(self, workspace_id: str, conversation_id: str, agent: Agent, text: str) -> NoteView:
+        conv = await self.repos.conversations.get(workspace_id, conversation_id)
+        text = text.strip()
+        if not text:
+            raise InvalidRequest("the note is empty", {"field": "text"})
+        if len(text) > MAX_NOTE:
+            raise ValidationFailed(f"a note has at most {MAX_NOTE} characters", {"field": "text"})
+        now = utcnow()
+        note = {"_id": domain.new_id("note_"), "kind": "note", "workspace_id": workspace_id,
+                "conversation_id": conv["_id"], "text": text, "author": agent.doc(), "at": now,
+                "arrival": next_arrival()}
+        event = Event.of(NoteCreated(conversation_id=conv["_id"], note=views.note(note)), workspace_id=workspace_id,
+                         id=domain.event_id(note["_id"], "note.created"))
+        entry = {"id": "note", "created_at": now, "conversation_id": conv["_id"],
+                 "events": [outbox_event(self.publisher.topics.conversations, conv["_id"], event)]}
+        await self.repos.timeline.insert({**note, "outbox": {"note": entry}, "outbox_at": now})
+        await self.publisher.try_carry_out("timeline", note["_id"], entry, self.publish_timeout_s)
+        return views.note(note)
+
+    async def assign(self, workspace_id: str, conversation_id: str, agent: Agent,
+                     assignee: Agent | None) -> ConversationSummary:
+        """Assigns (None: unassigns); assigning the current assignee again changes nothing."""
+        conversations = self.repos.conversations
+        conv = await conversations.get(workspace_id, conversation_id)
+        new = assignee.doc() if assignee is not None else None
+        previous = conv.get("assignee")
+        if (new or {}).get("id") == (previous or {}).get("id"):
+            return views.summary(conv, utcnow())
+        now = utcnow()
+        entry_id = domain.new_id("out_")
+        by = agent.doc()
+        activity = documents.activity(
+            domain.derived_id("act_", "assign", entry_id), workspace_id, conv["_id"],
+            "assigned" if new else "unassigned", by, {"assignee": new, "previous": previous}, now, next_arrival())
+        events = [
+            Event.of(ConversationAssigned(conversation_id=conv["_id"], assignee=views.actor(new),
+                                          previous=views.actor(previous), by=views.actor(by)),
+                     workspace_id=workspace_id, id=domain.event_id(entry_id, "conversation.assigned")),
+            Event.of(ActivityCreated(conversation_id=conv["_id"], activity=views.activity(activity)),
+                     workspace_id=workspace_id, id=domain.event_id(activity["_id"], "activity.created")),
+        ]
+        topic = self.publisher.topics.conversations
+        entry = {"id": entry_id, "created_at": now, "conversation_id": conv["_id"], "inserts": [activity],
+                 "events": [outbox_event(topic, conv["_id"], e) for e in events], "conversation_updated": True}
+        if await conversations.set_assignee(workspace_id, conv["_id"], new, entry, now) is not None:
+            await self.publisher.try_carry_out("conversations", conv["_id"], entry, self.publish_timeout_s)
+        return views.summary(await conversations.get(workspace_id, conv["_id"]), utcnow())
+
+    async def mark_read(self, workspace_id: str, conversation_id: str, agent: Agent) -> ConversationSummary:
+        """Unread to 0, and a read receipt for the customer's newest live message, once per message."""
+        conversations = self.repos.conversations
+        conv = await conversations.get(workspace_id, conversation_id)
+        last_inbound = conv.get("last_inbound_wamid")
+        receipt = last_inbound if last_inbound and last_inbound != conv.get("read_receipt_wamid") else None
+        if not conv.get("unread_count") and receipt is None:
+            return views.summary(conv, utcnow())
+        now = utcnow()
+        entry_id = domain.new_id("out_")
+        topics = self.publisher.topics
+        events = [outbox_event(topics.conversations, conv["_id"], Event.of(
+            ConversationRead(conversation_id=conv["_id"], by=views.actor(agent.doc()), last_read_wamid=receipt),
+            workspace_id=workspace_id, id=domain.event_id(entry_id, "conversation.read")))]
+        if receipt is not None:
+            events.append(self._receipt(conv, receipt))
+        entry: Document = {"id": entry_id, "created_at": now, "conversation_id": conv["_id"], "events": events,
+                           "conversation_updated": True}
+        await conversations.mark_read(workspace_id, conv["_id"], entry, now, receipt)
+        await self.publisher.try_carry_out("conversations", conv["_id"], entry, self.publish_timeout_s)
+        return views.summary(await conversations.get(workspace_id, conv["_id"]), utcnow())
+
+    def _receipt(self, conv: Document, wamid: str) -> Document:
+        customer = conv["customer"]
+        command = MarkReadCommand(
+            command_id=domain.derived_id("cmd_", "read", conv["_id"], wamid), phone_number_id=conv["number_id"],
+            wa_id=customer.get("wa_id") or "", user_id=customer.get("user_id"), conversation_id=conv["_id"],
+            message_wamid=wamid)
+        return outbox_event(
+            self.publisher.topics.commands, command_key(conv["number_id"], customer.get("wa_id") or "",
+                                                        customer.get("user_id")),
+            Event.of(command, workspace_id=conv["workspace_id"], id=domain.event_id(command.command_id, "command")))
