@@ -12,7 +12,7 @@ from test_elsewhere import customer_event
 
 from inbox.conversations.v1 import conversations_pb2 as pb
 from inbox.conversations.v1.conversations_pb2_grpc import ConversationsServiceStub
-from inbox_conversations import search_index, store
+from inbox_conversations import search_index
 from inbox_conversations.search_index import SearchIndex, tokens
 
 WA = "34600111222"
@@ -89,7 +89,7 @@ async def test_a_broad_term_pages_through_every_match_once(env: Env, stub: Conve
     narrow = await list_ids(stub, env, query="mari", limit=100)
     assert narrow == expected
     monkeypatch.setattr(search_index, "CANDIDATES_MAX", 2)
-    monkeypatch.setattr(store, "SCAN_MAX", 5)
+    monkeypatch.setattr(search_index, "SCAN_MAX", 5)
     seen: list[str] = []
     cursor = ""
     pages = 0

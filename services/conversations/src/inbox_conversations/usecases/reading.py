@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from inbox_conversations import domain, views
+from inbox_conversations import domain, search_index, views
 from inbox_conversations.outbox import utcnow
 from inbox_conversations.repositories import ListQuery, Repositories
-from inbox_conversations.search_index import SCAN_MAX
 from inbox_conversations.views import TimelineView
 from inbox_core.errors import InvalidRequest
 from inbox_core.events.conversations import ConversationSummary
@@ -52,7 +51,7 @@ class Reading:
             return await self.repos.conversations.page(wanted, numbers)
         candidates = (await self.repos.search.candidates(wanted.workspace_id, wanted.search)).ids
         if candidates is None:
-            return await self.repos.conversations.page(wanted, numbers, scan_max=SCAN_MAX)
+            return await self.repos.conversations.page(wanted, numbers, scan_max=search_index.SCAN_MAX)
         if not candidates:
             return [], ""
         return await self.repos.conversations.page(wanted, numbers, candidates=candidates)
