@@ -29,7 +29,8 @@ from inbox_core.topics import ensure_topics
 from inbox_ingest.consumers import register
 from inbox_ingest.domain.sending import outcome_event_id
 from inbox_ingest.media import MediaFetcher, MediaJobs
-from inbox_ingest.sender import RateLimiter, Sender
+from inbox_ingest.send_records import RateLimiter
+from inbox_ingest.sender import Sender
 from inbox_ingest.templates import sync_all, sync_waba, template_parts
 
 CUSTOMER = "16505551234"

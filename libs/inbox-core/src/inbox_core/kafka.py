@@ -35,6 +35,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from opentelemetry import propagate, trace
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
 from inbox_core.errors import TransientError, Unavailable
@@ -228,6 +229,16 @@ def subscribe(
 
 
 
+def _record_span(topic: str, group_id: str, record: Any) -> Any:
+    carrier = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
+    tracer = trace.get_tracer("inbox_core.kafka", tracer_provider=tracer_provider())
+    return tracer.start_as_current_span(
+        f"{topic} process", context=propagate.extract(carrier), kind=trace.SpanKind.CONSUMER,
+        attributes={"messaging.system": "kafka", "messaging.destination.name": topic,
+                    "messaging.consumer.group.name": group_id, "messaging.kafka.offset": record.offset,
+                    "messaging.destination.partition.id": str(record.partition)})
+
+
 # Keys of one batch handled at once (each key's records in order): bounded so a batch of many
 # conversations does not take every database connection.
 BATCH_KEYS_AT_ONCE = 32
@@ -270,7 +281,10 @@ def subscribe_batch(
     async def handle(record: Any) -> None:
         for tries in range(1, max_attempts + 1):
             try:
-                await handler(Event.from_bytes(record.value))
+                # One consume span per record, continuing its producer's trace from the headers: the batch
+                # middleware's own span cannot be the parent of records from many traces.
+                with _record_span(name, group_id, record):
+                    await handler(Event.from_bytes(record.value))
                 return
             except asyncio.CancelledError:
                 raise
