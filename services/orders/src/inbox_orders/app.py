@@ -72,7 +72,8 @@ class Orders:
         def decide(current: Document | None, version: int) -> tuple[Document, list[Outgoing]] | None:
             nonlocal created
             if current is not None:
-                return None  # the same key's other submission was first
+                created = False  # a retry after another submission of the key committed first
+                return None
             state = domain.new_order_state(req, number, now_ms())
             order = {"_id": order_id, **state, "version": version}
             created = True
