@@ -164,19 +164,8 @@ async def measure(stack: Any, checkpoints: list[int], max_seed_s: float, per_siz
                 rows.append(await compare("list: page 2 (cursor)", per_size_s / (len(cases) + 2),
                                           lambda c=cursor: http.get("/api/conversations",
                                                                     params={"limit": PAGE, "cursor": c}), None, None))
-            rows.append(await compare(
-                f"open: conversation + timeline ({messages} msgs)", per_size_s / (len(cases) + 2),
-                lambda: asyncio.gather(http.get(f"/api/conversations/{opened_id}"),
-                                       http.get(f"/api/conversations/{opened_id}/timeline", params={"limit": 50})),
-                lambda: asyncio.gather(
-                    conversations.GetConversation(cpb.GetConversationRequest(
-                        workspace_id=workspace_id, conversation_id=opened_id), timeout=60),
-                    conversations.GetTimeline(cpb.GetTimelineRequest(
-                        workspace_id=workspace_id, conversation_id=opened_id, limit=50), timeout=60)),
-                lambda: asyncio.gather(
-                    db["conversations"].find_one({"_id": opened_id}, LIST_PROJECTION),
-                    db["timeline"].find({"conversation_id": opened_id}, {"outbox": 0}).sort(TIMELINE_SORT)
-                    .limit(51).to_list(None))))
+            rows.append(await compare_open(http, conversations, db, workspace_id, opened_id, messages,
+                                           per_size_s / (len(cases) + 2)))
             sizes.append({"conversations": total, "rows": rows})
             if any(row["errors"] for row in rows):
                 stop = (f"stopped growing at {total:,}: the gateway no longer answers the list within its "
@@ -191,6 +180,25 @@ async def measure(stack: Any, checkpoints: list[int], max_seed_s: float, per_siz
         await http.aclose()
         await channel.close()
         await client.close()
+
+
+async def compare_open(http: Any, conversations: Any, db: Any, workspace_id: str, opened_id: str, messages: int,
+                       budget_s: float) -> dict[str, Any]:
+    """Opening a conversation with its 50 newest items: the gateway's two requests beside the two gRPC
+    calls and the two raw queries behind them."""
+    return await compare(
+        f"open: conversation + timeline ({messages} msgs)", budget_s,
+        lambda: asyncio.gather(http.get(f"/api/conversations/{opened_id}"),
+                               http.get(f"/api/conversations/{opened_id}/timeline", params={"limit": 50})),
+        lambda: asyncio.gather(
+            conversations.GetConversation(cpb.GetConversationRequest(
+                workspace_id=workspace_id, conversation_id=opened_id), timeout=60),
+            conversations.GetTimeline(cpb.GetTimelineRequest(
+                workspace_id=workspace_id, conversation_id=opened_id, limit=50), timeout=60)),
+        lambda: asyncio.gather(
+            db["conversations"].find_one({"_id": opened_id}, LIST_PROJECTION),
+            db["timeline"].find({"conversation_id": opened_id}, {"outbox": 0}).sort(TIMELINE_SORT)
+            .limit(51).to_list(None)))
 
 
 async def compare(label: str, budget_s: float, gateway: Any, grpc_call: Any, raw: Any) -> dict[str, Any]:

@@ -42,14 +42,14 @@ from pymongo import AsyncMongoClient, InsertOne
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import conversations_list as seeding
 from common import exit_on_sigterm, machine, percentiles, print_table, save, signed_text_webhook, waba_of
-from conversation_list_gateway import PAGE, compare
+from conversation_list_gateway import PAGE, compare, compare_open
 
 from inbox.conversations.v1 import conversations_pb2 as cpb
 from inbox.conversations.v1 import conversations_pb2_grpc as cgrpc
 from inbox.ingest.v1 import ingest_pb2 as ipb
 from inbox.ingest.v1 import ingest_pb2_grpc as igrpc
 from inbox_conversations import domain, search_index
-from inbox_conversations.store import CONVERSATION_INDEXES, LIST_PROJECTION, LIST_SORT, TIMELINE_SORT
+from inbox_conversations.store import CONVERSATION_INDEXES, LIST_PROJECTION, LIST_SORT
 from inbox_core import ids
 from inbox_core.mongo import ensure_indexes
 from inbox_core.settings import InboxSettings
@@ -304,19 +304,7 @@ async def measure(stack: Stack, ferret: FerretServer, size: int, max_seed_s: flo
                                               "updated_at": {"$lte": at},
                                               "$nor": [{"updated_at": at, "_id": {"$gte": last["_id"]}}]},
                                              LIST_PROJECTION).sort(LIST_SORT).limit(PAGE + 1).to_list(None)))
-        rows.append(await compare(
-            f"open: conversation + timeline ({messages} msgs)", per_case_s,
-            lambda: asyncio.gather(http.get(f"/api/conversations/{opened_id}"),
-                                   http.get(f"/api/conversations/{opened_id}/timeline", params={"limit": 50})),
-            lambda: asyncio.gather(
-                conversations.GetConversation(cpb.GetConversationRequest(
-                    workspace_id=workspace_id, conversation_id=opened_id), timeout=60),
-                conversations.GetTimeline(cpb.GetTimelineRequest(
-                    workspace_id=workspace_id, conversation_id=opened_id, limit=50), timeout=60)),
-            lambda: asyncio.gather(
-                db["conversations"].find_one({"_id": opened_id}, LIST_PROJECTION),
-                db["timeline"].find({"conversation_id": opened_id}, {"outbox": 0}).sort(TIMELINE_SORT)
-                .limit(51).to_list(None))))
+        rows.append(await compare_open(http, conversations, db, workspace_id, opened_id, messages, per_case_s))
 
         counts = {
             "grpc CountUnread (every number)": await p99_of(lambda: conversations.CountUnread(
