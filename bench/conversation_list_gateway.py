@@ -50,6 +50,7 @@ from inbox.conversations.v1 import conversations_pb2 as cpb
 from inbox.conversations.v1 import conversations_pb2_grpc as cgrpc
 from inbox.ingest.v1 import ingest_pb2 as ipb
 from inbox.ingest.v1 import ingest_pb2_grpc as igrpc
+from inbox_conversations import domain, search_index
 from inbox_conversations.store import LIST_PROJECTION, LIST_SORT, TIMELINE_SORT
 from inbox_core import ids
 from inbox_testkit.stack import STACK_SECRETS
@@ -137,7 +138,7 @@ async def measure(stack: Any, checkpoints: list[int], max_seed_s: float, per_siz
              {"filter": cpb.CONVERSATION_FILTER_UNREAD}, {"has_unread": True}),
             ("list: no reply", {"limit": PAGE, "filter": "no_reply"},
              {"filter": cpb.CONVERSATION_FILTER_NO_REPLY}, {"awaiting_reply": True}),
-            (f"list: search '{name}'", {"limit": PAGE, "q": name}, {"query": name}, {"search_tokens": name}),
+            (f"list: search '{name}'", {"limit": PAGE, "q": name}, {"query": name}, {"search": name}),
         ]
         sizes: list[dict[str, Any]] = []
         seeded, seed_s, stop = 1, 0.0, ""
@@ -151,13 +152,16 @@ async def measure(stack: Any, checkpoints: list[int], max_seed_s: float, per_siz
             rows: list[dict[str, Any]] = []
             for label, params, grpc_fields, extra in cases:
                 find = {"workspace_id": workspace_id, "number_id": numbers, **extra}
+                # A search's raw queries are the search index's range, then its conversations by _id.
+                raw: Any = (lambda q=extra["search"]: raw_search(db, workspace_id, q)) if "search" in extra else (
+                    lambda q=find: db["conversations"].find(q, LIST_PROJECTION).sort(LIST_SORT).limit(PAGE + 1)
+                    .to_list(None))
                 rows.append(await compare(label, per_size_s / (len(cases) + 2),
                                           lambda p=params: http.get("/api/conversations", params=p),
                                           lambda f=grpc_fields: conversations.ListConversations(
                                               cpb.ListConversationsRequest(workspace_id=workspace_id, limit=PAGE, **f),
                                               timeout=120),
-                                          lambda q=find: db["conversations"].find(q, LIST_PROJECTION)
-                                          .sort(LIST_SORT).limit(PAGE + 1).to_list(None)))
+                                          raw))
             first_page = await http.get("/api/conversations", params={"limit": PAGE})
             cursor = first_page.json().get("next_cursor") if first_page.status_code == 200 else None
             if cursor:
@@ -180,6 +184,26 @@ async def measure(stack: Any, checkpoints: list[int], max_seed_s: float, per_siz
         await http.aclose()
         await channel.close()
         await client.close()
+
+
+async def raw_search(db: Any, workspace_id: str, query: str) -> list[Any]:
+    """The queries the store runs for a search (search_index.py, then the list), written out by hand."""
+    parsed = domain.parse_query(query)
+    assert parsed is not None
+    best: list[str] | None = None
+    for token in [f"n:{t}" for t in parsed.name_terms] + [f"p:{t}" for t in parsed.phone_terms]:
+        low, high = search_index.term_range(workspace_id, token)
+        found = {d["c"] for d in await db["search_index"].find({"k": {"$gte": low, "$lt": high}}, {"c": 1, "_id": 0})
+                 .limit(search_index.CANDIDATES_MAX * 2 + 1).to_list(None)}
+        if len(found) <= search_index.CANDIDATES_MAX and (best is None or len(found) < len(best)):
+            best = sorted(found)
+    find: dict[str, Any] = {"workspace_id": workspace_id, "number_id": {"$in": seeding.NUMBERS}}
+    if best == []:
+        return []
+    if best is not None:
+        find["_id"] = {"$in": best}
+    return list(await db["conversations"].find(find, LIST_PROJECTION).sort(LIST_SORT).limit(
+        PAGE + 1 if best is not None else search_index.SCAN_MAX).to_list(None))
 
 
 async def compare_open(http: Any, conversations: Any, db: Any, workspace_id: str, opened_id: str, messages: int,

@@ -42,7 +42,7 @@ from pymongo import AsyncMongoClient, InsertOne
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import conversations_list as seeding
 from common import exit_on_sigterm, machine, percentiles, print_table, save, signed_text_webhook, waba_of
-from conversation_list_gateway import PAGE, compare, compare_open
+from conversation_list_gateway import PAGE, compare, compare_open, raw_search
 
 from inbox.conversations.v1 import conversations_pb2 as cpb
 from inbox.conversations.v1 import conversations_pb2_grpc as cgrpc
@@ -155,26 +155,6 @@ async def account(stack: Stack) -> tuple[str, str, str]:
         reply = await client.post("/api/auth/login", json={"email": EMAIL, "password": PASSWORD})
         reply.raise_for_status()
         return state["workspace_id"], state["agent_id"], reply.json()["token"]
-
-
-async def raw_search(db: Any, workspace_id: str, query: str) -> list[Any]:
-    """The queries the store runs for a search (search_index.py, then the list), written out by hand."""
-    parsed = domain.parse_query(query)
-    assert parsed is not None
-    best: list[str] | None = None
-    for token in [f"n:{t}" for t in parsed.name_terms] + [f"p:{t}" for t in parsed.phone_terms]:
-        low, high = search_index.term_range(workspace_id, token)
-        found = {d["c"] for d in await db["search_index"].find({"k": {"$gte": low, "$lt": high}}, {"c": 1, "_id": 0})
-                 .limit(search_index.CANDIDATES_MAX * 2 + 1).to_list(None)}
-        if len(found) <= search_index.CANDIDATES_MAX and (best is None or len(found) < len(best)):
-            best = sorted(found)
-    find: dict[str, Any] = {"workspace_id": workspace_id, "number_id": {"$in": seeding.NUMBERS}}
-    if best == []:
-        return []
-    if best is not None:
-        find["_id"] = {"$in": best}
-    return list(await db["conversations"].find(find, LIST_PROJECTION).sort(LIST_SORT).limit(
-        PAGE + 1 if best is not None else search_index.SCAN_MAX).to_list(None))
 
 
 async def writes_per_s(db: Any, seconds: float) -> list[dict[str, Any]]:
