@@ -47,9 +47,12 @@ def test_generated_requests_get_no_5xx_and_the_answers_the_schema_states(stack: 
               "waba_id": waba, "access_token": STACK_SECRETS["SANDBOX_ACCESS_TOKEN"]})
     assert connected.status_code == 201, connected.text
 
+    # One worker: CPython 3.11's AST validator keeps its recursion depth in shared state, and hypothesis parses
+    # lambda sources while schemathesis' workers build strategies in threads, which now and then failed the run
+    # with "SystemError: AST constructor recursion depth mismatch" (seen in CI).
     args = [str(SCHEMATHESIS), "run", f"{gateway}/schema/openapi.json", "--header", f"Authorization: Bearer {token}",
             "--checks", CHECKS, "--max-examples", "10", "--seed", "20261201", "--generation-deterministic",
-            "--phases", "examples,coverage,fuzzing", "--workers", "2", "--request-timeout", "20",
+            "--phases", "examples,coverage,fuzzing", "--workers", "1", "--request-timeout", "20",
             "--max-time", "150", "--no-color", "--report", "junit", "--report-dir", str(tmp_path),
             *(arg for path in EXCLUDED for arg in ("--exclude-path", path))]
     started = time.monotonic()
