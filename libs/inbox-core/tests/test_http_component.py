@@ -1,4 +1,5 @@
-"""The HTTP server's send buffer cap: a client that never reads holds little before the writes block."""
+"""The HTTP server's own listening socket: its send buffer cap (a client that never reads holds little before
+the writes block), and Nagle off on the connections it accepts."""
 
 from __future__ import annotations
 
@@ -55,3 +56,31 @@ async def test_a_capped_send_buffer_bounds_what_a_silent_client_holds() -> None:
     # uvicorn buffers up to 64 KiB before it pauses; the kernel then holds at most twice the cap.
     assert capped <= 64 * 1024 + 2 * 32 * 1024 + 2 * len(CHUNK) + 64 * 1024
     assert uncapped > 4 * capped
+
+
+async def test_connections_on_the_capped_socket_have_nagle_off() -> None:
+    """Nagle on made every answer on a kept-alive connection wait for the client's delayed ACK (~40 ms)."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    port = free_port()
+    server = HttpComponent("http", app, port, host="127.0.0.1", send_buffer_bytes=32 * 1024)
+    await server.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await asyncio.wait_for(reader.readuntil(b"ok"), 10)).startswith(b"HTTP/1.1 200")
+        accepted = [connection.transport.get_extra_info("socket")
+                    for connection in server.server.server_state.connections]
+        assert accepted, "the server holds the open connection"
+        assert all(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for sock in accepted)
+    finally:
+        writer.close()
+        await server.stop()
