@@ -65,6 +65,18 @@ async def test_a_sync_cut_short_is_finished_by_the_next_message(env: Env, stub: 
     assert await list_ids(stub, env, query="lovelace") == [conv["_id"]]
 
 
+async def test_a_sync_cut_short_after_its_tokens_takes_them_as_they_are(env: Env) -> None:
+    """The first sync inserts (no upserts); a retry finds its own tokens there and ignores the duplicates."""
+    await env.deliver(env.message(WA, profile_name="Ada Lovelace"))
+    conv = await env.conversation(WA)
+    count = await env.store.repos.search.entries.count_documents({"c": conv["_id"]})
+    await env.store.conversations.update_one({"_id": conv["_id"]}, {"$unset": {"search_indexed": 1}})
+    await env.deliver(env.message(WA, profile_name="Ada Lovelace"))
+    assert await keys_of(env, conv["_id"]) == tokens("Ada Lovelace", "+" + WA)
+    assert await env.store.repos.search.entries.count_documents({"c": conv["_id"]}) == count
+    assert (await env.conversation(WA)).get("search_indexed")
+
+
 async def test_backfill_indexes_conversations_from_before_the_index(env: Env, stub: ConversationsServiceStub) -> None:
     await env.deliver(env.message(WA, profile_name="Ada Lovelace"))
     conv = await env.conversation(WA)

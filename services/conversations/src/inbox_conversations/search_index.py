@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from inbox_conversations import domain
 from inbox_core.mongo import Document, Index, ensure_indexes
@@ -51,6 +52,7 @@ INDEXES = [
 ]
 BACKFILL_MARK = "backfilled"
 BACKFILL_BATCH = 500
+DUPLICATE_KEY = 11000
 
 
 def tokens(name: str, phone: str) -> set[str]:
@@ -96,28 +98,54 @@ class SearchIndex:
 
     async def sync(self, conversation: Document) -> None:
         """Makes the index hold exactly this conversation's tokens (``_id``, ``workspace_id``, ``customer``,
-        ``version`` of the stored document), and marks the conversation as indexed for that customer."""
+        ``version`` and ``search_indexed`` of the stored document), and marks the conversation as indexed
+        for that customer."""
         conversation_id, workspace_id = conversation["_id"], conversation["workspace_id"]
         customer = conversation.get("customer") or {}
         version = int(conversation.get("version") or 0)
         wanted = tokens(customer.get("name") or "", phone_of(customer))
+        if conversation.get("search_indexed") is None:
+            await self._insert_first(workspace_id, conversation_id, version, wanted)
+        else:
+            await self._replace(workspace_id, conversation_id, version, wanted)
+        await self.conversations.update_one({"_id": conversation_id},
+                                            {"$set": {"search_indexed": indexed_for(customer)}})
+
+    async def _insert_first(self, workspace_id: str, conversation_id: str, version: int, wanted: set[str]) -> None:
+        """A conversation never indexed (a new one, nearly always) has no tokens to replace: plain inserts,
+        a redelivery's duplicates ignored. On FerretDB an upsert is a read and a write per token, under the
+        database's one write lock; these inserts cost a fraction of that on the path of a new customer's
+        first message. A sync cut short before its mark may have left the tokens of an older name: they stay
+        until the next change replaces them (a search checks every row against the conversation anyway)."""
+        docs = [{"_id": f"{workspace_id}{SEPARATOR}{t}{SEPARATOR}{conversation_id}",
+                 "k": f"{workspace_id}{SEPARATOR}{t}", "c": conversation_id, "v": version} for t in sorted(wanted)]
+        if not docs:
+            return
+        try:
+            await self.entries.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
+                raise
+
+    async def _replace(self, workspace_id: str, conversation_id: str, version: int, wanted: set[str]) -> None:
+        """The wanted tokens upserted with this version, then the conversation's tokens of older versions
+        deleted (a token both names share is kept: its version is raised)."""
         writes = [UpdateOne({"_id": f"{workspace_id}{SEPARATOR}{t}{SEPARATOR}{conversation_id}"},
                             {"$setOnInsert": {"k": f"{workspace_id}{SEPARATOR}{t}", "c": conversation_id},
                              "$max": {"v": version}}, upsert=True) for t in sorted(wanted)]
         if writes:
             await self.entries.bulk_write(writes, ordered=False)
         await self.entries.delete_many({"c": conversation_id, "v": {"$lt": version}})
-        await self.conversations.update_one({"_id": conversation_id},
-                                            {"$set": {"search_indexed": indexed_for(customer)}})
 
     async def sync_ids(self, conversation_ids: Iterable[str]) -> None:
-        """:meth:`sync` of each of these conversations as stored now."""
+        """:meth:`sync_if_stale` of each of these conversations as stored now (a customer's update that
+        leaves its name and phone as they were, the usual case, writes nothing here)."""
         ids = list(conversation_ids)
         if not ids:
             return
-        async for doc in self.conversations.find({"_id": {"$in": ids}},
-                                                 {"workspace_id": 1, "customer": 1, "version": 1}):
-            await self.sync(doc)
+        async for doc in self.conversations.find(
+                {"_id": {"$in": ids}}, {"workspace_id": 1, "customer": 1, "version": 1, "search_indexed": 1}):
+            await self.sync_if_stale(doc)
 
     async def sync_if_stale(self, conversation: Document) -> None:
         """:meth:`sync` unless the conversation is indexed for its customer already (the common case: one
