@@ -179,6 +179,8 @@ export function describeError(err: unknown): string {
     const problems = err.problems;
     return problems.length ? `${err.message}: ${problems.join("; ")}` : err.message;
   }
-  if (err instanceof Error) return err.message;
-  return String(err);
+  return errorMessage(err);
 }
+
+/** The message of an error alone (an ApiError's problems left to be shown apart, or not at all). */
+export const errorMessage = (err: unknown): string => (err instanceof Error ? err.message : String(err));

@@ -2,7 +2,7 @@
 // where, who is online, the team of each workspace. Plain observables with one hook.
 
 import { useEffect, useState } from "preact/hooks";
-import { api, describeError } from "./api";
+import { api, describeError, errorMessage } from "./api";
 import type { ComposingEvent, Composer, TeamMember } from "./types";
 
 export class Observable<T> {
@@ -54,6 +54,12 @@ export function notify(text: string, kind: Notice["kind"] = "info", ttlMs = kind
 export function showError(err: unknown, context?: string): void {
   const text = describeError(err);
   notify(context ? `${context}: ${text}` : text, "error");
+}
+
+/** showError, and the error's message given to `setMessage` too, for the place that failed to say it there. */
+export function showErrorIn(setMessage: (message: string) => void, err: unknown, context: string): void {
+  setMessage(errorMessage(err));
+  showError(err, context);
 }
 
 export function dismiss(id: number): void {

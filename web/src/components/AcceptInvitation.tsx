@@ -4,8 +4,13 @@
 
 import { useCallback, useEffect, useState } from "preact/hooks";
 import { ApiError, api, describeError, setToken } from "../api";
-import { MIN_PASSWORD, newPasswordProblem } from "../format";
+import { MIN_PASSWORD } from "../format";
 import type { InvitationPreview, Me, Role, WorkspaceRef } from "../types";
+import { BigBrand } from "./bits";
+import { BusyButton, FormError } from "./form/Actions";
+import { TextField } from "./form/Field";
+import { PasswordFields, useNewPassword } from "./form/PasswordFields";
+import { useSubmit } from "./form/useSubmit";
 import { Login } from "./Login";
 
 export const ROLE_LABEL: Record<Role, string> = { admin: "Admin", agent: "Agent" };
@@ -24,19 +29,6 @@ interface Props {
   onEnter: (workspace: WorkspaceRef) => Promise<void>;
 }
 
-function Brand() {
-  return (
-    <div class="brand big-brand">
-      <span class="logo" aria-hidden="true">
-        <svg viewBox="0 0 32 32" width="36" height="36">
-          <rect width="32" height="32" rx="8" fill="currentColor" />
-          <path d="M8 10h16v10H14l-6 5z" fill="white" />
-        </svg>
-      </span>
-    </div>
-  );
-}
-
 function Summary({ preview }: { preview: InvitationPreview }) {
   return (
     <dl class="invite-summary" data-testid="invitation">
@@ -53,8 +45,7 @@ function Summary({ preview }: { preview: InvitationPreview }) {
 export function AcceptInvitation({ token, me, onSignedIn, onSignOut, onEnter }: Props) {
   const [preview, setPreview] = useState<InvitationPreview | null>(null);
   const [loadError, setLoadError] = useState<unknown>(null);
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, error, setError, run } = useSubmit();
 
   const load = useCallback(async () => {
     setLoadError(null);
@@ -73,7 +64,7 @@ export function AcceptInvitation({ token, me, onSignedIn, onSignOut, onEnter }: 
     return (
       <main class="center-screen">
         <div class="login-card" role="region" aria-labelledby="invite-title">
-          <Brand />
+          <BigBrand />
           <h1 id="invite-title">{gone ? "This invitation cannot be used" : "The invitation could not be read"}</h1>
           <p class="form-error" role="alert" data-testid="invite-error">
             {gone
@@ -97,55 +88,29 @@ export function AcceptInvitation({ token, me, onSignedIn, onSignOut, onEnter }: 
   if (!preview) return <main class="center-screen muted">Loading the invitation…</main>;
 
   // An existing account: accept with {} while signed in as it.
-  const acceptSignedIn = async () => {
-    setBusy(true);
-    setError(null);
-    try {
+  const acceptSignedIn = () =>
+    run(async () => {
       const { workspace } = await api.acceptInvitation(token, {});
       await onEnter(workspace);
-    } catch (err) {
-      setError(describeError(err));
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
 
   if (me && !sameEmail(me.agent.email, preview.email)) {
     return (
       <main class="center-screen">
         <div class="login-card" role="region" aria-labelledby="invite-title">
-          <Brand />
+          <BigBrand />
           <h1 id="invite-title">Sign out to accept</h1>
           <Summary preview={preview} />
           <p data-testid="invite-other-account">
             You are signed in as <strong>{me.agent.email}</strong>. This invitation is for{" "}
             <strong>{preview.email}</strong>: sign out first, then accept it.
           </p>
-          {error && (
-            <p class="form-error" role="alert">
-              {error}
-            </p>
-          )}
+          <FormError error={error} />
           <div class="form-actions">
             <a class="btn ghost" href="#/">
               Back to the inbox
             </a>
-            <button
-              type="button"
-              class="btn primary"
-              disabled={busy}
-              onClick={async () => {
-                setBusy(true);
-                setError(null);
-                try {
-                  await onSignOut();
-                } catch (err) {
-                  setError(describeError(err));
-                } finally {
-                  setBusy(false);
-                }
-              }}
-            >
+            <button type="button" class="btn primary" disabled={busy} onClick={() => run(onSignOut)}>
               Sign out
             </button>
           </div>
@@ -158,17 +123,13 @@ export function AcceptInvitation({ token, me, onSignedIn, onSignOut, onEnter }: 
     return (
       <main class="center-screen">
         <div class="login-card" role="region" aria-labelledby="invite-title">
-          <Brand />
+          <BigBrand />
           <h1 id="invite-title">Join {preview.workspace.name}</h1>
           <Summary preview={preview} />
-          {error && (
-            <p class="form-error" role="alert">
-              {error}
-            </p>
-          )}
-          <button type="button" class="btn primary wide" disabled={busy} onClick={acceptSignedIn}>
-            {busy ? "Accepting…" : "Accept and open the inbox"}
-          </button>
+          <FormError error={error} />
+          <BusyButton type="button" class="btn primary wide" busy={busy} busyLabel="Accepting…" onClick={acceptSignedIn}>
+            Accept and open the inbox
+          </BusyButton>
         </div>
       </main>
     );
@@ -214,107 +175,69 @@ function NewAccount({
   onStale: () => Promise<void>;
 }) {
   const [name, setName] = useState("");
-  const [password, setPassword] = useState("");
-  const [confirm, setConfirm] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const password = useNewPassword();
+  const { busy, error, setError, run } = useSubmit();
   const [created, setCreated] = useState(false);
 
   const submit = async (event: Event) => {
     event.preventDefault();
-    setError(null);
-    if (!name.trim()) return setError("Enter your name.");
-    const problem = newPasswordProblem(password, confirm);
+    const problem = name.trim() ? password.problem() : "Enter your name.";
     if (problem) return setError(problem);
-    setBusy(true);
-    try {
+    await run(async () => {
       let workspace: WorkspaceRef;
       try {
-        workspace = (await api.acceptInvitation(token, { name: name.trim(), password })).workspace;
+        workspace = (await api.acceptInvitation(token, { name: name.trim(), password: password.password })).workspace;
       } catch (err) {
         // 409: the email got an account meanwhile; the page then offers to sign in with it.
         if (err instanceof ApiError && err.status === 409) await onStale();
         throw err;
       }
       setCreated(true);
-      const { token: session } = await api.login(preview.email, password);
+      const { token: session } = await api.login(preview.email, password.password);
       setToken(session);
       if (!(await onSignedIn(session))) throw new Error(UNREAD);
       await onEnter(workspace);
-    } catch (err) {
-      setError(describeError(err));
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   return (
     <main class="center-screen">
       <form class="login-card" onSubmit={submit} aria-labelledby="invite-title" noValidate>
-        <Brand />
+        <BigBrand />
         <h1 id="invite-title">Join {preview.workspace.name}</h1>
         <Summary preview={preview} />
         <p class="muted">Create your account: choose your name and a password of your own.</p>
-        <label class="field">
-          <span>Email</span>
-          <input type="email" name="email" autoComplete="username" readOnly value={preview.email} />
-        </label>
-        <label class="field">
-          <span>Your name</span>
-          <input
-            name="name"
-            autoComplete="name"
-            required
-            autoFocus
-            maxLength={200}
-            value={name}
-            disabled={created}
-            onInput={(e) => setName((e.target as HTMLInputElement).value)}
-          />
-        </label>
-        <label class="field">
-          <span>Password</span>
-          <input
-            type="password"
-            name="new-password"
-            autoComplete="new-password"
-            required
-            minLength={MIN_PASSWORD}
-            value={password}
-            disabled={created}
-            aria-describedby="password-hint"
-            onInput={(e) => setPassword((e.target as HTMLInputElement).value)}
-          />
-        </label>
-        <p id="password-hint" class="muted small-print">
-          At least {MIN_PASSWORD} characters.
-        </p>
-        <label class="field">
-          <span>Confirm the password</span>
-          <input
-            type="password"
-            name="confirm-password"
-            autoComplete="new-password"
-            required
-            value={confirm}
-            disabled={created}
-            onInput={(e) => setConfirm((e.target as HTMLInputElement).value)}
-          />
-        </label>
-        {error && (
-          <p class="form-error" role="alert">
-            {error}
-            {created && (
-              <>
-                {" "}
-                Your account was created: <a href="#/">sign in</a> with it.
-              </>
-            )}
-          </p>
-        )}
-        <button type="submit" class="btn primary wide" disabled={busy || created}>
-          {busy ? "Creating your account…" : "Create my account and join"}
-        </button>
+        <TextField label="Email" type="email" name="email" autoComplete="username" readOnly value={preview.email} />
+        <TextField
+          label="Your name"
+          name="name"
+          autoComplete="name"
+          required
+          autoFocus
+          maxLength={200}
+          value={name}
+          disabled={created}
+          onValue={setName}
+        />
+        <PasswordFields
+          value={password}
+          label="Password"
+          confirmLabel="Confirm the password"
+          names={["new-password", "confirm-password"]}
+          disabled={created}
+          hint={<>At least {MIN_PASSWORD} characters.</>}
+        />
+        <FormError error={error}>
+          {created && (
+            <>
+              {" "}
+              Your account was created: <a href="#/">sign in</a> with it.
+            </>
+          )}
+        </FormError>
+        <BusyButton type="submit" class="btn primary wide" busy={busy} busyLabel="Creating your account…" disabled={created}>
+          Create my account and join
+        </BusyButton>
       </form>
     </main>
   );

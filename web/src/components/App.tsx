@@ -3,12 +3,12 @@
 // of an invitation, with or without a session.
 
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
-import { ApiError, api, setAccessChangedHandler, setToken, setUnauthenticatedHandler } from "../api";
+import { ApiError, api, errorMessage, setAccessChangedHandler, setToken, setUnauthenticatedHandler } from "../api";
 import { applyComposingEvent, applyPresence, dismiss, notices, notify, setMyId, showError, useObservable } from "../store";
 import { type StreamState, stream } from "../stream";
 import type { ComposingEvent, Me, NumberInfo, PresenceEvent } from "../types";
 import { AcceptInvitation } from "./AcceptInvitation";
-import { Icon } from "./bits";
+import { Icon, Logo } from "./bits";
 import { ChangePassword } from "./ChangePassword";
 import { ConversationList } from "./ConversationList";
 import { ConversationView } from "./ConversationView";
@@ -52,7 +52,7 @@ export function App() {
       return found;
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) setMe(null);
-      else setBootError(err instanceof Error ? err.message : String(err));
+      else setBootError(errorMessage(err));
       return null;
     }
   }, []);
@@ -195,7 +195,7 @@ function NoWorkspace({ me, onSignOut }: { me: Me; onSignOut: () => Promise<void>
         <button
           type="button"
           class="btn primary wide"
-          onClick={() => onSignOut().catch((err) => setError(err instanceof Error ? err.message : String(err)))}
+          onClick={() => onSignOut().catch((err) => setError(errorMessage(err)))}
         >
           Sign out
         </button>
@@ -284,12 +284,7 @@ function Inbox({ me, onLogout }: { me: Me; onLogout: () => void }) {
     <div class={`app ${selectedId ? "has-selection" : ""} ${selectedId && panelOpen ? "panel-open" : ""}`} data-stream={streamState}>
       <header class="topbar">
         <div class="brand">
-          <span class="logo" aria-hidden="true">
-            <svg viewBox="0 0 32 32" width="26" height="26">
-              <rect width="32" height="32" rx="8" fill="currentColor" />
-              <path d="M8 10h16v10H14l-6 5z" fill="white" />
-            </svg>
-          </span>
+          <Logo size={26} />
           <span>Inbox</span>
           {me.workspaces.length > 0 && (
             <span class="workspace" data-testid="workspaces" title={me.workspaces.map((w) => w.name).join(", ")}>

@@ -3,31 +3,30 @@
 
 import { useState } from "preact/hooks";
 import { ApiError, api, describeError } from "../api";
-import { MIN_PASSWORD, newPasswordProblem } from "../format";
+import { MIN_PASSWORD } from "../format";
 import { Modal } from "./bits";
+import { BusyButton, DialogActions, FormError } from "./form/Actions";
+import { TextField } from "./form/Field";
+import { PasswordFields, useNewPassword } from "./form/PasswordFields";
+import { useSubmit } from "./form/useSubmit";
+
+const describeChangeError = (err: unknown): string =>
+  err instanceof ApiError && err.status === 403 ? "The current password is not right." : describeError(err);
 
 export function ChangePassword({ onClose }: { onClose: () => void }) {
   const [current, setCurrent] = useState("");
-  const [next, setNext] = useState("");
-  const [confirm, setConfirm] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const next = useNewPassword();
+  const { busy, error, setError, run } = useSubmit(describeChangeError);
   const [done, setDone] = useState(false);
 
   const submit = async (event: Event) => {
     event.preventDefault();
-    setError(null);
-    const problem = newPasswordProblem(next, confirm);
+    const problem = next.problem();
     if (problem) return setError(problem);
-    setBusy(true);
-    try {
-      await api.changePassword(current, next);
+    await run(async () => {
+      await api.changePassword(current, next.password);
       setDone(true);
-    } catch (err) {
-      setError(err instanceof ApiError && err.status === 403 ? "The current password is not right." : describeError(err));
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   return (
@@ -46,52 +45,23 @@ export function ChangePassword({ onClose }: { onClose: () => void }) {
         </>
       ) : (
         <form onSubmit={submit} noValidate>
-          <label class="field">
-            <span>Current password</span>
-            <input
-              type="password"
-              autoComplete="current-password"
-              required
-              autoFocus
-              value={current}
-              onInput={(e) => setCurrent((e.target as HTMLInputElement).value)}
-            />
-          </label>
-          <label class="field">
-            <span>New password</span>
-            <input
-              type="password"
-              autoComplete="new-password"
-              required
-              minLength={MIN_PASSWORD}
-              value={next}
-              onInput={(e) => setNext((e.target as HTMLInputElement).value)}
-            />
-          </label>
-          <label class="field">
-            <span>Confirm the new password</span>
-            <input
-              type="password"
-              autoComplete="new-password"
-              required
-              value={confirm}
-              onInput={(e) => setConfirm((e.target as HTMLInputElement).value)}
-            />
-          </label>
+          <TextField
+            label="Current password"
+            type="password"
+            autoComplete="current-password"
+            required
+            autoFocus
+            value={current}
+            onValue={setCurrent}
+          />
+          <PasswordFields value={next} label="New password" confirmLabel="Confirm the new password" />
           <p class="muted small-print">At least {MIN_PASSWORD} characters. Your other sessions will be signed out.</p>
-          {error && (
-            <p class="form-error" role="alert">
-              {error}
-            </p>
-          )}
-          <div class="form-actions">
-            <button type="button" class="btn" onClick={onClose}>
-              Cancel
-            </button>
-            <button type="submit" class="btn primary" disabled={busy || !current}>
-              {busy ? "Changing…" : "Change password"}
-            </button>
-          </div>
+          <FormError error={error} />
+          <DialogActions onCancel={onClose}>
+            <BusyButton type="submit" class="btn primary" busy={busy} busyLabel="Changing…" disabled={!current}>
+              Change password
+            </BusyButton>
+          </DialogActions>
         </form>
       )}
     </Modal>

@@ -4,9 +4,10 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, mediaUrl } from "../api";
 import { fileSize } from "../format";
-import { showError } from "../store";
+import { showError, showErrorIn } from "../store";
 import type { Conversation, LibraryItem, Me, MessageItem, TimelineItem, Upload } from "../types";
 import { Icon } from "./bits";
+import { inputValue } from "./form/Field";
 import { TemplatePicker } from "./TemplatePicker";
 
 type Attachment =
@@ -130,8 +131,7 @@ export function Composer({ conversation, replyTo, onClearReply, onSent }: Props)
     } catch (err) {
       setText((current) => (current.trim() ? current : body));
       if (sentAttachment) setAttachment((current) => current ?? sentAttachment);
-      setError(err instanceof Error ? err.message : String(err));
-      showError(err, sentMode === "note" ? "The note was not saved" : "The message was not sent");
+      showErrorIn(setError, err, sentMode === "note" ? "The note was not saved" : "The message was not sent");
     } finally {
       setSending(false);
       textRef.current?.focus();
@@ -154,8 +154,7 @@ export function Composer({ conversation, replyTo, onClearReply, onSent }: Props)
       setAttachment({ source: "upload", upload, name: file.name, kind: kindOf(upload.mime_type || file.type) });
       textRef.current?.focus();
     } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
-      showError(err, `Could not upload ${file.name}`);
+      showErrorIn(setError, err, `Could not upload ${file.name}`);
     } finally {
       setUploading(false);
       if (fileRef.current) fileRef.current.value = "";
@@ -337,7 +336,7 @@ export function Composer({ conversation, replyTo, onClearReply, onSent }: Props)
           placeholder={placeholder}
           disabled={freeFormBlocked}
           aria-label={mode === "note" ? "Internal note" : "Reply to the customer"}
-          onInput={(e) => onInput((e.target as HTMLTextAreaElement).value)}
+          onInput={(e) => onInput(inputValue(e))}
           onKeyDown={onKeyDown}
           onBlur={() => stopComposing()}
         />

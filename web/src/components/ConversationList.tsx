@@ -3,10 +3,11 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api } from "../api";
 import { compareConversations, customerName, formatPhone, isStale, listTime, previewOf } from "../format";
-import { composing, showError, typingText, useObservable } from "../store";
+import { composing, showError, showErrorIn, typingText, useObservable } from "../store";
 import { stream } from "../stream";
 import type { Conversation, Filter, Me, NumberInfo } from "../types";
 import { Avatar, StatusTicks } from "./bits";
+import { TextInput, inputValue } from "./form/Field";
 
 const FILTERS: { id: Filter; label: string; title: string }[] = [
   { id: "all", label: "All", title: "All conversations" },
@@ -92,8 +93,7 @@ export function ConversationList({ me, numbers, selectedId, onSelect }: Props) {
       setLoadError(null);
     } catch (err) {
       if (gen !== generation.current) return;
-      setLoadError(err instanceof Error ? err.message : String(err));
-      showError(err, "Could not load the conversations");
+      showErrorIn(setLoadError, err, "Could not load the conversations");
     } finally {
       if (gen === generation.current) setLoading(false);
     }
@@ -190,7 +190,7 @@ export function ConversationList({ me, numbers, selectedId, onSelect }: Props) {
             <select
               aria-label="WhatsApp number"
               value={number ?? ""}
-              onChange={(e) => setNumber((e.target as HTMLSelectElement).value || null)}
+              onChange={(e) => setNumber(inputValue(e) || null)}
             >
               <option value="">All numbers{totalUnread ? ` (${totalUnread} unread)` : ""}</option>
               {numbers.map((n) => (
@@ -206,12 +206,12 @@ export function ConversationList({ me, numbers, selectedId, onSelect }: Props) {
           <svg aria-hidden="true" viewBox="0 0 20 20" width="16" height="16">
             <path d="M8.5 3a5.5 5.5 0 0 1 4.4 8.8l3.6 3.7-1 1-3.7-3.6A5.5 5.5 0 1 1 8.5 3Zm0 1.5a4 4 0 1 0 0 8 4 4 0 0 0 0-8Z" fill="currentColor" />
           </svg>
-          <input
+          <TextInput
             type="search"
             placeholder="Search name or number"
             aria-label="Search conversations by customer name or phone number"
             value={search}
-            onInput={(e) => setSearch((e.target as HTMLInputElement).value)}
+            onValue={setSearch}
           />
         </div>
         <div class="filters" role="group" aria-label="Filter conversations">

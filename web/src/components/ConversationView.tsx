@@ -4,11 +4,12 @@ import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "preac
 import { api } from "../api";
 import { customerName, formatPhone, isStale, laterStatus, sortTimeline } from "../format";
 import {
-  clearComposer, composing, loadTeam, setComposingFrom, showError, teams, typingText, useObservable,
+  clearComposer, composing, loadTeam, setComposingFrom, showError, showErrorIn, teams, typingText, useObservable,
 } from "../store";
 import { stream } from "../stream";
 import type { Conversation, Me, MessageItem, NumberInfo, TimelineItem } from "../types";
 import { Avatar, Icon } from "./bits";
+import { inputValue } from "./form/Field";
 import { Composer } from "./Composer";
 import { Timeline } from "./Timeline";
 
@@ -90,8 +91,7 @@ export function ConversationView({ me, conversationId, numbers, onBack, onToggle
       if (conv.unread_count > 0 || initial) markRead(initial);
     } catch (err) {
       if (id !== idRef.current) return;
-      setLoadError(err instanceof Error ? err.message : String(err));
-      showError(err, "Could not open the conversation");
+      showErrorIn(setLoadError, err, "Could not open the conversation");
     } finally {
       if (id === idRef.current) setLoading(false);
     }
@@ -265,7 +265,7 @@ export function ConversationView({ me, conversationId, numbers, onBack, onToggle
               value={assigneeId}
               disabled={assigning}
               onFocus={() => loadTeam(conversation.workspace_id, true)}
-              onChange={(e) => assign((e.target as HTMLSelectElement).value || null)}
+              onChange={(e) => assign(inputValue(e) || null)}
             >
               <option value="">Unassigned</option>
               {!assigneeKnown && <option value={assigneeId}>{conversation.assignee?.name}</option>}

@@ -4,10 +4,11 @@
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { api } from "../api";
 import { formatPhone, fullTime, money } from "../format";
-import { notify, showError } from "../store";
+import { notify, showError, showErrorIn } from "../store";
 import { stream } from "../stream";
 import type { Customer, CustomerUpdate, Order, Panel } from "../types";
 import { Avatar, Icon } from "./bits";
+import { TextInput } from "./form/Field";
 import { OrderDetail, OrderForm, OrderRow, StageBadge } from "./Orders";
 
 interface Props {
@@ -36,8 +37,7 @@ export function CustomerPanel({ conversationId, currency, onClose }: Props) {
       setLoadError(null);
     } catch (err) {
       if (id !== idRef.current) return;
-      setLoadError(err instanceof Error ? err.message : String(err));
-      showError(err, "Could not load the customer");
+      showErrorIn(setLoadError, err, "Could not load the customer");
     }
   }, []);
 
@@ -233,12 +233,12 @@ function CustomerCard({ customer, onSaved }: { customer: Customer; onSaved: (c: 
               if (name.trim() && (await save({ name: name.trim() }))) setEditing(false);
             }}
           >
-            <input
+            <TextInput
               aria-label="Customer name"
               value={name}
               autoFocus
               maxLength={200}
-              onInput={(e) => setName((e.target as HTMLInputElement).value)}
+              onValue={setName}
               onKeyDown={(e) => e.key === "Escape" && setEditing(false)}
             />
             <button type="submit" class="btn small primary" disabled={saving || !name.trim()}>
@@ -274,7 +274,7 @@ function CustomerCard({ customer, onSaved }: { customer: Customer; onSaved: (c: 
             addTag();
           }}
         >
-          <input aria-label="Add a tag" placeholder="Add tag" value={tag} maxLength={64} onInput={(e) => setTag((e.target as HTMLInputElement).value)} />
+          <TextInput aria-label="Add a tag" placeholder="Add tag" value={tag} maxLength={64} onValue={setTag} />
         </form>
       </div>
     </section>

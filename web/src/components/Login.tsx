@@ -3,7 +3,14 @@
 
 import type { ComponentChildren } from "preact";
 import { useState } from "preact/hooks";
-import { ApiError, api } from "../api";
+import { ApiError, api, errorMessage } from "../api";
+import { BigBrand } from "./bits";
+import { BusyButton, FormError } from "./form/Actions";
+import { TextField } from "./form/Field";
+import { useSubmit } from "./form/useSubmit";
+
+const describeLoginError = (err: unknown): string =>
+  err instanceof ApiError && err.status === 401 ? "The email or the password is not right." : errorMessage(err);
 
 export function Login({
   onLoggedIn,
@@ -18,75 +25,47 @@ export function Login({
 }) {
   const [email, setEmail] = useState(fixedEmail ?? "");
   const [password, setPassword] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { busy, error, run } = useSubmit(describeLoginError);
 
-  const submit = async (event: Event) => {
+  const submit = (event: Event) => {
     event.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
+    return run(async () => {
       const { token } = await api.login(email.trim(), password);
       await onLoggedIn(token);
-    } catch (err) {
-      setError(
-        err instanceof ApiError && err.status === 401
-          ? "The email or the password is not right."
-          : err instanceof Error
-            ? err.message
-            : String(err),
-      );
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   return (
     <main class="center-screen">
       <form class="login-card" onSubmit={submit} aria-labelledby="login-title">
-        <div class="brand big-brand">
-          <span class="logo" aria-hidden="true">
-            <svg viewBox="0 0 32 32" width="36" height="36">
-              <rect width="32" height="32" rx="8" fill="currentColor" />
-              <path d="M8 10h16v10H14l-6 5z" fill="white" />
-            </svg>
-          </span>
-        </div>
+        <BigBrand />
         <h1 id="login-title">{title}</h1>
         {children}
-        <label class="field">
-          <span>Email</span>
-          <input
-            type="email"
-            name="email"
-            autoComplete="username"
-            required
-            autoFocus={!fixedEmail}
-            readOnly={!!fixedEmail}
-            value={email}
-            onInput={(e) => setEmail((e.target as HTMLInputElement).value)}
-          />
-        </label>
-        <label class="field">
-          <span>Password</span>
-          <input
-            type="password"
-            name="password"
-            autoComplete="current-password"
-            required
-            autoFocus={!!fixedEmail}
-            value={password}
-            onInput={(e) => setPassword((e.target as HTMLInputElement).value)}
-          />
-        </label>
-        {error && (
-          <p class="form-error" role="alert">
-            {error}
-          </p>
-        )}
-        <button type="submit" class="btn primary wide" disabled={busy}>
-          {busy ? "Signing in…" : "Sign in"}
-        </button>
+        <TextField
+          label="Email"
+          type="email"
+          name="email"
+          autoComplete="username"
+          required
+          autoFocus={!fixedEmail}
+          readOnly={!!fixedEmail}
+          value={email}
+          onValue={setEmail}
+        />
+        <TextField
+          label="Password"
+          type="password"
+          name="password"
+          autoComplete="current-password"
+          required
+          autoFocus={!!fixedEmail}
+          value={password}
+          onValue={setPassword}
+        />
+        <FormError error={error} />
+        <BusyButton type="submit" class="btn primary wide" busy={busy} busyLabel="Signing in…">
+          Sign in
+        </BusyButton>
       </form>
     </main>
   );

@@ -1,12 +1,16 @@
 // The right column's orders: a stage badge and selector, an order's row and its details, and the form that
 // creates an order from the conversation.
 
+import type { ComponentChildren } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { ApiError, api } from "../api";
 import { NEXT_STAGES, STAGES, STAGE_LABEL, fullTime, listTime, money } from "../format";
 import { showError } from "../store";
 import type { Order, OrderItemBody, ShippingBody, Stage } from "../types";
 import { Icon, Modal } from "./bits";
+import { BusyButton, DialogActions, FormError } from "./form/Actions";
+import { Field, TextField, TextInput, inputValue } from "./form/Field";
+import { useSubmit } from "./form/useSubmit";
 
 export function StageBadge({ stage }: { stage: Stage }) {
   return (
@@ -54,7 +58,7 @@ function StageSelect({ order, onChanged }: { order: Order; onChanged: (o: Order)
         class={`stage stage-${order.stage}`}
         value={order.stage}
         disabled={busy}
-        onChange={(e) => change((e.target as HTMLSelectElement).value as Stage)}
+        onChange={(e) => change(inputValue(e) as Stage)}
       >
         <option value={order.stage}>{STAGE_LABEL[order.stage]}</option>
         {STAGES.filter((s) => s !== order.stage).map((s) => (
@@ -64,6 +68,20 @@ function StageSelect({ order, onChanged }: { order: Order; onChanged: (o: Order)
         ))}
       </select>
     </label>
+  );
+}
+
+function ColumnHeads({ heads }: { heads: ComponentChildren[] }) {
+  return (
+    <thead>
+      <tr>
+        {heads.map((head, i) => (
+          <th scope="col" key={i}>
+            {head}
+          </th>
+        ))}
+      </tr>
+    </thead>
   );
 }
 
@@ -86,14 +104,7 @@ export function OrderDetail({ order, onClose, onChanged }: { order: Order; onClo
           }} />
         </div>
         <table class="lines">
-          <thead>
-            <tr>
-              <th scope="col">Item</th>
-              <th scope="col">Qty</th>
-              <th scope="col">Price</th>
-              <th scope="col">Total</th>
-            </tr>
-          </thead>
+          <ColumnHeads heads={["Item", "Qty", "Price", "Total"]} />
           <tbody>
             {fresh.items.map((line, i) => (
               <tr key={i}>
@@ -177,14 +188,12 @@ export function OrderForm({
   const [shipping, setShipping] = useState<ShippingBody>({ name: customerName, phone: customerPhone });
   const [showShipping, setShowShipping] = useState(false);
   const [note, setNote] = useState("");
-  const [saving, setSaving] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { busy: saving, error, setError, run } = useSubmit();
 
   const setLine = (index: number, patch: Partial<LineDraft>) => setLines(lines.map((l, i) => (i === index ? { ...l, ...patch } : l)));
   const total = lines.reduce((sum, l) => sum + (Number(l.quantity) || 0) * (Number(l.unit_price) || 0), 0);
 
   const submit = async () => {
-    setError(null);
     const items: OrderItemBody[] = [];
     for (const [i, l] of lines.entries()) {
       const quantity = Number(l.quantity);
@@ -195,22 +204,21 @@ export function OrderForm({
       }
       items.push({ sku: l.sku.trim(), name: l.name.trim(), quantity, unit_price: price });
     }
-    setSaving(true);
-    try {
+    await run(async () => {
       const cleanShipping = Object.fromEntries(Object.entries(shipping).filter(([, v]) => typeof v === "string" && v.trim())) as ShippingBody;
-      const { order } = await api.createOrder({
-        conversation_id: conversationId,
-        items,
-        ...(showShipping && Object.keys(cleanShipping).length ? { shipping: cleanShipping } : {}),
-        ...(note.trim() ? { note: note.trim() } : {}),
-      });
-      onCreated(order);
-    } catch (err) {
-      setError(err instanceof ApiError && err.problems.length ? `${err.message}: ${err.problems.join("; ")}` : err instanceof Error ? err.message : String(err));
-      showError(err, "The order was not created");
-    } finally {
-      setSaving(false);
-    }
+      try {
+        const { order } = await api.createOrder({
+          conversation_id: conversationId,
+          items,
+          ...(showShipping && Object.keys(cleanShipping).length ? { shipping: cleanShipping } : {}),
+          ...(note.trim() ? { note: note.trim() } : {}),
+        });
+        onCreated(order);
+      } catch (err) {
+        showError(err, "The order was not created");
+        throw err; // to run, which shows it on the form too
+      }
+    });
   };
 
   return (
@@ -223,46 +231,21 @@ export function OrderForm({
         }}
       >
         <table class="lines-edit">
-          <thead>
-            <tr>
-              <th scope="col">SKU</th>
-              <th scope="col">Item</th>
-              <th scope="col">Qty</th>
-              <th scope="col">Unit price ({currency})</th>
-              <th scope="col">
-                <span class="visually-hidden">Remove</span>
-              </th>
-            </tr>
-          </thead>
+          <ColumnHeads heads={["SKU", "Item", "Qty", `Unit price (${currency})`, <span class="visually-hidden">Remove</span>]} />
           <tbody>
             {lines.map((line, i) => (
               <tr key={i}>
                 <td>
-                  <input aria-label={`SKU of line ${i + 1}`} value={line.sku} required onInput={(e) => setLine(i, { sku: (e.target as HTMLInputElement).value })} />
+                  <TextInput aria-label={`SKU of line ${i + 1}`} value={line.sku} required onValue={(sku) => setLine(i, { sku })} />
                 </td>
                 <td>
-                  <input aria-label={`Item name of line ${i + 1}`} value={line.name} required onInput={(e) => setLine(i, { name: (e.target as HTMLInputElement).value })} />
+                  <TextInput aria-label={`Item name of line ${i + 1}`} value={line.name} required onValue={(name) => setLine(i, { name })} />
                 </td>
                 <td>
-                  <input
-                    aria-label={`Quantity of line ${i + 1}`}
-                    type="number"
-                    min={1}
-                    step={1}
-                    value={line.quantity}
-                    required
-                    onInput={(e) => setLine(i, { quantity: (e.target as HTMLInputElement).value })}
-                  />
+                  <TextInput aria-label={`Quantity of line ${i + 1}`} type="number" min={1} step={1} value={line.quantity} required onValue={(quantity) => setLine(i, { quantity })} />
                 </td>
                 <td>
-                  <input
-                    aria-label={`Unit price of line ${i + 1}`}
-                    inputMode="decimal"
-                    placeholder="0.00"
-                    value={line.unit_price}
-                    required
-                    onInput={(e) => setLine(i, { unit_price: (e.target as HTMLInputElement).value })}
-                  />
+                  <TextInput aria-label={`Unit price of line ${i + 1}`} inputMode="decimal" placeholder="0.00" value={line.unit_price} required onValue={(unit_price) => setLine(i, { unit_price })} />
                 </td>
                 <td>
                   <button
@@ -305,34 +288,25 @@ export function OrderForm({
                 ["country", "Country (2 letters)"],
               ] as [keyof ShippingBody, string][]
             ).map(([key, label]) => (
-              <label class="field" key={key}>
-                <span>{label}</span>
-                <input
-                  value={shipping[key] ?? ""}
-                  maxLength={key === "country" ? 2 : 300}
-                  onInput={(e) => setShipping({ ...shipping, [key]: (e.target as HTMLInputElement).value })}
-                />
-              </label>
+              <TextField
+                key={key}
+                label={label}
+                value={shipping[key] ?? ""}
+                maxLength={key === "country" ? 2 : 300}
+                onValue={(value) => setShipping({ ...shipping, [key]: value })}
+              />
             ))}
           </fieldset>
         )}
-        <label class="field">
-          <span>Note (optional)</span>
-          <textarea rows={2} value={note} maxLength={2000} onInput={(e) => setNote((e.target as HTMLTextAreaElement).value)} />
-        </label>
-        {error && (
-          <p class="form-error" role="alert">
-            {error}
-          </p>
-        )}
-        <div class="form-actions">
-          <button type="button" class="btn ghost" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" class="btn primary" disabled={saving}>
-            {saving ? "Creating…" : "Create order"}
-          </button>
-        </div>
+        <Field label="Note (optional)">
+          <textarea rows={2} value={note} maxLength={2000} onInput={(e) => setNote(inputValue(e))} />
+        </Field>
+        <FormError error={error} />
+        <DialogActions onCancel={onClose} cancelClass="btn ghost">
+          <BusyButton type="submit" class="btn primary" busy={saving} busyLabel="Creating…">
+            Create order
+          </BusyButton>
+        </DialogActions>
       </form>
     </Modal>
   );

@@ -8,6 +8,9 @@ import { loadTeam, notify, teams, useObservable } from "../store";
 import type { Invitation, InvitationCreated, Me, Role, TeamMember } from "../types";
 import { ROLE_LABEL } from "./AcceptInvitation";
 import { Modal } from "./bits";
+import { BusyButton, DialogActions, FormError } from "./form/Actions";
+import { Field, TextField, inputValue } from "./form/Field";
+import { useSubmit } from "./form/useSubmit";
 
 /** The acceptance page of a token, on this very UI (the page keeps its routes in the hash). */
 export const invitationLink = (token: string): string =>
@@ -60,22 +63,17 @@ export function TeamDialog({ me, onClose }: { me: Me; onClose: () => void }) {
     <Modal title="Team" onClose={onClose} wide>
       <div class="team" data-testid="team">
         {adminOf.length > 1 && (
-          <label class="field">
-            <span>Workspace</span>
-            <select value={workspaceId} onChange={(e) => setWorkspaceId((e.target as HTMLSelectElement).value)}>
+          <Field label="Workspace">
+            <select value={workspaceId} onChange={(e) => setWorkspaceId(inputValue(e))}>
               {adminOf.map((w) => (
                 <option key={w.id} value={w.id}>
                   {w.name}
                 </option>
               ))}
             </select>
-          </label>
+          </Field>
         )}
-        {error && (
-          <p class="form-error" role="alert">
-            {error}
-          </p>
-        )}
+        <FormError error={error} />
         <section aria-labelledby="team-members">
           <h3 id="team-members">Members of {workspace.name}</h3>
           {!members ? (
@@ -151,39 +149,25 @@ function ConfirmRemove({
   workspaceName: string;
   onClose: () => void;
 }) {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const remove = async () => {
-    setBusy(true);
-    setError(null);
-    try {
+  const { busy, error, run } = useSubmit();
+  const remove = () =>
+    run(async () => {
       await api.removeMember(workspaceId, member.id);
       notify(`${member.name} was removed from ${workspaceName}.`);
       await loadTeam(workspaceId, true);
       onClose();
-    } catch (err) {
-      setError(describeError(err));
-      setBusy(false);
-    }
-  };
+    });
   return (
     <Modal title={`Remove ${member.name}?`} onClose={onClose}>
       <p>
         {member.name} loses access to {workspaceName} at once, on every device. An admin can invite them again later.
       </p>
-      {error && (
-        <p class="form-error" role="alert">
-          {error}
-        </p>
-      )}
-      <div class="form-actions">
-        <button type="button" class="btn" onClick={onClose}>
-          Cancel
-        </button>
-        <button type="button" class="btn primary danger" disabled={busy} onClick={remove}>
-          {busy ? "Removing…" : `Remove ${member.name}`}
-        </button>
-      </div>
+      <FormError error={error} />
+      <DialogActions onCancel={onClose}>
+        <BusyButton type="button" class="btn primary danger" busy={busy} busyLabel="Removing…" onClick={remove}>
+          {`Remove ${member.name}`}
+        </BusyButton>
+      </DialogActions>
     </Modal>
   );
 }
@@ -199,27 +183,20 @@ function InviteForm({
 }) {
   const [email, setEmail] = useState("");
   const [role, setRole] = useState<Role>("agent");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { busy, error, run } = useSubmit();
   const [created, setCreated] = useState<(InvitationCreated & { workspaceName: string }) | null>(null);
   const [copied, setCopied] = useState<string | null>(null);
   const linkRef = useRef<HTMLInputElement>(null);
 
-  const submit = async (event: Event) => {
+  const submit = (event: Event) => {
     event.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
+    return run(async () => {
       const answer = await api.invite(workspaceId, email.trim(), role);
       setCreated({ ...answer, workspaceName });
       setCopied(null);
       setEmail("");
       await onInvited();
-    } catch (err) {
-      setError(describeError(err));
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   const link = created ? invitationLink(created.token) : "";
@@ -238,32 +215,18 @@ function InviteForm({
     <section aria-labelledby="team-invite">
       <h3 id="team-invite">Invite someone to {workspaceName}</h3>
       <form class="invite-form" onSubmit={submit}>
-        <label class="field">
-          <span>Email to invite</span>
-          <input
-            type="email"
-            required
-            maxLength={320}
-            value={email}
-            onInput={(e) => setEmail((e.target as HTMLInputElement).value)}
-          />
-        </label>
-        <label class="field">
-          <span>Role</span>
-          <select value={role} onChange={(e) => setRole((e.target as HTMLSelectElement).value as Role)}>
+        <TextField label="Email to invite" type="email" required maxLength={320} value={email} onValue={setEmail} />
+        <Field label="Role">
+          <select value={role} onChange={(e) => setRole(inputValue(e) as Role)}>
             <option value="agent">Agent</option>
             <option value="admin">Admin</option>
           </select>
-        </label>
-        <button type="submit" class="btn primary" disabled={busy}>
-          {busy ? "Inviting…" : "Invite"}
-        </button>
+        </Field>
+        <BusyButton type="submit" class="btn primary" busy={busy} busyLabel="Inviting…">
+          Invite
+        </BusyButton>
       </form>
-      {error && (
-        <p class="form-error" role="alert">
-          {error}
-        </p>
-      )}
+      <FormError error={error} />
       {created && (
         <div class="invite-link" role="region" aria-label="Invitation link" data-testid="invite-link">
           <p>

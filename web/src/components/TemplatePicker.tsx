@@ -1,10 +1,13 @@
 // The template picker: the number's templates, the chosen one's variables, and a live preview.
 
 import { useEffect, useMemo, useState } from "preact/hooks";
-import { ApiError, api } from "../api";
-import { showError } from "../store";
+import { ApiError, api, errorMessage } from "../api";
+import { showError, showErrorIn } from "../store";
 import type { Conversation, MessageItem, Template, TemplateComponent } from "../types";
 import { Modal } from "./bits";
+import { BusyButton, DialogActions } from "./form/Actions";
+import { TextField, TextInput } from "./form/Field";
+import { useSubmit } from "./form/useSubmit";
 
 const VARIABLE = /\{\{\s*([\w.]+)\s*\}\}/g;
 
@@ -69,9 +72,9 @@ export function TemplatePicker({ conversation, onClose, onSent }: Props) {
   const [headerMediaUrl, setHeaderMediaUrl] = useState("");
   const [body, setBody] = useState<Record<string, string>>({});
   const [buttons, setButtons] = useState<Record<number, string>>({});
-  const [sending, setSending] = useState(false);
+  // The problems of a refused send are listed under its message.
+  const { busy: sending, error, setError, run } = useSubmit(errorMessage);
   const [problems, setProblems] = useState<string[]>([]);
-  const [error, setError] = useState<string | null>(null);
   const [filter, setFilter] = useState("");
 
   useEffect(() => {
@@ -80,8 +83,7 @@ export function TemplatePicker({ conversation, onClose, onSent }: Props) {
       .then(({ items }) => setTemplates(items))
       .catch((err) => {
         setTemplates([]);
-        setError(err instanceof Error ? err.message : String(err));
-        showError(err, "Could not load the templates");
+        showErrorIn(setError, err, "Could not load the templates");
       });
   }, [conversation.number_id]);
 
@@ -113,19 +115,17 @@ export function TemplatePicker({ conversation, onClose, onSent }: Props) {
         : fields.bodyVars.map((v) => body[v] ?? "");
     }
     if (fields.buttonVars.length) params.buttons = fields.buttonVars.map((b) => buttons[b.index] ?? "");
-    setSending(true);
     setProblems([]);
-    setError(null);
-    try {
-      const { message } = await api.sendTemplate(conversation.id, selected.name, selected.language, params);
-      onSent(message);
-    } catch (err) {
-      if (err instanceof ApiError) setProblems(err.problems);
-      setError(err instanceof Error ? err.message : String(err));
-      showError(err, "The template was not sent");
-    } finally {
-      setSending(false);
-    }
+    await run(async () => {
+      try {
+        const { message } = await api.sendTemplate(conversation.id, selected.name, selected.language, params);
+        onSent(message);
+      } catch (err) {
+        if (err instanceof ApiError) setProblems(err.problems);
+        showError(err, "The template was not sent");
+        throw err; // to run, which shows its message on the form
+      }
+    });
   };
 
   const missing = fields
@@ -142,13 +142,7 @@ export function TemplatePicker({ conversation, onClose, onSent }: Props) {
     <Modal title="Send a template" onClose={onClose} wide>
       <div class="template-picker">
         <div class="template-list">
-          <input
-            type="search"
-            placeholder="Filter templates"
-            aria-label="Filter templates"
-            value={filter}
-            onInput={(e) => setFilter((e.target as HTMLInputElement).value)}
-          />
+          <TextInput type="search" placeholder="Filter templates" aria-label="Filter templates" value={filter} onValue={setFilter} />
           {templates === null ? (
             <p class="muted pad">Loading…</p>
           ) : shown.length === 0 ? (
@@ -192,41 +186,44 @@ export function TemplatePicker({ conversation, onClose, onSent }: Props) {
                 </p>
               )}
               {fields.headerMedia && (
-                <label class="field">
-                  <span>Header {fields.headerMedia.toLowerCase()} (link)</span>
-                  <input
-                    type="url"
-                    required
-                    value={headerMediaUrl}
-                    placeholder="https://…"
-                    onInput={(e) => setHeaderMediaUrl((e.target as HTMLInputElement).value)}
-                  />
-                </label>
+                <TextField
+                  label={`Header ${fields.headerMedia.toLowerCase()} (link)`}
+                  type="url"
+                  required
+                  value={headerMediaUrl}
+                  placeholder="https://…"
+                  onValue={setHeaderMediaUrl}
+                />
               )}
               {fields.headerVars.map((v) => (
-                <label class="field" key={`h${v}`}>
-                  <span>Header {`{{${v}}}`}</span>
-                  <input value={header[v] ?? ""} onInput={(e) => setHeader({ ...header, [v]: (e.target as HTMLInputElement).value })} />
-                </label>
+                <TextField
+                  key={`h${v}`}
+                  label={<>Header {`{{${v}}}`}</>}
+                  value={header[v] ?? ""}
+                  onValue={(value) => setHeader({ ...header, [v]: value })}
+                />
               ))}
               {fields.bodyVars.map((v, i) => (
-                <label class="field" key={`b${v}`}>
-                  <span>{`{{${v}}}`}</span>
-                  <input
-                    aria-label={`Variable ${v}`}
-                    value={body[v] ?? ""}
-                    placeholder={exampleOf(selected, v, i) ? `e.g. ${exampleOf(selected, v, i)}` : ""}
-                    onInput={(e) => setBody({ ...body, [v]: (e.target as HTMLInputElement).value })}
-                  />
-                </label>
+                <TextField
+                  key={`b${v}`}
+                  label={`{{${v}}}`}
+                  aria-label={`Variable ${v}`}
+                  value={body[v] ?? ""}
+                  placeholder={exampleOf(selected, v, i) ? `e.g. ${exampleOf(selected, v, i)}` : ""}
+                  onValue={(value) => setBody({ ...body, [v]: value })}
+                />
               ))}
               {fields.buttonVars.map((b) => (
-                <label class="field" key={`btn${b.index}`}>
-                  <span>
-                    Button “{b.text}” {b.url ? <small class="muted">{b.url}</small> : null}
-                  </span>
-                  <input value={buttons[b.index] ?? ""} onInput={(e) => setButtons({ ...buttons, [b.index]: (e.target as HTMLInputElement).value })} />
-                </label>
+                <TextField
+                  key={`btn${b.index}`}
+                  label={
+                    <>
+                      Button “{b.text}” {b.url ? <small class="muted">{b.url}</small> : null}
+                    </>
+                  }
+                  value={buttons[b.index] ?? ""}
+                  onValue={(value) => setButtons({ ...buttons, [b.index]: value })}
+                />
               ))}
               {!fields.headerVars.length && !fields.bodyVars.length && !fields.buttonVars.length && !fields.headerMedia && (
                 <p class="muted">This template has no variables.</p>
@@ -244,15 +241,15 @@ export function TemplatePicker({ conversation, onClose, onSent }: Props) {
                   )}
                 </div>
               )}
-              <div class="form-actions">
-                {missing.length > 0 && <span class="muted">Fill in: {missing.join(", ")}</span>}
-                <button type="button" class="btn ghost" onClick={onClose}>
-                  Cancel
-                </button>
-                <button type="submit" class="btn primary" disabled={sending || missing.length > 0 || !approved}>
-                  {sending ? "Sending…" : "Send template"}
-                </button>
-              </div>
+              <DialogActions
+                onCancel={onClose}
+                cancelClass="btn ghost"
+                hint={missing.length > 0 && <span class="muted">Fill in: {missing.join(", ")}</span>}
+              >
+                <BusyButton type="submit" class="btn primary" busy={sending} busyLabel="Sending…" disabled={missing.length > 0 || !approved}>
+                  Send template
+                </BusyButton>
+              </DialogActions>
             </form>
           )}
         </div>

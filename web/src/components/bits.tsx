@@ -1,9 +1,30 @@
-// Small shared pieces: avatar, delivery ticks, icons, a modal dialog.
+// Small shared pieces: the logo, avatar, delivery ticks, icons, a modal dialog.
 
 import type { ComponentChildren } from "preact";
 import { useEffect, useRef } from "preact/hooks";
 import { STATUS_LABEL, hue, initials } from "../format";
 import type { MessageError, MessageStatus } from "../types";
+
+/** The inbox's logo: a speech bubble on a rounded square. */
+export function Logo({ size }: { size: number }) {
+  return (
+    <span class="logo" aria-hidden="true">
+      <svg viewBox="0 0 32 32" width={size} height={size}>
+        <rect width="32" height="32" rx="8" fill="currentColor" />
+        <path d="M8 10h16v10H14l-6 5z" fill="white" />
+      </svg>
+    </span>
+  );
+}
+
+/** The big logo on top of the sign-in and invitation cards. */
+export function BigBrand() {
+  return (
+    <div class="brand big-brand">
+      <Logo size={36} />
+    </div>
+  );
+}
 
 export function Avatar({ name, seed, size = 40 }: { name: string; seed: string; size?: number }) {
   const h = hue(seed);
