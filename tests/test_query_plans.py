@@ -95,7 +95,8 @@ async def seed_conversations(store: ConversationsStore) -> None:
     await store.conversations.insert_many(conversations)
     await store.timeline.insert_many([{
         "_id": f"m{i:03d}", "conversation_id": f"c{i % 5:03d}", "workspace_id": "w1", "kind": "message",
-        "at": T0 + timedelta(seconds=i // 3), "arrival": i, **({"wamid": f"wamid.{i}"} if i % 2 else {}),
+        "at": T0 + timedelta(seconds=i // 3), "arrival": i, "seq": i // 5 + 1,
+        **({"wamid": f"wamid.{i}"} if i % 2 else {}),
     } for i in range(80)])
     for number in NUMBERS:
         await store.repos.numbers.ensure("w1", number)
@@ -162,8 +163,8 @@ async def test_unread_counts_timeline_customer_and_outbox_queries_use_their_inde
 
     items, before = await store.repos.timeline.page("c001", "", 5)
     assert len(items) == 5 and before
-    assert_indexed(await plans(mongo, commands, db, store.repos.timeline.page("c001", "", 5)), "timeline_order")
-    assert_indexed(await plans(mongo, commands, db, store.repos.timeline.page("c001", before, 5)), "timeline_order")
+    assert_indexed(await plans(mongo, commands, db, store.repos.timeline.page("c001", "", 5)), "timeline_seq")
+    assert_indexed(await plans(mongo, commands, db, store.repos.timeline.page("c001", before, 5)), "timeline_seq")
 
     assert_indexed(await plans(mongo, commands, db, store.repos.conversations.with_customer_version("cu3", 1)),
                    "by_customer")

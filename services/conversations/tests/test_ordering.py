@@ -1,9 +1,10 @@
-"""Items of the same timestamp keep their arrival order (Meta's timestamps have one-second resolution):
+"""Items keep the order the inbox learned of them (``seq``; Meta's timestamps have one-second resolution):
 in the timeline, across page boundaries, in the conversation's last message and awaiting_reply, after
 redeliveries and crashes; old and invalid timeline cursors. Real Kafka and database."""
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -77,6 +78,8 @@ async def assert_in_arrival_order(env: Env, stub: ConversationsServiceStub, wami
         assert ids_of(await timeline(stub, env, cid, limit)) == expected, f"limit {limit}"
     reply = await stub.GetTimeline(pb.GetTimelineRequest(workspace_id=env.workspace, conversation_id=cid))
     assert [i.message.text for i in reply.items] == TEXTS
+    seqs = [i.message.seq for i in reply.items]  # what clients order by: strictly increasing
+    assert all(0 < a < b for a, b in itertools.pairwise(seqs)), seqs
     conv = await env.conversation(WA)
     assert conv["last_message"]["id"] == expected[-1] and conv["last_message"]["preview"] == TEXTS[-1]
     assert conv["awaiting_reply"] and conv["unread_count"] == len(TEXTS)
@@ -206,9 +209,11 @@ async def test_items_stored_before_arrivals_existed(env: Env, stub: Conversation
     assert (await env.conversation(WA))["last_message"]["preview"] == "after the upgrade"
 
 
-async def test_the_old_timeline_index_is_replaced(env: Env) -> None:
-    await env.store.timeline.drop_index("timeline_order")
+async def test_the_old_timeline_indexes_are_replaced(env: Env) -> None:
+    await env.store.timeline.drop_index("timeline_seq")
     await env.store.timeline.create_index([("conversation_id", 1), ("at", -1), ("_id", -1)], name="timeline")
+    await env.store.timeline.create_index([("conversation_id", 1), ("at", -1), ("arrival", -1), ("_id", -1)],
+                                          name="timeline_order")
     await env.store.ensure_indexes()
     names = set(await env.store.timeline.index_information())
-    assert "timeline_order" in names and "timeline" not in names
+    assert "timeline_seq" in names and not names & {"timeline", "timeline_order"}

@@ -27,9 +27,10 @@ def _dump(model: Any) -> Any:
 
 
 def inbound_message(workspace_id: str, conversation_id: str, msg: MessageReceived, now: datetime,
-                    arrival: int) -> Document:
+                    arrival: int, seq: int) -> Document:
     """A message from Meta (live, history backfill, or an SMB-app echo). ``reply_to`` is resolved later.
-    ``arrival`` orders it among items of the same ``at``; it is kept from the first insert only."""
+    ``seq`` places it in its timeline (``arrival`` too, for the order of items from before seqs); both
+    are kept from the first insert only."""
     doc: Document = {
         "_id": domain.inbound_message_id(workspace_id, msg.wamid),
         "kind": "message",
@@ -41,6 +42,7 @@ def inbound_message(workspace_id: str, conversation_id: str, msg: MessageReceive
         "type": msg.type,
         "at": domain.to_ms(msg.timestamp),
         "arrival": arrival,
+        "seq": seq,
         "created_at": now,
     }
     text = msg.text
@@ -116,6 +118,10 @@ def actor_doc(actor_id: str, name: str) -> Document | None:
 
 
 def activity(activity_id: str, workspace_id: str, conversation_id: str, action: str, actor: Document | None,
-             details: Document, at: datetime, arrival: int) -> Document:
-    return {"_id": activity_id, "kind": "activity", "workspace_id": workspace_id, "conversation_id": conversation_id,
-            "action": action, "actor": actor, "details": details, "at": domain.to_ms(at), "arrival": arrival}
+             details: Document, at: datetime, arrival: int, seq: int | None) -> Document:
+    doc: Document = {"_id": activity_id, "kind": "activity", "workspace_id": workspace_id,
+                     "conversation_id": conversation_id, "action": action, "actor": actor, "details": details,
+                     "at": domain.to_ms(at), "arrival": arrival}
+    if seq is not None:
+        doc["seq"] = seq
+    return doc

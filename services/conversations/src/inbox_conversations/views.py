@@ -100,17 +100,19 @@ def message(doc: Document) -> MessageView:
         at=doc["at"],
         edited=bool(doc.get("edited", False)),
         revoked=bool(doc.get("revoked", False)),
+        seq=doc.get("seq"),
     )
 
 
 def note(doc: Document) -> NoteView:
     return NoteView(id=doc["_id"], conversation_id=doc["conversation_id"], text=doc.get("text", ""),
-                    author=actor(doc.get("author")), at=doc["at"])
+                    author=actor(doc.get("author")), at=doc["at"], seq=doc.get("seq"))
 
 
 def activity(doc: Document) -> ActivityView:
     return ActivityView(id=doc["_id"], conversation_id=doc["conversation_id"], action=doc["action"],
-                        actor=actor(doc.get("actor")), details=doc.get("details") or {}, at=doc["at"])
+                        actor=actor(doc.get("actor")), details=doc.get("details") or {}, at=doc["at"],
+                        seq=doc.get("seq"))
 
 
 TimelineView = MessageView | NoteView | ActivityView

@@ -101,7 +101,7 @@ def message_pb(m: MessageView) -> pb.Message:
         contacts=[s for s in (_struct(c) for c in m.contacts) if s is not None],
         reply_to=m.reply_to or "", status=STATUSES.get(m.status or "", pb.MESSAGE_STATUS_UNSPECIFIED),
         sent_by=_actor(m.sent_by), at=_ts(m.at), status_at=_ts(m.status_at), origin=m.origin,
-        edited=m.edited, revoked=m.revoked,
+        edited=m.edited, revoked=m.revoked, seq=m.seq or 0,
         reactions=[pb.MessageReaction(emoji=r.emoji, by=_actor(r.by), direction=DIRECTIONS[r.direction],
                                       at=_ts(r.at)) for r in m.reactions],
     )
@@ -120,12 +120,13 @@ def message_pb(m: MessageView) -> pb.Message:
 
 
 def note_pb(n: NoteView) -> pb.Note:
-    return pb.Note(id=n.id, conversation_id=n.conversation_id, text=n.text, author=_actor(n.author), at=_ts(n.at))
+    return pb.Note(id=n.id, conversation_id=n.conversation_id, text=n.text, author=_actor(n.author), at=_ts(n.at),
+                   seq=n.seq or 0)
 
 
 def activity_pb(a: ActivityView) -> pb.Activity:
     return pb.Activity(id=a.id, conversation_id=a.conversation_id, action=a.action, actor=_actor(a.actor),
-                       details=_struct(a.details), at=_ts(a.at))
+                       details=_struct(a.details), at=_ts(a.at), seq=a.seq or 0)
 
 
 def timeline_item_pb(view: TimelineView) -> pb.TimelineItem:

@@ -126,6 +126,9 @@ class MessageView(EventData):
     at: datetime
     edited: bool = False
     revoked: bool = False
+    # The item's place in its conversation's timeline, in the order the inbox learned of it (none on items
+    # stored before seqs existed, which come first).
+    seq: int | None = None
 
 
 class NoteView(EventData):
@@ -134,6 +137,7 @@ class NoteView(EventData):
     text: str
     author: Actor | None = None
     at: datetime
+    seq: int | None = None
 
 
 class ActivityView(EventData):
@@ -143,6 +147,7 @@ class ActivityView(EventData):
     actor: Actor | None = None
     details: dict[str, Any] = Field(default_factory=dict)
     at: datetime
+    seq: int | None = None
 
 
 class ConversationEvent(EventData):

@@ -1,11 +1,12 @@
 """The ``timeline`` collection: messages, notes and activities of every conversation (``kind``).
 
-A timeline page is one indexed query in time order. Messages from Meta are unique by ``wamid`` (sparse
-unique index; a message sent here gets its wamid when Meta accepted it). Items are ordered by (``at``,
-``arrival``, id): Meta's timestamps have one-second resolution, and ``arrival`` (set when the item's
-document is first built, never changed: a redelivery's insert fails and the stored one wins) keeps
-items of the same ``at`` in the order they arrived or were made. Items stored before ``arrival``
-existed have none and come first among their ``at``.
+A timeline page is one indexed query in ``seq`` order: each item takes the next ``seq`` of its
+conversation (``ConversationsRepository.take_seq``) when its document is first built, so items are in
+the order the inbox learned of them, whatever Meta's one-second timestamps say (four messages of one
+second stay in the order they came). A redelivery takes a new seq, but its insert fails and the stored
+item keeps its own (a gap, never a repeat). Items stored before ``seq`` existed have none and come
+first, among themselves in (``at``, ``arrival``, id) order, the order of those days. Messages from Meta
+are unique by ``wamid`` (sparse unique index; a message sent here gets its wamid when Meta accepted it).
 """
 
 from __future__ import annotations
@@ -23,39 +24,41 @@ from inbox_conversations import domain
 from inbox_core.errors import InvalidRequest
 from inbox_core.mongo import Document, Index, decode_cursor, encode_cursor, ensure_indexes
 
-TIMELINE_SORT = [("at", DESCENDING), ("arrival", DESCENDING), ("_id", DESCENDING)]
+TIMELINE_SORT = [("seq", DESCENDING), ("at", DESCENDING), ("arrival", DESCENDING), ("_id", DESCENDING)]
 TIMELINE_INDEXES = [
-    Index([("conversation_id", ASCENDING), ("at", DESCENDING), ("arrival", DESCENDING), ("_id", DESCENDING)],
-          "timeline_order"),
+    Index([("conversation_id", ASCENDING), ("seq", DESCENDING), ("at", DESCENDING), ("arrival", DESCENDING),
+           ("_id", DESCENDING)], "timeline_seq"),
     Index([("wamid", ASCENDING)], "wamid", unique=True, options={"sparse": True}),
     Index([("media.media_id", ASCENDING)], "media_id", options={"sparse": True}),
     Index([("outbox_at", ASCENDING)], "outbox", options={"sparse": True}),
 ]
-# Replaced by timeline_order (same name with other keys would be refused): dropped at startup.
-OBSOLETE_TIMELINE_INDEXES = ("timeline",)
+# Replaced by timeline_seq (the same name with other keys would be refused): dropped at startup.
+OBSOLETE_TIMELINE_INDEXES = ("timeline", "timeline_order")
 INDEX_NOT_FOUND = 27
 
 
 @dataclass(frozen=True)
 class TimelineKey:
-    """A timeline item's place: (at, arrival, id); no arrival (an item stored before arrivals existed)
-    comes before any arrival, as MongoDB sorts a missing field."""
+    """A timeline item's place: its ``seq``, and (at, arrival, id), which order the items from before
+    seq existed (no seq: first, as MongoDB sorts a missing field; no arrival likewise among those)."""
 
     at: datetime
     arrival: int | None
     item_id: str
+    seq: int | None = None
 
     @classmethod
     def of(cls, item: Document) -> TimelineKey:
-        return cls(item["at"], item.get("arrival"), item["_id"])
+        return cls(item["at"], item.get("arrival"), item["_id"], item.get("seq"))
 
     @classmethod
     def of_last(cls, last: Document) -> TimelineKey:
-        """The key of a conversation's ``last_message`` summary (documents.last_message)."""
+        """The key of a conversation's ``last_message`` summary (documents.last_message): by time, as the
+        list's preview shows the newest message."""
         return cls(last["at"], last.get("arrival"), last["id"])
 
     def encode(self) -> str:
-        return encode_cursor([self.at, self.arrival, self.item_id])
+        return encode_cursor([self.seq, self.at, self.arrival, self.item_id])
 
     def ties_from(self, prefix: str = "", id_field: str = "_id") -> list[Document]:
         """``$or`` clauses matching the items of the same ``at`` whose key is >= this one."""
@@ -76,10 +79,15 @@ class TimelineKey:
 
 
 def timeline_after(key: TimelineKey) -> Document:
-    """Timeline items strictly after ``key`` in (at, arrival, _id) descending order: one range on
-    ``at`` (an index bound, so the index still gives the order) and a residual filter that only the
-    items of that very millisecond reach."""
-    return {"at": {"$lte": key.at}, "$nor": key.ties_from()}
+    """Timeline items strictly after ``key`` in the page's (seq, at, arrival, _id) descending order. After
+    an item with a seq: the smaller seqs and every item without one (``$not`` matches a missing field;
+    seqs never repeat within a conversation, so there are no ties). After one without: those without,
+    by one range on ``at`` (an index bound) and a residual filter that only that millisecond reaches; those
+    pages sort in a temporary B-tree (the index's seq part is null for all of them), bounded by one
+    conversation's items from before seqs."""
+    if key.seq is not None:
+        return {"seq": {"$not": {"$gte": key.seq}}}
+    return {"seq": None, "at": {"$lte": key.at}, "$nor": key.ties_from()}
 
 
 async def drop_obsolete_indexes(collection: AsyncCollection[Document], names: Sequence[str]) -> None:
@@ -91,6 +99,10 @@ async def drop_obsolete_indexes(collection: AsyncCollection[Document], names: Se
             except OperationFailure as exc:
                 if exc.code != INDEX_NOT_FOUND:  # another instance starting up dropped it first
                     raise
+
+
+def _optional_int(value: object) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool))
 
 
 class Timeline:
@@ -137,22 +149,26 @@ class Timeline:
         return docs, next_before
 
     async def _cursor(self, conversation_id: str, cursor: str) -> TimelineKey:
-        """A ``before`` cursor: (at, arrival, id); an invalid one is InvalidRequest."""
+        """A ``before`` cursor: (seq, at, arrival, id); an invalid one is InvalidRequest. One made before seqs
+        existed, (at, arrival, id) or (at, id), is read through the item it names."""
+        seq: object = None
         try:
-            at, arrival, item_id = decode_cursor(cursor, 3)
+            seq, at, arrival, item_id = decode_cursor(cursor, 4)
         except InvalidRequest:
-            # A cursor made before arrivals existed, (at, id): the item it names gives its arrival.
-            at, item_id = decode_cursor(cursor, 2)
-            arrival = None
+            try:
+                at, arrival, item_id = decode_cursor(cursor, 3)
+            except InvalidRequest:
+                at, item_id = decode_cursor(cursor, 2)
+                arrival = None
             if isinstance(at, datetime) and isinstance(item_id, str):
                 item = await self.collection.find_one({"_id": item_id, "conversation_id": conversation_id},
-                                                      {"at": 1, "arrival": 1})
+                                                      {"at": 1, "arrival": 1, "seq": 1})
                 if item is not None and item["at"] == at:
-                    arrival = item.get("arrival")
-        valid_arrival = arrival is None or (isinstance(arrival, int) and not isinstance(arrival, bool))
-        if not isinstance(at, datetime) or not isinstance(item_id, str) or not valid_arrival:
+                    arrival, seq = item.get("arrival"), item.get("seq")
+        if not isinstance(at, datetime) or not isinstance(item_id, str) or not _optional_int(arrival) \
+                or not _optional_int(seq):
             raise InvalidRequest("the cursor is not valid", {"cursor": cursor})
-        return TimelineKey(at, arrival, item_id)
+        return TimelineKey(at, arrival, item_id, seq)  # type: ignore[arg-type]
 
     async def apply_status(self, message_id: str, status: str, at: datetime,
                            error: Document | None) -> Document | None:

@@ -49,7 +49,7 @@ class OrderActivities:
         activity_id = domain.derived_id("act_", "order-event", event_id)
         doc = documents.activity(activity_id, order.workspace_id, conv["_id"], action,
                                  {"id": actor.id, "name": actor.name} if actor else None, details, at,
-                                 next_arrival())
+                                 next_arrival(), await self.repos.conversations.take_seqs(conv["_id"]))
         if not await self.repos.timeline.insert(doc):
             doc = await self.repos.timeline.get(activity_id) or doc  # a redelivery: the first one's arrival
         await self.publisher.conversation_event(

@@ -1,15 +1,16 @@
 """A message from Meta (live, history backfill, or an SMB-app echo) into its conversation.
 
 One inbound text to a conversation that exists is three database operations: the conversation read
-by ``_id``, the message's insert, and one update of the conversation guarded by the version that was
-read (its fields decided in inbound.py, the pure rules). Pending facts are read only when the
-conversation notes some for this message, when the message has media (a media result names no
-conversation) or when the conversation is new.
+by ``_id`` (taking the timeline's next ``seq`` as it reads), the message's insert, and one update of
+the conversation guarded by the version that was read (its fields decided in inbound.py, the pure
+rules). Pending facts are read only when the conversation notes some for this message, when the
+message has media (a media result names no conversation) or when the conversation is new.
 
-Crash safety without transactions: the message is inserted first with its ``arrival`` (a redelivery's
-insert fails and the stored one wins, so the order does not move); the conversation's change is
-decided from what is stored (the message's id in ``applied`` means it was counted), so applying it
-again changes nothing; then the events are published with ids derived from the input.
+Crash safety without transactions: the message is inserted first with its ``seq`` (a redelivery's
+insert fails and the stored one wins, so the order does not move; the seq it took is a gap); the
+conversation's change is decided from what is stored (the message's id in ``applied`` means it was
+counted), so applying it again changes nothing; then the events are published with ids derived from
+the input.
 """
 
 from __future__ import annotations
@@ -55,8 +56,9 @@ class ReceiveMessage:
             return
         conversation_id = conv["_id"]
         timeline = self.repos.timeline
-        # A redelivery builds a new arrival, but the insert keeps the first one (the stored document wins).
-        doc = documents.inbound_message(workspace_id, conversation_id, msg, utcnow(), next_arrival())
+        # A redelivery takes a new seq, but the insert keeps the first one (the stored document wins).
+        doc = documents.inbound_message(workspace_id, conversation_id, msg, utcnow(), next_arrival(),
+                                        int(conv["last_seq"]))
         quoted = doc.get("reply_to_wamid")
         if quoted:
             target = await timeline.by_wamid(workspace_id, quoted)
@@ -106,7 +108,10 @@ class ReceiveMessage:
         """The conversation (one read), created on the first event of a customer on a number."""
         await self.repos.numbers.ensure(workspace_id, number_id, msg.waba_id, msg.display_phone_number)
         conversation_id = make_conversation_id(workspace_id, number_id, msg.wa_id or None, msg.user_id)
-        conv = await self.repos.conversations.find(conversation_id)
+        # A message takes the timeline's next seq with the read (a reaction adds no item).
+        takes_seq = msg.type != "reaction"
+        repo = self.repos.conversations
+        conv = await (repo.find_taking_seq(conversation_id) if takes_seq else repo.find(conversation_id))
         if conv is not None:
             return conv, False
         customer = documents.customer_copy(workspace_id, msg.wa_id, msg.user_id,
@@ -120,6 +125,8 @@ class ReceiveMessage:
         known = await self.repos.customers.get(customer["id"])
         if known is not None and await self.repos.conversations.apply_customer({**known, "id": customer["id"]}):
             conv = await self.repos.conversations.find(conversation_id) or conv
+        if takes_seq:
+            conv = await repo.find_taking_seq(conversation_id) or conv
         await self.repos.search.sync_if_stale(conv)
         return conv, True
 

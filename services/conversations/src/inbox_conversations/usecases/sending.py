@@ -189,7 +189,7 @@ class Sending:
         activity = documents.activity(
             domain.derived_id("act_", "template", message_id), workspace_id, conv["_id"], "template_sent",
             send.agent.doc(), {"template": send.name, "language": send.language, "message_id": message_id}, now,
-            next_arrival())
+            next_arrival(), None)  # its seq is taken with the message's (_send)
         return views.message(await self._send(conv, doc, command, activity))
 
     # --- the common part ---------------------------------------------------------------------------------
@@ -224,6 +224,10 @@ class Sending:
                     activity: Document | None = None) -> Document:
         """Stores an outbound message with its events embedded, then publishes them (see outbox.py)."""
         workspace_id, conversation_id, message_id = conv["workspace_id"], conv["_id"], doc["_id"]
+        first = await self.repos.conversations.take_seqs(conversation_id, 1 if activity is None else 2)
+        doc = {**doc, "seq": first}
+        if activity is not None:
+            activity = {**activity, "seq": first + 1}
         customer = conv["customer"]
         topics = self.publisher.topics
         events = [

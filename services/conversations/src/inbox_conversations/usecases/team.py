@@ -42,7 +42,7 @@ class TeamWork:
         now = utcnow()
         note = {"_id": domain.new_id("note_"), "kind": "note", "workspace_id": workspace_id,
                 "conversation_id": conv["_id"], "text": text, "author": agent.doc(), "at": now,
-                "arrival": next_arrival()}
+                "arrival": next_arrival(), "seq": await self.repos.conversations.take_seqs(conv["_id"])}
         event = Event.of(NoteCreated(conversation_id=conv["_id"], note=views.note(note)), workspace_id=workspace_id,
                          id=domain.event_id(note["_id"], "note.created"))
         entry = {"id": "note", "created_at": now, "conversation_id": conv["_id"],
@@ -65,7 +65,8 @@ class TeamWork:
         by = agent.doc()
         activity = documents.activity(
             domain.derived_id("act_", "assign", entry_id), workspace_id, conv["_id"],
-            "assigned" if new else "unassigned", by, {"assignee": new, "previous": previous}, now, next_arrival())
+            "assigned" if new else "unassigned", by, {"assignee": new, "previous": previous}, now, next_arrival(),
+            await self.repos.conversations.take_seqs(conv["_id"]))
         events = [
             Event.of(ConversationAssigned(conversation_id=conv["_id"], assignee=views.actor(new),
                                           previous=views.actor(previous), by=views.actor(by)),

@@ -626,6 +626,7 @@ class Message(_message.Message):
     ORIGIN_FIELD_NUMBER: _builtins.int
     EDITED_FIELD_NUMBER: _builtins.int
     REVOKED_FIELD_NUMBER: _builtins.int
+    SEQ_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     conversation_id: _builtins.str
     wamid: _builtins.str
@@ -647,6 +648,10 @@ class Message(_message.Message):
     """the customer edited it (text/caption are the new version)"""
     revoked: _builtins.bool
     """the customer deleted it for everyone"""
+    seq: _builtins.int
+    """Its place in the conversation's timeline, in the order the inbox learned of the items (Meta's
+    timestamps have one-second resolution); 0 on items stored before seqs existed, which come first.
+    """
     @_builtins.property
     def media(self) -> Global___Media: ...
     @_builtins.property
@@ -708,10 +713,11 @@ class Message(_message.Message):
         origin: _builtins.str = ...,
         edited: _builtins.bool = ...,
         revoked: _builtins.bool = ...,
+        seq: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "error", b"error", "interactive", b"interactive", "location", b"location", "media", b"media", "reaction", b"reaction", "sent_by", b"sent_by", "status_at", b"status_at", "template", b"template"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "contacts", b"contacts", "conversation_id", b"conversation_id", "direction", b"direction", "edited", b"edited", "error", b"error", "id", b"id", "interactive", b"interactive", "location", b"location", "media", b"media", "origin", b"origin", "reaction", b"reaction", "reactions", b"reactions", "reply_to", b"reply_to", "revoked", b"revoked", "sent_by", b"sent_by", "status", b"status", "status_at", b"status_at", "template", b"template", "text", b"text", "type", b"type", "wamid", b"wamid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "contacts", b"contacts", "conversation_id", b"conversation_id", "direction", b"direction", "edited", b"edited", "error", b"error", "id", b"id", "interactive", b"interactive", "location", b"location", "media", b"media", "origin", b"origin", "reaction", b"reaction", "reactions", b"reactions", "reply_to", b"reply_to", "revoked", b"revoked", "sent_by", b"sent_by", "seq", b"seq", "status", b"status", "status_at", b"status_at", "template", b"template", "text", b"text", "type", b"type", "wamid", b"wamid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -726,9 +732,12 @@ class Note(_message.Message):
     TEXT_FIELD_NUMBER: _builtins.int
     AUTHOR_FIELD_NUMBER: _builtins.int
     AT_FIELD_NUMBER: _builtins.int
+    SEQ_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     conversation_id: _builtins.str
     text: _builtins.str
+    seq: _builtins.int
+    """as Message.seq"""
     @_builtins.property
     def author(self) -> _common_pb2.Actor: ...
     @_builtins.property
@@ -741,10 +750,11 @@ class Note(_message.Message):
         text: _builtins.str = ...,
         author: _common_pb2.Actor | None = ...,
         at: _timestamp_pb2.Timestamp | None = ...,
+        seq: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "author", b"author"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "author", b"author", "conversation_id", b"conversation_id", "id", b"id", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "author", b"author", "conversation_id", b"conversation_id", "id", b"id", "seq", b"seq", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -760,12 +770,15 @@ class Activity(_message.Message):
     ACTOR_FIELD_NUMBER: _builtins.int
     DETAILS_FIELD_NUMBER: _builtins.int
     AT_FIELD_NUMBER: _builtins.int
+    SEQ_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     conversation_id: _builtins.str
     action: _builtins.str
     """"assigned", "unassigned", "order_created", "order_stage_changed", "template_sent", ...
     A string so new actions need no contract change.
     """
+    seq: _builtins.int
+    """as Message.seq"""
     @_builtins.property
     def actor(self) -> _common_pb2.Actor:
         """unset when the system did it"""
@@ -785,10 +798,11 @@ class Activity(_message.Message):
         actor: _common_pb2.Actor | None = ...,
         details: _struct_pb2.Struct | None = ...,
         at: _timestamp_pb2.Timestamp | None = ...,
+        seq: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "at", b"at", "details", b"details"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor", b"actor", "at", b"at", "conversation_id", b"conversation_id", "details", b"details", "id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor", b"actor", "at", b"at", "conversation_id", b"conversation_id", "details", b"details", "id", b"id", "seq", b"seq"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
