@@ -107,7 +107,8 @@ def translate(event: Event) -> tuple[str, Any]:
     if t in ("customer.created", "customer.updated", "customer.stats_changed"):
         snapshot = event.payload(kev.CustomerEvent).customer
         data = msgspec.to_builtins(convert.customer(convert.as_proto(snapshot, customers_pb2.Customer)))
-        data["stats"] = convert.stats(convert.stats_as_proto(snapshot.stats), currency="")  # the event has it
+        # The revenue in the event's own currency: the stream has no workspace default to fill in.
+        data["stats"] = convert.stats(convert.stats_as_proto(snapshot.stats), currency="")
         return "customer.updated", data
     return t, event.data
 
