@@ -1,10 +1,11 @@
-"""A stream frame reads exactly like the GET answer, byte for byte: an event's view takes the path of its
-service's gRPC answer (the service's own encoding of the view, here) through the gateway's one converter of
-its entity; and that converter's rules hold for what only events carry (an actor without an id, an unknown
-status or stage, a customer without a name)."""
+"""A stream frame reads exactly like the GET answer (but for the order of a free object's keys): an event's
+view takes the path of its service's gRPC answer (the service's own encoding of the view, here) through the
+gateway's one converter of its entity; and that converter's rules hold for what only events carry (an actor
+without an id, an unknown status or stage, a customer without a name)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,20 +29,26 @@ SYSTEM = cev.Actor(id="", name="System")  # an actor without an id: none in the 
 MONEY = oev.Money(amount="12.50", currency="EUR")
 
 
-def frame_json(payload: EventData) -> tuple[str, bytes]:
-    """The frame's name and data's JSON, for the event as it comes from Kafka."""
+def canonical(data: Any) -> str:
+    """``data``'s JSON, its objects' keys sorted: a Struct's keys come out of the gRPC path in no fixed order
+    (on GET too), every other byte counts (``12`` is not ``12.0``)."""
+    return json.dumps(json.loads(msgspec.json.encode(data)), sort_keys=True)
+
+
+def frame_json(payload: EventData) -> tuple[str, str]:
+    """The frame's name and data's JSON (canonical), for the event as it comes from Kafka."""
     event = Event.model_validate_json(Event.of(payload, workspace_id=WORKSPACE).model_dump_json())
     name, data = translate(event)
-    return name, msgspec.json.encode(data)
+    return name, canonical(data)
 
 
 def frame_data(payload: EventData) -> Any:
-    return msgspec.json.decode(frame_json(payload)[1])
+    return json.loads(frame_json(payload)[1])
 
 
-def answer(model: Any) -> bytes:
-    """A GET answer's JSON."""
-    return msgspec.json.encode(model)
+def answer(model: Any) -> str:
+    """A GET answer's JSON (canonical)."""
+    return canonical(model)
 
 
 def summary() -> cev.ConversationSummary:
@@ -118,7 +125,7 @@ def test_order_and_customer_frames_read_like_the_panel() -> None:
     name, data = frame_json(oev.OrderCreated(order=order()))
     assert name == "order.updated"
     assert data == answer(convert.order(order_to_proto(order())))
-    assert msgspec.json.decode(data)["items"][1] == {"sku": "CUP", "name": "Cup", "quantity": 1,
+    assert json.loads(data)["items"][1] == {"sku": "CUP", "name": "Cup", "quantity": 1,
                                                      "unit_price": "12.50", "line_total": ""}
 
     name, data = frame_json(kev.CustomerUpdated(customer=customer()))
