@@ -1,33 +1,33 @@
-"""From the services' shapes (gRPC messages, and the events of inbox.*.v1) to the API's models.
+"""From the services' gRPC messages to the API's models, one converter per entity.
 
-Both sources map to the same models, so a ``conversation.updated`` on the stream reads exactly like the
-conversation from ``GET /api/conversations/{id}``.
+The events of inbox.*.v1 take the same converters (as the message of their view, below), so a
+``conversation.updated`` on the stream reads exactly like the conversation from ``GET /api/conversations/{id}``.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf import json_format
 from google.protobuf.message import Message as ProtoMessage
 from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
+from pydantic import BaseModel
 
 from inbox.conversations.v1 import conversations_pb2
 from inbox.customers.v1 import customers_pb2
 from inbox.ingest.v1 import ingest_pb2
 from inbox.orders.v1 import orders_pb2
-from inbox_core.events import conversations as cev
 from inbox_core.events import customers as kev
 from inbox_core.events import orders as oev
-from inbox_core.events.common import Actor
 from inbox_gateway import models as m
 
 STATUS = {conversations_pb2.MESSAGE_STATUS_PENDING: "pending", conversations_pb2.MESSAGE_STATUS_SENT: "sent",
           conversations_pb2.MESSAGE_STATUS_DELIVERED: "delivered", conversations_pb2.MESSAGE_STATUS_READ: "read",
           conversations_pb2.MESSAGE_STATUS_FAILED: "failed", conversations_pb2.MESSAGE_STATUS_PLAYED: "played"}
-STATUS_NAMES = frozenset(STATUS.values())
 DIRECTION = {conversations_pb2.DIRECTION_IN: "in", conversations_pb2.DIRECTION_OUT: "out"}
 LIBRARY_TYPE = {conversations_pb2.LIBRARY_ITEM_TYPE_TEXT: "text", conversations_pb2.LIBRARY_ITEM_TYPE_IMAGE: "image",
                 conversations_pb2.LIBRARY_ITEM_TYPE_VIDEO: "video", conversations_pb2.LIBRARY_ITEM_TYPE_AUDIO: "audio",
@@ -63,10 +63,6 @@ def actor(message: ProtoMessage, field: str) -> m.ActorRef | None:
         return None
     value = getattr(message, field)
     return m.ActorRef(id=value.id, name=value.name) if value.id else None
-
-
-def _status(value: str | None) -> Any:
-    return value if value in STATUS_NAMES else None
 
 
 def _direction(value: str) -> Any:
@@ -160,7 +156,8 @@ def library_item(x: conversations_pb2.LibraryItem) -> m.LibraryItem:
 
 def customer(x: customers_pb2.Customer) -> m.Customer:
     return m.Customer(
-        id=x.id, workspace_id=x.workspace_id, wa_id=x.wa_id, user_id=x.user_id or None, name=x.name,
+        id=x.id, workspace_id=x.workspace_id, wa_id=x.wa_id, user_id=x.user_id or None,
+        name=x.name or x.profile_name,  # the customers service shows the WhatsApp name until an agent sets one
         profile_name=x.profile_name or None, phone=x.phone, tags=list(x.tags),
         attributes=maybe_struct(x, "attributes") or {}, first_seen_at=when(x, "first_seen_at"),
         last_seen_at=when(x, "last_seen_at"), updated_at=when(x, "updated_at"))
@@ -198,77 +195,81 @@ def connected_number(x: ingest_pb2.Channel) -> m.ConnectedNumber:
                              has_access_token=x.has_access_token)
 
 
-# --- events (inbox.*.v1) -> the same models ----------------------------------------------------------------
+# --- events (inbox.*.v1): as the service's gRPC message, then through the converters above ---------------
+#
+# An event carries the view its service also serves over gRPC (each service builds its messages from the same
+# views), so the stream converts an event's view into that message and the message through the one converter
+# of its entity: a stream frame reads exactly like the GET answer, and every rule (an actor without an id is
+# none, an unknown status or stage, empty strings as null) lives once, above.
+
+ProtoT = TypeVar("ProtoT", bound=ProtoMessage)
+Source = BaseModel | Mapping[str, Any]
 
 
-def _ref(value: Actor | None) -> m.ActorRef | None:
-    return m.ActorRef(id=value.id, name=value.name) if value is not None and value.id else None
+def as_proto(view: Source, message_type: type[ProtoT], **replaced: Any) -> ProtoT:
+    """The view as ``message_type``, field by field by name (a view names its fields like its message);
+    ``replaced`` gives the values of the fields whose shapes the two do not share.
+
+    A message's field the view lacks, or has as None, stays unset; a view's field the message lacks is left
+    out. Enums take the view's names (``"in"`` -> ``DIRECTION_IN``; an unknown name -> ``*_UNSPECIFIED``)."""
+    message = message_type()
+    _fill(message, view, replaced)
+    return message
 
 
-def conversation_from_event(c: cev.ConversationSummary) -> m.Conversation:
-    last = None
-    if c.last_message is not None:
-        lm = c.last_message
-        last = m.LastMessage(id=lm.id, direction=lm.direction, type=lm.type, preview=lm.preview, at=lm.at,
-                             status=_status(lm.status))
-    return m.Conversation(
-        id=c.id, number_id=c.number_id, workspace_id=c.workspace_id,
-        customer=m.CustomerSummary(id=c.customer.id, wa_id=c.customer.wa_id, name=c.customer.name,
-                                   phone=c.customer.phone, user_id=c.customer.user_id),
-        last_message=last, unread_count=c.unread_count, awaiting_reply=c.awaiting_reply,
-        assignee=_ref(c.assignee), window=m.Window(open=c.window.open, expires_at=c.window.expires_at),
-        composing=[], updated_at=c.updated_at, created_at=c.created_at, version=c.version)
+def order_as_proto(x: oev.OrderSnapshot) -> orders_pb2.Order:
+    # An item's prices are Money in the event and the amount in the message (the currency is the order's);
+    # the shipping address is a free dict in the event.
+    items = [{"sku": i.sku, "name": i.name, "quantity": i.quantity, "unit_price": i.unit_price.amount,
+              "line_total": i.line_total.amount if i.line_total is not None else ""} for i in x.items]
+    shipping = {k: str(v) for k, v in x.shipping.items()} or None
+    return as_proto(x, orders_pb2.Order, items=items, shipping=shipping)
 
 
-def message_from_event(x: cev.MessageView) -> m.MessageItem:
-    return m.MessageItem(
-        id=x.id, conversation_id=x.conversation_id, wamid=x.wamid or None, direction=x.direction, type=x.type,
-        text=x.text,
-        media=m.Media(id=x.media.id, mime_type=x.media.mime_type, filename=x.media.filename,
-                      caption=x.media.caption, size=x.media.size, status=x.media.status) if x.media else None,
-        template=m.TemplateUse(name=x.template.name, language=x.template.language, params=x.template.params)
-        if x.template else None,
-        location=x.location, contacts=x.contacts, interactive=x.interactive,
-        reaction=m.ReactionContent(message_id=x.reaction.message_id, emoji=x.reaction.emoji) if x.reaction else None,
-        reply_to=x.reply_to,
-        reactions=[m.MessageReaction(emoji=r.emoji, by=_ref(r.by), direction=r.direction, at=r.at)
-                   for r in x.reactions],
-        status=_status(x.status),
-        error=m.MessageError(code=x.error.code, title=x.error.title, detail=x.error.detail) if x.error else None,
-        sent_by=_ref(x.sent_by), at=x.at, origin=x.origin, edited=x.edited, revoked=x.revoked)
+def stats_as_proto(x: kev.CustomerStats) -> customers_pb2.CustomerStats:
+    # The event flattens the revenue (revenue_amount, revenue_currency); the message has it as Money.
+    return as_proto(x, customers_pb2.CustomerStats,
+                    revenue={"amount": x.revenue_amount, "currency": x.revenue_currency})
 
 
-def note_from_event(x: cev.NoteView) -> m.NoteItem:
-    return m.NoteItem(id=x.id, conversation_id=x.conversation_id, text=x.text, author=_ref(x.author), at=x.at)
+def _fill(message: ProtoMessage, source: Source, replaced: Mapping[str, Any] | None = None) -> None:
+    for field in message.DESCRIPTOR.fields:
+        value = replaced[field.name] if replaced and field.name in replaced else _field_value(source, field.name)
+        if value is None:
+            continue
+        if field.is_repeated:
+            target = getattr(message, field.name)
+            for item in value:
+                if field.message_type is None:
+                    target.append(_scalar(field.enum_type, item))
+                else:
+                    _set_message(target.add(), item)
+        elif field.message_type is not None:
+            _set_message(getattr(message, field.name), value)
+        else:
+            setattr(message, field.name, _scalar(field.enum_type, value))
 
 
-def activity_from_event(x: cev.ActivityView) -> m.ActivityItem:
-    return m.ActivityItem(id=x.id, conversation_id=x.conversation_id, action=x.action, actor=_ref(x.actor),
-                          details=x.details, at=x.at)
+def _field_value(source: Source, name: str) -> Any:
+    if isinstance(source, BaseModel):  # declared fields only: an unknown field kept from the wire is left out
+        return getattr(source, name) if name in type(source).model_fields else None
+    return source.get(name)
 
 
-def order_from_event(x: oev.OrderSnapshot) -> m.Order:
-    shipping = m.Shipping(**{k: str(v) for k, v in x.shipping.items() if k in m.Shipping.__struct_fields__}) \
-        if x.shipping else None
-    return m.Order(
-        id=x.id, number=x.number, workspace_id=x.workspace_id, customer_id=x.customer_id,
-        conversation_id=x.conversation_id,
-        items=[m.OrderItem(sku=i.sku, name=i.name, quantity=i.quantity, unit_price=i.unit_price.amount,
-                           line_total=i.line_total.amount if i.line_total else "") for i in x.items],
-        total=m.Money(amount=x.total.amount, currency=x.total.currency), shipping=shipping,
-        stage=x.stage if x.stage in STAGES else "new",  # type: ignore[arg-type]
-        stage_history=[m.StageChange(stage=h.stage if h.stage in STAGES else "new",  # type: ignore[arg-type]
-                                     by=_ref(h.by), at=h.at) for h in x.stage_history],
-        note=x.note, created_by=_ref(x.created_by), created_at=x.created_at, updated_at=x.updated_at)
+def _set_message(message: ProtoMessage, value: Any) -> None:
+    message.SetInParent()  # present even when empty, as the service sets it (an empty location is a location)
+    if isinstance(message, Timestamp):
+        message.FromDatetime(value)
+    elif isinstance(message, Struct):
+        message.update(json.loads(json.dumps(value, default=str)))  # JSON-safe, as the services do
+    else:
+        _fill(message, value)
 
 
-def customer_from_event(x: kev.CustomerSnapshot) -> m.Customer:
-    return m.Customer(
-        id=x.id, workspace_id=x.workspace_id, wa_id=x.wa_id, user_id=x.user_id, name=x.name or x.profile_name or "",
-        profile_name=x.profile_name, phone=x.phone or "", tags=x.tags, attributes=x.attributes,
-        first_seen_at=x.first_seen_at, last_seen_at=x.last_seen_at, updated_at=None)
-
-
-def stats_from_event(x: kev.CustomerStats, currency: str = "") -> m.CustomerStats:
-    return m.CustomerStats(orders=x.orders, delivered=x.delivered, returned=x.returned, cancelled=x.cancelled,
-                           revenue=m.Money(amount=x.revenue_amount, currency=x.revenue_currency or currency))
+def _scalar(enum: Any, value: Any) -> Any:  # an EnumDescriptor (python's or upb's), None for a non-enum
+    if enum is None:
+        return value
+    # The protos' enums are NAME_UNSPECIFIED = 0, NAME_IN, ... for the views' "in", ...
+    prefix = enum.values_by_number[0].name.removesuffix("UNSPECIFIED")
+    known = enum.values_by_name.get(prefix + str(value).upper())
+    return known.number if known is not None else 0

@@ -1,6 +1,6 @@
 """From an event of ``inbox.*.v1`` to its SSE frame: the stream's name for it, its data as the API's models
-(through the same converters as the gRPC answers, so a streamed conversation reads like a fetched one), and
-the frame's bytes, encoded once for every connection."""
+(the event's view as its service's gRPC message, through the converter of the gRPC answers: a streamed
+conversation reads exactly like a fetched one), and the frame's bytes, encoded once for every connection."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import Any
 
 import msgspec
 
+from inbox.conversations.v1 import conversations_pb2
+from inbox.customers.v1 import customers_pb2
 from inbox_core.events import Event
 from inbox_core.events import conversations as cev
 from inbox_core.events import customers as kev
@@ -47,6 +49,10 @@ def _without_composing(conversation: Any) -> dict[str, Any]:
     return data
 
 
+def _message(view: cev.MessageView) -> Any:
+    return convert.message(convert.as_proto(view, conversations_pb2.Message))
+
+
 def _presence_agent(agent: pev.PresenceAgent) -> dict[str, str]:
     return {"id": agent.id, "name": agent.name}
 
@@ -60,21 +66,23 @@ def translate(event: Event) -> tuple[str, Any]:
     t = event.type
     if t in ("conversation.created", "conversation.updated"):
         c = event.payload(cev.ConversationEvent).conversation
-        return "conversation.updated", _without_composing(convert.conversation_from_event(c))
+        conversation = convert.conversation(convert.as_proto(c, conversations_pb2.Conversation))
+        return "conversation.updated", _without_composing(conversation)
     if t == "message.created":
         mc = event.payload(cev.MessageCreated)
-        return t, {"conversation_id": mc.conversation_id, "message": convert.message_from_event(mc.message)}
+        return t, {"conversation_id": mc.conversation_id, "message": _message(mc.message)}
     if t == "message.updated":
         mu = event.payload(cev.MessageUpdated)
-        return t, {"conversation_id": mu.conversation_id, "message": convert.message_from_event(mu.message),
+        return t, {"conversation_id": mu.conversation_id, "message": _message(mu.message),
                    "changes": mu.changes}
     if t == "note.created":
         nc = event.payload(cev.NoteCreated)
-        return t, {"conversation_id": nc.conversation_id, "note": convert.note_from_event(nc.note)}
+        note = convert.note(convert.as_proto(nc.note, conversations_pb2.Note))
+        return t, {"conversation_id": nc.conversation_id, "note": note}
     if t == "activity.created":
         ac = event.payload(cev.ActivityCreated)
-        return t, {"conversation_id": ac.conversation_id,
-                   "activity": convert.activity_from_event(ac.activity)}
+        activity = convert.activity(convert.as_proto(ac.activity, conversations_pb2.Activity))
+        return t, {"conversation_id": ac.conversation_id, "activity": activity}
     if t in ("presence.composing.started", "presence.composing.stopped"):
         on = t.endswith("started")
         cs = event.payload(pev.ComposingStarted if on else pev.ComposingStopped)
@@ -95,11 +103,12 @@ def translate(event: Event) -> tuple[str, Any]:
                             "last_seen": offline.last_seen}
     if t in ("order.created", "order.stage_changed", "order.updated"):
         order = event.payload(oev.OrderEvent).order
-        return "order.updated", convert.order_from_event(order)
+        return "order.updated", convert.order(convert.order_as_proto(order))
     if t in ("customer.created", "customer.updated", "customer.stats_changed"):
         snapshot = event.payload(kev.CustomerEvent).customer
-        data = msgspec.to_builtins(convert.customer_from_event(snapshot))
-        data["stats"] = convert.stats_from_event(snapshot.stats)
+        data = msgspec.to_builtins(convert.customer(convert.as_proto(snapshot, customers_pb2.Customer)))
+        # The revenue in the event's own currency: the stream has no workspace default to fill in.
+        data["stats"] = convert.stats(convert.stats_as_proto(snapshot.stats), currency="")
         return "customer.updated", data
     return t, event.data
 
