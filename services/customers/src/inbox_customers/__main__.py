@@ -1,22 +1,17 @@
 """``python -m inbox_customers [api|worker|all]``: see inbox_core.service."""
 
-from datetime import timedelta
-
 from inbox.customers.v1 import customers_pb2_grpc
-from inbox_core.grpc_server import GrpcServer
-from inbox_core.kafka import make_broker, report_lag
-from inbox_core.mongo import make_client, ping, service_database
-from inbox_core.ops import ops_app
 from inbox_core.outbox import kafka_publish
-from inbox_core.runtime import (
-    BrokerComponent,
-    CallbackComponent,
-    Component,
-    GrpcComponent,
-    HttpComponent,
-    TaskComponent,
-)
+from inbox_core.runtime import Component
 from inbox_core.service import entrypoint
+from inbox_core.service_parts import (
+    Backends,
+    grpc_component,
+    outbox_relay,
+    revision_compaction,
+    runs_worker,
+    serves_api,
+)
 from inbox_core.settings import load
 from inbox_customers.app import Customers
 from inbox_customers.consumers import register
@@ -27,37 +22,20 @@ from inbox_customers.store import CustomersRepository
 
 async def build(role: str) -> list[Component]:
     settings = load(CustomersSettings)
-    client = make_client(settings.inbox, "customers")
-    broker = make_broker(settings.inbox, "customers")
-    store = CustomersRepository(service_database(client, settings.inbox, "customers"), kafka_publish(broker),
+    backends = Backends.connect(settings.inbox, "customers")
+    store = CustomersRepository(backends.database, kafka_publish(backends.broker),
                                 relay_min_age_s=settings.relay_min_age_s)
     customers = Customers(store)
-    if role in ("worker", "all"):
-        register(broker, customers)
-    components: list[Component] = [
-        CallbackComponent("database", start=store.ensure_indexes, stop=client.close),
-        BrokerComponent(broker),
-        # Both roles write customers (agents' edits, consumed events): either may leave events to republish.
-        TaskComponent("outbox-relay", lambda: store.relay_forever(settings.relay_interval_s, settings.relay_min_age_s)),
-    ]
-    if role in ("api", "all"):
-        server = GrpcServer(settings.grpc_port)
-        server.add(customers_pb2_grpc.add_CustomersServiceServicer_to_server, CustomersRpc(customers), SERVICE_NAME)
-        components.append(GrpcComponent(server))
-    if role in ("worker", "all"):
-        components.append(TaskComponent("consumer-lag", lambda: report_lag(broker)))
-        retention = timedelta(days=settings.revision_retention_days)
-        components.append(TaskComponent("revision-compaction", lambda: store.compact_forever(
-            settings.retention_interval_s, retention, settings.retention_batch)))
-
-    async def kafka_ready() -> bool:
-        return await broker.ping(timeout=2.0)
-
-    async def database_ready() -> bool:
-        return await ping(client)
-
-    checks = {"database": database_ready, "kafka": kafka_ready}
-    components.append(HttpComponent("ops", ops_app(checks), settings.ops_port))
+    if runs_worker(role):
+        register(backends.broker, customers)
+    # Both roles write customers (agents' edits, consumed events): either may leave events to republish.
+    components: list[Component] = [*backends.components(store.ensure_indexes), outbox_relay(store, settings)]
+    if serves_api(role):
+        components.append(grpc_component(settings.grpc_port, customers_pb2_grpc.add_CustomersServiceServicer_to_server,
+                                         CustomersRpc(customers), SERVICE_NAME))
+    if runs_worker(role):
+        components += [backends.consumer_lag(), revision_compaction(store, settings)]
+    components.append(backends.ops(settings.ops_port))
     return components
 
 

@@ -7,19 +7,9 @@ fetches inbound media and syncs templates.
 from datetime import timedelta
 
 from inbox.ingest.v1 import ingest_pb2_grpc
-from inbox_core.grpc_server import GrpcServer
-from inbox_core.kafka import make_broker, report_lag
-from inbox_core.mongo import make_client, ping, service_database
-from inbox_core.ops import ops_app
-from inbox_core.runtime import (
-    BrokerComponent,
-    CallbackComponent,
-    Component,
-    GrpcComponent,
-    HttpComponent,
-    TaskComponent,
-)
+from inbox_core.runtime import CallbackComponent, Component, HttpComponent, TaskComponent
 from inbox_core.service import entrypoint
+from inbox_core.service_parts import Backends, grpc_component, runs_worker, serves_api
 from inbox_core.settings import load
 from inbox_ingest.consumers import register
 from inbox_ingest.graph import GraphClient
@@ -37,11 +27,10 @@ from inbox_ingest.workers import purge_seen_loop, purge_unrouted_loop
 
 async def build(role: str) -> list[Component]:
     settings = load(IngestSettings)
-    client = make_client(settings.inbox, "ingest")
-    db = service_database(client, settings.inbox, "ingest")
-    store = IngestStore(db)
-    media = MediaStore(db)
-    broker = make_broker(settings.inbox, "ingest")
+    backends = Backends.connect(settings.inbox, "ingest")
+    store = IngestStore(backends.database)
+    media = MediaStore(backends.database)
+    broker = backends.broker
     channels = read_channels_file(settings.channels_file) if settings.channels_file else []
 
     async def start_database() -> None:
@@ -50,47 +39,35 @@ async def build(role: str) -> list[Component]:
         await store.claim_existing_channels()
         await store.load_channels(channels)
 
-    async def database_ready() -> bool:
-        return await ping(client)
-
-    async def kafka_ready() -> bool:
-        return await broker.ping(timeout=2.0)
-
-    checks = {"database": database_ready, "kafka": kafka_ready}
     # The API asks it who owns a number being connected; the worker sends, fetches media, syncs templates.
     graph = GraphClient(settings.graph_api_base_url, settings.graph_timeout_s)
-    components: list[Component] = [
-        CallbackComponent("database", start=start_database, stop=client.close),
-        BrokerComponent(broker),
-        CallbackComponent("graph", stop=graph.aclose),
-    ]
-    if role in ("api", "all"):
+    components: list[Component] = [*backends.components(start_database), CallbackComponent("graph", stop=graph.aclose)]
+    if serves_api(role):
         intake = Intake(store, broker, publish_timeout_s=settings.publish_timeout_s,
                         dedupe_days=settings.dedupe_days)
         # Listed before the HTTP server, so it is stopped after it: the last seen-marks are written.
         components.append(CallbackComponent("intake", stop=intake.flush))
         components.append(HttpComponent("http", create_app(settings, intake), settings.http_port))
-        components.append(HttpComponent("ops", ops_app(checks), settings.ops_port))
+        components.append(backends.ops(settings.ops_port))
         components.append(TaskComponent("purge-seen", lambda: purge_seen_loop(store)))
         unrouted_retention = timedelta(days=settings.unrouted_retention_days)
         components.append(TaskComponent("expire-unrouted", lambda: purge_unrouted_loop(store, unrouted_retention)))
         # Each upload's stream gets gRPC's default 64 KiB receive window, never more: with BDP probing the
         # window grew to megabytes per stream, so ten uploads waiting on the database buffered 100+ MiB in gRPC.
-        server = GrpcServer(settings.grpc_port, options=[("grpc.http2.bdp_probe", 0)])
-        server.add(ingest_pb2_grpc.add_IngestServiceServicer_to_server, IngestRpc(store, media, graph, broker),
-                   SERVICE_NAME)
-        components.append(GrpcComponent(server))
-    if role in ("worker", "all"):
+        components.append(grpc_component(settings.grpc_port, ingest_pb2_grpc.add_IngestServiceServicer_to_server,
+                                         IngestRpc(store, media, graph, broker), SERVICE_NAME,
+                                         options=[("grpc.http2.bdp_probe", 0)]))
+    if runs_worker(role):
         sender = register(broker, store, settings, graph, media)  # before the broker starts
         components += [
             TaskComponent("send-retry", lambda: send_retry_loop(sender, settings)),
             TaskComponent("media-fetch", lambda: media_retry_loop(store, graph, media, broker, settings)),
             TaskComponent("media-retention", lambda: media_retention_loop(MediaRetention(media, settings), settings)),
             TaskComponent("template-sync", lambda: template_sync_loop(store, graph, broker, settings)),
-            TaskComponent("consumer-lag", lambda: report_lag(broker)),
+            backends.consumer_lag(),
         ]
     if role == "worker":
-        components.append(HttpComponent("ops", ops_app(checks), settings.worker_ops_port))
+        components.append(backends.ops(settings.worker_ops_port))
     return components
 
 
