@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from collections.abc import Callable
 
 import grpc
@@ -14,6 +15,7 @@ from browser_kit import TABLET, Inbox, Screen, new_customer
 from playwright.sync_api import expect
 
 from inbox.conversations.v1 import conversations_pb2, conversations_pb2_grpc
+from inbox_conversations import domain
 from inbox_testkit.stack import Stack
 
 OpenScreen = Callable[..., Screen]
@@ -82,6 +84,38 @@ def test_a_customer_message_tops_the_list_with_a_badge_and_opening_it_clears_the
     assert inbox.conversation_of(inbox.sara, nora.wa_id)["unread_count"] == 0
     expect(omar.row(pablo).get_by_test_id("unread-badge")).to_have_text("1")
     assert not sara.errors and not omar.errors
+
+
+def test_four_messages_of_one_second_are_shown_in_the_order_they_came(
+        inbox: Inbox, open_screen: OpenScreen) -> None:
+    """A question, an image, a voice note and a reply quoting the question, all stamped the same second by
+    Meta: shown in the order they came, live and after a reload. The wamids are chosen so that their ids
+    sort backwards (the old order by time, then id, showed them reversed)."""
+    sheena = new_customer("Sheena")
+    wamids = sorted((f"wamid.tie.{uuid.uuid4().hex}" for _ in range(4)),
+                    key=lambda w: domain.inbound_message_id(inbox.workspace_id, w), reverse=True)
+    second = int(time.time()) - 5
+    inbox.simulate("text", wa_id=sheena.wa_id, name=sheena.name, wamid=wamids[0], timestamp=second,
+                   body="Is the linen shirt back in stock?")
+    sara = open_screen(inbox.sara)
+    sara.open_conversation(sheena)
+    inbox.simulate("image", wa_id=sheena.wa_id, name=sheena.name, wamid=wamids[1], timestamp=second,
+                   caption="This one")
+    inbox.simulate("audio", wa_id=sheena.wa_id, name=sheena.name, wamid=wamids[2], timestamp=second)
+    inbox.simulate("text", wa_id=sheena.wa_id, name=sheena.name, wamid=wamids[3], timestamp=second,
+                   body="In size L please", context={"message_id": wamids[0]})
+    bubbles = sara.page.get_by_test_id("message")
+    expected = ["text", "image", "audio", "text"]
+    expect(bubbles).to_have_count(4)
+    for shown in ("live", "after a reload"):
+        assert [bubbles.nth(n).get_attribute("data-type") for n in range(4)] == expected, shown
+        expect(bubbles.first).to_contain_text("Is the linen shirt back in stock?")
+        expect(bubbles.last).to_contain_text("In size L please")
+        if shown == "live":
+            sara.page.reload()
+            sara.open_conversation(sheena)
+            expect(bubbles).to_have_count(4)
+    assert not sara.errors
 
 
 def test_a_reply_shows_its_ticks_as_the_sandbox_reports_delivered_and_read(

@@ -627,6 +627,8 @@ export interface components {
             id: string;
             /** @constant */
             kind: "activity";
+            /** @description The item's place in its conversation's timeline: strictly increasing in the order the inbox learned of the items (0: stored before seqs, first). */
+            seq: number;
         };
         /** ActorRef */
         ActorRef: {
@@ -902,6 +904,8 @@ export interface components {
             reply_to: string | null;
             revoked: boolean;
             sent_by: components["schemas"]["ActorRef"] | null;
+            /** @description The item's place in its conversation's timeline: strictly increasing in the order the inbox learned of the items (0: stored before seqs, first). */
+            seq: number;
             /** @enum {null|string} */
             status: "pending" | "sent" | "delivered" | "read" | "played" | "failed" | null;
             template: components["schemas"]["TemplateUse"] | null;
@@ -938,6 +942,8 @@ export interface components {
             id: string;
             /** @constant */
             kind: "note";
+            /** @description The item's place in its conversation's timeline: strictly increasing in the order the inbox learned of the items (0: stored before seqs, first). */
+            seq: number;
             text: string;
         };
         /** Number */

@@ -133,9 +133,13 @@ export const NEXT_STAGES: Record<Stage, Stage[]> = {
 
 const when = (at: string | null) => toDate(at)?.getTime() ?? 0;
 
-/** Timeline order: by time, then id (the server's keyset order). */
+/** Timeline order, as the server keeps it: by seq (the order the inbox learned of the items; Meta's
+ * timestamps have one-second resolution, so four messages of one second tie on `at`), and items from
+ * before seqs (seq 0) first, by time then id. */
 export function sortTimeline(items: TimelineItem[]): TimelineItem[] {
-  return [...items].sort((a, b) => when(a.at) - when(b.at) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return [...items].sort(
+    (a, b) => a.seq - b.seq || when(a.at) - when(b.at) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+  );
 }
 
 /** List order: newest activity first, id as the tie-breaker (as the server sorts). */

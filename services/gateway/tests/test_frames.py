@@ -171,4 +171,9 @@ def test_a_field_an_event_gains_that_its_message_lacks_is_left_out() -> None:
                                          "pinned": True, "author": {"id": "agt_1", "name": "Ben", "role": "x"}})
     streamed = frame_data(cev.NoteCreated(conversation_id="cnv_1", note=newer))["note"]
     assert streamed == {"kind": "note", "id": "nte_1", "conversation_id": "cnv_1", "text": "t",
-                        "author": {"id": "agt_1", "name": "Ben"}, "at": "2026-12-02T05:00:00.123456Z"}
+                        "author": {"id": "agt_1", "name": "Ben"}, "at": "2026-12-02T05:00:00.123456Z", "seq": 0}
+
+
+def test_a_streamed_item_carries_its_seq() -> None:
+    note = cev.NoteView(id="nte_2", conversation_id="cnv_1", text="t", at=AT, seq=7)
+    assert frame_data(cev.NoteCreated(conversation_id="cnv_1", note=note))["note"]["seq"] == 7

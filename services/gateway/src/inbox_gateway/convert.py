@@ -114,17 +114,18 @@ def message(x: conversations_pb2.Message) -> m.MessageItem:
         error=m.MessageError(code=x.error.code or None, title=x.error.title, detail=x.error.detail)
         if x.HasField("error") else None,
         sent_by=actor(x, "sent_by"), at=when(x, "at"), origin=x.origin or "live", edited=x.edited, revoked=x.revoked,
+        seq=x.seq,
     )
 
 
 def note(x: conversations_pb2.Note) -> m.NoteItem:
     return m.NoteItem(id=x.id, conversation_id=x.conversation_id, text=x.text, author=actor(x, "author"),
-                      at=when(x, "at"))
+                      at=when(x, "at"), seq=x.seq)
 
 
 def activity(x: conversations_pb2.Activity) -> m.ActivityItem:
     return m.ActivityItem(id=x.id, conversation_id=x.conversation_id, action=x.action, actor=actor(x, "actor"),
-                          details=maybe_struct(x, "details") or {}, at=when(x, "at"))
+                          details=maybe_struct(x, "details") or {}, at=when(x, "at"), seq=x.seq)
 
 
 def timeline_item(x: conversations_pb2.TimelineItem) -> m.TimelineItem | None:

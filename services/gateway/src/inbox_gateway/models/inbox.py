@@ -142,6 +142,13 @@ class MessageError(Struct):
     detail: str
 
 
+# A timeline item's place in its conversation: strictly increasing in the order the inbox learned of the
+# items (Meta's timestamps have one-second resolution, so `at` ties); 0 on items from before seqs, which
+# come first. Clients order a conversation's items by it.
+Seq = Annotated[int, Meta(ge=0, description="The item's place in its conversation's timeline: strictly "
+                          "increasing in the order the inbox learned of the items (0: stored before seqs, first).")]
+
+
 class MessageItem(Struct, tag_field="kind", tag="message"):
     id: str
     conversation_id: str
@@ -164,6 +171,7 @@ class MessageItem(Struct, tag_field="kind", tag="message"):
     origin: str
     edited: bool
     revoked: bool
+    seq: Seq
 
 
 class NoteItem(Struct, tag_field="kind", tag="note"):
@@ -172,6 +180,7 @@ class NoteItem(Struct, tag_field="kind", tag="note"):
     text: str
     author: ActorRef | None
     at: datetime | None
+    seq: Seq
 
 
 class ActivityItem(Struct, tag_field="kind", tag="activity"):
@@ -181,6 +190,7 @@ class ActivityItem(Struct, tag_field="kind", tag="activity"):
     actor: ActorRef | None
     details: dict[str, Any]
     at: datetime | None
+    seq: Seq
 
 
 TimelineItem = MessageItem | NoteItem | ActivityItem
