@@ -107,7 +107,9 @@ async def measure_server(name: str, pid: int, port: int, token: str | None, step
 async def measure(stack: Any, steps: list[int], settle_s: float, logs: Path) -> dict[str, Any]:
     (agent,) = await workspaces_with_agents(stack, 1)
     gateway_port, empty_port = free_port(), free_port()
-    env = {**stack.env, "GATEWAY_HTTP_PORT": str(gateway_port), "INBOX_LOG_LEVEL": "WARNING"}
+    # An ops port of its own too: the stack's gateway holds the one in stack.env.
+    env = {**stack.env, "GATEWAY_HTTP_PORT": str(gateway_port), "GATEWAY_OPS_PORT": str(free_port()),
+           "INBOX_LOG_LEVEL": "WARNING"}
     gateway = start_server([sys.executable, "-m", "inbox_gateway", "api"], env, gateway_port, logs / "sse-gateway.log",
                            within_s=90, preexec_fn=_high_fd_limit)
     empty = start_server(empty_app_command("empty_sse_app:app", empty_port), env, empty_port, logs / "sse-empty.log",

@@ -127,6 +127,8 @@ def main() -> None:
         env = {**os.environ, "INBOX_KAFKA_BOOTSTRAP": srv.kafka_bootstrap, "INBOX_MONGO_URL": srv.mongo_url,
                "INBOX_DB_PREFIX": settings.db_prefix, "INBOX_LOG_LEVEL": "WARNING",
                "INGEST_HTTP_PORT": str(ingest_port), "INGEST_GRPC_PORT": str(free_port()),
+               # not the default ops port, which a running stack of the machine may hold
+               "INGEST_OPS_PORT": str(free_port()),
                "INGEST_META_APP_SECRET": SECRET, "INGEST_META_VERIFY_TOKEN": "bench"}
         ingest = start_server([sys.executable, "-m", "inbox_ingest", "api"], env, ingest_port,
                               logs / "bench-ingest.log", within_s=60)
