@@ -13,9 +13,11 @@ import os
 import platform
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +112,30 @@ def raise_fd_limit(wanted: int = 65536) -> int:
     if target > soft:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def start_server(cmd: list[str], env: dict[str, str], port: int, log: Path, within_s: float,
+                 preexec_fn: Callable[[], None] | None = None) -> subprocess.Popen[bytes]:
+    """Starts ``cmd`` in the repository's root, its output into ``log``, and waits until it listens on
+    ``port``; fails with the log's end when it exits first or is not listening within ``within_s``."""
+    from inbox_testkit.paths import REPO_ROOT
+    from inbox_testkit.ports import port_open
+
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
+                                preexec_fn=preexec_fn)
+    deadline = time.monotonic() + within_s
+    while not port_open(port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{cmd} did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.1)
+    return proc
+
+
+def empty_app_command(app: str, port: int) -> list[str]:
+    """uvicorn serving one of the ceilings' empty apps beside this file (``empty_webhook_app:app``)."""
+    return [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(__file__).parent), "--port", str(port),
+            "--log-level", "warning", "--no-access-log", app]
 
 
 @contextmanager

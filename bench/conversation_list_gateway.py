@@ -50,7 +50,7 @@ from inbox.conversations.v1 import conversations_pb2 as cpb
 from inbox.conversations.v1 import conversations_pb2_grpc as cgrpc
 from inbox.ingest.v1 import ingest_pb2 as ipb
 from inbox.ingest.v1 import ingest_pb2_grpc as igrpc
-from inbox_conversations import domain, search_index
+from inbox_conversations import search_index
 from inbox_conversations.store import LIST_PROJECTION, LIST_SORT, TIMELINE_SORT
 from inbox_core import ids
 from inbox_testkit.stack import STACK_SECRETS
@@ -188,15 +188,7 @@ async def measure(stack: Any, checkpoints: list[int], max_seed_s: float, per_siz
 
 async def raw_search(db: Any, workspace_id: str, query: str) -> list[Any]:
     """The queries the store runs for a search (search_index.py, then the list), written out by hand."""
-    parsed = domain.parse_query(query)
-    assert parsed is not None
-    best: list[str] | None = None
-    for token in [f"n:{t}" for t in parsed.name_terms] + [f"p:{t}" for t in parsed.phone_terms]:
-        low, high = search_index.term_range(workspace_id, token)
-        found = {d["c"] for d in await db["search_index"].find({"k": {"$gte": low, "$lt": high}}, {"c": 1, "_id": 0})
-                 .limit(search_index.CANDIDATES_MAX * 2 + 1).to_list(None)}
-        if len(found) <= search_index.CANDIDATES_MAX and (best is None or len(found) < len(best)):
-            best = sorted(found)
+    best = await seeding.search_candidates(db, workspace_id, query)
     find: dict[str, Any] = {"workspace_id": workspace_id, "number_id": {"$in": seeding.NUMBERS}}
     if best == []:
         return []

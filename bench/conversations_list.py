@@ -113,13 +113,14 @@ def search_entries(doc: dict[str, Any]) -> list[dict[str, Any]]:
             for t in sorted(search_index.tokens(customer["name"], search_index.phone_of(customer)))]
 
 
-async def search_candidates(db: Any, query: str) -> list[str] | None:
-    """The store's candidate read (search_index.SearchIndex.candidates), written out by hand."""
+async def search_candidates(db: Any, workspace_id: str, query: str) -> list[str] | None:
+    """The store's candidate read (search_index.SearchIndex.candidates), written out by hand: the ids of the
+    narrowest term's conversations, or None when every term is too broad (the list then scans)."""
     parsed = domain.parse_query(query)
     assert parsed is not None
     best: list[str] | None = None
     for token in [f"n:{t}" for t in parsed.name_terms] + [f"p:{t}" for t in parsed.phone_terms]:
-        low, high = search_index.term_range(WORKSPACE, token)
+        low, high = search_index.term_range(workspace_id, token)
         found = {d["c"] for d in await db["search_index"].find({"k": {"$gte": low, "$lt": high}}, {"c": 1, "_id": 0})
                  .limit(search_index.CANDIDATES_MAX * 2 + 1).to_list(None)}
         if len(found) <= search_index.CANDIDATES_MAX and (best is None or len(found) < len(best)):
@@ -228,7 +229,7 @@ async def measure(rpc: ConversationsRpc, store: ConversationsStore, budget_s: fl
         async def raw(find: dict[str, Any] = find, query: str = fields.get("query", "")) -> list[str]:
             size = PAGE + 1
             if query:  # the candidates from search_index, then those conversations (a broad term: rows checked)
-                candidates = await search_candidates(store.db, query)
+                candidates = await search_candidates(store.db, WORKSPACE, query)
                 if candidates is None:
                     size = search_index.SCAN_MAX
                 elif not candidates:

@@ -26,36 +26,25 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
+    empty_app_command,
     exit_on_sigterm,
     machine,
     print_table,
     raise_fd_limit,
     save,
     servers,
+    start_server,
     system,
     workspaces_with_agents,
 )
 
-from inbox_testkit.paths import REPO_ROOT
-from inbox_testkit.ports import free_port, port_open
+from inbox_testkit.ports import free_port
 from inbox_testkit.processes import rss_kib
 
 
 def _high_fd_limit() -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def start_server(cmd: list[str], env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
-                                preexec_fn=_high_fd_limit)
-    deadline = time.monotonic() + 90
-    while not port_open(port):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{cmd} did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
-    return proc
 
 
 class Connections:
@@ -118,11 +107,13 @@ async def measure_server(name: str, pid: int, port: int, token: str | None, step
 async def measure(stack: Any, steps: list[int], settle_s: float, logs: Path) -> dict[str, Any]:
     (agent,) = await workspaces_with_agents(stack, 1)
     gateway_port, empty_port = free_port(), free_port()
-    env = {**stack.env, "GATEWAY_HTTP_PORT": str(gateway_port), "INBOX_LOG_LEVEL": "WARNING"}
-    gateway = start_server([sys.executable, "-m", "inbox_gateway", "api"], env, gateway_port, logs / "sse-gateway.log")
-    empty = start_server([sys.executable, "-m", "uvicorn", "--app-dir", str(Path(__file__).parent), "--port",
-                          str(empty_port), "--log-level", "warning", "--no-access-log", "empty_sse_app:app"],
-                         env, empty_port, logs / "sse-empty.log")
+    # An ops port of its own too: the stack's gateway holds the one in stack.env.
+    env = {**stack.env, "GATEWAY_HTTP_PORT": str(gateway_port), "GATEWAY_OPS_PORT": str(free_port()),
+           "INBOX_LOG_LEVEL": "WARNING"}
+    gateway = start_server([sys.executable, "-m", "inbox_gateway", "api"], env, gateway_port, logs / "sse-gateway.log",
+                           within_s=90, preexec_fn=_high_fd_limit)
+    empty = start_server(empty_app_command("empty_sse_app:app", empty_port), env, empty_port, logs / "sse-empty.log",
+                         within_s=90, preexec_fn=_high_fd_limit)
     try:
         gw = await measure_server("gateway /api/stream", gateway.pid, gateway_port, agent.token, steps, settle_s)
         ceiling = await measure_server("ceiling: uvicorn, keep-alives only", empty.pid, empty_port, None, steps,

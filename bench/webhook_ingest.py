@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import sys
 import time
 import uuid
@@ -27,14 +26,13 @@ from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, percentiles, print_table, save, servers
+from common import empty_app_command, machine, percentiles, print_table, save, servers, start_server
 
 from inbox_core.settings import InboxSettings
 from inbox_ingest.domain.normalise import normalise_raw
 from inbox_ingest.domain.signature import sign
 from inbox_ingest.store import Channel, IngestStore
-from inbox_testkit.paths import REPO_ROOT
-from inbox_testkit.ports import free_port, port_open
+from inbox_testkit.ports import free_port
 
 SECRET = "bench-app-secret"
 NUMBER = "bench-number-1"
@@ -105,17 +103,6 @@ async def kafka_load(bootstrap: str, bodies: list[bytes], seconds: float, concur
             **percentiles(latencies)}
 
 
-def start(cmd: list[str], env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
-    deadline = time.monotonic() + 60
-    while not port_open(port):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{cmd} did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.1)
-    return proc
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -140,11 +127,13 @@ def main() -> None:
         env = {**os.environ, "INBOX_KAFKA_BOOTSTRAP": srv.kafka_bootstrap, "INBOX_MONGO_URL": srv.mongo_url,
                "INBOX_DB_PREFIX": settings.db_prefix, "INBOX_LOG_LEVEL": "WARNING",
                "INGEST_HTTP_PORT": str(ingest_port), "INGEST_GRPC_PORT": str(free_port()),
+               # not the default ops port, which a running stack of the machine may hold
+               "INGEST_OPS_PORT": str(free_port()),
                "INGEST_META_APP_SECRET": SECRET, "INGEST_META_VERIFY_TOKEN": "bench"}
-        ingest = start([sys.executable, "-m", "inbox_ingest", "api"], env, ingest_port, logs / "bench-ingest.log")
-        empty = start([sys.executable, "-m", "uvicorn", "--app-dir", str(Path(__file__).parent), "--port",
-                       str(empty_port), "--log-level", "warning", "--no-access-log", "empty_webhook_app:app"],
-                      env, empty_port, logs / "bench-empty.log")
+        ingest = start_server([sys.executable, "-m", "inbox_ingest", "api"], env, ingest_port,
+                              logs / "bench-ingest.log", within_s=60)
+        empty = start_server(empty_app_command("empty_webhook_app:app", empty_port), env, empty_port,
+                             logs / "bench-empty.log", within_s=60)
         try:
             # A short warm-up of each, then the measured runs.
             asyncio.run(http_load(f"http://127.0.0.1:{ingest_port}/webhooks/whatsapp", bodies[:200], 2, 8))

@@ -12,16 +12,31 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def parse_command(description: str | None, argv: list[str] | None = None) -> str:
+    """A generating script's command line: ``generate`` or ``check`` (``description`` is its --help)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["generate", "check"])
+    command: str = parser.parse_args(argv).command
+    return command
+
+
+def report_stale(heading: str, differences: list[str], script: str) -> int:
+    """``check``'s failure when several generated files differ: what differs, then what to run; 1."""
+    print(heading)
+    for line in differences:
+        print(f"  {line}")
+    print(f"run `uv run python scripts/{Path(script).name} generate` and commit the result")
+    return 1
+
+
 def generate_or_check(script: str, description: str | None, out: Path, render: Callable[[], str], source: str,
                       argv: list[str] | None = None) -> int:
     """``generate`` writes ``render()`` to ``out``; ``check`` compares, printing the difference and what to
     run when they differ (``script`` is the caller's file, ``source`` where the wanted text comes from)."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["generate", "check"])
-    args = parser.parse_args(argv)
+    command = parse_command(description, argv)
     wanted = render()
     name = out.relative_to(ROOT)
-    if args.command == "generate":
+    if command == "generate":
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(wanted)
         print(f"wrote {name}")

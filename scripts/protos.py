@@ -11,16 +11,15 @@ and the protoc plugins come from the same virtualenv as the running interpreter.
 
 from __future__ import annotations
 
-import argparse
 import importlib.resources
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
+from generated_file import ROOT, parse_command, report_stale
 from grpc_tools import protoc  # type: ignore[import-untyped]
 
-ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "protos"
 OUT_ROOT = ROOT / "libs" / "inbox-protos" / "src"
 PACKAGE = "inbox"
@@ -119,20 +118,14 @@ def check() -> int:
         *(f"changed  {rel}" for rel in sorted(wanted.keys() & current.keys()) if wanted[rel] != current[rel]),
     ]
     if drift:
-        print(f"generated code in {OUT_ROOT.relative_to(ROOT)} is out of date with protos/:")
-        for line in drift:
-            print(f"  {line}")
-        print("run `uv run python scripts/protos.py generate` and commit the result")
-        return 1
+        return report_stale(f"generated code in {OUT_ROOT.relative_to(ROOT)} is out of date with protos/:", drift,
+                            __file__)
     print(f"{len(wanted)} generated files match protos/")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["generate", "check"])
-    ns = parser.parse_args(argv)
-    return generate() if ns.command == "generate" else check()
+    return generate() if parse_command(__doc__, argv) == "generate" else check()
 
 
 if __name__ == "__main__":

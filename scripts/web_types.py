@@ -12,7 +12,6 @@ they are regenerated and the screens compile against them.
 
 from __future__ import annotations
 
-import argparse
 import json
 import secrets
 import subprocess
@@ -20,7 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from generated_file import ROOT, parse_command, report_stale
+
 WEB = ROOT / "web"
 DOCUMENT = WEB / "openapi.json"
 TYPES = WEB / "src" / "api-types.ts"
@@ -75,20 +75,14 @@ def check() -> int:
     drift = [path for path, content in wanted().items()
              if not path.exists() or path.read_text(encoding="utf-8") != content]
     if drift:
-        print("the web's API types are out of date with the gateway's models:")
-        for path in drift:
-            print(f"  changed  {path.relative_to(ROOT)}")
-        print("run `uv run python scripts/web_types.py generate` and commit the result")
-        return 1
+        return report_stale("the web's API types are out of date with the gateway's models:",
+                            [f"changed  {path.relative_to(ROOT)}" for path in drift], __file__)
     print("web/openapi.json and web/src/api-types.ts match the gateway's models")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["generate", "check"])
-    ns = parser.parse_args(argv)
-    return generate() if ns.command == "generate" else check()
+    return generate() if parse_command(__doc__, argv) == "generate" else check()
 
 
 if __name__ == "__main__":

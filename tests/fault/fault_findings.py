@@ -35,10 +35,12 @@ class Findings:
     outbound_unexpected: list[str] = field(default_factory=list)
     stats_wrong: list[str] = field(default_factory=list)
 
+    # The lists above, each a kind of difference between what was sent and what the inbox shows.
+    PROBLEMS = ("missing", "unexpected", "duplicated", "unread_wrong", "outbound_missing", "outbound_unsent",
+                "outbound_duplicated", "outbound_unexpected", "stats_wrong")
+
     def problems(self) -> int:
-        return (len(self.missing) + len(self.unexpected) + len(self.duplicated) + len(self.unread_wrong)
-                + len(self.outbound_missing) + len(self.outbound_unsent) + len(self.outbound_duplicated)
-                + len(self.outbound_unexpected) + len(self.stats_wrong))
+        return sum(len(getattr(self, name)) for name in self.PROBLEMS)
 
     def report(self, title: str) -> str:
         lines = [f"[{title}] inbound: sent (answered 200) {self.inbound_expected}, found {self.inbound_found}, "
@@ -49,8 +51,7 @@ class Findings:
                  f"duplicated {len(self.outbound_duplicated)}, unexpected {len(self.outbound_unexpected)}; "
                  f"customer stats wrong {len(self.stats_wrong)}",
                  f"[{title}] difference: {self.problems()}"]
-        for name in ("missing", "unexpected", "duplicated", "unread_wrong", "outbound_missing", "outbound_unsent",
-                     "outbound_duplicated", "outbound_unexpected", "stats_wrong"):
+        for name in self.PROBLEMS:
             values = getattr(self, name)
             if values:
                 lines.append(f"  {name}: {values[:10]}{' ...' if len(values) > 10 else ''}")

@@ -18,12 +18,13 @@ import subprocess
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Self
 
 import grpc
+import httpx
 from fault_meta import DISPLAY, NUMBER, WABA, Customer
 
 from inbox.common.v1 import common_pb2
@@ -248,6 +249,22 @@ async def retrying(errors: Counter[str], call: Callable[..., Awaitable[Any]], *a
             if exc.code() not in RETRIED_CODES or time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.5)
+
+
+async def stream_frames(url: str, token: str, connected: asyncio.Event) -> AsyncIterator[tuple[str, str]]:
+    """An agent's ``/api/stream``, each frame as (event name, data text) as it arrives; ``connected`` is set
+    once the gateway accepted the stream. It ends when the gateway closes the stream."""
+    name = ""
+    async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=None)) as client, client.stream(
+            "GET", f"{url}/api/stream", headers={"Authorization": f"Bearer {token}",
+                                                 "Accept": "text/event-stream"}) as response:
+        assert response.status_code == 200, await response.aread()
+        connected.set()
+        async for line in response.aiter_lines():
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                yield name, line[5:]
 
 
 class BackgroundLoad:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fault_kit import STREAM_SEND_TIMEOUT_S, FaultStack, Workspace
+from fault_kit import STREAM_SEND_TIMEOUT_S, FaultStack, Workspace, stream_frames
 from fault_meta import Meta, new_customers, text_webhook
 
 from inbox_testkit.processes import rss_kib
@@ -54,24 +54,15 @@ class Reader:
         return self
 
     async def _run(self) -> None:
-        name = ""
-        async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=None)) as client, client.stream(
-                "GET", f"{self.url}/api/stream", headers={"Authorization": f"Bearer {self.token}",
-                                                          "Accept": "text/event-stream"}) as response:
-            assert response.status_code == 200, await response.aread()
-            self.connected.set()
-            async for line in response.aiter_lines():
-                if line.startswith("event:"):
-                    name = line[6:].strip()
-                elif line.startswith("data:"):
-                    self.events += 1
-                    if name == "message.created":
-                        wamid = json.loads(line[5:])["message"].get("wamid")
-                        if wamid:
-                            self.arrived.setdefault(wamid, time.monotonic())
-                    elif name == "error":
-                        self.closed_by_server = line[5:].strip()
-            self.closed_by_server = self.closed_by_server or "closed"
+        async for name, data in stream_frames(self.url, self.token, self.connected):
+            self.events += 1
+            if name == "message.created":
+                wamid = json.loads(data)["message"].get("wamid")
+                if wamid:
+                    self.arrived.setdefault(wamid, time.monotonic())
+            elif name == "error":
+                self.closed_by_server = data.strip()
+        self.closed_by_server = self.closed_by_server or "closed"
 
     async def stop(self) -> None:
         assert self._task is not None

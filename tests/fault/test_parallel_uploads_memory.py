@@ -16,8 +16,9 @@ import asyncio
 import hashlib
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -33,6 +34,7 @@ FILE_BYTES = 100 * MiB  # Meta's limit for documents, exactly: allowed
 PIECE = MiB  # what the client sends per write
 RSS_CEILING_KIB = 256 * 1024
 BOUNDARY = "fault-upload-boundary-7d1f"
+T = TypeVar("T")
 
 
 @dataclass
@@ -116,6 +118,25 @@ class Sampler:
         return self.peak
 
 
+async def all_sampled(fault_stack: FaultStack, pids: dict[str, int], what: str,
+                      calls: list[Coroutine[Any, Any, T]]) -> tuple[list[T], dict[str, int], float]:
+    """Runs the calls at once while sampling the processes' RSS: their results, the peak RSS and the seconds
+    they took. Any call that failed fails the test (after printing ingest's and the gateway's logs)."""
+    sampler = Sampler(pids)
+    started = time.monotonic()
+    try:
+        results = await asyncio.gather(*calls, return_exceptions=True)
+    finally:
+        peak = await sampler.stop()
+    seconds = time.monotonic() - started
+    failed = [r for r in results if isinstance(r, BaseException)]
+    if failed:
+        print(f"ingest's log:\n{fault_stack.processes['ingest'].output()}\n"
+              f"gateway's log:\n{fault_stack.processes['gateway'].output()}")
+    assert not failed, f"{len(failed)} of {len(calls)} {what} failed: {failed[:3]}"
+    return [r for r in results if not isinstance(r, BaseException)], peak, seconds
+
+
 async def test_ten_parallel_100_mb_uploads_keep_ingest_memory_bounded_and_arrive_intact(
     fault_stack: FaultStack, workspace: Workspace
 ) -> None:
@@ -129,35 +150,10 @@ async def test_ten_parallel_100_mb_uploads_keep_ingest_memory_bounded_and_arrive
         pids = {"ingest": fault_stack.pid("ingest"), "gateway": fault_stack.pid("gateway")}
         before = {name: rss_kib(pid) for name, pid in pids.items()}
 
-        sampler = Sampler(pids)
-        started = time.monotonic()
-        try:
-            results = await asyncio.gather(*(upload(client, url, token, seed) for seed in range(UPLOADS)),
-                                           return_exceptions=True)
-        finally:
-            upload_peak = await sampler.stop()
-        upload_s = time.monotonic() - started
-        failed = [r for r in results if isinstance(r, BaseException)]
-        if failed:
-            print(f"ingest's log:\n{fault_stack.processes['ingest'].output()}\n"
-                  f"gateway's log:\n{fault_stack.processes['gateway'].output()}")
-        assert not failed, f"{len(failed)} of {UPLOADS} uploads failed: {failed[:3]}"
-        sent = [r for r in results if isinstance(r, Sent)]
-
-        sampler = Sampler(pids)
-        started = time.monotonic()
-        try:
-            downloads = await asyncio.gather(*(download_sha256(client, url, token, s.upload_id) for s in sent),
-                                             return_exceptions=True)
-        finally:
-            download_peak = await sampler.stop()
-        download_s = time.monotonic() - started
-        broken = [d for d in downloads if isinstance(d, BaseException)]
-        if broken:
-            print(f"ingest's log:\n{fault_stack.processes['ingest'].output()}\n"
-                  f"gateway's log:\n{fault_stack.processes['gateway'].output()}")
-        assert not broken, f"{len(broken)} of {UPLOADS} downloads failed: {broken[:3]}"
-        got = [d for d in downloads if isinstance(d, tuple)]
+        sent, upload_peak, upload_s = await all_sampled(
+            fault_stack, pids, "uploads", [upload(client, url, token, seed) for seed in range(UPLOADS)])
+        got, download_peak, download_s = await all_sampled(
+            fault_stack, pids, "downloads", [download_sha256(client, url, token, s.upload_id) for s in sent])
 
     total_mib = UPLOADS * FILE_BYTES / MiB
     intact = sum(1 for s, (sha, size) in zip(sent, got, strict=True)

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from fault_kit import FaultStack, Workspace
+from fault_kit import FaultStack, Workspace, stream_frames
 from fault_meta import Customer, Meta, new_customers, text_webhook
 from fault_tenants import Tenant, new_tenant
 
@@ -58,18 +58,9 @@ class StreamReader:
         return self
 
     async def _run(self) -> None:
-        name = ""
         try:
-            async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=None)) as client, client.stream(
-                    "GET", f"{self.url}/api/stream", headers={"Authorization": f"Bearer {self.token}",
-                                                              "Accept": "text/event-stream"}) as response:
-                assert response.status_code == 200, await response.aread()
-                self.connected.set()
-                async for line in response.aiter_lines():
-                    if line.startswith("event:"):
-                        name = line[6:].strip()
-                    elif line.startswith("data:"):
-                        self.frames.append(Frame(time.monotonic(), name, json.loads(line[5:])))
+            async for name, data in stream_frames(self.url, self.token, self.connected):
+                self.frames.append(Frame(time.monotonic(), name, json.loads(data)))
             self.ended = "closed by the gateway"
         except Exception as exc:  # noted, so that a check fails with it rather than waiting out its deadline
             self.ended = repr(exc)

@@ -5,7 +5,8 @@ package handler
 // the project's index shapes; random finds run through the handler's own find pipeline
 // (makeFindQueryParams, the backend's Query, makeFindIter) with pushdown on and with
 // --test-disable-pushdown, which hands the backend no filter and no sort, and must return the same
-// documents in the same order (documents equal on every sort key are compared as sets).
+// documents in the same order (documents equal on every sort key are compared as sets). The documents
+// and finds are made in pushdown_gen_test.go; pushdown_compare_test.go runs and compares them.
 
 import (
 	"context"
@@ -19,346 +20,25 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/FerretDB/FerretDB/internal/backends"
 	"github.com/FerretDB/FerretDB/internal/backends/sqlite"
 	"github.com/FerretDB/FerretDB/internal/handler/common"
 	"github.com/FerretDB/FerretDB/internal/types"
-	"github.com/FerretDB/FerretDB/internal/util/iterator"
 	"github.com/FerretDB/FerretDB/internal/util/must"
 	"github.com/FerretDB/FerretDB/internal/util/state"
 )
 
-// awkward values: numbers whose JSON text sorts differently from their value, integers at the edge
-// of float64 precision, strings JSON escapes, dates around 0, and every scalar type typed keys order.
-var awkward = []any{
-	int32(0), 0.0, math.Copysign(0, -1), int64(1<<53 - 1), int64(1 << 53), int64(1<<53 + 1), float64(1 << 53),
-	1e21, -1e21, int32(42), int64(42), 42.0, int32(-5), 0.5, -0.5, int64(math.MaxInt64), int64(math.MinInt64),
-	"", "a", "ab", "ab c", `a"b`, `a\b`, "x\u2028y", "nul\x00", "nul", "é", "e\u0301", "Z",
-	"0123456789abcdef01234567", "ffffffffffffffffffffffff",
-	time.UnixMilli(0).UTC(), time.UnixMilli(-1).UTC(), time.UnixMilli(1).UTC(), time.UnixMilli(1700000000000).UTC(),
-	types.ObjectID{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, types.ObjectID{0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1},
-	true, false, types.Null,
-}
-
-// fields of the documents; "d" is in no index.
-var diffFields = []string{"a", "b", "c", "customer.id", "d", "_id"}
-
-type diffGen struct {
-	r      *rand.Rand
-	arrays float64 // chance that a value is an array
-}
-
-// uValue is document i's unique value: an awkward string made unique.
-func uValue(i int) string {
-	return fmt.Sprintf("%s%d", awkward[17+i%14].(string), i)
-}
-
-func (g *diffGen) scalar() any { return awkward[g.r.Intn(len(awkward))] }
-
-func (g *diffGen) value() any {
-	if g.r.Float64() < g.arrays {
-		return must.NotFail(types.NewArray(g.scalar(), g.scalar()))
-	}
-
-	return g.scalar()
-}
-
-func (g *diffGen) doc(i int) *types.Document {
-	doc := must.NotFail(types.NewDocument("_id", fmt.Sprintf("d%04d", i)))
-
-	for _, f := range []string{"a", "b", "c", "d"} {
-		if g.r.Intn(10) > 0 { // else missing
-			doc.Set(f, g.value())
-		}
-	}
-
-	// u has a unique index (text keys): an equality on it is pushed as FerretDB's _id lookup is
-	if g.r.Float64() < g.arrays {
-		doc.Set("u", must.NotFail(types.NewArray(uValue(i), "shared")))
-	} else {
-		doc.Set("u", uValue(i))
-	}
-
-	switch n := g.r.Intn(20); {
-	case n == 0: // missing
-	case n == 1: // a scalar parent: customer.id is missing
-		doc.Set("customer", g.scalar())
-	case n == 2 && g.arrays > 0: // an array parent: MongoDB matches its elements' id
-		doc.Set("customer", must.NotFail(types.NewArray(must.NotFail(types.NewDocument("id", g.scalar())))))
-	default:
-		customer := must.NotFail(types.NewDocument("name", "x"))
-		if g.r.Intn(10) > 0 {
-			customer.Set("id", g.value())
-		}
-
-		doc.Set("customer", customer)
-	}
-
-	return doc
-}
-
-// sameType is 1-3 values of one type (which can be pushed as one $in), or of any types.
-func (g *diffGen) values() *types.Array {
-	arr := types.MakeArray(3)
-	first := g.scalar()
-	arr.Append(first)
-
-	for n := g.r.Intn(3); n > 0; n-- {
-		v := g.scalar()
-		if g.r.Intn(3) > 0 {
-			for i := 0; i < 20 && fmt.Sprintf("%T", v) != fmt.Sprintf("%T", first); i++ {
-				v = g.scalar()
-			}
-		}
-
-		arr.Append(v)
-	}
-
-	return arr
-}
-
-// condition is one field's filter value: pushable ones mostly, and some the handler alone can do.
-func (g *diffGen) condition() any {
-	switch g.r.Intn(10) {
-	case 0, 1, 2:
-		return g.scalar()
-	case 3:
-		return must.NotFail(types.NewDocument("$eq", g.scalar()))
-	case 4, 5:
-		return must.NotFail(types.NewDocument("$in", g.values()))
-	case 6, 7:
-		ops := []string{"$gt", "$gte", "$lt", "$lte"}
-		d := must.NotFail(types.NewDocument(ops[g.r.Intn(2)], g.scalar()))
-
-		if g.r.Intn(2) == 0 {
-			d.Set(ops[2+g.r.Intn(2)], g.scalar())
-		}
-
-		return d
-	case 8:
-		switch g.r.Intn(3) {
-		case 0:
-			return must.NotFail(types.NewDocument("$ne", g.scalar()))
-		case 1:
-			return must.NotFail(types.NewDocument("$exists", g.r.Intn(2) == 0))
-		default:
-			return must.NotFail(types.NewDocument("$gte", g.scalar(), "$nin", g.values()))
-		}
-	default:
-		return must.NotFail(types.NewArray(g.scalar()))
-	}
-}
-
-func (g *diffGen) filter() *types.Document {
-	filter := must.NotFail(types.NewDocument())
-	var and []any
-
-	for n := g.r.Intn(4); n > 0; n-- {
-		f := diffFields[g.r.Intn(len(diffFields))]
-		if f == "_id" {
-			// a range (an _id equality takes FerretDB's own _id path)
-			filter.Set(f, must.NotFail(types.NewDocument("$gte", fmt.Sprintf("d%04d", g.r.Intn(400)))))
-			continue
-		}
-
-		if filter.Has(f) || g.r.Intn(5) == 0 {
-			and = append(and, must.NotFail(types.NewDocument(f, g.condition())))
-			continue
-		}
-
-		filter.Set(f, g.condition())
-	}
-
-	if len(and) > 0 {
-		filter.Set("$and", must.NotFail(types.NewArray(and...)))
-	}
-
-	switch g.r.Intn(10) {
-	case 2:
-		filter.Set("u", uValue(g.r.Intn(400)))
-	case 3:
-		filter.Set("u", must.NotFail(types.NewDocument("$eq", "shared")))
-	case 0:
-		filter.Set("$or", must.NotFail(types.NewArray(
-			must.NotFail(types.NewDocument("a", g.scalar())), must.NotFail(types.NewDocument("b", g.scalar())),
-		)))
-	case 1: // the project's keyset: a range plus a $nor only the handler evaluates
-		v := g.scalar()
-		filter.Set("c", must.NotFail(types.NewDocument("$lte", v)))
-		filter.Set("$nor", must.NotFail(types.NewArray(must.NotFail(types.NewDocument(
-			"c", v, "_id", must.NotFail(types.NewDocument("$gte", fmt.Sprintf("d%04d", g.r.Intn(400)))),
-		)))))
-	}
-
-	return filter
-}
-
-func (g *diffGen) sort() *types.Document {
-	sort := must.NotFail(types.NewDocument())
-
-	for n := g.r.Intn(4); n > 0; n-- {
-		f := diffFields[g.r.Intn(len(diffFields))]
-		if !sort.Has(f) {
-			sort.Set(f, int32(1-2*g.r.Intn(2)))
-		}
-	}
-
-	return sort
-}
-
-// diffFind runs a find through the handler's pipeline.
-func diffFind(t *testing.T, h *Handler, coll backends.Collection, p common.FindParams) ([]*types.Document, *backends.QueryResult) {
-	t.Helper()
-
-	ctx := context.Background()
-	qp, err := h.makeFindQueryParams(ctx, &p, &backends.CollectionInfo{})
-	must.NoError(err)
-
-	res, err := coll.Query(ctx, qp)
-	if err != nil {
-		t.Fatalf("query %v: %v", qp, err)
-	}
-
-	iter, err := h.makeFindIter(res.Iter, iterator.NewMultiCloser(), &p, res.SortedKeys)
-	must.NoError(err)
-
-	docs, err := iterator.ConsumeValues(iter)
-	must.NoError(err)
-
-	return docs, res
-}
-
-// sortKey is a document's values of the sort fields, missing as null (as the handler sorts).
-func sortKey(doc *types.Document, sort *types.Document) []any {
-	var key []any
-
-	for _, f := range sort.Keys() {
-		v, err := doc.GetByPath(must.NotFail(types.NewPathFromString(f)))
-		if err != nil {
-			v = types.Null
-		}
-
-		key = append(key, v)
-	}
-
-	return key
-}
-
-func allKeys(docs []*types.Document, sort *types.Document) [][]any {
-	res := make([][]any, len(docs))
-	for i, d := range docs {
-		res[i] = sortKey(d, sort)
-	}
-
-	return res
-}
-
-// keysEqual compares sort keys as the sort does (an array by its smallest element ascending, by its
-// largest descending).
-func keysEqual(a, b []any, sort *types.Document) bool {
-	for i, v := range sort.Values() {
-		order := types.Ascending
-		if v.(int64) == -1 {
-			order = types.Descending
-		}
-
-		if types.CompareOrderForSort(a[i], b[i], order) != types.Equal {
-			return false
-		}
-	}
-
-	return true
-}
-
-func ids(docs []*types.Document) []string {
-	res := make([]string, len(docs))
-	for i, d := range docs {
-		res[i] = must.NotFail(d.Get("_id")).(string)
-	}
-
-	return res
-}
-
-func sameSet(a, b []string) bool {
-	a, b = slices.Clone(a), slices.Clone(b)
-	slices.Sort(a)
-	slices.Sort(b)
-
-	return slices.Equal(a, b)
-}
-
-// compare checks that got (pushdown) and want (reference) are the same page of the reference's whole
-// result all: the same keys at every position; the same documents within each run of equal keys,
-// except that a run cut by skip or limit may hold any of that run's documents.
-func compare(got, want, all []*types.Document, sort *types.Document, cutStart, cutEnd bool) string {
-	if len(got) != len(want) {
-		return fmt.Sprintf("%d documents, want %d", len(got), len(want))
-	}
-
-	if sort.Len() == 0 {
-		if !cutStart && !cutEnd {
-			if !sameSet(ids(got), ids(want)) {
-				return "other documents"
-			}
-
-			return ""
-		}
-
-		sort = must.NotFail(types.NewDocument()) // one run: any of all
-	}
-
-	for i := range got {
-		if !keysEqual(sortKey(got[i], sort), sortKey(want[i], sort), sort) {
-			return fmt.Sprintf("position %d: %s has keys %v, want %v (%s)", i, ids(got)[i],
-				sortKey(got[i], sort), sortKey(want[i], sort), ids(want)[i])
-		}
-	}
-
-	for start := 0; start < len(got); {
-		key := sortKey(got[start], sort)
-		end := start
-		for end < len(got) && keysEqual(sortKey(got[end], sort), key, sort) {
-			end++
-		}
-
-		if (start == 0 && cutStart) || (end == len(got) && cutEnd) {
-			var run []string
-			for i, k := range allKeys(all, sort) {
-				if keysEqual(k, key, sort) {
-					run = append(run, ids(all[i:i+1])[0])
-				}
-			}
-
-			for _, id := range ids(got[start:end]) {
-				if !slices.Contains(run, id) {
-					return fmt.Sprintf("%s at %d is not among the documents of keys %v", id, start, key)
-				}
-			}
-		} else if !sameSet(ids(got[start:end]), ids(want[start:end])) {
-			return fmt.Sprintf("positions %d-%d: %v, want %v", start, end, ids(got[start:end]), ids(want[start:end]))
-		}
-
-		start = end
-	}
-
-	if len(slices.Compact(slices.Sorted(slices.Values(ids(got))))) != len(got) {
-		return "a document twice"
-	}
-
-	return ""
+// openSQLite opens the SQLite backend on the databases in dir (the state file beside them).
+func openSQLite(dir string, l *slog.Logger) backends.Backend {
+	sp := must.NotFail(state.NewProvider(filepath.Join(dir, "state.json")))
+	return must.NotFail(sqlite.NewBackend(&sqlite.NewBackendParams{URI: "file:" + dir + "/", L: l, P: sp, BatchSize: 100}))
 }
 
 func TestIndexPushdownDifferential(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	sp := must.NotFail(state.NewProvider(filepath.Join(dir, "state.json")))
 	l := slog.New(slog.NewTextHandler(io.Discard, nil))
-
-	b, err := sqlite.NewBackend(&sqlite.NewBackendParams{URI: "file:" + dir + "/", L: l, P: sp, BatchSize: 100})
-	must.NoError(err)
-
+	b := openSQLite(t.TempDir(), l)
 	t.Cleanup(b.Close)
 
 	on := &Handler{NewOpts: &NewOpts{L: l, EnableNestedPushdown: true}}
@@ -385,7 +65,7 @@ func TestIndexPushdownDifferential(t *testing.T) {
 
 	for di, ds := range datasets {
 		coll := must.NotFail(db.Collection(ds.name))
-		_, err = coll.CreateIndexes(ctx, &backends.CreateIndexesParams{Indexes: indexes})
+		_, err := coll.CreateIndexes(ctx, &backends.CreateIndexesParams{Indexes: indexes})
 		must.NoError(err)
 
 		seed := int64(20261201 + di)
@@ -485,7 +165,6 @@ func TestIndexPushdownDifferential(t *testing.T) {
 			t.Fatalf("%s: too little pushdown (%d sorted, %d exact, %d counted)", ds.name, sorted, exact, counted)
 		}
 	}
-
 }
 
 // An index a build before index-pushdown.patch made (text keys, no key version) is rebuilt with typed
@@ -495,12 +174,7 @@ func TestIndexPushdownRebuildsOldIndexes(t *testing.T) {
 	dir := t.TempDir()
 	l := slog.New(slog.NewTextHandler(io.Discard, nil))
 
-	open := func() backends.Backend {
-		sp := must.NotFail(state.NewProvider(filepath.Join(dir, "state.json")))
-		return must.NotFail(sqlite.NewBackend(&sqlite.NewBackendParams{URI: "file:" + dir + "/", L: l, P: sp, BatchSize: 100}))
-	}
-
-	b := open()
+	b := openSQLite(dir, l)
 	coll := must.NotFail(must.NotFail(b.Database("old")).Collection("c"))
 	_, err := coll.CreateIndexes(ctx, &backends.CreateIndexesParams{Indexes: []backends.IndexInfo{
 		{Name: "by_a", Key: []backends.IndexKeyPair{{Field: "a"}}},
@@ -526,7 +200,7 @@ func TestIndexPushdownRebuildsOldIndexes(t *testing.T) {
 		strings.ReplaceAll(settings, `,"keyVersion":1`, "")))
 	must.NoError(db.Close())
 
-	b = open()
+	b = openSQLite(dir, l)
 	t.Cleanup(b.Close)
 
 	coll = must.NotFail(must.NotFail(b.Database("old")).Collection("c"))

@@ -14,12 +14,12 @@ from inbox.customers.v1 import customers_pb2, customers_pb2_grpc
 from inbox_core.events import Event
 from inbox_core.events.orders import Money, OrderCreated, OrderSnapshot
 from inbox_core.events.whatsapp import MessageReceived
-from inbox_core.grpc_server import ERROR_CODE_KEY, GrpcServer
+from inbox_core.grpc_server import ERROR_CODE_KEY
 from inbox_core.ids import customer_id
 from inbox_customers.app import Customers
 from inbox_customers.consumers import handle_order_event, handle_whatsapp_event
 from inbox_customers.rpc import SERVICE_NAME, CustomersRpc
-from inbox_testkit.ports import free_port
+from inbox_testkit.rpc import served_channel
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 WA = "34600111222"
@@ -28,15 +28,9 @@ CID = customer_id("w1", WA)
 
 @pytest.fixture
 async def stub(customers: Customers) -> AsyncIterator[customers_pb2_grpc.CustomersServiceStub]:
-    server = GrpcServer(free_port(), host="127.0.0.1")
-    server.add(customers_pb2_grpc.add_CustomersServiceServicer_to_server,
-               CustomersRpc(customers), SERVICE_NAME)
-    await server.start()
-    try:
-        async with grpc.aio.insecure_channel(server.address) as channel:
-            yield customers_pb2_grpc.CustomersServiceStub(channel)
-    finally:
-        await server.stop(grace=1)
+    async with served_channel(customers_pb2_grpc.add_CustomersServiceServicer_to_server, CustomersRpc(customers),
+                              SERVICE_NAME) as channel:
+        yield customers_pb2_grpc.CustomersServiceStub(channel)
 
 
 async def _status(call: object) -> tuple[grpc.StatusCode, str]:

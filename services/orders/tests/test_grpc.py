@@ -10,26 +10,22 @@ from pymongo import AsyncMongoClient
 
 from inbox.common.v1 import common_pb2
 from inbox.orders.v1 import orders_pb2, orders_pb2_grpc
-from inbox_core.grpc_server import ERROR_CODE_KEY, GrpcServer
+from inbox_core.grpc_server import ERROR_CODE_KEY
 from inbox_core.outbox import kafka_publish
 from inbox_orders.app import Orders
 from inbox_orders.rpc import SERVICE_NAME, OrdersRpc
 from inbox_orders.store import OrdersRepository
 from inbox_testkit.ports import free_port
+from inbox_testkit.rpc import served_channel
 
 STAGE = orders_pb2.OrderStage
 
 
 @pytest.fixture
 async def stub(orders: Orders) -> AsyncIterator[orders_pb2_grpc.OrdersServiceStub]:
-    server = GrpcServer(free_port(), host="127.0.0.1")
-    server.add(orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersRpc(orders), SERVICE_NAME)
-    await server.start()
-    try:
-        async with grpc.aio.insecure_channel(server.address) as channel:
-            yield orders_pb2_grpc.OrdersServiceStub(channel)
-    finally:
-        await server.stop(grace=1)
+    async with served_channel(orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersRpc(orders),
+                              SERVICE_NAME) as channel:
+        yield orders_pb2_grpc.OrdersServiceStub(channel)
 
 
 def _create(key: str = "", **changes: object) -> orders_pb2.CreateOrderRequest:
@@ -107,14 +103,11 @@ async def test_a_database_that_is_down_is_unavailable_not_an_internal_error(
     nowhere: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         f"mongodb://127.0.0.1:{free_port()}/", serverSelectionTimeoutMS=300, connectTimeoutMS=300)
     down = Orders(OrdersRepository(nowhere["orders_down"], kafka_publish(broker)), topic=topic)
-    server = GrpcServer(free_port(), host="127.0.0.1")
-    server.add(orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersRpc(down), SERVICE_NAME)
-    await server.start()
     try:
-        async with grpc.aio.insecure_channel(server.address) as channel:
+        async with served_channel(orders_pb2_grpc.add_OrdersServiceServicer_to_server, OrdersRpc(down),
+                                  SERVICE_NAME) as channel:
             stub = orders_pb2_grpc.OrdersServiceStub(channel)
             code, machine = await _status(stub.Create(_create("down-1"), timeout=10))
     finally:
-        await server.stop(grace=1)
         await nowhere.close()
     assert (code, machine) == (grpc.StatusCode.UNAVAILABLE, "unavailable")
