@@ -31,10 +31,10 @@ class SnoozeWaker:
         while True:
             due = await self.team.repos.conversations.due_snoozes(now, WAKE_BATCH)
             for conv in due:
-                after = await self.team.change_status(
+                _, moved = await self.team.change_status(
                     conv, domain.OPEN, None, None, {"reason": "snooze_ended"},
                     lambda c: domain.STATUS_ACTIONS[domain.OPEN] if domain.snooze_due(c, now) else None)
-                reopened += domain.status_of(after) == domain.OPEN and after.get("version") != conv.get("version")
+                reopened += moved
             if len(due) < WAKE_BATCH:
                 return reopened
 

@@ -98,20 +98,21 @@ class TeamWork:
         again changes nothing. InvalidRequest: see domain.status_change."""
         conv = await self.repos.conversations.get(workspace_id, conversation_id)
         until = domain.to_ms(until) if until is not None else None
-        changed = await self.change_status(conv, status, until, agent.doc(), {"until": _iso(until)} if until else {},
+        changed, _ = await self.change_status(conv, status, until, agent.doc(), {"until": _iso(until)} if until else {},
                                            lambda c: domain.status_change(c, status, until, utcnow()))
         return views.summary(changed, utcnow())
 
     async def change_status(self, conv: Document, status: str, until: datetime | None, by: Document | None,
-                            details: Document, decide: Callable[[Document], str | None]) -> Document:
+                            details: Document, decide: Callable[[Document], str | None]) -> tuple[Document, bool]:
         """Moves the conversation to ``status`` if ``decide`` (given the conversation as read) names the
         activity to record: one write guarded by the version read, with the activity and the events in
-        its outbox entry; decided again from a fresh read when it changed meanwhile. The conversation after."""
+        its outbox entry; decided again from a fresh read when it changed meanwhile. The conversation after,
+        and whether this call moved it."""
         conversations = self.repos.conversations
         for _ in range(MAX_STATUS_DECISIONS):
             action = decide(conv)
             if action is None:
-                return conv
+                return conv, False
             now = utcnow()
             entry_id = domain.new_id("out_")
             activity = documents.activity(
@@ -126,7 +127,7 @@ class TeamWork:
                                                    until, entry, now)
             if after is not None:
                 await self.publisher.try_carry_out("conversations", conv["_id"], entry, self.publish_timeout_s)
-                return await conversations.get(conv["workspace_id"], conv["_id"])
+                return await conversations.get(conv["workspace_id"], conv["_id"]), True
             conv = await conversations.get(conv["workspace_id"], conv["_id"])
         raise ConversationChanged(f"conversation {conv['_id']} kept changing")
 
