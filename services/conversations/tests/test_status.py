@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import grpc
 import pytest
-from conversations_testkit import Env, ago, list_ids
+from conversations_testkit import Crash, Env, ago, crash_once_after, list_ids
 from google.protobuf import timestamp_pb2
 
 from inbox.common.v1 import common_pb2
@@ -214,3 +215,35 @@ async def test_documents_from_before_statuses_are_open_after_the_backfill(
     assert await env.store.repos.conversations.backfill_status() == 1
     assert await env.store.repos.conversations.backfill_status() == 0  # once
     assert await list_ids(stub, env) == [env.conversation_id("401")]
+
+
+@pytest.mark.parametrize("crash_after", ["the activity's insert", "the conversation's update"])
+async def test_a_crash_while_a_customer_message_reopens_gives_one_reopening(
+        env: Env, stub: ConversationsServiceStub, monkeypatch: pytest.MonkeyPatch, crash_after: str) -> None:
+    """The activity is inserted before the write that reopens: a crash after either write, then the
+    redelivery, leaves the conversation open with one ``reopened`` activity."""
+    await env.deliver(env.message("501", at=ago(minutes=5)))
+    cid = env.conversation_id("501")
+    await set_status(stub, env, cid, pb.CONVERSATION_STATUS_RESOLVED)
+    message = env.message("501", at=ago(minutes=1))
+    timeline = env.store.repos.timeline
+    if crash_after == "the conversation's update":
+        crashed = crash_once_after(monkeypatch, env.store.repos.conversations, "update")
+    else:
+        crashed = []
+        insert = timeline.insert
+
+        async def insert_then_crash_on_the_activity(doc: dict[str, Any]) -> bool:
+            inserted = await insert(doc)
+            if doc.get("kind") == "activity" and not crashed:
+                crashed.append(1)
+                raise Crash("insert")
+            return inserted
+
+        monkeypatch.setattr(timeline, "insert", insert_then_crash_on_the_activity)
+    with pytest.raises(Crash):
+        await env.deliver(message)
+    assert crashed
+    await env.deliver(message)
+    assert (await env.conversation("501"))["status"] == "open"
+    assert [a.action for a in await activities(stub, env, cid)] == ["resolved", "reopened"]
