@@ -98,6 +98,7 @@ def conversation(i: int, rng: random.Random, now: datetime) -> dict[str, Any]:
         "awaiting_reply": awaiting,
         "assignee": {"id": assignee, "name": assignee.upper()} if assignee else None,
         "assignee_id": assignee,
+        "status": "open",
         "window_expires_at": last_at + timedelta(hours=24) if direction == "in" else None,
         "updated_at": last_at,
         "created_at": last_at - timedelta(days=1),
@@ -146,7 +147,7 @@ def raw_filter(fields: dict[str, Any], cursor_key: tuple[datetime, str] | None) 
     """The find the store runs for these request fields, written out by hand."""
     numbers = fields.get("number_ids") or NUMBERS
     find: dict[str, Any] = {"workspace_id": WORKSPACE, "number_id": numbers[0] if len(numbers) == 1
-                            else {"$in": numbers}}
+                            else {"$in": numbers}, "status": "open"}
     flt = fields.get("filter")
     if flt == pb.CONVERSATION_FILTER_UNREAD:
         find["has_unread"] = True

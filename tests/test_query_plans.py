@@ -28,6 +28,7 @@ from inbox_testkit.infra import FerretPair
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 NUMBERS = ["n1", "n2", "n3"]
+STATUSES = ["open", "resolved", "snoozed"]
 # what a command sends besides its query
 SESSION_FIELDS = {"lsid", "$db", "$clusterTime", "$readPreference", "txnNumber", "batchSize", "singleBatch"}
 
@@ -89,7 +90,9 @@ async def seed_conversations(store: ConversationsStore) -> None:
         "customer": {"id": f"cu{i % 7}", "name": f"Name {i}", "phone": f"+4930{i:04d}", "version": 1},
         "search_tokens": [f"name{i}", "name"], "last_message": None, "unread_count": i % 2,
         "has_unread": i % 2 == 1, "awaiting_reply": i % 2 == 0, "assignee": None,
-        "assignee_id": "a1" if i % 4 == 0 else None, "updated_at": T0 + timedelta(minutes=i // 2),
+        "assignee_id": "a1" if i % 2 == 0 else None, "status": STATUSES[i // 3 % 3],
+        "snoozed_until": T0 + timedelta(minutes=i) if i // 3 % 3 == 2 else None,
+        "updated_at": T0 + timedelta(minutes=i // 2),
         "created_at": T0, "version": 1, **({"outbox_at": T0, "outbox": {"e1": {}}} if i % 10 == 0 else {}),
     } for i in range(60)]
     await store.conversations.insert_many(conversations)
@@ -102,22 +105,28 @@ async def seed_conversations(store: ConversationsStore) -> None:
         await store.repos.numbers.ensure("w1", number)
 
 
+@pytest.mark.parametrize("status", ["open", "resolved", "snoozed", "any"])
 @pytest.mark.parametrize("numbers", [["n2"], NUMBERS], ids=["one-number", "every-number"])
-@pytest.mark.parametrize(("filter_", "index"), [("all", "list_all"), ("unread", "list_unread"),
-                                                ("mine", "list_mine"), ("no_reply", "list_no_reply")])
+@pytest.mark.parametrize(("filter_", "index"), [("all", "list_status_all"), ("unread", "list_status_unread"),
+                                                ("mine", "list_status_mine"), ("no_reply", "list_status_no_reply")])
 async def test_the_conversation_list_reads_its_index_in_order(
         client: tuple[AsyncMongoClient[dict[str, Any]], Commands], numbers: list[str], filter_: str,
-        index: str) -> None:
+        index: str, status: str) -> None:
+    """Every filter under every status filter ("any": one query per status, each on the index)."""
     mongo, commands = client
     store = ConversationsStore(mongo["plans_list"])
     await seed_conversations(store)
-    query = ListQuery("w1", numbers, filter=filter_, agent_id="a1", limit=3)
+    query = ListQuery("w1", numbers, filter=filter_, agent_id="a1", status=status, limit=1)
     first, cursor = await store.repos.conversations.page(query, numbers)
-    assert len(first) == 3 and cursor, "the guard needs a second page"
+    assert len(first) == 1 and cursor, "the guard needs a second page"
 
-    assert_indexed(await plans(mongo, commands, "plans_list", store.repos.conversations.page(query, numbers)), index)
-    second = ListQuery("w1", numbers, filter=filter_, agent_id="a1", cursor=cursor, limit=3)
-    assert_indexed(await plans(mongo, commands, "plans_list", store.repos.conversations.page(second, numbers)), index)
+    found = await plans(mongo, commands, "plans_list", store.repos.conversations.page(query, numbers))
+    assert len(found) == (3 if status == "any" else 1)
+    for each in found:
+        assert_indexed([each], index)
+    second = ListQuery("w1", numbers, filter=filter_, agent_id="a1", status=status, cursor=cursor, limit=1)
+    for each in await plans(mongo, commands, "plans_list", store.repos.conversations.page(second, numbers)):
+        assert_indexed([each], index)
     await mongo.drop_database("plans_list")
 
 
@@ -135,18 +144,24 @@ async def test_a_search_reads_the_search_index_range_then_its_conversations_by_i
     assert await store.repos.search.backfill() == 60
     for text, expected, terms in (("name 1", 11, 2), ("4930001", 10, 1)):
         query = ListQuery("w1", numbers, search=parse_query(text), limit=100)
-        found, _ = await Reading(store.repos).page(query, numbers)
+        every = ListQuery("w1", numbers, search=parse_query(text), status="any", limit=100)
+        found, _ = await Reading(store.repos).page(every, numbers)
         assert len(found) == (expected if numbers == NUMBERS else len([c for c in found if c["number_id"] == "n2"]))
         assert len(found) > 0
         searched = await plans(mongo, commands, db, Reading(store.repos).page(query, numbers))
-        assert len(searched) == terms + 1, searched  # each term's range, then the conversations
+        assert len(searched) == terms + 1, searched  # each term's range, then the (open) conversations
         assert_indexed(searched[:terms], "by_key")
         assert_indexed(searched[terms:], "_id_")
+        searched = await plans(mongo, commands, db, Reading(store.repos).page(every, numbers))
+        assert len(searched) == terms + 3, searched  # "any": the conversations of each status
+        assert_indexed(searched[:terms], "by_key")
+        for each in searched[terms:]:
+            assert_indexed([each], "_id_")
     monkeypatch.setattr(search_index, "CANDIDATES_MAX", 1)
     broad = ListQuery("w1", numbers, search=parse_query("name"), limit=3)
     found = await plans(mongo, commands, db, Reading(store.repos).page(broad, numbers))
     assert_indexed(found[:1], "by_key")
-    assert_indexed(found[1:], "list_all")
+    assert_indexed(found[1:], "list_status_all")
     await mongo.drop_database(db)
 
 
@@ -157,9 +172,13 @@ async def test_unread_counts_timeline_customer_and_outbox_queries_use_their_inde
     store = ConversationsStore(mongo[db])
     await seed_conversations(store)
 
-    for number in NUMBERS:  # the number selector's unread counts (rpc.CountUnread)
-        count = store.conversations.count_documents({"workspace_id": "w1", "number_id": number, "has_unread": True})
-        assert_indexed(await plans(mongo, commands, db, count), "list_unread")
+    # the number selector's unread counts (rpc.CountUnread), as the repository asks them
+    for query in await count_queries(store, mongo, commands, db):
+        assert_indexed([query], "list_status_unread")
+
+    # the waker's query for ended snoozes
+    assert len(await store.repos.conversations.due_snoozes(T0 + timedelta(minutes=30), 100)) > 0
+    assert_indexed(await plans(mongo, commands, db, store.repos.conversations.due_snoozes(T0, 100)), "snooze_due")
 
     items, before = await store.repos.timeline.page("c001", "", 5)
     assert len(items) == 5 and before
@@ -177,6 +196,13 @@ async def test_unread_counts_timeline_customer_and_outbox_queries_use_their_inde
         poll = store.outbox_leftovers(collection, T0 + timedelta(seconds=1))
         assert_indexed(await plans(mongo, commands, db, poll), "outbox")
     await mongo.drop_database(db)
+
+
+async def count_queries(store: ConversationsStore, mongo: AsyncMongoClient[dict[str, Any]], commands: Commands,
+                        db: str) -> list[tuple[dict[str, Any], list[str]]]:
+    counts = await store.repos.conversations.count_unread("w1", NUMBERS)
+    assert sum(counts) == 30
+    return await plans(mongo, commands, db, store.repos.conversations.count_unread("w1", NUMBERS))
 
 
 async def test_revision_and_presence_queries_use_their_indexes(

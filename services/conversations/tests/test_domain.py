@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from inbox_conversations import domain
-from inbox_core.errors import ValidationFailed
+from inbox_conversations import domain, inbound
+from inbox_core.errors import InvalidRequest, ValidationFailed
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -254,3 +254,58 @@ def test_template_parameters_are_capped_by_text_and_in_all() -> None:
                       {"body": ["c" * 1000] * 17}):
         with pytest.raises(ValidationFailed):
             domain.check_template_params_size(too_large)
+
+
+# --- the team's status of a conversation -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("stored", "status", "until", "action"), [
+    ({}, "resolved", None, "resolved"),  # stored before statuses: open
+    ({"status": "open"}, "open", None, None),
+    ({"status": "open"}, "snoozed", T0 + timedelta(hours=1), "snoozed"),
+    ({"status": "snoozed", "snoozed_until": T0 + timedelta(hours=1)}, "snoozed", T0 + timedelta(hours=1), None),
+    ({"status": "snoozed", "snoozed_until": T0 + timedelta(hours=1)}, "snoozed", T0 + timedelta(hours=2), "snoozed"),
+    ({"status": "snoozed", "snoozed_until": T0 + timedelta(hours=1)}, "resolved", None, "resolved"),
+    ({"status": "resolved"}, "resolved", None, None),
+    ({"status": "resolved"}, "open", None, "reopened"),
+])
+def test_status_change_names_the_activity_or_none(stored: dict[str, object], status: str,
+                                                  until: datetime | None, action: str | None) -> None:
+    assert domain.status_change(stored, status, until, T0) == action
+
+
+@pytest.mark.parametrize(("status", "until"), [
+    ("", None), ("closed", None), ("snoozed", None), ("snoozed", T0), ("snoozed", T0 - timedelta(seconds=1)),
+    ("open", T0 + timedelta(hours=1)), ("resolved", T0 + timedelta(hours=1)),
+])
+def test_status_change_refuses_what_is_not_a_status_move(status: str, until: datetime | None) -> None:
+    with pytest.raises(InvalidRequest):
+        domain.status_change({"status": "open"}, status, until, T0)
+
+
+def test_a_snooze_is_due_at_its_end_not_before() -> None:
+    snoozed = {"status": "snoozed", "snoozed_until": T0}
+    assert domain.snooze_due(snoozed, T0) and not domain.snooze_due(snoozed, T0 - timedelta(milliseconds=1))
+    assert not domain.snooze_due({"status": "resolved", "snoozed_until": T0}, T0)
+    assert not domain.snooze_due({}, T0)
+
+
+@pytest.mark.parametrize(("stored", "origin", "direction", "applied", "reopens"), [
+    ({"status": "resolved"}, "live", "in", False, True),
+    ({"status": "snoozed"}, "live", "in", False, True),
+    ({"status": "open"}, "live", "in", False, False),
+    ({}, "live", "in", False, False),  # stored before statuses: open
+    ({"status": "resolved"}, "history", "in", False, False),
+    ({"status": "resolved"}, "echo", "out", False, False),
+    ({"status": "resolved"}, "live", "out", False, False),
+    ({"status": "resolved"}, "live", "in", True, False),  # a redelivery, counted already
+])
+def test_a_first_live_customer_message_reopens(stored: dict[str, object], origin: str, direction: str,
+                                               applied: bool, reopens: bool) -> None:
+    message = {"_id": "msg_1"}
+    conversation = {**stored, "applied": ["msg_1"] if applied else []}
+    effects = domain.message_effects(origin, direction, "text")
+    assert inbound.reopens(conversation, message, effects) is reopens
+    fields = inbound.message_change(conversation, {**message, "at": T0, "wamid": "w", "direction": direction},
+                                    {"id": "msg_1", "at": T0}, effects, None)
+    assert (fields.get("status") == "open") is reopens

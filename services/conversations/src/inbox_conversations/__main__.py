@@ -1,7 +1,7 @@
 """``python -m inbox_conversations [api|worker|all]``: see inbox_core.service.
 
 ``api``: the gRPC server and the outbox relay (it finishes what a request wrote but could not publish);
-``worker``: the Kafka consumers; ``all``: both.
+``worker``: the Kafka consumers and the waker of ended snoozes; ``all``: both.
 """
 
 from datetime import timedelta
@@ -12,6 +12,8 @@ from inbox_conversations.outbox import Publisher
 from inbox_conversations.rpc import SERVICE_NAME, ConversationsRpc
 from inbox_conversations.settings import ConversationsSettings
 from inbox_conversations.store import ConversationsStore
+from inbox_conversations.usecases.snoozes import SnoozeWaker
+from inbox_conversations.usecases.team import TeamWork
 from inbox_core.runtime import Component, TaskComponent
 from inbox_core.service import entrypoint
 from inbox_core.service_parts import Backends, grpc_component, runs_worker, serves_api
@@ -36,6 +38,9 @@ async def build(role: str) -> list[Component]:
                                         lambda: publisher.relay_forever(settings.relay_interval_s, grace)))
     if runs_worker(role):
         components.append(backends.consumer_lag())
+        waker = SnoozeWaker(TeamWork(store.repos, publisher, settings.publish_timeout_s))
+        components.append(TaskComponent("snooze-waker",
+                                        lambda: waker.run_forever(settings.snooze_wake_interval_s)))
     components.append(backends.ops(settings.ops_port))
     return components
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from inbox_core.errors import ValidationFailed
+from inbox_core.errors import InvalidRequest, ValidationFailed
 
 # --- ids ----------------------------------------------------------------------------------------------
 
@@ -220,6 +220,40 @@ def parse_query(query: str) -> SearchQuery | None:
 FILTERS = ("all", "unread", "mine", "no_reply")
 DEFAULT_PAGE = 30
 MAX_PAGE = 100
+
+# --- the team's status of a conversation --------------------------------------------------------------------
+
+# Where a conversation stands; a document stored before statuses existed is open (the startup backfill
+# writes it, so the list's indexes can take the status as an equality).
+OPEN, RESOLVED, SNOOZED = "open", "resolved", "snoozed"
+CONVERSATION_STATUSES = (OPEN, RESOLVED, SNOOZED)
+# The activity item of a move to each status.
+STATUS_ACTIONS = {OPEN: "reopened", RESOLVED: "resolved", SNOOZED: "snoozed"}
+
+
+def status_of(conversation: Mapping[str, Any]) -> str:
+    return str(conversation.get("status") or OPEN)
+
+
+def status_change(conversation: Mapping[str, Any], status: str, until: datetime | None,
+                  now: datetime) -> str | None:
+    """The activity action of moving the conversation to ``status`` (``until``: the snooze's end), or
+    None when it is there already (the same snooze end too). InvalidRequest for a status that is not
+    one, a snooze without an end in the future, or an end given with another status."""
+    if status not in CONVERSATION_STATUSES:
+        raise InvalidRequest("status must be open, resolved or snoozed", {"field": "status"})
+    if status == SNOOZED and (until is None or until <= now):
+        raise InvalidRequest("a snooze needs until, in the future", {"field": "until"})
+    if status != SNOOZED and until is not None:
+        raise InvalidRequest("until is only for a snooze", {"field": "until"})
+    if status == status_of(conversation) and (status != SNOOZED or conversation.get("snoozed_until") == until):
+        return None
+    return STATUS_ACTIONS[status]
+
+
+def snooze_due(conversation: Mapping[str, Any], now: datetime) -> bool:
+    until = conversation.get("snoozed_until")
+    return status_of(conversation) == SNOOZED and isinstance(until, datetime) and until <= now
 
 
 def page_size(requested: int, default: int = DEFAULT_PAGE, maximum: int = MAX_PAGE) -> int:

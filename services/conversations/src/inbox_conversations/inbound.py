@@ -75,7 +75,16 @@ def message_change(conversation: Document, message: Document, last: Document, ef
         if any(conversation.get(k) != v for k, v in window.items()):
             fields.update(window)
     fields.update(profile_name_change(conversation, message, profile_name))
+    if reopens(conversation, message, effects):
+        fields.update(status=domain.OPEN, snoozed_until=None)
     return fields
+
+
+def reopens(conversation: Document, message: Document, effects: domain.MessageEffects) -> bool:
+    """A customer's live message reopens a resolved or snoozed conversation, when it is first counted
+    (a redelivered one, already in ``applied``, does not reopen what the team resolved since)."""
+    return (effects.unread and message["_id"] not in (conversation.get("applied") or [])
+            and domain.status_of(conversation) != domain.OPEN)
 
 
 def profile_name_change(conversation: Document, message: Document, profile_name: str | None) -> Document:
@@ -101,6 +110,8 @@ def new_conversation(workspace_id: str, number_id: str, customer: Document, at: 
         "awaiting_reply": False,
         "assignee": None,
         "assignee_id": None,
+        "status": domain.OPEN,
+        "snoozed_until": None,
         "window_expires_at": None,
         "last_customer_at": None,
         "updated_at": at,

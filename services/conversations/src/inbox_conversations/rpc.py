@@ -8,6 +8,7 @@ then acknowledged.
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any, TypeAlias
 
 import grpc
@@ -24,9 +25,11 @@ from inbox_conversations.usecases.sending import Agent, Media, MessageToSend, Se
 from inbox_conversations.usecases.team import TeamWork
 from inbox_conversations.usecases.templates import TemplateBook
 from inbox_conversations.wire import (
+    CONVERSATION_STATUSES,
     FILTERS,
     LIBRARY_TYPES,
     MEDIA_KINDS,
+    STATUS_FILTERS,
     conversation_pb,
     library_pb,
     message_pb,
@@ -81,8 +84,11 @@ class ConversationsRpc(conversations_pb2_grpc.ConversationsServiceServicer):
         filter_name = FILTERS.get(request.filter)
         if filter_name is None:
             raise InvalidRequest("unknown filter", {"filter": int(request.filter)})
+        status = STATUS_FILTERS.get(request.status)
+        if status is None:
+            raise InvalidRequest("unknown status filter", {"status": int(request.status)})
         page = await self.reading.conversations(workspace_id, list(request.number_ids), filter_name, request.agent_id,
-                                                request.query, request.cursor, request.limit)
+                                                request.query, request.cursor, request.limit, status)
         return pb.ListConversationsResponse(items=[conversation_pb(c) for c in page.items],
                                             next_cursor=page.next_cursor)
 
@@ -136,6 +142,14 @@ class ConversationsRpc(conversations_pb2_grpc.ConversationsServiceServicer):
                                          _required(request.conversation_id, "conversation_id"),
                                          _agent(request.agent), assignee)
         return pb.AssignResponse(conversation=conversation_pb(summary))
+
+    async def SetStatus(self, request: pb.SetStatusRequest, context: Context = None) -> pb.SetStatusResponse:
+        until = request.until.ToDatetime(tzinfo=UTC) if request.HasField("until") else None
+        summary = await self.team.set_status(_required(request.workspace_id, "workspace_id"),
+                                             _required(request.conversation_id, "conversation_id"),
+                                             _agent(request.agent), CONVERSATION_STATUSES.get(request.status, ""),
+                                             until)
+        return pb.SetStatusResponse(conversation=conversation_pb(summary))
 
     async def MarkRead(self, request: pb.MarkReadRequest, context: Context = None) -> pb.MarkReadResponse:
         summary = await self.team.mark_read(_required(request.workspace_id, "workspace_id"),

@@ -20,3 +20,6 @@ class ConversationsSettings(ServiceSettings):
     publish_timeout_s: float = Field(default=3.0, gt=0)
     # A status, reaction or media result for a message not seen yet is kept this long.
     pending_ttl_days: float = Field(default=7.0, gt=0)
+    # How often the worker reopens the snoozed conversations whose snooze has ended (the API promises
+    # within a minute).
+    snooze_wake_interval_s: float = Field(default=15.0, gt=0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from inbox_conversations.domain import window_open
+from inbox_conversations.domain import status_of, window_open
 from inbox_core.events.conversations import (
     ActivityView,
     Actor,
@@ -57,6 +57,9 @@ def summary(doc: Document, now: datetime) -> ConversationSummary:
         updated_at=doc["updated_at"],
         created_at=doc["created_at"],
         version=int(doc.get("version", 0)),
+        status=status_of(doc),
+        snoozed_until=doc.get("snoozed_until"),
+        last_seq=int(doc.get("last_seq") or 0),
     )
 
 

@@ -28,6 +28,20 @@ FILTERS = {
     pb.CONVERSATION_FILTER_MINE: "mine",
     pb.CONVERSATION_FILTER_NO_REPLY: "no_reply",
 }
+STATUS_FILTERS = {
+    pb.STATUS_FILTER_UNSPECIFIED: "open",
+    pb.STATUS_FILTER_OPEN: "open",
+    pb.STATUS_FILTER_RESOLVED: "resolved",
+    pb.STATUS_FILTER_SNOOZED: "snoozed",
+    pb.STATUS_FILTER_ANY: "any",
+}
+# The conversation's status (UNSPECIFIED is no status: SetStatus refuses it).
+CONVERSATION_STATUSES = {
+    pb.CONVERSATION_STATUS_OPEN: "open",
+    pb.CONVERSATION_STATUS_RESOLVED: "resolved",
+    pb.CONVERSATION_STATUS_SNOOZED: "snoozed",
+}
+CONVERSATION_STATUS_VALUES = {v: k for k, v in CONVERSATION_STATUSES.items()}
 STATUSES = {
     "pending": pb.MESSAGE_STATUS_PENDING,
     "sent": pb.MESSAGE_STATUS_SENT,
@@ -85,6 +99,8 @@ def conversation_pb(c: ConversationSummary) -> pb.Conversation:
         window=pb.Window(open=c.window.open, expires_at=_ts(c.window.expires_at)),
         updated_at=_ts(c.updated_at), created_at=_ts(c.created_at), version=c.version,
         assignee=_actor(c.assignee),
+        status=CONVERSATION_STATUS_VALUES.get(c.status, pb.CONVERSATION_STATUS_OPEN),
+        snoozed_until=_ts(c.snoozed_until), last_seq=c.last_seq,
     )
     if c.last_message is not None:
         last = c.last_message

@@ -62,6 +62,9 @@ class ConversationSummary(EventData):
     updated_at: datetime
     created_at: datetime
     version: int = 0
+    status: str = "open"  # open | resolved | snoozed (the proto's ConversationStatus, by name)
+    snoozed_until: datetime | None = None  # while snoozed
+    last_seq: int = 0  # the newest timeline item's seq
 
 
 class MediaView(EventData):

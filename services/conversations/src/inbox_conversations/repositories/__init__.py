@@ -42,3 +42,4 @@ class Repositories:
                            self.library, self.search):
             await repository.ensure_indexes()
         await self.search.backfill()  # a database from before the search index, once
+        await self.conversations.backfill_status()  # a database from before statuses, once

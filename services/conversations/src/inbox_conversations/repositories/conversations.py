@@ -32,20 +32,26 @@ LIST_SORT = [("updated_at", DESCENDING), ("_id", DESCENDING)]
 
 CONVERSATION_INDEXES = [
     # One per list filter; the number is always part of the query (one, several via $in, or every
-    # number of the workspace), and every index ends with the sort, so a page reads only its rows.
-    Index([("workspace_id", ASCENDING), ("number_id", ASCENDING), ("updated_at", DESCENDING),
-           ("_id", DESCENDING)], "list_all"),
-    Index([("workspace_id", ASCENDING), ("number_id", ASCENDING), ("has_unread", ASCENDING),
-           ("updated_at", DESCENDING), ("_id", DESCENDING)], "list_unread"),
-    Index([("workspace_id", ASCENDING), ("number_id", ASCENDING), ("assignee_id", ASCENDING),
-           ("updated_at", DESCENDING), ("_id", DESCENDING)], "list_mine"),
-    Index([("workspace_id", ASCENDING), ("number_id", ASCENDING), ("awaiting_reply", ASCENDING),
-           ("updated_at", DESCENDING), ("_id", DESCENDING)], "list_no_reply"),
+    # number of the workspace), then the status (an equality: "any" is one query per status, merged),
+    # and every index ends with the sort, so a page reads only its rows.
+    Index([("workspace_id", ASCENDING), ("number_id", ASCENDING), ("status", ASCENDING), ("updated_at", DESCENDING),
+           ("_id", DESCENDING)], "list_status_all"),
+    Index([("workspace_id", ASCENDING), ("number_id", ASCENDING), ("status", ASCENDING), ("has_unread", ASCENDING),
+           ("updated_at", DESCENDING), ("_id", DESCENDING)], "list_status_unread"),
+    Index([("workspace_id", ASCENDING), ("number_id", ASCENDING), ("status", ASCENDING), ("assignee_id", ASCENDING),
+           ("updated_at", DESCENDING), ("_id", DESCENDING)], "list_status_mine"),
+    Index([("workspace_id", ASCENDING), ("number_id", ASCENDING), ("status", ASCENDING),
+           ("awaiting_reply", ASCENDING), ("updated_at", DESCENDING), ("_id", DESCENDING)], "list_status_no_reply"),
+    # The snoozes whose end has come (the worker's waker).
+    Index([("status", ASCENDING), ("snoozed_until", ASCENDING)], "snooze_due"),
     Index([("customer.id", ASCENDING)], "by_customer"),
     Index([("outbox_at", ASCENDING)], "outbox", options={"sparse": True}),
 ]
-# The multikey index of the search_tokens array, replaced by search_index.py's collection.
-OBSOLETE_CONVERSATION_INDEXES = ("list_search",)
+# The multikey index of the search_tokens array, replaced by search_index.py's collection; the list's
+# indexes from before statuses, replaced by the list_status_* ones.
+OBSOLETE_CONVERSATION_INDEXES = ("list_search", "list_all", "list_unread", "list_mine", "list_no_reply")
+# Marks the one-time backfill of ``status`` on documents from before statuses (in ``conversations_marks``).
+STATUS_BACKFILL_MARK = "status_backfilled"
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ class ListQuery:
     number_ids: Sequence[str]
     filter: str = "all"
     agent_id: str = ""
+    status: str = domain.OPEN  # one of domain.CONVERSATION_STATUSES, or "any"
     search: domain.SearchQuery | None = None
     cursor: str = ""
     limit: int = domain.DEFAULT_PAGE
@@ -74,10 +81,20 @@ def keyset_after(cursor: str, time_field: str) -> Document:
 class Conversations:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.collection: AsyncCollection[Document] = db["conversations"]
+        self.marks: AsyncCollection[Document] = db["conversations_marks"]
 
     async def ensure_indexes(self) -> None:
         await ensure_indexes(self.collection, CONVERSATION_INDEXES)
         await drop_obsolete_indexes(self.collection, OBSOLETE_CONVERSATION_INDEXES)
+
+    async def backfill_status(self) -> int:
+        """Writes ``status: "open"`` on the documents from before statuses, once (marked done): the
+        conversations changed. ``version`` is left alone: nothing a client shows changes."""
+        if await self.marks.find_one({"_id": STATUS_BACKFILL_MARK}) is not None:
+            return 0
+        result = await self.collection.update_many({"status": {"$exists": False}}, {"$set": {"status": domain.OPEN}})
+        await self.marks.update_one({"_id": STATUS_BACKFILL_MARK}, {"$set": {"done": True}}, upsert=True)
+        return int(result.modified_count)
 
     # --- reading -----------------------------------------------------------------------------------------
 
@@ -119,6 +136,7 @@ class Conversations:
         in order, checking each row, at most that many rows (a short page then comes with its cursor)."""
         base: Document = {"workspace_id": query.workspace_id,
                           "number_id": numbers[0] if len(numbers) == 1 else {"$in": list(numbers)}}
+        statuses = list(domain.CONVERSATION_STATUSES) if query.status == "any" else [query.status]
         if query.filter == "unread":
             base["has_unread"] = True
         elif query.filter == "mine":
@@ -139,7 +157,7 @@ class Conversations:
             find = dict(base)
             if cursor:
                 find.update(keyset_after(cursor, "updated_at"))
-            docs = await self.collection.find(find, LIST_PROJECTION).sort(LIST_SORT).limit(batch).to_list(None)
+            docs = await self._read_in_order(find, statuses, batch)
             read += len(docs)
             for doc in docs:
                 cursor = encode_cursor([doc["updated_at"], doc["_id"]])
@@ -156,10 +174,31 @@ class Conversations:
             return page, encode_cursor([page[-1]["updated_at"], page[-1]["_id"]])
         return found, ""
 
+    async def _read_in_order(self, find: Document, statuses: Sequence[str], limit: int) -> list[Document]:
+        """The first ``limit`` rows of ``find`` in the list's order, over the given statuses: one indexed
+        query per status (the status is an equality on the index, so each reads its rows in order), merged.
+        A ``$in`` on the status beside the numbers' would have the database sort in a temporary B-tree."""
+        found = await asyncio.gather(*(
+            self.collection.find({**find, "status": status}, LIST_PROJECTION).sort(LIST_SORT).limit(limit).to_list(None)
+            for status in statuses))
+        if len(found) == 1:
+            return found[0]
+        merged = [doc for docs in found for doc in docs]
+        merged.sort(key=lambda d: (d["updated_at"], d["_id"]), reverse=True)
+        return merged[:limit]
+
     async def count_unread(self, workspace_id: str, numbers: Sequence[str]) -> list[int]:
-        """Conversations with unread messages, per number: one indexed count each (list_unread), together."""
+        """Conversations with unread messages (of any status), per number: one indexed count each
+        (list_status_unread), together."""
         return list(await asyncio.gather(*(self.collection.count_documents(
-            {"workspace_id": workspace_id, "number_id": number, "has_unread": True}) for number in numbers)))
+            {"workspace_id": workspace_id, "number_id": number, "status": {"$in": list(domain.CONVERSATION_STATUSES)},
+             "has_unread": True}) for number in numbers)))
+
+    async def due_snoozes(self, now: datetime, limit: int) -> list[Document]:
+        """Snoozed conversations whose end has come, the longest due first (index snooze_due)."""
+        return await self.collection.find(
+            {"status": domain.SNOOZED, "snoozed_until": {"$lte": now}}, LIST_PROJECTION).sort(
+            [("status", ASCENDING), ("snoozed_until", ASCENDING)]).limit(limit).to_list(None)
 
     async def with_customer_version(self, customer_id: str, version: int) -> list[str]:
         docs = await self.collection.find({"customer.id": customer_id, "customer.version": version},
@@ -249,6 +288,18 @@ class Conversations:
             {"$set": {"assignee": assignee, "assignee_id": assignee_id, f"outbox.{entry['id']}": entry},
              "$min": {"outbox_at": now}, "$inc": {"version": 1}},
             return_document=ReturnDocument.BEFORE,
+        )
+
+    async def set_status(self, workspace_id: str, conversation_id: str, version: int | None, status: str,
+                         until: datetime | None, entry: Document, now: datetime) -> Document | None:
+        """Moves the conversation to ``status`` (``until``: a snooze's end, else none) and embeds the
+        change's events in the same write (outbox), if it is still at ``version`` (the one the change was
+        decided from): the document after, or None when it changed meanwhile (decide again)."""
+        return await self.collection.find_one_and_update(
+            {"_id": conversation_id, "workspace_id": workspace_id, "version": version},
+            {"$set": {"status": status, "snoozed_until": until, f"outbox.{entry['id']}": entry,
+                      "version": (version or 0) + 1}, "$min": {"outbox_at": now}},
+            return_document=ReturnDocument.AFTER,
         )
 
     async def mark_read(self, workspace_id: str, conversation_id: str, entry: Document, now: datetime,

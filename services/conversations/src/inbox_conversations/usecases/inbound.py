@@ -23,7 +23,7 @@ from inbox_conversations.outbox import Publisher, next_arrival, utcnow
 from inbox_conversations.repositories import Repositories
 from inbox_conversations.usecases.facts import Fact, Facts
 from inbox_conversations.usecases.publishing import Announcer
-from inbox_core.events.conversations import MessageCreated
+from inbox_core.events.conversations import ActivityCreated, MessageCreated
 from inbox_core.events.whatsapp import MessageReceived
 from inbox_core.ids import conversation_id as make_conversation_id
 from inbox_core.mongo import Document
@@ -80,7 +80,15 @@ class ReceiveMessage:
         effects = domain.message_effects(msg.origin, msg.direction, msg.type)
         last = documents.last_message(doc)
         profile = msg.profile_name if msg.direction == "in" else None
+        # Reopening a resolved or snoozed conversation: its activity is inserted before the write that
+        # reopens (a crash between the two leaves nothing a redelivery, which no longer reopens, must add).
+        reopening = await self._reopening(conv, doc, effects)
         conv = await self._change(conv, lambda c: inbound.message_change(c, doc, last, effects, profile))
+        if reopening is not None and domain.status_of(conv) == domain.OPEN:
+            await self.publisher.conversation_event(
+                workspace_id, conversation_id, ActivityCreated(conversation_id=conversation_id,
+                                                               activity=views.activity(reopening)),
+                domain.event_id(reopening["_id"], "activity.created"))
         # A profile name changed the customer's name (or a crash cut a sync short): no query otherwise.
         await self.repos.search.sync_if_stale(conv)
 
@@ -103,6 +111,19 @@ class ReceiveMessage:
         if any(conversation_id in item.conversations for item in applied):
             conv = await self.repos.conversations.find(conversation_id) or conv  # a fact changed the summary
         await self.announcer.conversation(conv, domain.event_id(event_id, "conversation.updated"))
+
+    async def _reopening(self, conv: Document, message: Document, effects: domain.MessageEffects) -> Document | None:
+        """The ``reopened`` activity of a customer message to a resolved or snoozed conversation, stored
+        (its own seq; the id derived from the message, so a retry inserts it once); None otherwise."""
+        if not inbound.reopens(conv, message, effects):
+            return None
+        activity = documents.activity(
+            domain.derived_id("act_", "reopened", message["_id"]), conv["workspace_id"], conv["_id"], "reopened",
+            None, {"reason": "customer_message"}, utcnow(), next_arrival(),
+            await self.repos.conversations.take_seqs(conv["_id"]))
+        if not await self.repos.timeline.insert(activity):
+            activity = await self.repos.timeline.get(activity["_id"]) or activity
+        return activity
 
     async def _conversation(self, workspace_id: str, number_id: str, msg: MessageReceived) -> tuple[Document, bool]:
         """The conversation (one read), created on the first event of a customer on a number."""

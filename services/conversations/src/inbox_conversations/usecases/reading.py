@@ -31,11 +31,11 @@ class Reading:
         self.repos = repos
 
     async def conversations(self, workspace_id: str, number_ids: list[str], filter_name: str, agent_id: str,
-                            query: str, cursor: str, limit: int) -> Page:
+                            query: str, cursor: str, limit: int, status: str = domain.OPEN) -> Page:
         if filter_name == "mine" and not agent_id:
             raise InvalidRequest("the mine filter needs agent_id", {"field": "agent_id"})
         wanted = ListQuery(workspace_id=workspace_id, number_ids=list(dict.fromkeys(number_ids)), filter=filter_name,
-                           agent_id=agent_id, search=domain.parse_query(query), cursor=cursor,
+                           agent_id=agent_id, status=status, search=domain.parse_query(query), cursor=cursor,
                            limit=domain.page_size(limit))
         numbers = list(wanted.number_ids) or await self.repos.numbers.of_workspace(workspace_id)
         if not numbers:

@@ -1,4 +1,4 @@
-"""The team's work on a conversation: notes (never sent to Meta), assignment and reading.
+"""The team's work on a conversation: notes (never sent to Meta), assignment, status and reading.
 
 Each change is acknowledged after one single-document write that embeds its events (the outbox, see
 outbox.py); the request then carries the entry out.
@@ -6,9 +6,13 @@ outbox.py); the request then carries the entry out.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from inbox_conversations import documents, domain, views
 from inbox_conversations.outbox import Publisher, command_key, next_arrival, outbox_event, utcnow
 from inbox_conversations.repositories import Repositories
+from inbox_conversations.usecases.inbound import ConversationChanged
 from inbox_conversations.usecases.sending import Agent
 from inbox_core.errors import InvalidRequest, ValidationFailed
 from inbox_core.events import Event
@@ -24,6 +28,13 @@ from inbox_core.events.conversations import (
 from inbox_core.mongo import Document
 
 MAX_NOTE = 10000
+# A conversation changed meanwhile makes the status write (guarded by version) miss: decide again.
+MAX_STATUS_DECISIONS = 8
+
+
+def _iso(value: datetime) -> str:
+    """A time in an activity's details as the API writes times (RFC 3339, UTC, milliseconds)."""
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class TeamWork:
@@ -80,6 +91,45 @@ class TeamWork:
         if await conversations.set_assignee(workspace_id, conv["_id"], new, entry, now) is not None:
             await self.publisher.try_carry_out("conversations", conv["_id"], entry, self.publish_timeout_s)
         return views.summary(await conversations.get(workspace_id, conv["_id"]), utcnow())
+
+    async def set_status(self, workspace_id: str, conversation_id: str, agent: Agent, status: str,
+                         until: datetime | None) -> ConversationSummary:
+        """Resolves, snoozes (until a time in the future) or reopens; the same status (and snooze end)
+        again changes nothing. InvalidRequest: see domain.status_change."""
+        conv = await self.repos.conversations.get(workspace_id, conversation_id)
+        until = domain.to_ms(until) if until is not None else None
+        changed, _ = await self.change_status(conv, status, until, agent.doc(), {"until": _iso(until)} if until else {},
+                                           lambda c: domain.status_change(c, status, until, utcnow()))
+        return views.summary(changed, utcnow())
+
+    async def change_status(self, conv: Document, status: str, until: datetime | None, by: Document | None,
+                            details: Document, decide: Callable[[Document], str | None]) -> tuple[Document, bool]:
+        """Moves the conversation to ``status`` if ``decide`` (given the conversation as read) names the
+        activity to record: one write guarded by the version read, with the activity and the events in
+        its outbox entry; decided again from a fresh read when it changed meanwhile. The conversation after,
+        and whether this call moved it."""
+        conversations = self.repos.conversations
+        for _ in range(MAX_STATUS_DECISIONS):
+            action = decide(conv)
+            if action is None:
+                return conv, False
+            now = utcnow()
+            entry_id = domain.new_id("out_")
+            activity = documents.activity(
+                domain.derived_id("act_", "status", entry_id), conv["workspace_id"], conv["_id"], action, by,
+                details, now, next_arrival(), await conversations.take_seqs(conv["_id"]))
+            event = Event.of(ActivityCreated(conversation_id=conv["_id"], activity=views.activity(activity)),
+                             workspace_id=conv["workspace_id"], id=domain.event_id(activity["_id"], "activity.created"))
+            entry = {"id": entry_id, "created_at": now, "conversation_id": conv["_id"], "inserts": [activity],
+                     "events": [outbox_event(self.publisher.topics.conversations, conv["_id"], event)],
+                     "conversation_updated": True}
+            after = await conversations.set_status(conv["workspace_id"], conv["_id"], conv.get("version"), status,
+                                                   until, entry, now)
+            if after is not None:
+                await self.publisher.try_carry_out("conversations", conv["_id"], entry, self.publish_timeout_s)
+                return await conversations.get(conv["workspace_id"], conv["_id"]), True
+            conv = await conversations.get(conv["workspace_id"], conv["_id"])
+        raise ConversationChanged(f"conversation {conv['_id']} kept changing")
 
     async def mark_read(self, workspace_id: str, conversation_id: str, agent: Agent) -> ConversationSummary:
         """Unread to 0, and a read receipt for the customer's newest live message, once per message."""

@@ -80,6 +80,56 @@ MESSAGE_STATUS_PLAYED: MessageStatus.ValueType  # 6
 """a voice message was played (after read)"""
 Global___MessageStatus: _TypeAlias = MessageStatus  # noqa: Y015
 
+class _ConversationStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ConversationStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ConversationStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CONVERSATION_STATUS_UNSPECIFIED: _ConversationStatus.ValueType  # 0
+    CONVERSATION_STATUS_OPEN: _ConversationStatus.ValueType  # 1
+    CONVERSATION_STATUS_RESOLVED: _ConversationStatus.ValueType  # 2
+    CONVERSATION_STATUS_SNOOZED: _ConversationStatus.ValueType  # 3
+    """until Conversation.snoozed_until, then open again"""
+
+class ConversationStatus(_ConversationStatus, metaclass=_ConversationStatusEnumTypeWrapper):
+    """---------------------------------------------------------------------------------------------
+    Conversations (left column).
+
+    Where a conversation stands in the team's work. Conversations stored before statuses existed are open.
+    """
+
+CONVERSATION_STATUS_UNSPECIFIED: ConversationStatus.ValueType  # 0
+CONVERSATION_STATUS_OPEN: ConversationStatus.ValueType  # 1
+CONVERSATION_STATUS_RESOLVED: ConversationStatus.ValueType  # 2
+CONVERSATION_STATUS_SNOOZED: ConversationStatus.ValueType  # 3
+"""until Conversation.snoozed_until, then open again"""
+Global___ConversationStatus: _TypeAlias = ConversationStatus  # noqa: Y015
+
+class _StatusFilter:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _StatusFilterEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StatusFilter.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    STATUS_FILTER_UNSPECIFIED: _StatusFilter.ValueType  # 0
+    """treated as OPEN"""
+    STATUS_FILTER_OPEN: _StatusFilter.ValueType  # 1
+    STATUS_FILTER_RESOLVED: _StatusFilter.ValueType  # 2
+    STATUS_FILTER_SNOOZED: _StatusFilter.ValueType  # 3
+    STATUS_FILTER_ANY: _StatusFilter.ValueType  # 4
+
+class StatusFilter(_StatusFilter, metaclass=_StatusFilterEnumTypeWrapper):
+    """Which statuses a list shows."""
+
+STATUS_FILTER_UNSPECIFIED: StatusFilter.ValueType  # 0
+"""treated as OPEN"""
+STATUS_FILTER_OPEN: StatusFilter.ValueType  # 1
+STATUS_FILTER_RESOLVED: StatusFilter.ValueType  # 2
+STATUS_FILTER_SNOOZED: StatusFilter.ValueType  # 3
+STATUS_FILTER_ANY: StatusFilter.ValueType  # 4
+Global___StatusFilter: _TypeAlias = StatusFilter  # noqa: Y015
+
 class _ConversationFilter:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -96,10 +146,7 @@ class _ConversationFilterEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Co
     CONVERSATION_FILTER_NO_REPLY: _ConversationFilter.ValueType  # 4
     """awaiting_reply: the last message is the customer's"""
 
-class ConversationFilter(_ConversationFilter, metaclass=_ConversationFilterEnumTypeWrapper):
-    """---------------------------------------------------------------------------------------------
-    Conversations (left column).
-    """
+class ConversationFilter(_ConversationFilter, metaclass=_ConversationFilterEnumTypeWrapper): ...
 
 CONVERSATION_FILTER_UNSPECIFIED: ConversationFilter.ValueType  # 0
 """treated as ALL"""
@@ -281,6 +328,9 @@ class Conversation(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    SNOOZED_UNTIL_FIELD_NUMBER: _builtins.int
+    LAST_SEQ_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     workspace_id: _builtins.str
     number_id: _builtins.str
@@ -289,6 +339,9 @@ class Conversation(_message.Message):
     awaiting_reply: _builtins.bool
     version: _builtins.int
     """Grows with every change of the conversation: of two copies, the higher version is the newer."""
+    status: Global___ConversationStatus.ValueType
+    last_seq: _builtins.int
+    """the newest timeline item's seq (0: none yet)"""
     @_builtins.property
     def customer(self) -> Global___CustomerSummary: ...
     @_builtins.property
@@ -307,6 +360,10 @@ class Conversation(_message.Message):
 
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def snoozed_until(self) -> _timestamp_pb2.Timestamp:
+        """set while snoozed"""
+
     def __init__(
         self,
         *,
@@ -322,10 +379,13 @@ class Conversation(_message.Message):
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         version: _builtins.int = ...,
+        status: Global___ConversationStatus.ValueType = ...,
+        snoozed_until: _timestamp_pb2.Timestamp | None = ...,
+        last_seq: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["assignee", b"assignee", "created_at", b"created_at", "customer", b"customer", "last_message", b"last_message", "updated_at", b"updated_at", "window", b"window"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assignee", b"assignee", "created_at", b"created_at", "customer", b"customer", "last_message", b"last_message", "snoozed_until", b"snoozed_until", "updated_at", b"updated_at", "window", b"window"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee", b"assignee", "awaiting_reply", b"awaiting_reply", "created_at", b"created_at", "customer", b"customer", "id", b"id", "last_message", b"last_message", "number_id", b"number_id", "unread_count", b"unread_count", "updated_at", b"updated_at", "version", b"version", "window", b"window", "workspace_id", b"workspace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee", b"assignee", "awaiting_reply", b"awaiting_reply", "created_at", b"created_at", "customer", b"customer", "id", b"id", "last_message", b"last_message", "last_seq", b"last_seq", "number_id", b"number_id", "snoozed_until", b"snoozed_until", "status", b"status", "unread_count", b"unread_count", "updated_at", b"updated_at", "version", b"version", "window", b"window", "workspace_id", b"workspace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -342,6 +402,7 @@ class ListConversationsRequest(_message.Message):
     QUERY_FIELD_NUMBER: _builtins.int
     CURSOR_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
     workspace_id: _builtins.str
     filter: Global___ConversationFilter.ValueType
     agent_id: _builtins.str
@@ -352,6 +413,7 @@ class ListConversationsRequest(_message.Message):
     """Opaque; from a previous response's next_cursor. Empty for the first page."""
     limit: _builtins.int
     """0 means the server's default; the server caps it."""
+    status: Global___StatusFilter.ValueType
     @_builtins.property
     def number_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """One, several or (empty) all numbers of the workspace."""
@@ -366,10 +428,11 @@ class ListConversationsRequest(_message.Message):
         query: _builtins.str = ...,
         cursor: _builtins.str = ...,
         limit: _builtins.int = ...,
+        status: Global___StatusFilter.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "cursor", b"cursor", "filter", b"filter", "limit", b"limit", "number_ids", b"number_ids", "query", b"query", "workspace_id", b"workspace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "cursor", b"cursor", "filter", b"filter", "limit", b"limit", "number_ids", b"number_ids", "query", b"query", "status", b"status", "workspace_id", b"workspace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1187,6 +1250,64 @@ class AssignResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AssignResponse: _TypeAlias = AssignResponse  # noqa: Y015
+
+@_typing.final
+class SetStatusRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKSPACE_ID_FIELD_NUMBER: _builtins.int
+    CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    AGENT_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
+    workspace_id: _builtins.str
+    conversation_id: _builtins.str
+    status: Global___ConversationStatus.ValueType
+    """OPEN, RESOLVED or SNOOZED (UNSPECIFIED is INVALID_ARGUMENT)"""
+    @_builtins.property
+    def agent(self) -> _common_pb2.Actor:
+        """who does it"""
+
+    @_builtins.property
+    def until(self) -> _timestamp_pb2.Timestamp:
+        """required for SNOOZED, in the future; refused otherwise"""
+
+    def __init__(
+        self,
+        *,
+        workspace_id: _builtins.str = ...,
+        conversation_id: _builtins.str = ...,
+        agent: _common_pb2.Actor | None = ...,
+        status: Global___ConversationStatus.ValueType = ...,
+        until: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "until", b"until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "conversation_id", b"conversation_id", "status", b"status", "until", b"until", "workspace_id", b"workspace_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetStatusRequest: _TypeAlias = SetStatusRequest  # noqa: Y015
+
+@_typing.final
+class SetStatusResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONVERSATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def conversation(self) -> Global___Conversation: ...
+    def __init__(
+        self,
+        *,
+        conversation: Global___Conversation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetStatusResponse: _TypeAlias = SetStatusResponse  # noqa: Y015
 
 @_typing.final
 class MarkReadRequest(_message.Message):

@@ -76,6 +76,11 @@ class ConversationsServiceStub:
                 request_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.MarkReadRequest.SerializeToString,
                 response_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.MarkReadResponse.FromString,
                 _registered_method=True)
+        self.SetStatus = channel.unary_unary(
+                '/inbox.conversations.v1.ConversationsService/SetStatus',
+                request_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.SetStatusRequest.SerializeToString,
+                response_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.SetStatusResponse.FromString,
+                _registered_method=True)
         self.ListTemplates = channel.unary_unary(
                 '/inbox.conversations.v1.ConversationsService/ListTemplates',
                 request_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.ListTemplatesRequest.SerializeToString,
@@ -166,6 +171,14 @@ class ConversationsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetStatus(self, request, context):
+        """Resolves, snoozes (until a time in the future) or reopens a conversation; an activity item says who
+        (resolved, snoozed, reopened). A customer message reopens it, and so does the end of its snooze.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListTemplates(self, request, context):
         """The templates of a number (or all numbers of the workspace), as Meta last reported them.
         """
@@ -243,6 +256,11 @@ def add_ConversationsServiceServicer_to_server(servicer, server):
                     servicer.MarkRead,
                     request_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.MarkReadRequest.FromString,
                     response_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.MarkReadResponse.SerializeToString,
+            ),
+            'SetStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetStatus,
+                    request_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.SetStatusRequest.FromString,
+                    response_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.SetStatusResponse.SerializeToString,
             ),
             'ListTemplates': grpc.unary_unary_rpc_method_handler(
                     servicer.ListTemplates,
@@ -488,6 +506,33 @@ class ConversationsService:
             '/inbox.conversations.v1.ConversationsService/MarkRead',
             inbox_dot_conversations_dot_v1_dot_conversations__pb2.MarkReadRequest.SerializeToString,
             inbox_dot_conversations_dot_v1_dot_conversations__pb2.MarkReadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inbox.conversations.v1.ConversationsService/SetStatus',
+            inbox_dot_conversations_dot_v1_dot_conversations__pb2.SetStatusRequest.SerializeToString,
+            inbox_dot_conversations_dot_v1_dot_conversations__pb2.SetStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -59,6 +59,10 @@ class ConversationsServiceStub:
     """Assigns, reassigns or (with no assignee) unassigns; recorded in the activity timeline."""
     MarkRead: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.MarkReadRequest, _conversations_pb2.MarkReadResponse]
     """Unread count to 0 and a read receipt command for the customer's last message."""
+    SetStatus: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.SetStatusRequest, _conversations_pb2.SetStatusResponse]
+    """Resolves, snoozes (until a time in the future) or reopens a conversation; an activity item says who
+    (resolved, snoozed, reopened). A customer message reopens it, and so does the end of its snooze.
+    """
     ListTemplates: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.ListTemplatesRequest, _conversations_pb2.ListTemplatesResponse]
     """The templates of a number (or all numbers of the workspace), as Meta last reported them."""
     ListLibraryItems: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.ListLibraryItemsRequest, _conversations_pb2.ListLibraryItemsResponse]
@@ -97,6 +101,10 @@ class ConversationsServiceAsyncStub(ConversationsServiceStub):
     """Assigns, reassigns or (with no assignee) unassigns; recorded in the activity timeline."""
     MarkRead: _aio.UnaryUnaryMultiCallable[_conversations_pb2.MarkReadRequest, _conversations_pb2.MarkReadResponse]  # type: ignore[assignment]
     """Unread count to 0 and a read receipt command for the customer's last message."""
+    SetStatus: _aio.UnaryUnaryMultiCallable[_conversations_pb2.SetStatusRequest, _conversations_pb2.SetStatusResponse]  # type: ignore[assignment]
+    """Resolves, snoozes (until a time in the future) or reopens a conversation; an activity item says who
+    (resolved, snoozed, reopened). A customer message reopens it, and so does the end of its snooze.
+    """
     ListTemplates: _aio.UnaryUnaryMultiCallable[_conversations_pb2.ListTemplatesRequest, _conversations_pb2.ListTemplatesResponse]  # type: ignore[assignment]
     """The templates of a number (or all numbers of the workspace), as Meta last reported them."""
     ListLibraryItems: _aio.UnaryUnaryMultiCallable[_conversations_pb2.ListLibraryItemsRequest, _conversations_pb2.ListLibraryItemsResponse]  # type: ignore[assignment]
@@ -180,6 +188,16 @@ class ConversationsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_conversations_pb2.MarkReadResponse, _abc.Awaitable[_conversations_pb2.MarkReadResponse]]:
         """Unread count to 0 and a read receipt command for the customer's last message."""
+
+    @_abc_1.abstractmethod
+    def SetStatus(
+        self,
+        request: _conversations_pb2.SetStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversations_pb2.SetStatusResponse, _abc.Awaitable[_conversations_pb2.SetStatusResponse]]:
+        """Resolves, snoozes (until a time in the future) or reopens a conversation; an activity item says who
+        (resolved, snoozed, reopened). A customer message reopens it, and so does the end of its snooze.
+        """
 
     @_abc_1.abstractmethod
     def ListTemplates(
