@@ -4,7 +4,8 @@
 - the sandbox's two numbers connected with the gateway's admin API (which hands them to ingest);
 - customers writing in through the sandbox's simulator (every message type, signed webhooks into
   ingest), one of them more than 24 hours ago so that its window is closed;
-- replies, a note, an assignment and orders at different stages through the gateway's API.
+- replies, a note, an assignment, orders at different stages, a resolved and a snoozed conversation
+  through the gateway's API.
 
 Running it again changes nothing that exists (the workspace is found by name). With `--live`, it then
 keeps sending customer messages every few seconds, so the list stays alive (Ctrl-C stops it).
@@ -157,6 +158,13 @@ def team_works(sara: Api, alex: Api, agents: dict[str, str]) -> None:
         sara.call("POST", f"/api/orders/{amira_order['id']}/stage", {"stage": stage})
     sara.call("POST", f"/api/conversations/{amira['id']}/read")
 
+    # Pablo's thanks need no answer: resolved. Jonas asked about a store: snoozed until the morning.
+    pablo = conversation_of(sara, "34612345004")
+    sara.call("POST", f"/api/conversations/{pablo['id']}/status", {"status": "resolved"})
+    jonas = conversation_of(sara, "16505551005")
+    tomorrow = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    alex.call("POST", f"/api/conversations/{jonas['id']}/status", {"status": "snoozed", "until": tomorrow.isoformat()})
+
 
 def keep_alive(sandbox: str) -> None:
     lines = ["Any news on my order?", "Thank you!", "Can I change the size?", "Where is my parcel?",
@@ -191,7 +199,7 @@ def main() -> None:
     for number in NUMBERS:
         sara.call("POST", "/api/admin/numbers", {**number, "workspace_id": workspace,
                                                  "access_token": e.get("SANDBOX_ACCESS_TOKEN", "")})
-    if not sara.call("GET", "/api/conversations", params={"limit": 1})["items"]:
+    if not sara.call("GET", "/api/conversations", params={"limit": 1, "status": "any"})["items"]:
         customers_write_in(sandbox)
         team_works(sara, Api(gateway, AGENTS[1][0]), agents)
         print("Seeded the demo workspace.")

@@ -118,6 +118,47 @@ def test_four_messages_of_one_second_are_shown_in_the_order_they_came(
     assert not sara.errors
 
 
+def test_resolve_snooze_and_the_customer_reopening(inbox: Inbox, open_screen: OpenScreen) -> None:
+    """Sara resolves a conversation (it moves to Resolved, a colleague's Open list loses it), the customer
+    writes again (open again, automatically), then she snoozes it for an hour and reopens it by hand."""
+    mila = new_customer("Mila")
+    inbox.simulate("text", wa_id=mila.wa_id, name=mila.name, body="Can I change my delivery address?")
+    sara = open_screen(inbox.sara)
+    omar = open_screen(inbox.omar)
+    expect(omar.row(mila)).to_be_visible()
+    sara.open_conversation(mila)
+    header = sara.page.locator("header.conv-header")
+    views = sara.page.get_by_role("tablist", name="Conversations by status")
+
+    header.get_by_role("button", name="Resolve").click()
+    expect(header).to_contain_text("resolved")
+    expect(sara.page.locator("[data-testid=activity][data-action=resolved]")).to_contain_text(
+        f"{inbox.sara.name} resolved the conversation")
+    expect(omar.row(mila)).to_have_count(0)  # the colleague's Open view, live
+    views.get_by_role("tab", name="Resolved").click()
+    expect(sara.row(mila)).to_be_visible()
+    sara.screenshot("resolved-view")
+
+    inbox.simulate("text", wa_id=mila.wa_id, name=mila.name, body="Sorry, one more thing")
+    expect(sara.page.locator("[data-testid=activity][data-action=reopened]")).to_contain_text(
+        "Reopened: the customer wrote")
+    expect(header.get_by_role("button", name="Resolve")).to_be_visible()
+    expect(omar.row(mila)).to_be_visible()
+    views.get_by_role("tab", name="Open").click()
+    expect(sara.row(mila)).to_be_visible()
+
+    header.get_by_label("Snooze the conversation").select_option(label="For an hour")
+    expect(header).to_contain_text(re.compile(r"snoozed until (today|tomorrow) \d\d:\d\d"))
+    expect(omar.row(mila)).to_have_count(0)
+    views.get_by_role("tab", name="Snoozed").click()
+    expect(sara.row(mila)).to_be_visible()
+    header.get_by_role("button", name="Reopen").click()
+    expect(header.get_by_role("button", name="Resolve")).to_be_visible()
+    expect(sara.page.locator("[data-testid=activity][data-action=reopened]")).to_have_count(2)
+    expect(omar.row(mila)).to_be_visible()
+    assert not sara.errors and not omar.errors
+
+
 def test_a_reply_shows_its_ticks_as_the_sandbox_reports_delivered_and_read(
         inbox: Inbox, open_screen: OpenScreen) -> None:
     lucia = new_customer("Lucia")

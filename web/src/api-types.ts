@@ -280,6 +280,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/conversations/{conversation_id}/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Resolve, snooze until a time, or reopen */
+        post: operations["ApiConversationsConversationIdStatusSetStatus"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/conversations/{conversation_id}/templates": {
         parameters: {
             query?: never;
@@ -688,7 +705,12 @@ export interface components {
             customer: components["schemas"]["CustomerSummary"];
             id: string;
             last_message: components["schemas"]["LastMessage"] | null;
+            /** @description The seq of the conversation's newest timeline item. */
+            last_seq: number;
             number_id: string;
+            snoozed_until: string | null;
+            /** @enum {string} */
+            status: "open" | "resolved" | "snoozed";
             unread_count: number;
             updated_at: string | null;
             version: number;
@@ -1086,6 +1108,12 @@ export interface components {
             by: components["schemas"]["ActorRef"] | null;
             /** @enum {string} */
             stage: "new" | "confirmed" | "shipped" | "delivered" | "cancelled" | "returned";
+        };
+        /** StatusBody */
+        StatusBody: {
+            /** @enum {string} */
+            status: "open" | "resolved" | "snoozed";
+            until?: string | null;
         };
         /** TeamList */
         TeamList: {
@@ -1699,6 +1727,8 @@ export interface operations {
                 number?: string | null;
                 /** @description Customer name or phone */
                 q?: string | null;
+                /** @description open (the default), resolved, snoozed, or any */
+                status?: "open" | "resolved" | "snoozed" | "any";
             };
             header?: never;
             path?: never;
@@ -2155,6 +2185,68 @@ export interface operations {
             cookie?: never;
         };
         requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationEnvelope"];
+                };
+            };
+            /** @description invalid_request: the request is malformed (bad JSON, a missing or invalid field or parameter) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unauthenticated: no valid session (sign in) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not_found: no such resource in the agent's workspaces */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unavailable: a backing service is down or slow; safe to retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    ApiConversationsConversationIdStatusSetStatus: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StatusBody"];
+            };
+        };
         responses: {
             /** @description Request fulfilled, document follows */
             200: {

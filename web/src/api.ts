@@ -3,7 +3,7 @@
 
 import type {
   Accepted, Conversation, Invitation, InvitationCreated, InvitationPreview, Role, Filter, LibraryItem, Me, MessageItem, NoteItem, NumberInfo, Order, CreateOrderBody, Page, Panel,
-  Customer, Stage, TeamMember, Template, TimelinePage, Upload,
+  ConversationStatus, Customer, Stage, StatusView, TeamMember, Template, TimelinePage, Upload,
 } from "./types";
 
 export class ApiError extends Error {
@@ -111,7 +111,14 @@ export const api = {
   numbers: () => request<{ items: NumberInfo[] }>("GET", "numbers"),
 
   conversations: (
-    params: { number?: string | null; filter: Filter; q?: string; cursor?: string | null; limit?: number },
+    params: {
+      number?: string | null;
+      filter: Filter;
+      status?: StatusView;
+      q?: string;
+      cursor?: string | null;
+      limit?: number;
+    },
     signal?: AbortSignal,
   ) =>
     request<Page<Conversation>>("GET", `conversations${q({ ...params, limit: params.limit ?? 30 })}`, undefined, {
@@ -135,6 +142,11 @@ export const api = {
   addNote: (id: string, text: string) => request<{ note: NoteItem }>("POST", `conversations/${enc(id)}/notes`, { text }),
   assign: (id: string, agentId: string | null) =>
     request<{ conversation: Conversation }>("POST", `conversations/${enc(id)}/assign`, { agent_id: agentId }),
+  setStatus: (id: string, status: ConversationStatus, until?: Date) =>
+    request<{ conversation: Conversation }>("POST", `conversations/${enc(id)}/status`, {
+      status,
+      ...(until ? { until: until.toISOString() } : {}),
+    }),
   markRead: (id: string) => request<unknown>("POST", `conversations/${enc(id)}/read`),
   composing: (id: string, composing: boolean) =>
     request<void>("POST", `conversations/${enc(id)}/composing`, { composing }),

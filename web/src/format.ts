@@ -14,7 +14,6 @@ export const toDate = (iso: string | null | undefined): Date | null => {
   return Number.isNaN(d.getTime()) ? null : d;
 };
 
-const startOfDay = (d: Date) => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
 
 /** "14:05" today, "Yesterday", "Mon" within a week, else "3 Mar". */
 export function listTime(iso: string | null | undefined, now = new Date()): string {
@@ -171,6 +170,17 @@ export function activityText(item: ActivityItem): string {
       return `${who} unassigned the conversation`;
     case "template_sent":
       return `${who} sent the template ${d.template ?? ""}`.trim();
+    case "resolved":
+      return `${who} resolved the conversation`;
+    case "snoozed": {
+      const until = typeof d.until === "string" ? snoozeText(d.until) : "";
+      return `${who} snoozed the conversation${until ? ` until ${until}` : ""}`;
+    }
+    case "reopened":
+      if (item.actor) return `${who} reopened the conversation`;
+      if (d.reason === "customer_message") return "Reopened: the customer wrote";
+      if (d.reason === "snooze_ended") return "Reopened: the snooze ended";
+      return "The conversation was reopened";
     default:
       return `${who} ${item.action.replace(/[._]/g, " ")}`;
   }
@@ -206,4 +216,32 @@ export function newPasswordProblem(password: string, confirm: string): string | 
   if (password.length < MIN_PASSWORD) return `The password needs at least ${MIN_PASSWORD} characters.`;
   if (password !== confirm) return "The two passwords are not the same.";
   return null;
+}
+
+/** "tomorrow 09:00", "Mon 09:00" or "12 Dec 09:00": when a snoozed conversation reopens. */
+export function snoozeText(at: string, now = new Date()): string {
+  const date = toDate(at);
+  if (!date) return "";
+  const time = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const days = Math.round((startOfDay(date) - startOfDay(now)) / 86_400_000);
+  if (days === 0) return `today ${time}`;
+  if (days === 1) return `tomorrow ${time}`;
+  if (days > 1 && days < 7) return `${date.toLocaleDateString([], { weekday: "short" })} ${time}`;
+  return `${date.toLocaleDateString([], { day: "numeric", month: "short" })} ${time}`;
+}
+
+const startOfDay = (d: Date) => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
+
+/** The snooze choices: in an hour, tomorrow at 9, next Monday at 9. */
+export function snoozeChoices(now = new Date()): { label: string; until: Date }[] {
+  const at9 = (days: number) => {
+    const d = new Date(now.getFullYear(), now.getMonth(), now.getDate() + days, 9, 0, 0, 0);
+    return d;
+  };
+  const untilMonday = ((8 - now.getDay()) % 7) || 7;
+  return [
+    { label: "For an hour", until: new Date(now.getTime() + 3_600_000) },
+    { label: "Until tomorrow, 9:00", until: at9(1) },
+    { label: "Until Monday, 9:00", until: at9(untilMonday) },
+  ];
 }

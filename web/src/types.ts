@@ -46,6 +46,9 @@ export type InvitationPreview = Schemas["InvitationPreview"];
 export type Accepted = Schemas["Accepted"];
 type ListQuery = NonNullable<operations["ApiConversationsListConversations"]["parameters"]["query"]>;
 export type Filter = NonNullable<ListQuery["filter"]>;
+/** Which statuses the list shows (open by default). */
+export type StatusView = NonNullable<ListQuery["status"]>;
+export type ConversationStatus = Conversation["status"];
 export type ShippingBody = Schemas["ShippingBody"];
 export type OrderItemBody = Schemas["OrderItemBody"];
 export type CreateOrderBody = Schemas["CreateOrderBody"];

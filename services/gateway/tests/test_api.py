@@ -183,6 +183,73 @@ async def test_the_three_columns_and_the_stream(gw: Gateway, services: Services)
             assert notes[0].data["note"]["id"] == note["id"]
 
 
+@pytest.mark.timeout(240)
+async def test_resolve_snooze_and_reopen(gw: Gateway, services: Services) -> None:
+    """The status endpoint and the list's views: resolve, snooze and reopen with their activity lines, bad
+    requests refused, a customer message reopening a resolved conversation, and a colleague's stream."""
+    team = await make_team(gw)
+    async with Server(gw) as server:
+        assert gw.feed is not None
+        await asyncio.wait_for(gw.feed.ready.wait(), 60)
+        admin, agent = server.client(await login(server, team.admin)), server.client(await login(server, team.agent))
+        async with admin, agent, open_stream(admin) as colleague:
+            await connect(admin, team, services)
+            conv = await services.inbound(team, "34600555111", "Where is my parcel?", name="Ada Lovelace")
+            other = await services.inbound(team, "34600555222", "Hello", name="Grace Hopper")
+
+            def ids(page: Any) -> set[str]:
+                return {c["id"] for c in page["items"]}
+
+            row = ok(await agent.get(f"/api/conversations/{conv}"))
+            assert row["status"] == "open" and row["snoozed_until"] is None and row["last_seq"] >= 1
+            assert ids(ok(await agent.get("/api/conversations"))) == {conv, other}
+
+            resolved = ok(await agent.post(f"/api/conversations/{conv}/status", json={"status": "resolved"}))
+            assert resolved["conversation"]["status"] == "resolved"
+            assert ids(ok(await agent.get("/api/conversations"))) == {other}  # open, the default view
+            assert ids(ok(await agent.get("/api/conversations", params={"status": "resolved"}))) == {conv}
+            assert ids(ok(await agent.get("/api/conversations", params={"status": "any"}))) == {conv, other}
+
+            until = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
+            snoozed = ok(await agent.post(f"/api/conversations/{other}/status",
+                                          json={"status": "snoozed", "until": until.isoformat()}))["conversation"]
+            assert snoozed["status"] == "snoozed"
+            assert datetime.fromisoformat(snoozed["snoozed_until"]) == until
+            assert ids(ok(await agent.get("/api/conversations", params={"status": "snoozed"}))) == {other}
+            assert ids(ok(await agent.get("/api/conversations"))) == set()
+
+            for body in ({"status": "snoozed"}, {"status": "snoozed", "until": "2020-01-01T00:00:00Z"},
+                         {"status": "resolved", "until": until.isoformat()}):
+                refused = await agent.post(f"/api/conversations/{conv}/status", json=body)
+                assert refused.status_code == 400, (body, refused.text)
+                assert refused.json()["error"]["code"] == "invalid_request"
+            for body in ({"status": "closed"}, {}, {"status": "open", "extra": 1}):
+                assert (await agent.post(f"/api/conversations/{conv}/status", json=body)).status_code == 400, body
+
+            # The customer writes again: the resolved conversation is open, automatically.
+            await services.inbound(team, "34600555111", "Still waiting", name="Ada Lovelace")
+            reopened = ok(await agent.get(f"/api/conversations/{conv}"))
+            assert reopened["status"] == "open" and reopened["last_seq"] > row["last_seq"]
+            ok(await agent.post(f"/api/conversations/{other}/status", json={"status": "open"}))
+
+            actions = [(i["action"], (i["actor"] or {}).get("id"), i["details"].get("reason"))
+                       for i in ok(await agent.get(f"/api/conversations/{conv}/timeline"))["items"]
+                       if i["kind"] == "activity"]
+            assert actions == [("resolved", team.agent.id, None), ("reopened", None, "customer_message")]
+            other_actions = [i["action"] for i in ok(await agent.get(f"/api/conversations/{other}/timeline"))["items"]
+                             if i["kind"] == "activity"]
+            assert other_actions == ["snoozed", "reopened"]
+            items = ok(await agent.get(f"/api/conversations/{conv}/timeline"))["items"]
+            assert [i["seq"] for i in items] == sorted(i["seq"] for i in items)
+
+            # The colleague saw the conversation change status on the stream.
+            statuses: list[str] = []
+            while "resolved" not in statuses or "snoozed" not in statuses:
+                event = await colleague.next(30)
+                if event.event == "conversation.updated":
+                    statuses.append(event.data["status"])
+
+
 ROUTES_WALKED: set[tuple[str, str]] = set()
 
 
@@ -229,6 +296,7 @@ async def test_every_endpoint_isolates_workspaces(gw: Gateway, services: Service
                                                                           "params": {"body": ["a", "b"]}}}),
                 ("POST", "/api/conversations/{conv}/notes", {"json": {"text": "x"}}),
                 ("POST", "/api/conversations/{conv}/assign", {"json": {"agent_id": None}}),
+                ("POST", "/api/conversations/{conv}/status", {"json": {"status": "resolved"}}),
                 ("POST", "/api/conversations/{conv}/read", {}),
                 ("POST", "/api/conversations/{conv}/composing", {"json": {"composing": True}}),
                 ("GET", "/api/conversations/{conv}/panel", {}),

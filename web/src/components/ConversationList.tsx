@@ -5,7 +5,7 @@ import { api } from "../api";
 import { compareConversations, customerName, formatPhone, isStale, listTime, previewOf } from "../format";
 import { composing, showError, showErrorIn, typingText, useObservable } from "../store";
 import { stream } from "../stream";
-import type { Conversation, Filter, Me, NumberInfo } from "../types";
+import type { Conversation, Filter, Me, NumberInfo, StatusView } from "../types";
 import { Avatar, StatusTicks } from "./bits";
 import { TextInput, inputValue } from "./form/Field";
 
@@ -16,6 +16,12 @@ const FILTERS: { id: Filter; label: string; title: string }[] = [
   { id: "no_reply", label: "No reply", title: "The customer is waiting for a reply" },
 ];
 
+const VIEWS: { id: StatusView; label: string; title: string }[] = [
+  { id: "open", label: "Open", title: "Conversations the team is working on" },
+  { id: "snoozed", label: "Snoozed", title: "Snoozed: they reopen on time, or when the customer writes" },
+  { id: "resolved", label: "Resolved", title: "Resolved: they reopen when the customer writes" },
+];
+
 interface Props {
   me: Me;
   numbers: NumberInfo[];
@@ -24,6 +30,7 @@ interface Props {
 }
 
 interface Query {
+  status: StatusView;
   filter: Filter;
   number: string | null;
   q: string;
@@ -31,6 +38,7 @@ interface Query {
 
 function matches(c: Conversation, query: Query, myId: string): boolean {
   if (query.number && c.number_id !== query.number) return false;
+  if (query.status !== "any" && c.status !== query.status) return false;
   if (query.filter === "unread" && !(c.unread_count > 0)) return false;
   if (query.filter === "mine" && c.assignee?.id !== myId) return false;
   if (query.filter === "no_reply" && !c.awaiting_reply) return false;
@@ -47,6 +55,7 @@ function matches(c: Conversation, query: Query, myId: string): boolean {
 }
 
 export function ConversationList({ me, numbers, selectedId, onSelect }: Props) {
+  const [status, setStatus] = useState<StatusView>("open");
   const [filter, setFilter] = useState<Filter>("all");
   const [number, setNumber] = useState<string | null>(null);
   const [search, setSearch] = useState("");
@@ -61,7 +70,7 @@ export function ConversationList({ me, numbers, selectedId, onSelect }: Props) {
   const generation = useRef(0);
   const loadingMore = useRef(false);
 
-  const query: Query = useMemo(() => ({ filter, number, q }), [filter, number, q]);
+  const query: Query = useMemo(() => ({ status, filter, number, q }), [status, filter, number, q]);
   const queryRef = useRef(query);
   queryRef.current = query;
   const cursorRef = useRef(cursor);
@@ -214,6 +223,21 @@ export function ConversationList({ me, numbers, selectedId, onSelect }: Props) {
             onValue={setSearch}
           />
         </div>
+        <div class="views" role="tablist" aria-label="Conversations by status">
+          {VIEWS.map((v) => (
+            <button
+              type="button"
+              role="tab"
+              key={v.id}
+              class={`view-tab ${status === v.id ? "active" : ""}`}
+              aria-selected={status === v.id}
+              title={v.title}
+              onClick={() => setStatus(v.id)}
+            >
+              {v.label}
+            </button>
+          ))}
+        </div>
         <div class="filters" role="group" aria-label="Filter conversations">
           {FILTERS.map((f) => (
             <button
@@ -239,7 +263,17 @@ export function ConversationList({ me, numbers, selectedId, onSelect }: Props) {
           </div>
         ) : !items.length && !loading ? (
           <div class="empty">
-            <p>{q ? `Nothing matches “${q}”.` : filter === "all" ? "No conversations yet." : "Nothing here right now."}</p>
+            <p>
+              {q
+                ? `Nothing matches “${q}”.`
+                : status === "resolved"
+                  ? "No resolved conversations."
+                  : status === "snoozed"
+                    ? "Nothing snoozed."
+                    : filter === "all"
+                      ? "No open conversations."
+                      : "Nothing here right now."}
+            </p>
           </div>
         ) : null}
         <ul class="conv-list" ref={listRef} onKeyDown={onListKey} aria-busy={loading}>

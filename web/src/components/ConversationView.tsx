@@ -2,12 +2,12 @@
 
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { api } from "../api";
-import { customerName, formatPhone, isStale, laterStatus, sortTimeline } from "../format";
+import { customerName, formatPhone, isStale, laterStatus, snoozeChoices, snoozeText, sortTimeline } from "../format";
 import {
   clearComposer, composing, loadTeam, setComposingFrom, showError, showErrorIn, teams, typingText, useObservable,
 } from "../store";
 import { stream } from "../stream";
-import type { Conversation, Me, MessageItem, NumberInfo, TimelineItem } from "../types";
+import type { Conversation, ConversationStatus, Me, MessageItem, NumberInfo, TimelineItem } from "../types";
 import { Avatar, Icon } from "./bits";
 import { inputValue } from "./form/Field";
 import { Composer } from "./Composer";
@@ -50,6 +50,7 @@ export function ConversationView({ me, conversationId, numbers, onBack, onToggle
   const [olderLoading, setOlderLoading] = useState(false);
   const [replyTo, setReplyTo] = useState<MessageItem | null>(null);
   const [assigning, setAssigning] = useState(false);
+  const [changingStatus, setChangingStatus] = useState(false);
   const allTyping = useObservable(composing);
   const allTeams = useObservable(teams);
   const scrollRef = useRef<HTMLDivElement>(null);
@@ -200,6 +201,19 @@ export function ConversationView({ me, conversationId, numbers, onBack, onToggle
     setReplyTo(null);
   };
 
+  const changeStatus = async (status: ConversationStatus, until?: Date) => {
+    if (!conversation) return;
+    setChangingStatus(true);
+    try {
+      const { conversation: updated } = await api.setStatus(conversation.id, status, until);
+      setConversation((current) => ({ ...current, ...updated, composing: current?.composing ?? updated.composing }));
+    } catch (err) {
+      showError(err, "Could not change the conversation's status");
+    } finally {
+      setChangingStatus(false);
+    }
+  };
+
   const assign = async (agentId: string | null) => {
     if (!conversation) return;
     setAssigning(true);
@@ -250,9 +264,48 @@ export function ConversationView({ me, conversationId, numbers, onBack, onToggle
             {formatPhone(conversation.customer.phone || conversation.customer.wa_id)}
             {number && numbers.length > 1 ? ` · via ${number.name || formatPhone(number.display_phone_number)}` : ""}
             {conversation.window.open ? "" : " · window closed"}
+            {conversation.status === "resolved" ? " · resolved" : ""}
+            {conversation.status === "snoozed" && conversation.snoozed_until
+              ? ` · snoozed until ${snoozeText(conversation.snoozed_until)}`
+              : ""}
           </p>
         </div>
         <div class="conv-actions">
+          {conversation.status === "open" ? (
+            <>
+              <button
+                type="button"
+                class="btn small"
+                disabled={changingStatus}
+                onClick={() => changeStatus("resolved")}
+              >
+                Resolve
+              </button>
+              <select
+                class="snooze"
+                aria-label="Snooze the conversation"
+                value=""
+                disabled={changingStatus}
+                onChange={(e) => {
+                  const choice = snoozeChoices()[Number(inputValue(e))];
+                  if (choice) changeStatus("snoozed", choice.until);
+                }}
+              >
+                <option value="" disabled>
+                  Snooze…
+                </option>
+                {snoozeChoices().map((c, n) => (
+                  <option value={String(n)} key={c.label}>
+                    {c.label}
+                  </option>
+                ))}
+              </select>
+            </>
+          ) : (
+            <button type="button" class="btn small" disabled={changingStatus} onClick={() => changeStatus("open")}>
+              Reopen
+            </button>
+          )}
           {conversation.assignee?.id !== me.agent.id && (
             <button type="button" class="btn ghost small" disabled={assigning} onClick={() => assign(me.agent.id)}>
               Assign to me

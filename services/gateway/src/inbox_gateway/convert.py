@@ -35,6 +35,13 @@ LIBRARY_TYPE = {conversations_pb2.LIBRARY_ITEM_TYPE_TEXT: "text", conversations_
 LIBRARY_TYPE_VALUE = {v: k for k, v in LIBRARY_TYPE.items()}
 MEDIA_KIND = {"image": conversations_pb2.MEDIA_KIND_IMAGE, "video": conversations_pb2.MEDIA_KIND_VIDEO,
               "audio": conversations_pb2.MEDIA_KIND_AUDIO, "document": conversations_pb2.MEDIA_KIND_DOCUMENT}
+# A conversation from before statuses existed (UNSPECIFIED) is open.
+CONVERSATION_STATUS = {conversations_pb2.CONVERSATION_STATUS_OPEN: "open",
+                       conversations_pb2.CONVERSATION_STATUS_RESOLVED: "resolved",
+                       conversations_pb2.CONVERSATION_STATUS_SNOOZED: "snoozed"}
+CONVERSATION_STATUS_VALUE = {v: k for k, v in CONVERSATION_STATUS.items()}
+STATUS_FILTER = {"open": conversations_pb2.STATUS_FILTER_OPEN, "resolved": conversations_pb2.STATUS_FILTER_RESOLVED,
+                 "snoozed": conversations_pb2.STATUS_FILTER_SNOOZED, "any": conversations_pb2.STATUS_FILTER_ANY}
 STAGES = ("new", "confirmed", "shipped", "delivered", "cancelled", "returned")
 STAGE_VALUE = {name: orders_pb2.OrderStage.Value(f"ORDER_STAGE_{name.upper()}") for name in STAGES}
 STAGE_NAME = {v: k for k, v in STAGE_VALUE.items()}
@@ -87,7 +94,9 @@ def conversation(c: conversations_pb2.Conversation, composing: list[m.Composing]
         assignee=actor(c, "assignee"),
         window=m.Window(open=c.window.open, expires_at=when(c.window, "expires_at")),
         composing=composing or [], updated_at=when(c, "updated_at"), created_at=when(c, "created_at"),
-        version=c.version,
+        version=c.version, status=CONVERSATION_STATUS.get(c.status, "open"),  # type: ignore[arg-type]
+        snoozed_until=when(c, "snoozed_until") if c.status == conversations_pb2.CONVERSATION_STATUS_SNOOZED else None,
+        last_seq=c.last_seq,
     )
 
 

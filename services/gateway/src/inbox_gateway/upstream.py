@@ -150,6 +150,11 @@ class Upstream:
             "conversations", self.conversations.Assign(request, timeout=self.deadline))
         return response.conversation
 
+    async def set_status(self, request: conversations_pb2.SetStatusRequest) -> conversations_pb2.Conversation:
+        response: conversations_pb2.SetStatusResponse = await _call(
+            "conversations", self.conversations.SetStatus(request, timeout=self.deadline))
+        return response.conversation
+
     async def mark_read(self, request: conversations_pb2.MarkReadRequest) -> conversations_pb2.Conversation:
         response: conversations_pb2.MarkReadResponse = await _call(
             "conversations", self.conversations.MarkRead(request, timeout=self.deadline))

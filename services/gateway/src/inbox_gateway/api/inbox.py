@@ -1,5 +1,5 @@
 """The left and center columns: numbers, the conversation list, a conversation, its timeline and the
-actions on it (send, template, note, assign, read, composing), templates and the content library."""
+actions on it (send, template, note, assign, status, read, composing), templates and the content library."""
 
 from __future__ import annotations
 
@@ -71,6 +71,8 @@ async def list_conversations(
     number: Annotated[str | None, QueryParameter(description="A number's id (phone_number_id); all when omitted",
                                             max_length=64)] = None,
     filter_: Annotated[m.Filter, QueryParameter(name="filter")] = "all",
+    status: Annotated[m.StatusFilter, QueryParameter(
+        description="open (the default), resolved, snoozed, or any")] = "open",
     q: Annotated[str | None, QueryParameter(description="Customer name or phone", max_length=200)] = None,
     cursor: Annotated[str | None, QueryParameter(description="next_cursor of the previous page",
                                                  max_length=4000)] = None,
@@ -87,7 +89,7 @@ async def list_conversations(
                     size: int) -> tuple[list[conversations_pb2.Conversation], str]:
         response = await gateway.upstream.list_conversations(conversations_pb2.ListConversationsRequest(
             workspace_id=workspace_id, number_ids=number_ids, filter=FILTERS[filter_], agent_id=principal.agent_id,
-            query=(q or "").strip(), cursor=service_cursor, limit=size))
+            query=(q or "").strip(), cursor=service_cursor, limit=size, status=convert.STATUS_FILTER[status]))
         return list(response.items), response.next_cursor
 
     items, next_cursor = await listing.page(fetch, workspaces, cursor, limit)
@@ -210,6 +212,21 @@ async def assign(gateway: GatewayDep, principal: PrincipalDep, conversation_id: 
             raise NotFound("no such agent in this workspace", {"agent_id": data.agent_id})
         request.assignee.CopyFrom(common_pb2.Actor(id=agent.id, name=agent.name))
     conversation = await gateway.upstream.assign(request)
+    composing = await composing_in(gateway, principal, [conversation])
+    return m.ConversationEnvelope(conversation=convert.conversation(conversation, composing.get(conversation.id)))
+
+
+@post("/api/conversations/{conversation_id:str}/status", status_code=200, tags=["conversations"],
+      summary="Resolve, snooze until a time, or reopen", responses=errors(400, 404))
+async def set_status(gateway: GatewayDep, principal: PrincipalDep, conversation_id: FromPath[str],
+                     data: JSONBody[m.StatusBody]) -> m.ConversationEnvelope:
+    workspace_id = await conversation_workspace(gateway, principal, conversation_id)
+    request = conversations_pb2.SetStatusRequest(
+        workspace_id=workspace_id, conversation_id=conversation_id, agent=conversation_actor(principal),
+        status=convert.CONVERSATION_STATUS_VALUE[data.status])
+    if data.until is not None:
+        request.until.FromDatetime(data.until)
+    conversation = await gateway.upstream.set_status(request)
     composing = await composing_in(gateway, principal, [conversation])
     return m.ConversationEnvelope(conversation=convert.conversation(conversation, composing.get(conversation.id)))
 

@@ -41,6 +41,8 @@ from inbox_gateway.models.common import (
     Money,
     Role,
     Stage,
+    Status,
+    StatusFilter,
 )
 from inbox_gateway.models.inbox import (
     ActivityItem,
@@ -72,6 +74,7 @@ from inbox_gateway.models.inbox import (
     ReactionContent,
     SendMessageBody,
     SendTemplateBody,
+    StatusBody,
     Template,
     TemplateList,
     TemplateParams,
@@ -98,16 +101,16 @@ from inbox_gateway.models.panel import (
 )
 
 __all__ = [
-    "AcceptBody", "Accepted", "ActivityItem", "ActorRef", "AgentProfile", "AssignBody", "Composing",
-    "ComposingBody", "ConnectNumberBody", "ConnectedNumber", "ConnectedNumberEnvelope", "Conversation",
-    "ConversationEnvelope", "ConversationPage", "CreateOrderBody", "Currency", "Customer", "CustomerPatch",
-    "CustomerStats", "CustomerSummary", "Decimal", "Direction", "Email", "ErrorBody", "ErrorDetail", "Filter", "Id",
+    "AcceptBody", "Accepted", "ActivityItem", "ActorRef", "AgentProfile", "AssignBody", "Composing", "ComposingBody",
+    "ConnectNumberBody", "ConnectedNumber", "ConnectedNumberEnvelope", "Conversation", "ConversationEnvelope",
+    "ConversationPage", "CreateOrderBody", "Currency", "Customer", "CustomerPatch", "CustomerStats",
+    "CustomerSummary", "Decimal", "Direction", "Email", "ErrorBody", "ErrorDetail", "Filter", "Id",
     "InvitationCreated", "InvitationList", "InvitationOut", "InvitationPreview", "InviteBody", "LastMessage",
     "LibraryItem", "LibraryItemBody", "LibraryItemEnvelope", "LibraryList", "LibraryType", "LoginBody",
-    "LoginResponse", "Me", "Media", "MediaType", "MessageEnvelope", "MessageError", "MessageItem",
-    "MessageReaction", "MessageStatus", "Money", "NoteBody", "NoteEnvelope", "NoteItem", "Number", "NumberList",
-    "Order", "OrderEnvelope", "OrderItem", "OrderItemBody", "Panel", "Password", "PasswordBody", "ReactionContent",
-    "Role", "SendMessageBody", "SendTemplateBody", "Shipping", "ShippingBody", "Stage", "StageBody", "StageChange",
-    "TeamList", "TeamMember", "Template", "TemplateList", "TemplateParams", "TemplateUse", "TimelineItem",
-    "TimelinePage", "Upload", "Window", "WorkspaceName", "WorkspaceRef",
+    "LoginResponse", "Me", "Media", "MediaType", "MessageEnvelope", "MessageError", "MessageItem", "MessageReaction",
+    "MessageStatus", "Money", "NoteBody", "NoteEnvelope", "NoteItem", "Number", "NumberList", "Order",
+    "OrderEnvelope", "OrderItem", "OrderItemBody", "Panel", "Password", "PasswordBody", "ReactionContent", "Role",
+    "SendMessageBody", "SendTemplateBody", "Shipping", "ShippingBody", "Stage", "StageBody", "StageChange", "Status",
+    "StatusBody", "StatusFilter", "TeamList", "TeamMember", "Template", "TemplateList", "TemplateParams",
+    "TemplateUse", "TimelineItem", "TimelinePage", "Upload", "Window", "WorkspaceName", "WorkspaceRef",
 ]

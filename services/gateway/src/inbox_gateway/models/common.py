@@ -13,6 +13,8 @@ MediaType = Literal["image", "video", "audio", "document"]
 LibraryType = Literal["text", "image", "video", "audio", "document"]
 Stage = Literal["new", "confirmed", "shipped", "delivered", "cancelled", "returned"]
 Filter = Literal["all", "unread", "mine", "no_reply"]
+Status = Literal["open", "resolved", "snoozed"]
+StatusFilter = Literal["open", "resolved", "snoozed", "any"]
 
 Id = Annotated[str, Meta(min_length=1, max_length=200)]
 Decimal = Annotated[str, Meta(pattern=r"^\d{1,12}(\.\d{1,4})?$", description="A decimal number as a string")]

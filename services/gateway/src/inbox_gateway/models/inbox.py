@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta, Struct
 
-from inbox_gateway.models.common import ActorRef, Direction, Id, LibraryType, MessageStatus
+from inbox_gateway.models.common import ActorRef, Direction, Id, LibraryType, MessageStatus, Status
 
 # --- numbers ---------------------------------------------------------------------------------------------
 
@@ -95,6 +95,9 @@ class Conversation(Struct):
     updated_at: datetime | None
     created_at: datetime | None
     version: int
+    status: Status
+    snoozed_until: datetime | None  # set while snoozed: it reopens then
+    last_seq: Annotated[int, Meta(ge=0, description="The seq of the conversation's newest timeline item.")]
 
 
 class ConversationPage(Struct):
@@ -242,6 +245,11 @@ class NoteEnvelope(Struct):
 
 class AssignBody(Struct, forbid_unknown_fields=True):
     agent_id: Id | None  # null unassigns
+
+
+class StatusBody(Struct, forbid_unknown_fields=True):
+    status: Status
+    until: datetime | None = None  # snoozed: when it reopens (in the future); not with another status
 
 
 class ComposingBody(Struct, forbid_unknown_fields=True):
