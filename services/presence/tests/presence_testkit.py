@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from inbox.common.v1 import common_pb2
 from inbox.presence.v1 import presence_pb2, presence_pb2_grpc
 from inbox_core.events import Event
+from inbox_core.runtime import Component
 from inbox_core.settings import InboxSettings
 from inbox_core.topics import PRESENCE
 from inbox_presence.__main__ import Presence, assemble
@@ -124,6 +125,20 @@ class Replica:
         return self.presence.tracker
 
 
+PART_STOP_S = 60.0
+
+
+async def stop_within(part: Component) -> None:
+    """Stops a replica's part, failing with its name and the event loop's tasks when it does not stop: a
+    teardown once hung until pytest-timeout's 300 s, whose dump shows threads only, not which part."""
+    try:
+        await asyncio.wait_for(part.stop(), PART_STOP_S)
+    except TimeoutError:
+        tasks = "\n".join(f"  {t.get_name()}: {t.get_coro()!r}" for t in asyncio.all_tasks() if not t.done())
+        raise AssertionError(f"the replica's {part.name!r} did not stop in {PART_STOP_S:.0f} s; tasks:\n{tasks}") \
+            from None
+
+
 class Cluster:
     """Starts replicas (and taps) and stops them all at the end of the test."""
 
@@ -139,7 +154,7 @@ class Cluster:
             if part.name == "purge" and not purge:
                 continue
             await part.start()
-            self.stack.push_async_callback(part.stop)
+            self.stack.push_async_callback(stop_within, part)
         assert presence.server is not None
         return Replica(presence, await self._stub(presence.server.port))
 
