@@ -159,6 +159,23 @@ def test_resolve_snooze_and_the_customer_reopening(inbox: Inbox, open_screen: Op
     assert not sara.errors and not omar.errors
 
 
+def test_a_colleague_who_has_the_conversation_open_is_shown(inbox: Inbox, open_screen: OpenScreen) -> None:
+    ines, tom = new_customer("Ines"), new_customer("Tom")
+    inbox.simulate("text", wa_id=ines.wa_id, name=ines.name, body="Do you deliver on Saturdays?")
+    inbox.simulate("text", wa_id=tom.wa_id, name=tom.name, body="Hi")
+    sara = open_screen(inbox.sara)
+    omar = open_screen(inbox.omar)
+    sara.open_conversation(ines)
+    viewing = sara.page.get_by_test_id("viewing")
+    expect(viewing).to_have_count(0)
+    omar.open_conversation(ines)
+    expect(viewing).to_have_text(f"{inbox.omar.name} is also viewing")
+    expect(omar.page.get_by_test_id("viewing")).to_have_text(f"{inbox.sara.name} is also viewing")
+    omar.open_conversation(tom)  # he moves on: gone from Sara's header, live
+    expect(viewing).to_have_count(0)
+    assert not sara.errors and not omar.errors
+
+
 def test_a_reply_shows_its_ticks_as_the_sandbox_reports_delivered_and_read(
         inbox: Inbox, open_screen: OpenScreen) -> None:
     lucia = new_customer("Lucia")

@@ -331,6 +331,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/conversations/{conversation_id}/viewing": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The agent has the conversation open (or left it); expires on its own unless repeated */
+        post: operations["ApiConversationsConversationIdViewingSetViewing"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/customers/{customer_id}": {
         parameters: {
             query?: never;
@@ -714,6 +731,7 @@ export interface components {
             unread_count: number;
             updated_at: string | null;
             version: number;
+            viewing: components["schemas"]["Viewer"][];
             window: components["schemas"]["Window"];
             workspace_id: string;
         };
@@ -1168,6 +1186,15 @@ export interface components {
             sha256: string;
             size: number;
             upload_id: string;
+        };
+        /** Viewer */
+        Viewer: {
+            agent_id: string;
+            name: string;
+        };
+        /** ViewingBody */
+        ViewingBody: {
+            viewing: boolean;
         };
         /** Window */
         Window: {
@@ -2401,6 +2428,66 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["TimelinePage"];
                 };
+            };
+            /** @description invalid_request: the request is malformed (bad JSON, a missing or invalid field or parameter) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unauthenticated: no valid session (sign in) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not_found: no such resource in the agent's workspaces */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unavailable: a backing service is down or slow; safe to retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    ApiConversationsConversationIdViewingSetViewing: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ViewingBody"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, nothing follows */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description invalid_request: the request is malformed (bad JSON, a missing or invalid field or parameter) */
             400: {

@@ -148,6 +148,7 @@ export const api = {
       ...(until ? { until: until.toISOString() } : {}),
     }),
   markRead: (id: string) => request<unknown>("POST", `conversations/${enc(id)}/read`),
+  viewing: (id: string, viewing: boolean) => request<void>("POST", `conversations/${enc(id)}/viewing`, { viewing }),
   composing: (id: string, composing: boolean) =>
     request<void>("POST", `conversations/${enc(id)}/composing`, { composing }),
   upload: (file: File) => {

@@ -245,3 +245,10 @@ export function snoozeChoices(now = new Date()): { label: string; until: Date }[
     { label: "Until Monday, 9:00", until: at9(untilMonday) },
   ];
 }
+
+/** "Omar is also viewing", "Omar and Lea are also viewing", "Omar, Lea and 2 others are also viewing". */
+export function viewingText(names: string[]): string {
+  if (names.length === 1) return `${names[0]} is also viewing`;
+  if (names.length === 2) return `${names[0]} and ${names[1]} are also viewing`;
+  return `${names[0]}, ${names[1]} and ${names.length - 2} others are also viewing`;
+}

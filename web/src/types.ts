@@ -17,6 +17,7 @@ export type CustomerSummary = Schemas["CustomerSummary"];
 export type LastMessage = Schemas["LastMessage"];
 export type Composer = Schemas["Composing"];
 export type Conversation = Schemas["Conversation"];
+export type Viewer = Schemas["Viewer"];
 export type Media = Schemas["Media"];
 export type Reaction = Schemas["MessageReaction"];
 export type MessageError = Schemas["MessageError"];
@@ -91,6 +92,13 @@ export interface ComposingEvent {
   agent: ActorRef;
   composing: boolean;
   expires_at?: string | null;
+}
+
+/** `viewing` on the stream: a colleague opened or left a conversation (or their viewing expired). */
+export interface ViewingEvent {
+  conversation_id: string;
+  agent: ActorRef;
+  viewing: boolean;
 }
 
 /** `customer.updated` on the stream: a Customer with its stats. */

@@ -101,6 +101,14 @@ async def test_the_three_columns_and_the_stream(gw: Gateway, services: Services)
             seen_by_admin = ok(await admin.get(f"/api/conversations/{conv}"))
             assert seen_by_admin["composing"] == [{"agent_id": team.agent.id, "name": team.agent.name}]
             assert ok(await agent.get(f"/api/conversations/{conv}"))["composing"] == []  # not oneself
+            assert (await agent.post(f"/api/conversations/{conv}/viewing", json={"viewing": True})).status_code == 204
+            viewers = [{"agent_id": team.agent.id, "name": team.agent.name}]
+            assert ok(await admin.get(f"/api/conversations/{conv}"))["viewing"] == viewers
+            assert [c["viewing"] for c in ok(await admin.get("/api/conversations"))["items"]] == [viewers]
+            assert ok(await agent.get(f"/api/conversations/{conv}"))["viewing"] == []  # not oneself
+            assert (await agent.post(f"/api/conversations/{conv}/viewing", json={"viewing": False})).status_code \
+                == 204
+            assert ok(await admin.get(f"/api/conversations/{conv}"))["viewing"] == []
 
             # Templates and the library.
             await services.templates(team, [TEMPLATE])
@@ -175,7 +183,7 @@ async def test_the_three_columns_and_the_stream(gw: Gateway, services: Services)
 
             # What the colleague (the admin) saw on the stream, from the services' events.
             wanted = {"note.created", "activity.created", "conversation.updated", "message.created",
-                      "order.updated", "customer.updated", "composing"}
+                      "order.updated", "customer.updated", "composing", "viewing"}
             names: set[str] = set()
             while not wanted <= names:
                 names.add((await colleague.next(30)).event)
@@ -299,6 +307,7 @@ async def test_every_endpoint_isolates_workspaces(gw: Gateway, services: Service
                 ("POST", "/api/conversations/{conv}/status", {"json": {"status": "resolved"}}),
                 ("POST", "/api/conversations/{conv}/read", {}),
                 ("POST", "/api/conversations/{conv}/composing", {"json": {"composing": True}}),
+                ("POST", "/api/conversations/{conv}/viewing", {"json": {"viewing": True}}),
                 ("GET", "/api/conversations/{conv}/panel", {}),
                 ("GET", "/api/conversations", {"params": {"number": theirs.number}}),
                 ("GET", "/api/templates", {"params": {"number": theirs.number}}),

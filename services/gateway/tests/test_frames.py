@@ -99,11 +99,12 @@ def customer() -> kev.CustomerSnapshot:
                                                  revenue_currency="EUR"))
 
 
-def test_a_conversation_frame_reads_like_the_get_answer_but_for_composing() -> None:
+def test_a_conversation_frame_reads_like_the_get_answer_but_for_composing_and_viewing() -> None:
     name, data = frame_json(cev.ConversationUpdated(conversation=summary()))
     fetched = msgspec.to_builtins(convert.conversation(wire.conversation_pb(summary())))
     assert name == "conversation.updated"
-    assert fetched.pop("composing") == []  # composing changes have their own events
+    assert fetched.pop("composing") == []  # composing and viewing changes have their own events
+    assert fetched.pop("viewing") == []
     assert data == answer(fetched)
 
 

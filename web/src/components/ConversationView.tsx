@@ -2,12 +2,21 @@
 
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { api } from "../api";
-import { customerName, formatPhone, isStale, laterStatus, snoozeChoices, snoozeText, sortTimeline } from "../format";
+import {
+  customerName,
+  formatPhone,
+  isStale,
+  laterStatus,
+  snoozeChoices,
+  snoozeText,
+  sortTimeline,
+  viewingText,
+} from "../format";
 import {
   clearComposer, composing, loadTeam, setComposingFrom, showError, showErrorIn, teams, typingText, useObservable,
 } from "../store";
 import { stream } from "../stream";
-import type { Conversation, ConversationStatus, Me, MessageItem, NumberInfo, TimelineItem } from "../types";
+import type { Conversation, ConversationStatus, Me, Viewer, ViewingEvent, MessageItem, NumberInfo, TimelineItem } from "../types";
 import { Avatar, Icon } from "./bits";
 import { inputValue } from "./form/Field";
 import { Composer } from "./Composer";
@@ -40,6 +49,8 @@ function mergeItems(current: TimelineItem[], incoming: TimelineItem[]): Timeline
 }
 
 const NEAR_BOTTOM_PX = 160;
+// Presence ends a viewing 45 s after it was last said.
+const VIEWING_REPEAT_MS = 20_000;
 
 export function ConversationView({ me, conversationId, numbers, onBack, onTogglePanel, panelOpen }: Props) {
   const [conversation, setConversation] = useState<Conversation | null>(null);
@@ -51,6 +62,7 @@ export function ConversationView({ me, conversationId, numbers, onBack, onToggle
   const [replyTo, setReplyTo] = useState<MessageItem | null>(null);
   const [assigning, setAssigning] = useState(false);
   const [changingStatus, setChangingStatus] = useState(false);
+  const [viewers, setViewers] = useState<Viewer[]>([]);
   const allTyping = useObservable(composing);
   const allTeams = useObservable(teams);
   const scrollRef = useRef<HTMLDivElement>(null);
@@ -78,6 +90,7 @@ export function ConversationView({ me, conversationId, numbers, onBack, onToggle
       const [conv, page] = await Promise.all([api.conversation(id), api.timeline(id)]);
       if (id !== idRef.current) return;
       setConversation(conv);
+      setViewers(conv.viewing);
       setComposingFrom(conv.id, conv.composing);
       loadTeam(conv.workspace_id);
       if (initial) {
@@ -100,12 +113,30 @@ export function ConversationView({ me, conversationId, numbers, onBack, onToggle
 
   useEffect(() => {
     setConversation(null);
+    setViewers([]);
     setItems([]);
     setBefore(null);
     setReplyTo(null);
     setLoadError(null);
     load(true);
   }, [conversationId, load]);
+
+  // Colleagues see who has the conversation open: said while it is open and the tab visible, repeated
+  // before presence's expiry (45 s), and taken back on leaving or hiding the tab.
+  useEffect(() => {
+    const id = conversationId;
+    const say = (viewing: boolean) => api.viewing(id, viewing).catch(() => undefined);
+    const visible = () => document.visibilityState === "visible";
+    if (visible()) say(true);
+    const timer = window.setInterval(() => visible() && say(true), VIEWING_REPEAT_MS);
+    const onVisibility = () => say(visible());
+    document.addEventListener("visibilitychange", onVisibility);
+    return () => {
+      window.clearInterval(timer);
+      document.removeEventListener("visibilitychange", onVisibility);
+      say(false);
+    };
+  }, [conversationId]);
 
   // Live updates of this conversation.
   useEffect(() => {
@@ -121,6 +152,13 @@ export function ConversationView({ me, conversationId, numbers, onBack, onToggle
       stream.on("conversation.updated", (c: Conversation) => {
         if (c?.id !== idRef.current) return;
         setConversation((current) => (isStale(c, current) ? current : { ...current, ...c, composing: current?.composing ?? [] }));
+      }),
+      stream.on("viewing", (e: ViewingEvent) => {
+        if (!isMine(e) || !e.agent?.id || e.agent.id === me.agent.id) return;
+        setViewers((current) => {
+          const others = current.filter((v) => v.agent_id !== e.agent.id);
+          return e.viewing ? [...others, { agent_id: e.agent.id, name: e.agent.name }] : others;
+        });
       }),
       stream.on("message.created", (data: { conversation_id: string; message: MessageItem }) => {
         if (!isMine(data)) return;
@@ -269,6 +307,11 @@ export function ConversationView({ me, conversationId, numbers, onBack, onToggle
               ? ` · snoozed until ${snoozeText(conversation.snoozed_until)}`
               : ""}
           </p>
+          {viewers.length > 0 && (
+            <p class="viewing" data-testid="viewing">
+              {viewingText(viewers.map((v) => v.name))}
+            </p>
+          )}
         </div>
         <div class="conv-actions">
           {conversation.status === "open" ? (

@@ -6,6 +6,7 @@ The events of inbox.*.v1 take the same converters (as the message of their view,
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -79,7 +80,15 @@ def _direction(value: str) -> Any:
 # --- conversations (gRPC) --------------------------------------------------------------------------------
 
 
-def conversation(c: conversations_pb2.Conversation, composing: list[m.Composing] | None = None) -> m.Conversation:
+@dataclasses.dataclass(frozen=True)
+class Colleagues:
+    """Who else is composing in and viewing a conversation (from presence; the caller left out)."""
+
+    composing: list[m.Composing] = dataclasses.field(default_factory=list)
+    viewing: list[m.Viewer] = dataclasses.field(default_factory=list)
+
+
+def conversation(c: conversations_pb2.Conversation, colleagues: Colleagues | None = None) -> m.Conversation:
     last = None
     if c.HasField("last_message"):
         lm = c.last_message
@@ -93,7 +102,8 @@ def conversation(c: conversations_pb2.Conversation, composing: list[m.Composing]
         last_message=last, unread_count=c.unread_count, awaiting_reply=c.awaiting_reply,
         assignee=actor(c, "assignee"),
         window=m.Window(open=c.window.open, expires_at=when(c.window, "expires_at")),
-        composing=composing or [], updated_at=when(c, "updated_at"), created_at=when(c, "created_at"),
+        composing=colleagues.composing if colleagues else [], viewing=colleagues.viewing if colleagues else [],
+        updated_at=when(c, "updated_at"), created_at=when(c, "created_at"),
         version=c.version, status=CONVERSATION_STATUS.get(c.status, "open"),  # type: ignore[arg-type]
         snoozed_until=when(c, "snoozed_until") if c.status == conversations_pb2.CONVERSATION_STATUS_SNOOZED else None,
         last_seq=c.last_seq,

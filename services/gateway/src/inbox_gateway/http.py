@@ -72,6 +72,7 @@ API_HANDLERS: list[Any] = [
     session.me,
     inbox.list_numbers, inbox.list_conversations, inbox.get_conversation, inbox.get_timeline, inbox.send_message,
     inbox.send_template, inbox.add_note, inbox.assign, inbox.set_status, inbox.mark_read, inbox.set_composing,
+    inbox.set_viewing,
     inbox.list_templates,
     inbox.list_library, inbox.add_library_item, inbox.remove_library_item,
     files.upload, files.get_media,

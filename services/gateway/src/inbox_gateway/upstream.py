@@ -240,6 +240,12 @@ class Upstream:
                                                    conversation_id=conversation_id, composing=on)
         await _call("presence", self.presence.SetComposing(request, timeout=self.deadline))
 
+    async def set_viewing(self, workspace_id: str, agent: common_pb2.Actor, conversation_id: str) -> None:
+        """The agent has this conversation open ("" for none); it expires unless repeated."""
+        request = presence_pb2.SetViewingRequest(workspace_id=workspace_id, agent=agent,
+                                                 conversation_id=conversation_id)
+        await _call("presence", self.presence.SetViewing(request, timeout=self.deadline))
+
     async def heartbeat(self, workspace_id: str, agent: common_pb2.Actor) -> None:
         request = presence_pb2.HeartbeatRequest(workspace_id=workspace_id, agent=agent)
         await _call("presence", self.presence.Heartbeat(request, timeout=self.deadline))

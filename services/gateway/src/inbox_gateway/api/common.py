@@ -15,6 +15,7 @@ from inbox.common.v1 import common_pb2
 from inbox.conversations.v1 import conversations_pb2
 from inbox.ingest.v1 import ingest_pb2
 from inbox_core.errors import InvalidRequest, NotFound
+from inbox_gateway import convert
 from inbox_gateway import models as m
 from inbox_gateway.accounts import Principal
 from inbox_gateway.gateway import Gateway
@@ -82,33 +83,36 @@ async def media_info(gateway: Gateway, workspace_id: str, storage_id: str) -> in
     return download.info
 
 
-async def composing_in(gateway: Gateway, principal: Principal,
-                       conversations: list[conversations_pb2.Conversation]) -> dict[str, list[m.Composing]]:
-    """Colleagues composing in these conversations (the agent itself left out), from presence, one call
-    per workspace, all at once. Presence being away leaves the lists empty rather than failing the page."""
+async def colleagues_in(gateway: Gateway, principal: Principal,
+                        conversations: list[conversations_pb2.Conversation]) -> dict[str, convert.Colleagues]:
+    """Colleagues composing in and viewing these conversations (the agent itself left out), from presence,
+    one call per workspace, all at once. Presence being away leaves the lists empty rather than failing the
+    page."""
     by_workspace: dict[str, list[str]] = defaultdict(list)
     for c in conversations:
         by_workspace[c.workspace_id].append(c.id)
-    return await composing_by_workspace(gateway, principal, by_workspace)
+    return await colleagues_by_workspace(gateway, principal, by_workspace)
 
 
-async def composing_by_workspace(gateway: Gateway, principal: Principal,
-                                 by_workspace: dict[str, list[str]]) -> dict[str, list[m.Composing]]:
-    """:func:`composing_in` for conversation ids by workspace (known before the conversations are)."""
+async def colleagues_by_workspace(gateway: Gateway, principal: Principal,
+                                  by_workspace: dict[str, list[str]]) -> dict[str, convert.Colleagues]:
+    """:func:`colleagues_in` for conversation ids by workspace (known before the conversations are)."""
     if not by_workspace:
         return {}
     workspaces = list(by_workspace)
     results = await asyncio.gather(*(gateway.upstream.get_presence(ws, by_workspace[ws]) for ws in workspaces),
                                    return_exceptions=True)
-    out: dict[str, list[m.Composing]] = {}
+    out: dict[str, convert.Colleagues] = {}
     for result in results:
         if isinstance(result, BaseException):
-            log.warning("presence unavailable for the composing field: %r", result)
+            log.warning("presence unavailable for the composing and viewing fields: %r", result)
             continue
         for conversation in result.conversations:
-            out[conversation.conversation_id] = [
-                m.Composing(agent_id=a.agent.id, name=a.agent.name)
-                for a in conversation.composing if a.agent.id != principal.agent_id]
+            out[conversation.conversation_id] = convert.Colleagues(
+                composing=[m.Composing(agent_id=a.agent.id, name=a.agent.name)
+                           for a in conversation.composing if a.agent.id != principal.agent_id],
+                viewing=[m.Viewer(agent_id=a.agent.id, name=a.agent.name)
+                         for a in conversation.viewing if a.agent.id != principal.agent_id])
     return out
 
 

@@ -1,5 +1,5 @@
 """The left and center columns: numbers, the conversation list, a conversation, its timeline and the
-actions on it (send, template, note, assign, status, read, composing), templates and the content library."""
+actions on it (send, template, note, assign, status, read, composing, viewing), templates and the content library."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from inbox_gateway.api.common import (
     GatewayDep,
     PrincipalDep,
     actor_fields,
-    composing_by_workspace,
-    composing_in,
+    colleagues_by_workspace,
+    colleagues_in,
     conversation_actor,
     conversation_workspace,
     errors,
@@ -93,8 +93,8 @@ async def list_conversations(
         return list(response.items), response.next_cursor
 
     items, next_cursor = await listing.page(fetch, workspaces, cursor, limit)
-    composing = await composing_in(gateway, principal, items)
-    return m.ConversationPage(items=[convert.conversation(c, composing.get(c.id)) for c in items],
+    colleagues = await colleagues_in(gateway, principal, items)
+    return m.ConversationPage(items=[convert.conversation(c, colleagues.get(c.id)) for c in items],
                               next_cursor=next_cursor)
 
 
@@ -104,13 +104,13 @@ async def get_conversation(gateway: GatewayDep, principal: PrincipalDep,
                            conversation_id: FromPath[str]) -> m.Conversation:
     home = gateway.locator.home(f"conversation:{conversation_id}", principal)
     if home is not None:  # its workspace known without a call: the conversation and its composing together
-        conversation, composing = await asyncio.gather(
+        conversation, colleagues = await asyncio.gather(
             gateway.upstream.get_conversation(home, conversation_id),
-            composing_by_workspace(gateway, principal, {home: [conversation_id]}))
+            colleagues_by_workspace(gateway, principal, {home: [conversation_id]}))
     else:
         _, conversation = await find_conversation(gateway, principal, conversation_id)
-        composing = await composing_in(gateway, principal, [conversation])
-    return convert.conversation(conversation, composing.get(conversation.id))
+        colleagues = await colleagues_in(gateway, principal, [conversation])
+    return convert.conversation(conversation, colleagues.get(conversation.id))
 
 
 # --- the center column -----------------------------------------------------------------------------------
@@ -212,8 +212,8 @@ async def assign(gateway: GatewayDep, principal: PrincipalDep, conversation_id: 
             raise NotFound("no such agent in this workspace", {"agent_id": data.agent_id})
         request.assignee.CopyFrom(common_pb2.Actor(id=agent.id, name=agent.name))
     conversation = await gateway.upstream.assign(request)
-    composing = await composing_in(gateway, principal, [conversation])
-    return m.ConversationEnvelope(conversation=convert.conversation(conversation, composing.get(conversation.id)))
+    colleagues = await colleagues_in(gateway, principal, [conversation])
+    return m.ConversationEnvelope(conversation=convert.conversation(conversation, colleagues.get(conversation.id)))
 
 
 @post("/api/conversations/{conversation_id:str}/status", status_code=200, tags=["conversations"],
@@ -227,8 +227,8 @@ async def set_status(gateway: GatewayDep, principal: PrincipalDep, conversation_
     if data.until is not None:
         request.until.FromDatetime(data.until)
     conversation = await gateway.upstream.set_status(request)
-    composing = await composing_in(gateway, principal, [conversation])
-    return m.ConversationEnvelope(conversation=convert.conversation(conversation, composing.get(conversation.id)))
+    colleagues = await colleagues_in(gateway, principal, [conversation])
+    return m.ConversationEnvelope(conversation=convert.conversation(conversation, colleagues.get(conversation.id)))
 
 
 @post("/api/conversations/{conversation_id:str}/read", status_code=200, tags=["conversations"],
@@ -238,8 +238,8 @@ async def mark_read(gateway: GatewayDep, principal: PrincipalDep,
     workspace_id = await conversation_workspace(gateway, principal, conversation_id)
     conversation = await gateway.upstream.mark_read(conversations_pb2.MarkReadRequest(
         workspace_id=workspace_id, conversation_id=conversation_id, agent=conversation_actor(principal)))
-    composing = await composing_in(gateway, principal, [conversation])
-    return m.ConversationEnvelope(conversation=convert.conversation(conversation, composing.get(conversation.id)))
+    colleagues = await colleagues_in(gateway, principal, [conversation])
+    return m.ConversationEnvelope(conversation=convert.conversation(conversation, colleagues.get(conversation.id)))
 
 
 @post("/api/conversations/{conversation_id:str}/composing", status_code=204, tags=["conversations"],
@@ -252,6 +252,19 @@ async def set_composing(gateway: GatewayDep, principal: PrincipalDep, conversati
                                             lambda ws: gateway.upstream.get_conversation(ws, conversation_id))
     await gateway.upstream.set_composing(workspace_id, common_pb2.Actor(**actor_fields(principal)), conversation_id,
                                     data.composing)
+
+
+@post("/api/conversations/{conversation_id:str}/viewing", status_code=204, tags=["conversations"],
+      summary="The agent has the conversation open (or left it); expires on its own unless repeated",
+      responses=errors(404))
+async def set_viewing(gateway: GatewayDep, principal: PrincipalDep, conversation_id: FromPath[str],
+                      data: JSONBody[m.ViewingBody]) -> None:
+    # As composing: the conversation is checked here; one conversation viewed at a time per agent, so
+    # leaving it clears the agent's viewing (presence ends any other it had).
+    workspace_id, _ = await gateway.locator.find(f"conversation:{conversation_id}", principal,
+                                                 lambda ws: gateway.upstream.get_conversation(ws, conversation_id))
+    await gateway.upstream.set_viewing(workspace_id, common_pb2.Actor(**actor_fields(principal)),
+                                       conversation_id if data.viewing else "")
 
 
 # --- templates and the content library -------------------------------------------------------------------

@@ -82,6 +82,8 @@ from inbox_gateway.models.inbox import (
     TimelineItem,
     TimelinePage,
     Upload,
+    Viewer,
+    ViewingBody,
     Window,
 )
 from inbox_gateway.models.panel import (
@@ -112,5 +114,6 @@ __all__ = [
     "OrderEnvelope", "OrderItem", "OrderItemBody", "Panel", "Password", "PasswordBody", "ReactionContent", "Role",
     "SendMessageBody", "SendTemplateBody", "Shipping", "ShippingBody", "Stage", "StageBody", "StageChange", "Status",
     "StatusBody", "StatusFilter", "TeamList", "TeamMember", "Template", "TemplateList", "TemplateParams",
-    "TemplateUse", "TimelineItem", "TimelinePage", "Upload", "Window", "WorkspaceName", "WorkspaceRef",
+    "TemplateUse", "TimelineItem", "TimelinePage", "Upload", "Viewer", "ViewingBody", "Window", "WorkspaceName",
+    "WorkspaceRef",
 ]

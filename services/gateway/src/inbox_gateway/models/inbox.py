@@ -81,6 +81,13 @@ class Composing(Struct):
     name: str
 
 
+class Viewer(Struct):
+    """A colleague who has the conversation open right now (expiring on its own, like composing)."""
+
+    agent_id: str
+    name: str
+
+
 class Conversation(Struct):
     id: str
     number_id: str
@@ -92,6 +99,7 @@ class Conversation(Struct):
     assignee: ActorRef | None
     window: Window
     composing: list[Composing]
+    viewing: list[Viewer]  # colleagues with it open now (the caller left out)
     updated_at: datetime | None
     created_at: datetime | None
     version: int
@@ -254,6 +262,10 @@ class StatusBody(Struct, forbid_unknown_fields=True):
 
 class ComposingBody(Struct, forbid_unknown_fields=True):
     composing: bool
+
+
+class ViewingBody(Struct, forbid_unknown_fields=True):
+    viewing: bool  # false: the agent left it
 
 
 class Upload(Struct):

@@ -43,9 +43,10 @@ def _clean(value: str) -> str:
 
 
 def _without_composing(conversation: Any) -> dict[str, Any]:
-    # Composing changes arrive as their own events; an empty list here would wrongly clear them.
+    # Composing and viewing changes arrive as their own events; empty lists here would wrongly clear them.
     data: dict[str, Any] = msgspec.to_builtins(conversation)
     data.pop("composing", None)
+    data.pop("viewing", None)
     return data
 
 
