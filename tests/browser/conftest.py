@@ -127,9 +127,11 @@ def open_screen(browser: Browser, inbox: Inbox, ui_url: str) -> Iterator[Callabl
     stream to be connected."""
     contexts: list[BrowserContext] = []
 
-    def open_for(agent: AgentLogin, viewport: dict[str, int] | None = None) -> Screen:
+    def open_for(agent: AgentLogin, viewport: dict[str, int] | None = None, init_script: str | None = None) -> Screen:
         state = inbox.states.get(agent.email)
         context = browser.new_context(viewport=viewport or LAPTOP, storage_state=state)  # type: ignore[arg-type]
+        if init_script:  # runs in every page before the app's own code (stubs of browser APIs)
+            context.add_init_script(init_script)
         contexts.append(context)
         page = context.new_page()
         screen = Screen(page, agent, [])

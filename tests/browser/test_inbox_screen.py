@@ -176,6 +176,47 @@ def test_a_colleague_who_has_the_conversation_open_is_shown(inbox: Inbox, open_s
     assert not sara.errors and not omar.errors
 
 
+# The browser's Notification and visibility, recorded and steered by the test: headless Chromium shows no
+# notifications, and a tab cannot be hidden from the outside.
+NOTIFICATIONS = """
+window.__notices = [];
+window.__hidden = false;
+class RecordedNotification {
+  static permission = "granted";
+  static requestPermission() { return Promise.resolve("granted"); }
+  constructor(title, options) { window.__notices.push({ title, body: options && options.body }); }
+  close() {}
+}
+window.Notification = RecordedNotification;
+Object.defineProperty(document, "visibilityState", { get: () => (window.__hidden ? "hidden" : "visible") });
+"""
+
+
+def test_a_new_message_while_the_tab_is_hidden_raises_a_notification(
+        inbox: Inbox, open_screen: OpenScreen) -> None:
+    """Only while hidden, only for a conversation that is the agent's or nobody's; the title counts unread."""
+    kai, lea = new_customer("Kai"), new_customer("Lea")
+    inbox.simulate("text", wa_id=lea.wa_id, name=lea.name, body="First question")
+    sara = open_screen(inbox.sara, init_script=NOTIFICATIONS)
+    expect(sara.row(lea)).to_be_visible()
+    lea_id = inbox.conversation_of(inbox.sara, lea.wa_id)["id"]
+    with inbox.api(inbox.omar) as omar:  # Lea's conversation is Omar's: none of Sara's business
+        assert omar.post(f"/api/conversations/{lea_id}/assign", json={"agent_id": inbox.omar.id}).status_code == 200
+    expect(sara.page).to_have_title(re.compile(r"^\(\d+\) Inbox$"))
+
+    inbox.simulate("text", wa_id=kai.wa_id, name=kai.name, body="Visible tab, no notice")
+    expect(sara.row(kai)).to_contain_text("Visible tab, no notice")
+    sara.page.evaluate("window.__hidden = true")
+    inbox.simulate("text", wa_id=lea.wa_id, name=lea.name, body="Omar's customer again")
+    inbox.simulate("text", wa_id=kai.wa_id, name=kai.name, body="Are you there?")
+    expect(sara.row(kai)).to_contain_text("Are you there?")
+    expect(sara.row(lea)).to_contain_text("Omar's customer again")
+    sara.page.wait_for_function("window.__notices.length >= 1")
+    notices = sara.page.evaluate("window.__notices")
+    assert [(n["title"], n["body"]) for n in notices] == [(kai.name, "Are you there?")], notices
+    assert not sara.errors
+
+
 def test_a_reply_shows_its_ticks_as_the_sandbox_reports_delivered_and_read(
         inbox: Inbox, open_screen: OpenScreen) -> None:
     lucia = new_customer("Lucia")

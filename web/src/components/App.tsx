@@ -6,7 +6,8 @@ import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, api, errorMessage, setAccessChangedHandler, setToken, setUnauthenticatedHandler } from "../api";
 import { applyComposingEvent, applyPresence, dismiss, notices, notify, setMyId, showError, useObservable } from "../store";
 import { type StreamState, stream } from "../stream";
-import type { ComposingEvent, Me, NumberInfo, PresenceEvent } from "../types";
+import { askForNotificationsOnFirstClick, notifyNewMessage, shouldNotify, showUnreadInTitle } from "../notify";
+import type { ComposingEvent, Conversation, Me, NumberInfo, PresenceEvent } from "../types";
 import { AcceptInvitation } from "./AcceptInvitation";
 import { Icon, Logo } from "./bits";
 import { ChangePassword } from "./ChangePassword";
@@ -213,6 +214,9 @@ function Inbox({ me, onLogout }: { me: Me; onLogout: () => void }) {
   const numbersTimer = useRef<number | undefined>(undefined);
   const [dialog, setDialog] = useState<"team" | "password" | null>(null);
   const isAdmin = me.workspaces.some((w) => w.role === "admin");
+  const unread = numbers.reduce((sum, n) => sum + (n.unread_conversations || 0), 0);
+  useEffect(() => showUnreadInTitle(unread), [unread]);
+  useEffect(() => () => showUnreadInTitle(0), []); // signed out: no count left in the title
 
   const loadNumbers = useCallback(async () => {
     try {
@@ -230,6 +234,14 @@ function Inbox({ me, onLogout }: { me: Me; onLogout: () => void }) {
       stream.onState(setStreamState),
       stream.on("composing", (e: ComposingEvent) => applyComposingEvent(e)),
       stream.on("presence", (e: PresenceEvent) => e?.agent && applyPresence(e.agent.id, e.online)),
+      // A customer's new message while the tab is hidden: a notification, when it is mine or nobody's.
+      stream.on("conversation.updated", (c: Conversation) => {
+        if (c?.id && shouldNotify(c, me.agent.id, document.visibilityState === "hidden")) {
+          notifyNewMessage(c, (id) => {
+            window.location.hash = `#/c/${encodeURIComponent(id)}`;
+          });
+        }
+      }),
       // Unread counts per number follow the conversations (at most one re-read a second).
       stream.on("conversation.updated", () => {
         if (numbersTimer.current) return;
@@ -244,6 +256,7 @@ function Inbox({ me, onLogout }: { me: Me; onLogout: () => void }) {
         api.me().catch(() => {});
       }),
     ];
+    offs.push(askForNotificationsOnFirstClick());
     setStreamState(stream.state);
     // Crossing the wide-screen width opens the panel as a column, or closes the slide-over.
     const wide = window.matchMedia("(min-width: 1200px)");
