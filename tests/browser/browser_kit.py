@@ -86,6 +86,14 @@ class Inbox:
         assert result.get("status_code") == 200, f"ingest did not take the webhook: {result}"
         return result
 
+    def timeline(self, agent: AgentLogin, conversation_id: str) -> list[dict[str, Any]]:
+        """A conversation's timeline items (the newest page) through the API."""
+        with self.api(agent) as client:
+            answer = client.get(f"/api/conversations/{conversation_id}/timeline")
+            answer.raise_for_status()
+            items: list[dict[str, Any]] = answer.json()["items"]
+            return items
+
     def conversation_of(self, agent: AgentLogin, wa_id: str, timeout: float = 20.0) -> dict[str, Any]:
         """A customer's conversation through the API, once the services have it."""
         deadline = time.monotonic() + timeout

@@ -217,6 +217,35 @@ def test_a_new_message_while_the_tab_is_hidden_raises_a_notification(
     assert not sara.errors
 
 
+def test_the_double_reply_guard_asks_before_sending(inbox: Inbox, open_screen: OpenScreen) -> None:
+    """Omar answers while Sara's screen has not shown it yet (her stream is cut): her send is held with the
+    question, and goes out when she insists."""
+    noor = new_customer("Noor")
+    inbox.simulate("text", wa_id=noor.wa_id, name=noor.name, body="Do you have it in green?")
+    sara = open_screen(inbox.sara)
+    sara.page.route("**/api/stream*", lambda route: route.abort())
+    sara.page.reload()
+    sara.open_conversation(noor)
+    expect(sara.page.get_by_test_id("message").filter(has_text="Do you have it in green?")).to_be_visible()
+    conv = inbox.conversation_of(inbox.sara, noor.wa_id)["id"]
+    with inbox.api(inbox.omar) as omar:
+        sent = omar.post(f"/api/conversations/{conv}/messages", json={"type": "text", "text": "Yes, in M and L."})
+        assert sent.status_code == 202, sent.text
+    box = sara.page.get_by_label("Reply to the customer")
+    box.fill("Let me check for you")
+    box.press("Enter")
+    question = sara.page.get_by_role("alertdialog", name="A colleague replied")
+    expect(question).to_contain_text(f"{inbox.omar.name} replied")
+    expect(question).to_contain_text("send anyway?")
+    expect(box).to_have_value("Let me check for you")  # nothing was sent
+    assert [m["text"] for m in inbox.timeline(inbox.sara, conv) if m.get("direction") == "out"] == [
+        "Yes, in M and L."]
+    question.get_by_role("button", name="Send anyway").click()
+    expect(question).to_have_count(0)
+    expect(sara.page.get_by_test_id("message").filter(has_text="Let me check for you")).to_be_visible()
+    assert not sara.errors
+
+
 def test_a_reply_shows_its_ticks_as_the_sandbox_reports_delivered_and_read(
         inbox: Inbox, open_screen: OpenScreen) -> None:
     lucia = new_customer("Lucia")

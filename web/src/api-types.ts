@@ -220,7 +220,7 @@ export interface paths {
         put?: never;
         /**
          * Send a free-form message (text or media)
-         * @description Accepted with status pending; 409 window_closed outside Meta's 24-hour window.
+         * @description Accepted with status pending; 409 window_closed outside Meta's 24-hour window; 409 conflict when a colleague replied after `after_seq` (unless `force`), nothing sent.
          */
         post: operations["ApiConversationsConversationIdMessagesSendMessage"];
         delete?: never;
@@ -1056,8 +1056,12 @@ export interface components {
         };
         /** SendMessageBody */
         SendMessageBody: {
+            /** @description The newest timeline seq the agent had seen: a colleague's reply after it makes the send 409 conflict unless force is true. */
+            after_seq?: number | null;
             caption?: string | null;
             filename?: string | null;
+            /** @default false */
+            force?: boolean;
             library_item_id?: string | null;
             /** @default false */
             preview_url?: boolean;
@@ -1069,6 +1073,10 @@ export interface components {
         };
         /** SendTemplateBody */
         SendTemplateBody: {
+            /** @description The newest timeline seq the agent had seen: a colleague's reply after it makes the send 409 conflict unless force is true. */
+            after_seq?: number | null;
+            /** @default false */
+            force?: boolean;
             language: string;
             name: string;
             params?: components["schemas"]["TemplateParams"];

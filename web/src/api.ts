@@ -6,6 +6,12 @@ import type {
   ConversationStatus, Customer, Stage, StatusView, TeamMember, Template, TimelinePage, Upload,
 } from "./types";
 
+/** The double-reply guard of a send: the newest seq the agent had seen, and whether to send anyway. */
+export interface ReplyGuard {
+  after_seq: number;
+  force?: boolean;
+}
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -127,16 +133,18 @@ export const api = {
   conversation: (id: string) => request<Conversation>("GET", `conversations/${enc(id)}`),
   timeline: (id: string, before?: string | null, limit = 40) =>
     request<TimelinePage>("GET", `conversations/${enc(id)}/timeline${q({ before, limit })}`),
-  sendText: (id: string, text: string, replyTo?: string | null) =>
+  sendText: (id: string, text: string, replyTo?: string | null, guard?: ReplyGuard) =>
     request<{ message: MessageItem }>("POST", `conversations/${enc(id)}/messages`, {
       type: "text",
       text,
       ...(replyTo ? { reply_to: replyTo } : {}),
+      ...guard,
     }),
   sendMedia: (
     id: string,
     body: { type: string; upload_id?: string; library_item_id?: string; caption?: string; filename?: string },
-  ) => request<{ message: MessageItem }>("POST", `conversations/${enc(id)}/messages`, body),
+    guard?: ReplyGuard,
+  ) => request<{ message: MessageItem }>("POST", `conversations/${enc(id)}/messages`, { ...body, ...guard }),
   sendTemplate: (id: string, name: string, language: string, params: Record<string, unknown>) =>
     request<{ message: MessageItem }>("POST", `conversations/${enc(id)}/templates`, { name, language, params }),
   addNote: (id: string, text: string) => request<{ note: NoteItem }>("POST", `conversations/${enc(id)}/notes`, { text }),

@@ -252,3 +252,14 @@ export function viewingText(names: string[]): string {
   if (names.length === 2) return `${names[0]} and ${names[1]} are also viewing`;
   return `${names[0]}, ${names[1]} and ${names.length - 2} others are also viewing`;
 }
+
+/** "5 s ago", "3 min ago", "just now": how long since a colleague's reply. */
+export function agoText(at: string | null, now = Date.now()): string {
+  const then = toDate(at)?.getTime();
+  if (then === undefined) return "just now";
+  const s = Math.max(0, Math.round((now - then) / 1000));
+  if (s < 2) return "just now";
+  if (s < 60) return `${s} s ago`;
+  const min = Math.round(s / 60);
+  return min < 60 ? `${min} min ago` : `${Math.round(min / 60)} h ago`;
+}

@@ -258,6 +258,49 @@ async def test_resolve_snooze_and_reopen(gw: Gateway, services: Services) -> Non
                     statuses.append(event.data["status"])
 
 
+@pytest.mark.timeout(240)
+async def test_the_double_reply_guard(gw: Gateway, services: Services) -> None:
+    """A reply after what the agent had seen, by a colleague, refuses the send (409 conflict, who and when)
+    unless forced; the agent's own reply, or a send without after_seq, goes through."""
+    team = await make_team(gw)
+    async with Server(gw) as server:
+        admin, agent = server.client(await login(server, team.admin)), server.client(await login(server, team.agent))
+        async with admin, agent:
+            await connect(admin, team, services)
+            conv = await services.inbound(team, "34600777111", "Is the blue one back?", name="Ada Lovelace")
+            await services.templates(team, [TEMPLATE])
+            seen = max(i["seq"] for i in ok(await agent.get(f"/api/conversations/{conv}/timeline"))["items"])
+            mine = ok(await agent.post(f"/api/conversations/{conv}/messages",
+                                       json={"type": "text", "text": "Checking", "after_seq": seen}), 202)["message"]
+            # Its own reply is no conflict.
+            moment = ok(await agent.post(f"/api/conversations/{conv}/messages",
+                                         json={"type": "text", "text": "One moment", "after_seq": seen}), 202)["message"]
+            # The colleague had seen only the first reply: refused; having seen both, sent.
+            late = await admin.post(f"/api/conversations/{conv}/messages",
+                                    json={"type": "text", "text": "Yes, it is!", "after_seq": mine["seq"]})
+            assert late.status_code == 409 and late.json()["error"]["details"]["seq"] == moment["seq"]
+            theirs = ok(await admin.post(f"/api/conversations/{conv}/messages",
+                                         json={"type": "text", "text": "Yes, it is!", "after_seq": moment["seq"]}),
+                        202)["message"]
+            before = len(ok(await agent.get(f"/api/conversations/{conv}/timeline"))["items"])
+            for path, body in ((f"/api/conversations/{conv}/messages", {"type": "text", "text": "Yes, it is"}),
+                               (f"/api/conversations/{conv}/templates", {
+                                   "name": "order_update", "language": "en_US", "params": {"body": ["Ada", "#1"]}})):
+                refused = await agent.post(path, json={**body, "after_seq": mine["seq"]})
+                assert refused.status_code == 409, refused.text
+                error = refused.json()["error"]
+                assert error["code"] == "conflict"
+                assert error["details"]["replied_by"] == {"id": team.admin.id, "name": team.admin.name}
+                assert error["details"]["seq"] == theirs["seq"] and error["details"]["at"]
+            assert len(ok(await agent.get(f"/api/conversations/{conv}/timeline"))["items"]) == before  # none sent
+            forced = ok(await agent.post(f"/api/conversations/{conv}/messages", json={
+                "type": "text", "text": "Yes, it is", "after_seq": mine["seq"], "force": True}), 202)["message"]
+            assert forced["seq"] > theirs["seq"]
+            ok(await agent.post(f"/api/conversations/{conv}/messages", json={"type": "text", "text": "No guard"}), 202)
+            assert (await agent.post(f"/api/conversations/{conv}/messages", json={
+                "type": "text", "text": "x", "after_seq": -1})).status_code == 400
+
+
 ROUTES_WALKED: set[tuple[str, str]] = set()
 
 

@@ -2,8 +2,8 @@
 // While the agent types, colleagues are told (POST /composing, throttled; false on send and blur).
 
 import { useEffect, useRef, useState } from "preact/hooks";
-import { api, mediaUrl } from "../api";
-import { fileSize } from "../format";
+import { ApiError, api, mediaUrl } from "../api";
+import { agoText, fileSize } from "../format";
 import { showError, showErrorIn } from "../store";
 import type { Conversation, LibraryItem, Me, MessageItem, TimelineItem, Upload } from "../types";
 import { Icon } from "./bits";
@@ -31,9 +31,17 @@ interface Props {
   replyTo: MessageItem | null;
   onClearReply: () => void;
   onSent: (item: TimelineItem) => void;
+  /** The newest seq of the timeline shown: a colleague's reply after it makes a send ask first. */
+  lastSeq: number;
 }
 
-export function Composer({ conversation, replyTo, onClearReply, onSent }: Props) {
+/** A send the double-reply guard stopped: who replied, and when. */
+interface Conflict {
+  name: string;
+  at: string | null;
+}
+
+export function Composer({ conversation, replyTo, onClearReply, onSent, lastSeq }: Props) {
   const [mode, setMode] = useState<"reply" | "note">("reply");
   const [text, setText] = useState("");
   const [attachment, setAttachment] = useState<Attachment | null>(null);
@@ -43,6 +51,7 @@ export function Composer({ conversation, replyTo, onClearReply, onSent }: Props)
   const [libraryOpen, setLibraryOpen] = useState(false);
   const [library, setLibrary] = useState<LibraryItem[] | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [conflict, setConflict] = useState<Conflict | null>(null);
   const textRef = useRef<HTMLTextAreaElement>(null);
   const fileRef = useRef<HTMLInputElement>(null);
   const composingSince = useRef(0); // when we last told the server "composing"; 0 = not composing
@@ -90,7 +99,7 @@ export function Composer({ conversation, replyTo, onClearReply, onSent }: Props)
     else stopComposing();
   };
 
-  const send = async () => {
+  const send = async (force = false) => {
     if (sending || uploading) return;
     const body = text.trim();
     if (mode === "note") {
@@ -104,7 +113,9 @@ export function Composer({ conversation, replyTo, onClearReply, onSent }: Props)
     }
     setSending(true);
     setError(null);
+    setConflict(null);
     stopComposing();
+    const guard = { after_seq: lastSeq, ...(force ? { force: true } : {}) };
     // The box empties at once, so the agent can go on writing while this is sent; on a failure what
     // was sent comes back (unless something new has been written meanwhile).
     const sentAttachment = mode === "reply" ? attachment : null;
@@ -121,17 +132,23 @@ export function Composer({ conversation, replyTo, onClearReply, onSent }: Props)
         else payload.library_item_id = sentAttachment.item.id;
         if (body && sentAttachment.kind !== "audio") payload.caption = body;
         if (sentAttachment.kind === "document") payload.filename = sentAttachment.name;
-        const { message } = await api.sendMedia(conversationId, payload);
+        const { message } = await api.sendMedia(conversationId, payload, guard);
         onSent({ ...message, kind: "message" });
       } else {
-        const { message } = await api.sendText(conversationId, body, replyTo?.id);
+        const { message } = await api.sendText(conversationId, body, replyTo?.id, guard);
         onSent({ ...message, kind: "message" });
       }
       onClearReply();
     } catch (err) {
       setText((current) => (current.trim() ? current : body));
       if (sentAttachment) setAttachment((current) => current ?? sentAttachment);
-      showErrorIn(setError, err, sentMode === "note" ? "The note was not saved" : "The message was not sent");
+      const details = err instanceof ApiError && err.code === "conflict" ? err.details : null;
+      const repliedBy = details?.replied_by as { name?: string } | undefined;
+      if (details && repliedBy) {
+        setConflict({ name: repliedBy.name || "A colleague", at: typeof details.at === "string" ? details.at : null });
+      } else {
+        showErrorIn(setError, err, sentMode === "note" ? "The note was not saved" : "The message was not sent");
+      }
     } finally {
       setSending(false);
       textRef.current?.focus();
@@ -345,11 +362,24 @@ export function Composer({ conversation, replyTo, onClearReply, onSent }: Props)
           class="btn primary send"
           aria-label={mode === "note" ? "Add the note" : "Send"}
           disabled={sending || uploading || freeFormBlocked || (!text.trim() && !(attachment && mode === "reply"))}
-          onClick={send}
+          onClick={() => send()}
         >
           {uploading ? "Uploading…" : sending ? "Sending…" : mode === "note" ? "Add note" : "Send"}
         </button>
       </div>
+      {conflict && (
+        <div class="composer-conflict" role="alertdialog" aria-label="A colleague replied">
+          <span>
+            {conflict.name} replied {agoText(conflict.at)}: send anyway?
+          </span>
+          <button type="button" class="btn small primary" onClick={() => send(true)}>
+            Send anyway
+          </button>
+          <button type="button" class="btn small ghost" onClick={() => setConflict(null)}>
+            Don't send
+          </button>
+        </div>
+      )}
       {error && (
         <p class="composer-error" role="alert">
           {error}

@@ -405,6 +405,7 @@ export function ConversationView({ me, conversationId, numbers, onBack, onToggle
         replyTo={replyTo}
         onClearReply={() => setReplyTo(null)}
         onSent={onSent}
+        lastSeq={items.reduce((newest, i) => Math.max(newest, i.seq), 0)}
       />
     </section>
   );

@@ -4,6 +4,7 @@ a graceful stop (health turns NOT_SERVING first, so load balancers drain, then i
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -22,6 +23,9 @@ from inbox_core.mongo import database_unavailable
 log = logging.getLogger("inbox.grpc")
 
 ERROR_CODE_KEY = "inbox-error-code"
+# An InboxError's details as JSON (bounded: trailing metadata shares the headers' size limit).
+ERROR_DETAILS_KEY = "inbox-error-details"
+MAX_DETAILS_BYTES = 4096
 
 RPC_SECONDS = Histogram("inbox_rpc_seconds", "gRPC server call latency", ["method", "outcome"])
 
@@ -76,7 +80,11 @@ async def _abort(context: grpc.aio.ServicerContext, exc: Exception, method: str)
     if isinstance(exc, grpc.aio.AbortError):
         raise exc
     if isinstance(exc, InboxError):
-        await context.abort(exc.grpc_status, exc.message, trailing_metadata=((ERROR_CODE_KEY, exc.code),))
+        trailing: list[tuple[str, str]] = [(ERROR_CODE_KEY, exc.code)]
+        details = json.dumps(exc.details, default=str, separators=(",", ":")) if exc.details else ""
+        if details and len(details) <= MAX_DETAILS_BYTES:  # what the caller may show (who replied, which field)
+            trailing.append((ERROR_DETAILS_KEY, details))
+        await context.abort(exc.grpc_status, exc.message, trailing_metadata=tuple(trailing))
     if dependency_unavailable(exc):
         # The database or Kafka is away: the caller may retry (the gateway answers 503, not 500).
         log.warning("%s: a dependency is unavailable: %r", method, exc, exc_info=exc)

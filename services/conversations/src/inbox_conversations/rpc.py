@@ -115,7 +115,8 @@ class ConversationsRpc(conversations_pb2_grpc.ConversationsServiceServicer):
         message = await self.sending.message(MessageToSend(
             workspace_id=_required(request.workspace_id, "workspace_id"),
             conversation_id=_required(request.conversation_id, "conversation_id"), agent=_agent(request.agent),
-            idempotency_key=request.idempotency_key, content=_content(request), reply_to=request.reply_to))
+            idempotency_key=request.idempotency_key, content=_content(request), reply_to=request.reply_to,
+            after_seq=request.after_seq, force=request.force))
         return pb.SendMessageResponse(message=message_pb(message))
 
     async def SendTemplate(self, request: pb.SendTemplateRequest,
@@ -125,7 +126,8 @@ class ConversationsRpc(conversations_pb2_grpc.ConversationsServiceServicer):
             conversation_id=_required(request.conversation_id, "conversation_id"), agent=_agent(request.agent),
             idempotency_key=request.idempotency_key, name=_required(request.name, "name"),
             language=_required(request.language, "language"),
-            params=json_format.MessageToDict(request.params) if request.HasField("params") else {}))
+            params=json_format.MessageToDict(request.params) if request.HasField("params") else {},
+            after_seq=request.after_seq, force=request.force))
         return pb.SendTemplateResponse(message=message_pb(message))
 
     # --- team work ----------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ gRPC failures turned into docs/api.md's errors.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
@@ -39,7 +40,7 @@ from inbox_core.errors import (
     WindowClosed,
 )
 from inbox_core.grpc_client import channel
-from inbox_core.grpc_server import ERROR_CODE_KEY
+from inbox_core.grpc_server import ERROR_CODE_KEY, ERROR_DETAILS_KEY
 from inbox_gateway.auth import Unauthenticated
 from inbox_gateway.settings import GatewaySettings
 
@@ -58,8 +59,22 @@ _CLASS_OF_HTTP: dict[int, type[InboxError]] = {
 
 
 def error_code(exc: grpc.aio.AioRpcError) -> str | None:
+    return _trailing(exc, ERROR_CODE_KEY)
+
+
+def error_details(exc: grpc.aio.AioRpcError) -> dict[str, Any]:
+    """The service error's details (inbox_core.grpc_server), or none when absent or unreadable."""
+    raw = _trailing(exc, ERROR_DETAILS_KEY)
+    try:
+        details = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return details if isinstance(details, dict) else {}
+
+
+def _trailing(exc: grpc.aio.AioRpcError, name: str) -> str | None:
     for key, value in exc.trailing_metadata() or ():
-        if key == ERROR_CODE_KEY:
+        if key == name:
             return value.decode() if isinstance(value, bytes) else str(value)
     return None
 
@@ -76,7 +91,7 @@ def rpc_error(exc: grpc.aio.AioRpcError, service: str) -> InboxError:
     http, code = mapped
     machine = error_code(exc)
     cls = _CLASS_OF_CODE.get(machine or "") or _CLASS_OF_HTTP.get(http, InvalidRequest)
-    return cls(exc.details() or code, {}, code=machine or code)
+    return cls(exc.details() or code, error_details(exc), code=machine or code)
 
 
 async def _call(service: str, call: Awaitable[T]) -> T:

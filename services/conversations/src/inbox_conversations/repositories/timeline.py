@@ -35,6 +35,8 @@ TIMELINE_INDEXES = [
 # Replaced by timeline_seq (the same name with other keys would be refused): dropped at startup.
 OBSOLETE_TIMELINE_INDEXES = ("timeline", "timeline_order")
 INDEX_NOT_FOUND = 27
+# The double-reply guard reads at most this many items after the agent's seq (a guard is about seconds).
+GUARD_SCAN_MAX = 200
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,16 @@ class Timeline:
 
     async def by_wamid(self, workspace_id: str, wamid: str) -> Document | None:
         return await self.collection.find_one({"wamid": wamid, "workspace_id": workspace_id})
+
+    async def reply_by_another_after(self, conversation_id: str, after_seq: int, agent_id: str) -> Document | None:
+        """The newest outbound message an agent other than ``agent_id`` sent after ``after_seq`` (the
+        double-reply guard): the items after it, newest first on the timeline's index, are few."""
+        find: Document = {"conversation_id": conversation_id, "seq": {"$gt": after_seq}}
+        async for doc in self.collection.find(find, {"outbox": 0}).sort(TIMELINE_SORT).limit(GUARD_SCAN_MAX):
+            by = (doc.get("sent_by") or {}).get("id")
+            if doc.get("kind") == "message" and doc.get("direction") == "out" and by and by != agent_id:
+                return doc
+        return None
 
     async def by_media_id(self, workspace_id: str, media_id: str) -> Document | None:
         return await self.collection.find_one({"media.media_id": media_id, "workspace_id": workspace_id})

@@ -57,6 +57,9 @@ class Send:
     conversation_id: str
     agent: Agent
     idempotency_key: str = ""
+    # The double-reply guard: the newest seq the agent had seen (0: none), and force to send anyway.
+    after_seq: int = 0
+    force: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class Sending:
                 return views.message(existing)
         if send.content is None:
             raise InvalidRequest("a message needs text or media", {"field": "content"})
+        await self._guard(send)
         now = utcnow()
         expires = conv.get("window_expires_at")
         if not domain.window_open(expires, now):
@@ -165,6 +169,7 @@ class Sending:
             existing = await self._existing(workspace_id, conv["_id"], message_id)
             if existing is not None:
                 return views.message(existing)
+        await self._guard(send)
         template = await self.templates.find(workspace_id, conv["number_id"], send.name, send.language)
         if template is None:
             raise NotFound("no such template for this number", {"name": send.name, "language": send.language})
@@ -193,6 +198,20 @@ class Sending:
         return views.message(await self._send(conv, doc, command, activity))
 
     # --- the common part ---------------------------------------------------------------------------------
+
+    async def _guard(self, send: Send) -> None:
+        """Two agents answering the same question seconds apart: refused when a colleague's reply came after
+        what this agent had seen, unless it insists (``force``). A retry of a send that went through is
+        answered before this (its idempotency key), so a retry never trips on its own message."""
+        if send.after_seq <= 0 or send.force:
+            return
+        reply = await self.repos.timeline.reply_by_another_after(send.conversation_id, send.after_seq,
+                                                                 send.agent.id)
+        if reply is not None:
+            by = reply.get("sent_by") or {}
+            raise Conflict(f"{by.get('name') or 'A colleague'} replied meanwhile", {
+                "replied_by": {"id": by.get("id"), "name": by.get("name")},
+                "at": reply["at"].isoformat(), "seq": reply.get("seq")}, code="conflict")
 
     @staticmethod
     def _message_id(send: Send, conv: Document) -> str:

@@ -145,14 +145,16 @@ async def _checked_upload(gateway: Gateway, workspace_id: str, upload_id: str, k
 
 @post("/api/conversations/{conversation_id:str}/messages", status_code=202, tags=["conversations"],
       summary="Send a free-form message (text or media)", responses=errors(404, 409, 422),
-      description="Accepted with status pending; 409 window_closed outside Meta's 24-hour window.")
+      description="Accepted with status pending; 409 window_closed outside Meta's 24-hour window; 409 "
+                  "conflict when a colleague replied after `after_seq` (unless `force`), nothing sent.")
 async def send_message(gateway: GatewayDep, principal: PrincipalDep, conversation_id: FromPath[str],
                        data: JSONBody[m.SendMessageBody],
                        idempotency_key: IdempotencyKey = None) -> m.MessageEnvelope:
     workspace_id = await conversation_workspace(gateway, principal, conversation_id)
     request = conversations_pb2.SendMessageRequest(workspace_id=workspace_id, conversation_id=conversation_id,
                                      agent=conversation_actor(principal), idempotency_key=idempotency_key or "",
-                                     reply_to=data.reply_to or "")
+                                     reply_to=data.reply_to or "", after_seq=data.after_seq or 0,
+                                     force=data.force)
     if data.type == "text":
         if not (data.text or "").strip():
             raise InvalidRequest("a text message needs text", {"field": "text"})
@@ -183,7 +185,7 @@ async def send_template(gateway: GatewayDep, principal: PrincipalDep, conversati
     message = await gateway.upstream.send_template(conversations_pb2.SendTemplateRequest(
         workspace_id=workspace_id, conversation_id=conversation_id, agent=conversation_actor(principal),
         idempotency_key=idempotency_key or "", name=data.name, language=data.language,
-        params=struct_of(params, "params")))
+        params=struct_of(params, "params"), after_seq=data.after_seq or 0, force=data.force))
     return m.MessageEnvelope(message=convert.message(message))
 
 

@@ -212,6 +212,12 @@ class TimelinePage(Struct):
     next_before: str | None
 
 
+# The double-reply guard: the newest timeline seq the agent had seen. A colleague's reply after it makes
+# the send 409 conflict (who replied and when in details), unless force is true.
+AfterSeq = Annotated[int, Meta(ge=0, le=2**53, description="The newest timeline seq the agent had seen: a "
+                                 "colleague's reply after it makes the send 409 conflict unless force is true.")]
+
+
 class SendMessageBody(Struct, forbid_unknown_fields=True):
     """``{type: "text", text, reply_to?}`` or ``{type: <media>, upload_id | library_item_id, caption?, filename?}``."""
 
@@ -223,6 +229,8 @@ class SendMessageBody(Struct, forbid_unknown_fields=True):
     caption: Annotated[str, Meta(max_length=1024)] | None = None
     filename: Annotated[str, Meta(max_length=255)] | None = None
     preview_url: bool = False
+    after_seq: AfterSeq | None = None
+    force: bool = False
 
 
 class MessageEnvelope(Struct):
@@ -241,6 +249,8 @@ class SendTemplateBody(Struct, forbid_unknown_fields=True):
     name: Annotated[str, Meta(min_length=1, max_length=512)]
     language: Annotated[str, Meta(min_length=2, max_length=20)]
     params: TemplateParams = msgspec.field(default_factory=TemplateParams)
+    after_seq: AfterSeq | None = None
+    force: bool = False
 
 
 class NoteBody(Struct, forbid_unknown_fields=True):

@@ -1026,6 +1026,8 @@ class SendMessageRequest(_message.Message):
     REPLY_TO_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
     MEDIA_FIELD_NUMBER: _builtins.int
+    AFTER_SEQ_FIELD_NUMBER: _builtins.int
+    FORCE_FIELD_NUMBER: _builtins.int
     workspace_id: _builtins.str
     conversation_id: _builtins.str
     idempotency_key: _builtins.str
@@ -1034,6 +1036,12 @@ class SendMessageRequest(_message.Message):
     """
     reply_to: _builtins.str
     """id of the quoted message; empty for none"""
+    after_seq: _builtins.int
+    """The double-reply guard: the newest timeline seq the agent had seen. When another agent's outbound
+    message has a greater seq, the send is refused (FAILED_PRECONDITION "conflict", who replied and
+    when in the error's details) unless force is set. 0: no guard.
+    """
+    force: _builtins.bool
     @_builtins.property
     def agent(self) -> _common_pb2.Actor:
         """becomes the message's sent_by"""
@@ -1052,10 +1060,12 @@ class SendMessageRequest(_message.Message):
         reply_to: _builtins.str = ...,
         text: Global___TextContent | None = ...,
         media: Global___MediaContent | None = ...,
+        after_seq: _builtins.int = ...,
+        force: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "content", b"content", "media", b"media", "text", b"text"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "content", b"content", "conversation_id", b"conversation_id", "idempotency_key", b"idempotency_key", "media", b"media", "reply_to", b"reply_to", "text", b"text", "workspace_id", b"workspace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_seq", b"after_seq", "agent", b"agent", "content", b"content", "conversation_id", b"conversation_id", "force", b"force", "idempotency_key", b"idempotency_key", "media", b"media", "reply_to", b"reply_to", "text", b"text", "workspace_id", b"workspace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_content: _TypeAlias = _typing.Literal["text", "media"]  # noqa: Y015
     _WhichOneofArgType_content: _TypeAlias = _typing.Literal["content", b"content"]  # noqa: Y015
@@ -1096,11 +1106,16 @@ class SendTemplateRequest(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     LANGUAGE_FIELD_NUMBER: _builtins.int
     PARAMS_FIELD_NUMBER: _builtins.int
+    AFTER_SEQ_FIELD_NUMBER: _builtins.int
+    FORCE_FIELD_NUMBER: _builtins.int
     workspace_id: _builtins.str
     conversation_id: _builtins.str
     idempotency_key: _builtins.str
     name: _builtins.str
     language: _builtins.str
+    after_seq: _builtins.int
+    """as SendMessageRequest.after_seq"""
+    force: _builtins.bool
     @_builtins.property
     def agent(self) -> _common_pb2.Actor: ...
     @_builtins.property
@@ -1117,10 +1132,12 @@ class SendTemplateRequest(_message.Message):
         name: _builtins.str = ...,
         language: _builtins.str = ...,
         params: _struct_pb2.Struct | None = ...,
+        after_seq: _builtins.int = ...,
+        force: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "params", b"params"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "conversation_id", b"conversation_id", "idempotency_key", b"idempotency_key", "language", b"language", "name", b"name", "params", b"params", "workspace_id", b"workspace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_seq", b"after_seq", "agent", b"agent", "conversation_id", b"conversation_id", "force", b"force", "idempotency_key", b"idempotency_key", "language", b"language", "name", b"name", "params", b"params", "workspace_id", b"workspace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
