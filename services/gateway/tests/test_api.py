@@ -274,7 +274,8 @@ async def test_the_double_reply_guard(gw: Gateway, services: Services) -> None:
                                        json={"type": "text", "text": "Checking", "after_seq": seen}), 202)["message"]
             # Its own reply is no conflict.
             moment = ok(await agent.post(f"/api/conversations/{conv}/messages",
-                                         json={"type": "text", "text": "One moment", "after_seq": seen}), 202)["message"]
+                                         json={"type": "text", "text": "One moment", "after_seq": seen}),
+                        202)["message"]
             # The colleague had seen only the first reply: refused; having seen both, sent.
             late = await admin.post(f"/api/conversations/{conv}/messages",
                                     json={"type": "text", "text": "Yes, it is!", "after_seq": mine["seq"]})
