@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -50,6 +52,21 @@ async def connect(admin: httpx.AsyncClient, team: Team, services: Services) -> N
             "name": "Shop", "waba_id": team.waba, "access_token": "EAAG-secret-token"}
     number = ok(await admin.post("/api/admin/numbers", json=body), 201)["number"]
     assert number["has_access_token"] is True and "EAAG-secret-token" not in str(number)
+
+
+@asynccontextmanager
+async def team_signed_in(gw: Gateway, services: Services) -> AsyncIterator[tuple[Team, httpx.AsyncClient,
+                                                                                 httpx.AsyncClient]]:
+    """A new team on a running gateway (its stream feed ready), its number connected, its admin and its
+    agent signed in."""
+    team = await make_team(gw)
+    async with Server(gw) as server:
+        assert gw.feed is not None
+        await asyncio.wait_for(gw.feed.ready.wait(), 60)
+        admin, agent = server.client(await login(server, team.admin)), server.client(await login(server, team.agent))
+        async with admin, agent:
+            await connect(admin, team, services)
+            yield team, admin, agent
 
 
 @pytest.mark.timeout(240)
@@ -195,111 +212,101 @@ async def test_the_three_columns_and_the_stream(gw: Gateway, services: Services)
 async def test_resolve_snooze_and_reopen(gw: Gateway, services: Services) -> None:
     """The status endpoint and the list's views: resolve, snooze and reopen with their activity lines, bad
     requests refused, a customer message reopening a resolved conversation, and a colleague's stream."""
-    team = await make_team(gw)
-    async with Server(gw) as server:
-        assert gw.feed is not None
-        await asyncio.wait_for(gw.feed.ready.wait(), 60)
-        admin, agent = server.client(await login(server, team.admin)), server.client(await login(server, team.agent))
-        async with admin, agent, open_stream(admin) as colleague:
-            await connect(admin, team, services)
-            conv = await services.inbound(team, "34600555111", "Where is my parcel?", name="Ada Lovelace")
-            other = await services.inbound(team, "34600555222", "Hello", name="Grace Hopper")
+    async with team_signed_in(gw, services) as (team, admin, agent), open_stream(admin) as colleague:
+        conv = await services.inbound(team, "34600555111", "Where is my parcel?", name="Ada Lovelace")
+        other = await services.inbound(team, "34600555222", "Hello", name="Grace Hopper")
 
-            def ids(page: Any) -> set[str]:
-                return {c["id"] for c in page["items"]}
+        def ids(page: Any) -> set[str]:
+            return {c["id"] for c in page["items"]}
 
-            row = ok(await agent.get(f"/api/conversations/{conv}"))
-            assert row["status"] == "open" and row["snoozed_until"] is None and row["last_seq"] >= 1
-            assert ids(ok(await agent.get("/api/conversations"))) == {conv, other}
+        row = ok(await agent.get(f"/api/conversations/{conv}"))
+        assert row["status"] == "open" and row["snoozed_until"] is None and row["last_seq"] >= 1
+        assert ids(ok(await agent.get("/api/conversations"))) == {conv, other}
 
-            resolved = ok(await agent.post(f"/api/conversations/{conv}/status", json={"status": "resolved"}))
-            assert resolved["conversation"]["status"] == "resolved"
-            assert ids(ok(await agent.get("/api/conversations"))) == {other}  # open, the default view
-            assert ids(ok(await agent.get("/api/conversations", params={"status": "resolved"}))) == {conv}
-            assert ids(ok(await agent.get("/api/conversations", params={"status": "any"}))) == {conv, other}
+        resolved = ok(await agent.post(f"/api/conversations/{conv}/status", json={"status": "resolved"}))
+        assert resolved["conversation"]["status"] == "resolved"
+        assert ids(ok(await agent.get("/api/conversations"))) == {other}  # open, the default view
+        assert ids(ok(await agent.get("/api/conversations", params={"status": "resolved"}))) == {conv}
+        assert ids(ok(await agent.get("/api/conversations", params={"status": "any"}))) == {conv, other}
 
-            until = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
-            snoozed = ok(await agent.post(f"/api/conversations/{other}/status",
-                                          json={"status": "snoozed", "until": until.isoformat()}))["conversation"]
-            assert snoozed["status"] == "snoozed"
-            assert datetime.fromisoformat(snoozed["snoozed_until"]) == until
-            assert ids(ok(await agent.get("/api/conversations", params={"status": "snoozed"}))) == {other}
-            assert ids(ok(await agent.get("/api/conversations"))) == set()
+        until = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
+        snoozed = ok(await agent.post(f"/api/conversations/{other}/status",
+                                      json={"status": "snoozed", "until": until.isoformat()}))["conversation"]
+        assert snoozed["status"] == "snoozed"
+        assert datetime.fromisoformat(snoozed["snoozed_until"]) == until
+        assert ids(ok(await agent.get("/api/conversations", params={"status": "snoozed"}))) == {other}
+        assert ids(ok(await agent.get("/api/conversations"))) == set()
 
-            for body in ({"status": "snoozed"}, {"status": "snoozed", "until": "2020-01-01T00:00:00Z"},
-                         {"status": "resolved", "until": until.isoformat()}):
-                refused = await agent.post(f"/api/conversations/{conv}/status", json=body)
-                assert refused.status_code == 400, (body, refused.text)
-                assert refused.json()["error"]["code"] == "invalid_request"
-            for body in ({"status": "closed"}, {}, {"status": "open", "extra": 1}):
-                assert (await agent.post(f"/api/conversations/{conv}/status", json=body)).status_code == 400, body
+        for body in ({"status": "snoozed"}, {"status": "snoozed", "until": "2020-01-01T00:00:00Z"},
+                     {"status": "resolved", "until": until.isoformat()}):
+            refused = await agent.post(f"/api/conversations/{conv}/status", json=body)
+            assert refused.status_code == 400, (body, refused.text)
+            assert refused.json()["error"]["code"] == "invalid_request"
+        for body in ({"status": "closed"}, {}, {"status": "open", "extra": 1}):
+            assert (await agent.post(f"/api/conversations/{conv}/status", json=body)).status_code == 400, body
 
-            # The customer writes again: the resolved conversation is open, automatically.
-            await services.inbound(team, "34600555111", "Still waiting", name="Ada Lovelace")
-            reopened = ok(await agent.get(f"/api/conversations/{conv}"))
-            assert reopened["status"] == "open" and reopened["last_seq"] > row["last_seq"]
-            ok(await agent.post(f"/api/conversations/{other}/status", json={"status": "open"}))
+        # The customer writes again: the resolved conversation is open, automatically.
+        await services.inbound(team, "34600555111", "Still waiting", name="Ada Lovelace")
+        reopened = ok(await agent.get(f"/api/conversations/{conv}"))
+        assert reopened["status"] == "open" and reopened["last_seq"] > row["last_seq"]
+        ok(await agent.post(f"/api/conversations/{other}/status", json={"status": "open"}))
 
-            actions = [(i["action"], (i["actor"] or {}).get("id"), i["details"].get("reason"))
-                       for i in ok(await agent.get(f"/api/conversations/{conv}/timeline"))["items"]
-                       if i["kind"] == "activity"]
-            assert actions == [("resolved", team.agent.id, None), ("reopened", None, "customer_message")]
-            other_actions = [i["action"] for i in ok(await agent.get(f"/api/conversations/{other}/timeline"))["items"]
-                             if i["kind"] == "activity"]
-            assert other_actions == ["snoozed", "reopened"]
-            items = ok(await agent.get(f"/api/conversations/{conv}/timeline"))["items"]
-            assert [i["seq"] for i in items] == sorted(i["seq"] for i in items)
+        actions = [(i["action"], (i["actor"] or {}).get("id"), i["details"].get("reason"))
+                   for i in ok(await agent.get(f"/api/conversations/{conv}/timeline"))["items"]
+                   if i["kind"] == "activity"]
+        assert actions == [("resolved", team.agent.id, None), ("reopened", None, "customer_message")]
+        other_actions = [i["action"] for i in ok(await agent.get(f"/api/conversations/{other}/timeline"))["items"]
+                         if i["kind"] == "activity"]
+        assert other_actions == ["snoozed", "reopened"]
+        items = ok(await agent.get(f"/api/conversations/{conv}/timeline"))["items"]
+        assert [i["seq"] for i in items] == sorted(i["seq"] for i in items)
 
-            # The colleague saw the conversation change status on the stream.
-            statuses: list[str] = []
-            while "resolved" not in statuses or "snoozed" not in statuses:
-                event = await colleague.next(30)
-                if event.event == "conversation.updated":
-                    statuses.append(event.data["status"])
+        # The colleague saw the conversation change status on the stream.
+        statuses: list[str] = []
+        while "resolved" not in statuses or "snoozed" not in statuses:
+            event = await colleague.next(30)
+            if event.event == "conversation.updated":
+                statuses.append(event.data["status"])
 
 
 @pytest.mark.timeout(240)
 async def test_the_double_reply_guard(gw: Gateway, services: Services) -> None:
     """A reply after what the agent had seen, by a colleague, refuses the send (409 conflict, who and when)
     unless forced; the agent's own reply, or a send without after_seq, goes through."""
-    team = await make_team(gw)
-    async with Server(gw) as server:
-        admin, agent = server.client(await login(server, team.admin)), server.client(await login(server, team.agent))
-        async with admin, agent:
-            await connect(admin, team, services)
-            conv = await services.inbound(team, "34600777111", "Is the blue one back?", name="Ada Lovelace")
-            await services.templates(team, [TEMPLATE])
-            seen = max(i["seq"] for i in ok(await agent.get(f"/api/conversations/{conv}/timeline"))["items"])
-            mine = ok(await agent.post(f"/api/conversations/{conv}/messages",
-                                       json={"type": "text", "text": "Checking", "after_seq": seen}), 202)["message"]
-            # Its own reply is no conflict.
-            moment = ok(await agent.post(f"/api/conversations/{conv}/messages",
-                                         json={"type": "text", "text": "One moment", "after_seq": seen}),
-                        202)["message"]
-            # The colleague had seen only the first reply: refused; having seen both, sent.
-            late = await admin.post(f"/api/conversations/{conv}/messages",
-                                    json={"type": "text", "text": "Yes, it is!", "after_seq": mine["seq"]})
-            assert late.status_code == 409 and late.json()["error"]["details"]["seq"] == moment["seq"]
-            theirs = ok(await admin.post(f"/api/conversations/{conv}/messages",
-                                         json={"type": "text", "text": "Yes, it is!", "after_seq": moment["seq"]}),
-                        202)["message"]
-            before = len(ok(await agent.get(f"/api/conversations/{conv}/timeline"))["items"])
-            for path, body in ((f"/api/conversations/{conv}/messages", {"type": "text", "text": "Yes, it is"}),
-                               (f"/api/conversations/{conv}/templates", {
-                                   "name": "order_update", "language": "en_US", "params": {"body": ["Ada", "#1"]}})):
-                refused = await agent.post(path, json={**body, "after_seq": mine["seq"]})
-                assert refused.status_code == 409, refused.text
-                error = refused.json()["error"]
-                assert error["code"] == "conflict"
-                assert error["details"]["replied_by"] == {"id": team.admin.id, "name": team.admin.name}
-                assert error["details"]["seq"] == theirs["seq"] and error["details"]["at"]
-            assert len(ok(await agent.get(f"/api/conversations/{conv}/timeline"))["items"]) == before  # none sent
-            forced = ok(await agent.post(f"/api/conversations/{conv}/messages", json={
-                "type": "text", "text": "Yes, it is", "after_seq": mine["seq"], "force": True}), 202)["message"]
-            assert forced["seq"] > theirs["seq"]
-            ok(await agent.post(f"/api/conversations/{conv}/messages", json={"type": "text", "text": "No guard"}), 202)
-            assert (await agent.post(f"/api/conversations/{conv}/messages", json={
-                "type": "text", "text": "x", "after_seq": -1})).status_code == 400
+    async with team_signed_in(gw, services) as (team, admin, agent):
+        conv = await services.inbound(team, "34600777111", "Is the blue one back?", name="Ada Lovelace")
+        await services.templates(team, [TEMPLATE])
+        seen = max(i["seq"] for i in ok(await agent.get(f"/api/conversations/{conv}/timeline"))["items"])
+        mine = ok(await agent.post(f"/api/conversations/{conv}/messages",
+                                   json={"type": "text", "text": "Checking", "after_seq": seen}), 202)["message"]
+        # Its own reply is no conflict.
+        moment = ok(await agent.post(f"/api/conversations/{conv}/messages",
+                                     json={"type": "text", "text": "One moment", "after_seq": seen}),
+                    202)["message"]
+        # The colleague had seen only the first reply: refused; having seen both, sent.
+        late = await admin.post(f"/api/conversations/{conv}/messages",
+                                json={"type": "text", "text": "Yes, it is!", "after_seq": mine["seq"]})
+        assert late.status_code == 409 and late.json()["error"]["details"]["seq"] == moment["seq"]
+        theirs = ok(await admin.post(f"/api/conversations/{conv}/messages",
+                                     json={"type": "text", "text": "Yes, it is!", "after_seq": moment["seq"]}),
+                    202)["message"]
+        before = len(ok(await agent.get(f"/api/conversations/{conv}/timeline"))["items"])
+        for path, body in ((f"/api/conversations/{conv}/messages", {"type": "text", "text": "Yes, it is"}),
+                           (f"/api/conversations/{conv}/templates", {
+                               "name": "order_update", "language": "en_US", "params": {"body": ["Ada", "#1"]}})):
+            refused = await agent.post(path, json={**body, "after_seq": mine["seq"]})
+            assert refused.status_code == 409, refused.text
+            error = refused.json()["error"]
+            assert error["code"] == "conflict"
+            assert error["details"]["replied_by"] == {"id": team.admin.id, "name": team.admin.name}
+            assert error["details"]["seq"] == theirs["seq"] and error["details"]["at"]
+        assert len(ok(await agent.get(f"/api/conversations/{conv}/timeline"))["items"]) == before  # none sent
+        forced = ok(await agent.post(f"/api/conversations/{conv}/messages", json={
+            "type": "text", "text": "Yes, it is", "after_seq": mine["seq"], "force": True}), 202)["message"]
+        assert forced["seq"] > theirs["seq"]
+        ok(await agent.post(f"/api/conversations/{conv}/messages", json={"type": "text", "text": "No guard"}), 202)
+        assert (await agent.post(f"/api/conversations/{conv}/messages", json={
+            "type": "text", "text": "x", "after_seq": -1})).status_code == 400
 
 
 ROUTES_WALKED: set[tuple[str, str]] = set()
