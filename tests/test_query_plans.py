@@ -184,6 +184,9 @@ async def test_unread_counts_timeline_customer_and_outbox_queries_use_their_inde
     assert len(items) == 5 and before
     assert_indexed(await plans(mongo, commands, db, store.repos.timeline.page("c001", "", 5)), "timeline_seq")
     assert_indexed(await plans(mongo, commands, db, store.repos.timeline.page("c001", before, 5)), "timeline_seq")
+    # The double-reply guard, on every send that carries after_seq.
+    assert_indexed(await plans(mongo, commands, db, store.repos.timeline.reply_by_another_after("c001", 3, "a1")),
+                   "timeline_seq")
 
     assert_indexed(await plans(mongo, commands, db, store.repos.conversations.with_customer_version("cu3", 1)),
                    "by_customer")
