@@ -1,7 +1,7 @@
 """The ``timeline`` collection: messages, notes and activities of every conversation (``kind``).
 
 A timeline page is one indexed query in ``seq`` order: each item takes the next ``seq`` of its
-conversation (``ConversationsRepository.take_seq``) when its document is first built, so items are in
+conversation (``ConversationsRepository.take_seqs``) when its document is first built, so items are in
 the order the inbox learned of them, whatever Meta's one-second timestamps say (four messages of one
 second stay in the order they came). A redelivery takes a new seq, but its insert fails and the stored
 item keeps its own (a gap, never a repeat). Items stored before ``seq`` existed have none and come
