@@ -173,6 +173,9 @@ def test_a_colleague_who_has_the_conversation_open_is_shown(inbox: Inbox, open_s
     expect(omar.page.get_by_test_id("viewing")).to_have_text(f"{inbox.sara.name} is also viewing")
     omar.open_conversation(tom)  # he moves on: gone from Sara's header, live
     expect(viewing).to_have_count(0)
+    sara.page.wait_for_timeout(1500)  # past the web's grace for a "left": it must not end his new viewing
+    sara.open_conversation(tom)
+    expect(viewing).to_have_text(f"{inbox.omar.name} is also viewing")
     assert not sara.errors and not omar.errors
 
 

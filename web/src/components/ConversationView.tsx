@@ -51,6 +51,9 @@ function mergeItems(current: TimelineItem[], incoming: TimelineItem[]): Timeline
 const NEAR_BOTTOM_PX = 160;
 // Presence ends a viewing 45 s after it was last said.
 const VIEWING_REPEAT_MS = 20_000;
+// A conversation closed is said to be left after this, unless another one opened meanwhile.
+const LEAVE_GRACE_MS = 500;
+let pendingLeave: number | undefined;
 
 export function ConversationView({ me, conversationId, numbers, onBack, onTogglePanel, panelOpen }: Props) {
   const [conversation, setConversation] = useState<Conversation | null>(null);
@@ -127,6 +130,9 @@ export function ConversationView({ me, conversationId, numbers, onBack, onToggle
     const id = conversationId;
     const say = (viewing: boolean) => api.viewing(id, viewing).catch(() => undefined);
     const visible = () => document.visibilityState === "visible";
+    // Moving to another conversation is not leaving: presence ends the old viewing when the new one starts,
+    // and a "left" sent beside it could land after it and end the new one.
+    window.clearTimeout(pendingLeave);
     if (visible()) say(true);
     const timer = window.setInterval(() => visible() && say(true), VIEWING_REPEAT_MS);
     const onVisibility = () => say(visible());
@@ -134,7 +140,7 @@ export function ConversationView({ me, conversationId, numbers, onBack, onToggle
     return () => {
       window.clearInterval(timer);
       document.removeEventListener("visibilitychange", onVisibility);
-      say(false);
+      pendingLeave = window.setTimeout(() => say(false), LEAVE_GRACE_MS);
     };
   }, [conversationId]);
 
