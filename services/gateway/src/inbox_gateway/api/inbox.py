@@ -250,8 +250,7 @@ async def mark_read(gateway: GatewayDep, principal: PrincipalDep,
 async def set_composing(gateway: GatewayDep, principal: PrincipalDep, conversation_id: FromPath[str],
                         data: JSONBody[m.ComposingBody]) -> None:
     # Presence knows nothing of conversations: the conversation is checked here (remembered once seen).
-    workspace_id, _ = await gateway.locator.find(f"conversation:{conversation_id}", principal,
-                                            lambda ws: gateway.upstream.get_conversation(ws, conversation_id))
+    workspace_id, _ = await find_conversation(gateway, principal, conversation_id)
     await gateway.upstream.set_composing(workspace_id, common_pb2.Actor(**actor_fields(principal)), conversation_id,
                                     data.composing)
 
@@ -263,8 +262,7 @@ async def set_viewing(gateway: GatewayDep, principal: PrincipalDep, conversation
                       data: JSONBody[m.ViewingBody]) -> None:
     # As composing: the conversation is checked here; one conversation viewed at a time per agent, so
     # leaving it clears the agent's viewing (presence ends any other it had).
-    workspace_id, _ = await gateway.locator.find(f"conversation:{conversation_id}", principal,
-                                                 lambda ws: gateway.upstream.get_conversation(ws, conversation_id))
+    workspace_id, _ = await find_conversation(gateway, principal, conversation_id)
     await gateway.upstream.set_viewing(workspace_id, common_pb2.Actor(**actor_fields(principal)),
                                        conversation_id if data.viewing else "")
 
