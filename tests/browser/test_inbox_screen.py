@@ -397,6 +397,41 @@ def test_a_closed_window_shows_the_banner_and_a_template_goes_through(
     assert not sara.errors
 
 
+def test_the_template_picker_asks_too_when_a_colleague_sent_one_meanwhile(
+        inbox: Inbox, open_screen: OpenScreen) -> None:
+    """The guard covers templates: Omar re-engages the customer while Sara fills in hers (her stream is
+    cut, so her screen has not shown his); her send asks first, and goes out when she insists."""
+    ines = new_customer("Ines")
+    inbox.simulate("text", wa_id=ines.wa_id, name=ines.name, body="Any news on my parcel?",
+                   timestamp=str(int(time.time()) - 25 * 3600))
+    sara = open_screen(inbox.sara)
+    sara.page.route("**/api/stream*", lambda route: route.abort())
+    sara.page.reload()
+    sara.search(ines.name)
+    sara.open_conversation(ines)
+    conv = inbox.conversation_of(inbox.sara, ines.wa_id)["id"]
+    params = {"body": ["Ines", "#2001"]}
+    with inbox.api(inbox.omar) as omar:
+        sent = omar.post(f"/api/conversations/{conv}/templates",
+                         json={"name": "order_update", "language": "en_US", "params": params})
+        assert sent.status_code == 202, sent.text
+    sara.page.get_by_test_id("closed-banner").get_by_role("button", name="Choose a template").click()
+    dialog = sara.page.get_by_role("dialog", name="Send a template")
+    dialog.locator("[data-template='order_update'][data-language='en_US']").click()
+    dialog.get_by_label("Variable 1").fill("Ines")
+    dialog.get_by_label("Variable 2").fill("#2002")
+    dialog.get_by_role("button", name="Send template").click()
+    question = dialog.get_by_role("alertdialog", name="A colleague replied")
+    expect(question).to_contain_text(f"{inbox.omar.name} replied")
+    outbound = [m for m in inbox.timeline(inbox.sara, conv) if m.get("direction") == "out"]
+    assert len(outbound) == 1, outbound  # Omar's only: Sara's was held
+    question.get_by_role("button", name="Send anyway").click()
+    expect(dialog).to_be_hidden()
+    expect(sara.page.locator("[data-testid=message][data-type=template]").filter(
+        has_text="your order #2002 is on its way")).to_be_visible()
+    assert not sara.errors
+
+
 def test_an_order_made_from_the_conversation_shows_in_the_panel_and_the_timeline(
         inbox: Inbox, open_screen: OpenScreen) -> None:
     ines = new_customer("Ines")

@@ -145,8 +145,8 @@ export const api = {
     body: { type: string; upload_id?: string; library_item_id?: string; caption?: string; filename?: string },
     guard?: ReplyGuard,
   ) => request<{ message: MessageItem }>("POST", `conversations/${enc(id)}/messages`, { ...body, ...guard }),
-  sendTemplate: (id: string, name: string, language: string, params: Record<string, unknown>) =>
-    request<{ message: MessageItem }>("POST", `conversations/${enc(id)}/templates`, { name, language, params }),
+  sendTemplate: (id: string, name: string, language: string, params: Record<string, unknown>, guard?: ReplyGuard) =>
+    request<{ message: MessageItem }>("POST", `conversations/${enc(id)}/templates`, { name, language, params, ...guard }),
   addNote: (id: string, text: string) => request<{ note: NoteItem }>("POST", `conversations/${enc(id)}/notes`, { text }),
   assign: (id: string, agentId: string | null) =>
     request<{ conversation: Conversation }>("POST", `conversations/${enc(id)}/assign`, { agent_id: agentId }),

@@ -2,12 +2,13 @@
 // While the agent types, colleagues are told (POST /composing, throttled; false on send and blur).
 
 import { useEffect, useRef, useState } from "preact/hooks";
-import { ApiError, api, mediaUrl } from "../api";
-import { agoText, fileSize } from "../format";
+import { api, mediaUrl } from "../api";
+import { fileSize } from "../format";
 import { showError, showErrorIn } from "../store";
 import type { Conversation, LibraryItem, Me, MessageItem, TimelineItem, Upload } from "../types";
 import { Icon } from "./bits";
 import { inputValue } from "./form/Field";
+import { type Conflict, ReplyConflict, conflictOf } from "./ReplyConflict";
 import { TemplatePicker } from "./TemplatePicker";
 
 type Attachment =
@@ -33,12 +34,6 @@ interface Props {
   onSent: (item: TimelineItem) => void;
   /** The newest seq of the timeline shown: a colleague's reply after it makes a send ask first. */
   lastSeq: number;
-}
-
-/** A send the double-reply guard stopped: who replied, and when. */
-interface Conflict {
-  name: string;
-  at: string | null;
 }
 
 export function Composer({ conversation, replyTo, onClearReply, onSent, lastSeq }: Props) {
@@ -142,10 +137,9 @@ export function Composer({ conversation, replyTo, onClearReply, onSent, lastSeq 
     } catch (err) {
       setText((current) => (current.trim() ? current : body));
       if (sentAttachment) setAttachment((current) => current ?? sentAttachment);
-      const details = err instanceof ApiError && err.code === "conflict" ? err.details : null;
-      const repliedBy = details?.replied_by as { name?: string } | undefined;
-      if (details && repliedBy) {
-        setConflict({ name: repliedBy.name || "A colleague", at: typeof details.at === "string" ? details.at : null });
+      const refused = conflictOf(err);
+      if (refused) {
+        setConflict(refused);
       } else {
         showErrorIn(setError, err, sentMode === "note" ? "The note was not saved" : "The message was not sent");
       }
@@ -367,19 +361,7 @@ export function Composer({ conversation, replyTo, onClearReply, onSent, lastSeq 
           {uploading ? "Uploading…" : sending ? "Sending…" : mode === "note" ? "Add note" : "Send"}
         </button>
       </div>
-      {conflict && (
-        <div class="composer-conflict" role="alertdialog" aria-label="A colleague replied">
-          <span>
-            {conflict.name} replied {agoText(conflict.at)}: send anyway?
-          </span>
-          <button type="button" class="btn small primary" onClick={() => send(true)}>
-            Send anyway
-          </button>
-          <button type="button" class="btn small ghost" onClick={() => setConflict(null)}>
-            Don't send
-          </button>
-        </div>
-      )}
+      {conflict && <ReplyConflict conflict={conflict} onSendAnyway={() => send(true)} onCancel={() => setConflict(null)} />}
       {error && (
         <p class="composer-error" role="alert">
           {error}
@@ -388,6 +370,7 @@ export function Composer({ conversation, replyTo, onClearReply, onSent, lastSeq 
       {templatesOpen && (
         <TemplatePicker
           conversation={conversation}
+          lastSeq={lastSeq}
           onClose={() => setTemplatesOpen(false)}
           onSent={(message) => {
             setTemplatesOpen(false);

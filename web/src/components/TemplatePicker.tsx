@@ -5,6 +5,7 @@ import { ApiError, api, errorMessage } from "../api";
 import { showError, showErrorIn } from "../store";
 import type { Conversation, MessageItem, Template, TemplateComponent } from "../types";
 import { Modal } from "./bits";
+import { type Conflict, ReplyConflict, conflictOf } from "./ReplyConflict";
 import { BusyButton, DialogActions } from "./form/Actions";
 import { TextField, TextInput } from "./form/Field";
 import { useSubmit } from "./form/useSubmit";
@@ -63,9 +64,11 @@ interface Props {
   conversation: Conversation;
   onClose: () => void;
   onSent: (message: MessageItem) => void;
+  /** The newest seq the agent had seen: a colleague's reply after it makes the send ask first. */
+  lastSeq: number;
 }
 
-export function TemplatePicker({ conversation, onClose, onSent }: Props) {
+export function TemplatePicker({ conversation, onClose, onSent, lastSeq }: Props) {
   const [templates, setTemplates] = useState<Template[] | null>(null);
   const [selected, setSelected] = useState<Template | null>(null);
   const [header, setHeader] = useState<Record<string, string>>({});
@@ -76,6 +79,7 @@ export function TemplatePicker({ conversation, onClose, onSent }: Props) {
   const { busy: sending, error, setError, run } = useSubmit(errorMessage);
   const [problems, setProblems] = useState<string[]>([]);
   const [filter, setFilter] = useState("");
+  const [conflict, setConflict] = useState<Conflict | null>(null);
 
   useEffect(() => {
     api
@@ -100,7 +104,7 @@ export function TemplatePicker({ conversation, onClose, onSent }: Props) {
   const fields = useMemo(() => (selected ? fieldsOf(selected) : null), [selected]);
   const shown = (templates ?? []).filter((t) => `${t.name} ${t.language} ${t.category}`.toLowerCase().includes(filter.toLowerCase()));
 
-  const send = async () => {
+  const send = async (force = false) => {
     if (!selected || !fields) return;
     const params: Record<string, unknown> = {};
     if (fields.headerMedia) {
@@ -116,11 +120,18 @@ export function TemplatePicker({ conversation, onClose, onSent }: Props) {
     }
     if (fields.buttonVars.length) params.buttons = fields.buttonVars.map((b) => buttons[b.index] ?? "");
     setProblems([]);
+    setConflict(null);
+    const guard = { after_seq: lastSeq, ...(force ? { force: true } : {}) };
     await run(async () => {
       try {
-        const { message } = await api.sendTemplate(conversation.id, selected.name, selected.language, params);
+        const { message } = await api.sendTemplate(conversation.id, selected.name, selected.language, params, guard);
         onSent(message);
       } catch (err) {
+        const refused = conflictOf(err);
+        if (refused) {
+          setConflict(refused);
+          return; // the question replaces the error message
+        }
         if (err instanceof ApiError) setProblems(err.problems);
         showError(err, "The template was not sent");
         throw err; // to run, which shows its message on the form
@@ -240,6 +251,9 @@ export function TemplatePicker({ conversation, onClose, onSent }: Props) {
                     </ul>
                   )}
                 </div>
+              )}
+              {conflict && (
+                <ReplyConflict conflict={conflict} onSendAnyway={() => send(true)} onCancel={() => setConflict(null)} />
               )}
               <DialogActions
                 onCancel={onClose}
