@@ -308,4 +308,16 @@ def test_a_first_live_customer_message_reopens(stored: dict[str, object], origin
     assert inbound.reopens(conversation, message, effects) is reopens
     fields = inbound.message_change(conversation, {**message, "at": T0, "wamid": "w", "direction": direction},
                                     {"id": "msg_1", "at": T0}, effects, None)
-    assert (fields.get("status") == "open") is reopens
+    assert ("snoozed_until" in fields) is reopens  # reopening clears the snooze; healing (below) does not
+    assert fields.get("status") == ("open" if reopens or not stored else None)
+
+
+@pytest.mark.parametrize(("origin", "direction"), [("live", "in"), ("history", "in"), ("echo", "out")])
+def test_any_message_gives_a_conversation_without_status_its_status(origin: str, direction: str) -> None:
+    """A conversation made by a replica from before statuses (a rolling deploy, after the one-time backfill)
+    is found by the status lists again from its next message on."""
+    effects = domain.message_effects(origin, direction, "text")
+    fields = inbound.message_change({"applied": ["msg_1"]}, {"_id": "msg_1", "at": T0, "wamid": "w",
+                                                             "direction": direction},
+                                    {"id": "msg_1", "at": T0}, effects, None)
+    assert fields["status"] == "open"

@@ -77,6 +77,10 @@ def message_change(conversation: Document, message: Document, last: Document, ef
     fields.update(profile_name_change(conversation, message, profile_name))
     if reopens(conversation, message, effects):
         fields.update(status=domain.OPEN, snoozed_until=None)
+    elif "status" not in conversation:
+        # Made by a replica from before statuses during a rolling deploy, after the one-time backfill:
+        # lists query by status, so its next message makes it findable again.
+        fields["status"] = domain.OPEN
     return fields
 
 
