@@ -188,11 +188,12 @@ class Conversations:
         return merged[:limit]
 
     async def count_unread(self, workspace_id: str, numbers: Sequence[str]) -> list[int]:
-        """Conversations with unread messages (of any status), per number: one indexed count each
-        (list_status_unread), together."""
+        """Open conversations with unread messages, per number (what the list's default view, open and
+        unread, shows; a conversation resolved or snoozed unread is out of the badge until it reopens): one
+        indexed count each (list_status_unread), together."""
         return list(await asyncio.gather(*(self.collection.count_documents(
-            {"workspace_id": workspace_id, "number_id": number, "status": {"$in": list(domain.CONVERSATION_STATUSES)},
-             "has_unread": True}) for number in numbers)))
+            {"workspace_id": workspace_id, "number_id": number, "status": domain.OPEN, "has_unread": True})
+            for number in numbers)))
 
     async def due_snoozes(self, now: datetime, limit: int) -> list[Document]:
         """Snoozed conversations whose end has come, the longest due first (index snooze_due)."""
