@@ -165,7 +165,8 @@ async def test_a_customer_message_reopens_and_an_echo_does_not(env: Env, stub: C
     events = await stream.wait_for(lambda es: any(e.type == "activity.created" for e in es)
                                    and any(e.type == "conversation.updated"
                                            and e.data["conversation"]["status"] == "open" for e in es))
-    (created,) = [e for e in events if e.type == "activity.created"]
+    # one event (the redelivery publishes it again under the same id, as it does the message's)
+    (created,) = {e.id: e for e in events if e.type == "activity.created"}.values()
     assert created.data["activity"]["action"] == "reopened" and created.data["activity"]["actor"] is None
     timeline = await stub.GetTimeline(pb.GetTimelineRequest(workspace_id=env.workspace, conversation_id=cid))
     kinds = [i.WhichOneof("item") for i in timeline.items]
@@ -241,9 +242,15 @@ async def test_a_crash_while_a_customer_message_reopens_gives_one_reopening(
             return inserted
 
         monkeypatch.setattr(timeline, "insert", insert_then_crash_on_the_activity)
+    stream = await env.tail(env.topics.conversations)
     with pytest.raises(Crash):
         await env.deliver(message)
     assert crashed
     await env.deliver(message)
     assert (await env.conversation("501"))["status"] == "open"
     assert [a.action for a in await activities(stub, env, cid)] == ["resolved", "reopened"]
+    # and its event is published, whichever write the crash followed
+    events = await stream.wait_for(lambda es: [e for e in es if e.type == "activity.created"
+                                               and e.data["activity"]["action"] == "reopened"])
+    assert {e.data["activity"]["id"] for e in events if e.type == "activity.created"} == {
+        a.id for a in await activities(stub, env, cid) if a.action == "reopened"}

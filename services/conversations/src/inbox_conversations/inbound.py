@@ -76,7 +76,8 @@ def message_change(conversation: Document, message: Document, last: Document, ef
             fields.update(window)
     fields.update(profile_name_change(conversation, message, profile_name))
     if reopens(conversation, message, effects):
-        fields.update(status=domain.OPEN, snoozed_until=None)
+        # reopened_by: a redelivery after a crash that cut the reopening's event short publishes it
+        fields.update(status=domain.OPEN, snoozed_until=None, reopened_by=message_id)
     elif "status" not in conversation:
         # Made by a replica from before statuses during a rolling deploy, after the one-time backfill:
         # lists query by status, so its next message makes it findable again.

@@ -34,6 +34,11 @@ log = logging.getLogger("inbox.conversations.inbound")
 MAX_DECISIONS = 8
 
 
+def reopened_activity_id(message_id: str) -> str:
+    """The ``reopened`` activity a customer message makes: derived from it, so a retry inserts it once."""
+    return domain.derived_id("act_", "reopened", message_id)
+
+
 class ConversationChanged(RuntimeError):
     """The conversation kept changing under the worker (retried by the consumer)."""
 
@@ -64,7 +69,8 @@ class ReceiveMessage:
             target = await timeline.by_wamid(workspace_id, quoted)
             if target is not None:
                 doc["reply_to"] = target["_id"]
-        if not await timeline.insert(doc):
+        redelivered = not await timeline.insert(doc)
+        if redelivered:
             # Seen before (a redelivery, or the same wamid under another id): carry on with what is
             # stored, so effects a crash cut short are completed now.
             stored = await timeline.get(doc["_id"]) or await timeline.by_wamid(workspace_id, msg.wamid)
@@ -84,7 +90,13 @@ class ReceiveMessage:
         # reopens (a crash between the two leaves nothing a redelivery, which no longer reopens, must add).
         reopening = await self._reopening(conv, doc, effects)
         conv = await self._change(conv, lambda c: inbound.message_change(c, doc, last, effects, profile))
-        if reopening is not None and domain.status_of(conv) == domain.OPEN:
+        if reopening is None and redelivered and conv.get("reopened_by") == message_id:
+            # A crash after the write that reopened, before its event: the redelivery no longer reopens,
+            # so it publishes the stored activity's event (one read by _id, only then).
+            reopening = await timeline.get(reopened_activity_id(message_id))
+        elif reopening is not None and domain.status_of(conv) != domain.OPEN:
+            reopening = None
+        if reopening is not None:
             await self.publisher.conversation_event(
                 workspace_id, conversation_id, ActivityCreated(conversation_id=conversation_id,
                                                                activity=views.activity(reopening)),
@@ -118,7 +130,7 @@ class ReceiveMessage:
         if not inbound.reopens(conv, message, effects):
             return None
         activity = documents.activity(
-            domain.derived_id("act_", "reopened", message["_id"]), conv["workspace_id"], conv["_id"], "reopened",
+            reopened_activity_id(message["_id"]), conv["workspace_id"], conv["_id"], "reopened",
             None, {"reason": "customer_message"}, utcnow(), next_arrival(),
             await self.repos.conversations.take_seqs(conv["_id"]))
         if not await self.repos.timeline.insert(activity):
