@@ -106,16 +106,18 @@ class Conversations:
         """:meth:`find` that also takes the conversation's next timeline ``seq`` (``last_seq`` of the document
         returned): one round trip for a worker about to add an item. ``$inc`` leaves ``version`` alone, so
         a change decided from this read is still guarded by it."""
+        return await self._taking_seqs(conversation_id, 1)
+
+    async def _taking_seqs(self, conversation_id: str, count: int) -> Document | None:
+        # No projection: FerretDB 1.24 does not take one on findAndModify.
         return await self.collection.find_one_and_update(
-            {"_id": conversation_id}, {"$inc": {"last_seq": 1}}, return_document=ReturnDocument.AFTER)
+            {"_id": conversation_id}, {"$inc": {"last_seq": count}}, return_document=ReturnDocument.AFTER)
 
     async def take_seqs(self, conversation_id: str, count: int = 1) -> int:
         """The first of the conversation's next ``count`` timeline seqs: strictly greater than any it gave
         before (one atomic ``$inc``, so concurrent takers never share one). NotFound without such a
         conversation."""
-        # No projection: FerretDB 1.24 does not take one on findAndModify.
-        doc = await self.collection.find_one_and_update(
-            {"_id": conversation_id}, {"$inc": {"last_seq": count}}, return_document=ReturnDocument.AFTER)
+        doc = await self._taking_seqs(conversation_id, count)
         if doc is None:
             raise NotFound("no such conversation", {"conversation_id": conversation_id})
         return int(doc["last_seq"]) - count + 1
