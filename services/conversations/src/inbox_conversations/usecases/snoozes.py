@@ -30,12 +30,15 @@ class SnoozeWaker:
         reopened = 0
         while True:
             due = await self.team.repos.conversations.due_snoozes(now, WAKE_BATCH)
+            round_reopened = 0
             for conv in due:
                 _, moved = await self.team.change_status(
                     conv, domain.OPEN, None, None, {"reason": "snooze_ended"},
                     lambda c: domain.STATUS_ACTIONS[domain.OPEN] if domain.snooze_due(c, now) else None)
-                reopened += moved
-            if len(due) < WAKE_BATCH:
+                round_reopened += moved
+            reopened += round_reopened
+            # A full batch of which none moved would be read again as it is: the next round retries.
+            if len(due) < WAKE_BATCH or not round_reopened:
                 return reopened
 
     async def run_forever(self, interval_s: float) -> None:
