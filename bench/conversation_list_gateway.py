@@ -151,7 +151,7 @@ async def measure(stack: Any, checkpoints: list[int], max_seed_s: float, per_siz
             print(f"  {total:,} conversations (seeded at {seeder.rate():,.0f}/s)", flush=True)
             rows: list[dict[str, Any]] = []
             for label, params, grpc_fields, extra in cases:
-                find = {"workspace_id": workspace_id, "number_id": numbers, **extra}
+                find = {"workspace_id": workspace_id, "number_id": numbers, "status": "open", **extra}
                 # A search's raw queries are the search index's range, then its conversations by _id.
                 raw: Any = (lambda q=extra["search"]: raw_search(db, workspace_id, q)) if "search" in extra else (
                     lambda q=find: db["conversations"].find(q, LIST_PROJECTION).sort(LIST_SORT).limit(PAGE + 1)
@@ -189,7 +189,7 @@ async def measure(stack: Any, checkpoints: list[int], max_seed_s: float, per_siz
 async def raw_search(db: Any, workspace_id: str, query: str) -> list[Any]:
     """The queries the store runs for a search (search_index.py, then the list), written out by hand."""
     best = await seeding.search_candidates(db, workspace_id, query)
-    find: dict[str, Any] = {"workspace_id": workspace_id, "number_id": {"$in": seeding.NUMBERS}}
+    find: dict[str, Any] = {"workspace_id": workspace_id, "number_id": {"$in": seeding.NUMBERS}, "status": "open"}
     if best == []:
         return []
     if best is not None:

@@ -55,12 +55,14 @@ from inbox_core.mongo import ensure_indexes
 from inbox_core.settings import InboxSettings
 from inbox_core.topics import ensure_topics
 from inbox_testkit.infra import Infra
+from inbox_testkit.paths import FERRETDB_BIN
 from inbox_testkit.ports import free_port
 from inbox_testkit.servers import FerretServer, KafkaServer, install
 from inbox_testkit.stack import STACK_SECRETS, Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 HOME = ROOT / ".local" / "bench-scale"
+IDLE_PROFILE = HOME / "ferretdb-idle-cpu.pprof"
 STATE = HOME / "state.json"
 PREFIX = "bscale"
 EMAIL = "scale@bench.test"
@@ -255,7 +257,7 @@ async def measure(stack: Stack, ferret: FerretServer, size: int, max_seed_s: flo
             if isinstance(extra, str):
                 raw: Any = lambda q=extra: raw_search(db, workspace_id, q)  # noqa: E731
             else:
-                find = {"workspace_id": workspace_id, "number_id": numbers, **extra}
+                find = {"workspace_id": workspace_id, "number_id": numbers, "status": "open", **extra}
                 raw = lambda q=find: db["conversations"].find(q, LIST_PROJECTION).sort(LIST_SORT).limit(  # noqa: E731
                     PAGE + 1).to_list(None)
             rows.append(await compare(label, per_case_s, lambda p=params: http.get("/api/conversations", params=p),
@@ -267,7 +269,7 @@ async def measure(stack: Stack, ferret: FerretServer, size: int, max_seed_s: flo
             "limit": PAGE, "filter": "mine"}), lambda: conversations.ListConversations(cpb.ListConversationsRequest(
                 workspace_id=workspace_id, limit=PAGE, filter=cpb.CONVERSATION_FILTER_MINE, agent_id=agent),
                 timeout=120), lambda: db["conversations"].find({"workspace_id": workspace_id, "number_id": numbers,
-                                                                "assignee_id": agent}, LIST_PROJECTION)
+                                                                "status": "open", "assignee_id": agent}, LIST_PROJECTION)
             .sort(LIST_SORT).limit(PAGE + 1).to_list(None)))
         cursor = (await http.get("/api/conversations", params={"limit": PAGE})).json()["next_cursor"]
         service_page = await conversations.ListConversations(cpb.ListConversationsRequest(
@@ -281,7 +283,7 @@ async def measure(stack: Stack, ferret: FerretServer, size: int, max_seed_s: flo
             lambda: conversations.ListConversations(cpb.ListConversationsRequest(
                 workspace_id=workspace_id, limit=PAGE, cursor=service_page.next_cursor), timeout=120),
             lambda: db["conversations"].find({"workspace_id": workspace_id, "number_id": numbers,
-                                              "updated_at": {"$lte": at},
+                                              "status": "open", "updated_at": {"$lte": at},
                                               "$nor": [{"updated_at": at, "_id": {"$gte": last["_id"]}}]},
                                              LIST_PROJECTION).sort(LIST_SORT).limit(PAGE + 1).to_list(None)))
         rows.append(await compare_open(http, conversations, db, workspace_id, opened_id, messages, per_case_s))
@@ -299,10 +301,24 @@ async def measure(stack: Stack, ferret: FerretServer, size: int, max_seed_s: flo
         pid = ferret.process.pid()
         assert pid is not None
         await asyncio.sleep(20)  # the services' own start-up work and the measurements' tail settle
+        requests0 = await ferret_requests(ferret)
         cpu0, t0 = cpu_seconds(pid), time.monotonic()
-        await asyncio.sleep(30)
+        if ferret.debug_port:  # --profile-idle: where the idle CPU goes, beside the same 30 s
+            async with httpx.AsyncClient(timeout=60) as debug:
+                profile = await debug.get(f"http://127.0.0.1:{ferret.debug_port}/debug/pprof/profile",
+                                          params={"seconds": 30})
+            IDLE_PROFILE.write_bytes(profile.content)
+        else:
+            await asyncio.sleep(30)
         idle_cpu = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
         print(f"  FerretDB idle CPU: {idle_cpu:.1%} of a core", flush=True)
+        if ferret.debug_port:
+            took = time.monotonic() - t0
+            requests1 = await ferret_requests(ferret)
+            busiest = sorted(((n - requests0.get(c, 0)) / took, c) for c, n in requests1.items())[::-1][:8]
+            print("  FerretDB commands per second while idle: "
+                  + ", ".join(f"{c} {r:.1f}" for r, c in busiest if r > 0), flush=True)
+            print(f"  CPU profile: {IDLE_PROFILE} (go tool pprof -top {FERRETDB_BIN} {IDLE_PROFILE})", flush=True)
         return {"sizes": [{"conversations": total, "rows": rows}], "target": size, "seeded": total,
                 "seed_s": round(seed_s, 1), "seed_per_s": round((total / seed_s) if seed_s else 0),
                 "stop": "" if total >= size else f"seeding stopped at {total:,} (--max-seed-s {max_seed_s:.0f})",
@@ -345,6 +361,21 @@ def summary_of(result: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+async def ferret_requests(ferret: FerretServer) -> dict[str, float]:
+    """FerretDB's requests so far per command (its debug server's Prometheus counters); {} when it is off."""
+    if not ferret.debug_port:
+        return {}
+    async with httpx.AsyncClient(timeout=30) as debug:
+        text = (await debug.get(f"http://127.0.0.1:{ferret.debug_port}/debug/metrics")).text
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("ferretdb_client_requests_total{"):
+            labels, value = line.rsplit(" ", 1)
+            command = labels.split('command="', 1)[1].split('"', 1)[0] if 'command="' in labels else "?"
+            counts[command] = counts.get(command, 0) + float(value)
+    return counts
+
+
 def main() -> None:
     exit_on_sigterm()
     parser = argparse.ArgumentParser()
@@ -353,13 +384,16 @@ def main() -> None:
     parser.add_argument("--per-case-s", type=float, default=8.0)
     parser.add_argument("--messages", type=int, default=60)
     parser.add_argument("--fresh", action="store_true", help="start from an empty database")
+    parser.add_argument("--profile-idle", action="store_true",
+                        help=f"FerretDB's CPU profile and commands while idle (to {IDLE_PROFILE})")
     args = parser.parse_args()
     install()
     if args.fresh:
         shutil.rmtree(HOME, ignore_errors=True)
     HOME.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="inbox-bench-scale-"))
-    ferret, kafka = FerretServer(HOME, free_port()), KafkaServer(scratch, free_port())
+    ferret = FerretServer(HOME, free_port(), debug_port=free_port() if args.profile_idle else 0)
+    kafka = KafkaServer(scratch, free_port())
     stack = None
     try:
         ferret.start()

@@ -212,10 +212,12 @@ class KafkaServer:
 class FerretServer:
     """FerretDB v1 with its SQLite backend: the MongoDB wire protocol on loopback."""
 
-    def __init__(self, home: Path, port: int = 27017, extra_args: Sequence[str] = ()) -> None:
+    def __init__(self, home: Path, port: int = 27017, extra_args: Sequence[str] = (), debug_port: int = 0) -> None:
         self.home = home / "ferretdb"
         self.port = port
         self.extra_args = tuple(extra_args)  # e.g. --test-disable-pushdown, the differential tests' reference
+        # FerretDB's debug server (pprof, per-command metrics) on loopback, for profiling; off when 0.
+        self.debug_port = debug_port
         self.process = Process("ferretdb", self.home)
         self.log = self.home / "ferretdb.log"
 
@@ -228,12 +230,14 @@ class FerretServer:
             return
         data = self.home / "data"
         data.mkdir(parents=True, exist_ok=True)
+        debug_addr = f"127.0.0.1:{self.debug_port}" if self.debug_port else ""
         self.process.spawn([
             # WAL with synchronous=NORMAL: a commit survives the server process dying (the fault tests
             # kill it), not a power cut, which a local server need not; FULL syncs every commit.
             str(FERRETDB_BIN), "--handler=sqlite", f"--sqlite-url=file:{data}/?_pragma=synchronous(normal)",
             f"--listen-addr=127.0.0.1:{self.port}", f"--state-dir={self.home}",
-            "--debug-addr=", "--telemetry=disable", "--log-level=WARN", "--log-format=text", *self.extra_args,
+            f"--debug-addr={debug_addr}", "--telemetry=disable", "--log-level=WARN", "--log-format=text",
+            *self.extra_args,
         ], self.log)
         _wait_port(self.port, "ferretdb", self.log, timeout)
 
