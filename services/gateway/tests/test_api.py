@@ -309,6 +309,65 @@ async def test_the_double_reply_guard(gw: Gateway, services: Services) -> None:
             "type": "text", "text": "x", "after_seq": -1})).status_code == 400
 
 
+@pytest.mark.timeout(180)
+async def test_canned_replies(gw: Gateway, services: Services) -> None:
+    """Admins manage a workspace's canned replies (shortcut unique, bad input a 400); any member lists them by
+    prefix and renders one for a conversation, its placeholders filled and unknown ones left empty."""
+    async with team_signed_in(gw, services) as (team, admin, agent):
+        conv = await services.inbound(team, "34600777111", "Do you ship to Spain?", name="Ada Lovelace")
+        ws = team.workspace_id
+        body = {"workspace_id": ws, "shortcut": "thanks", "title": "Thank you",
+                "text": "Hi {{customer.first_name}}, thanks for writing! {{ agent.name }} ({{customer.name}}){{x.y}}"}
+        thanks = ok(await admin.post("/api/replies", json=body), 201)["reply"]
+        assert {k: thanks[k] for k in ("shortcut", "title", "workspace_id")} == {
+            "shortcut": "thanks", "title": "Thank you", "workspace_id": ws}
+        shipping = ok(await admin.post("/api/replies", json={"workspace_id": ws, "shortcut": "/ship",
+                                                              "text": "We ship everywhere in the EU."}), 201)["reply"]
+        assert shipping["shortcut"] == "ship" and shipping["title"] == "ship"  # the '/' is not part of it
+
+        taken = await admin.post("/api/replies", json={**body, "shortcut": "Thanks"})
+        assert taken.status_code == 409 and taken.json()["error"]["code"] == "conflict"
+        assert (await agent.post("/api/replies", json={**body, "shortcut": "other"})).status_code == 403
+        for bad in ({"shortcut": "two words"}, {"shortcut": ""}, {"text": ""}, {"text": "   "},
+                    {"shortcut": "x" * 40}, {"title": "t" * 101}, {"surprise": 1}):
+            answer = await admin.post("/api/replies", json={**body, "shortcut": "fine", **bad})
+            assert answer.status_code == 400, (bad, answer.text)
+            assert answer.json()["error"]["code"] == "invalid_request"
+
+        def shortcuts(page: Any) -> list[str]:
+            return [r["shortcut"] for r in page["items"]]
+
+        assert shortcuts(ok(await agent.get("/api/replies", params={"workspace": ws}))) == ["ship", "thanks"]
+        assert shortcuts(ok(await agent.get("/api/replies", params={"q": "TH"}))) == ["thanks"]
+        assert shortcuts(ok(await agent.get("/api/replies", params={"q": "thank y"}))) == ["thanks"]  # the title
+        assert shortcuts(ok(await agent.get("/api/replies", params={"q": "nothing"}))) == []
+
+        rendered = ok(await agent.get(f"/api/conversations/{conv}/replies/{thanks['id']}"))["text"]
+        assert rendered == f"Hi Ada, thanks for writing! {team.agent.name} (Ada Lovelace)"
+        nameless = await services.inbound(team, "34600777222", "hola", name="")
+        assert ok(await agent.get(f"/api/conversations/{nameless}/replies/{thanks['id']}"))["text"] == (
+            f"Hi , thanks for writing! {team.agent.name} ()")
+        assert (await agent.get(f"/api/conversations/{conv}/replies/reply_nope")).status_code == 404
+
+        changed = ok(await admin.patch(f"/api/replies/{thanks['id']}", json={"text": "Thanks, {{customer.name}}!"}))
+        assert changed["reply"]["shortcut"] == "thanks" and changed["reply"]["title"] == "Thank you"
+        assert ok(await agent.get(f"/api/conversations/{conv}/replies/{thanks['id']}"))["text"] == (
+            "Thanks, Ada Lovelace!")
+        clash = await admin.patch(f"/api/replies/{thanks['id']}", json={"shortcut": "SHIP"})
+        assert clash.status_code == 409 and clash.json()["error"]["code"] == "conflict"
+        assert ok(await admin.patch(f"/api/replies/{thanks['id']}", json={"shortcut": "ty"}))["reply"]["shortcut"] == (
+            "ty")
+        assert (await admin.patch(f"/api/replies/{thanks['id']}", json={"text": ""})).status_code == 400
+        assert (await agent.patch(f"/api/replies/{thanks['id']}", json={"title": "mine"})).status_code == 403
+        assert (await agent.delete(f"/api/replies/{thanks['id']}")).status_code == 403
+        assert (await admin.delete(f"/api/replies/{thanks['id']}")).status_code == 204
+        assert (await admin.delete(f"/api/replies/{thanks['id']}")).status_code == 404
+        assert (await admin.patch(f"/api/replies/{thanks['id']}", json={"title": "gone"})).status_code == 404
+        assert shortcuts(ok(await agent.get("/api/replies"))) == ["ship"]
+        # The shortcut is free again once its reply is gone.
+        assert ok(await admin.post("/api/replies", json=body), 201)["reply"]["shortcut"] == "thanks"
+
+
 ROUTES_WALKED: set[tuple[str, str]] = set()
 
 
@@ -338,6 +397,8 @@ async def test_every_endpoint_isolates_workspaces(gw: Gateway, services: Service
                                                           "unit_price": "1"}]}), 201)["order"]["id"]
             their_customer = ok(await their_admin.get(f"/api/conversations/{their_conv}"))["customer"]["id"]
             their_message = ok(await their_admin.get(f"/api/conversations/{their_conv}/timeline"))["items"][0]["id"]
+            their_reply = ok(await their_admin.post("/api/replies", json={
+                "workspace_id": theirs.workspace_id, "shortcut": "theirs", "text": "theirs"}), 201)["reply"]["id"]
             their_invitation = ok(await their_admin.post("/api/admin/invitations", json={
                 "workspace_id": theirs.workspace_id, "email": "invited@theirs.test"}), 201)["invitation"]["id"]
             # Ours, so that valid requests of ours have something to point at.
@@ -346,7 +407,7 @@ async def test_every_endpoint_isolates_workspaces(gw: Gateway, services: Service
 
             ids = {"conv": their_conv, "customer": their_customer, "order": their_order, "media": their_upload,
                    "item": their_item, "ws": theirs.workspace_id, "number": theirs.number, "our_conv": our_conv,
-                   "their_agent": theirs.agent.id, "invitation": their_invitation}
+                   "their_agent": theirs.agent.id, "invitation": their_invitation, "reply": their_reply}
             refused = [
                 ("GET", "/api/conversations/{conv}", {}),
                 ("GET", "/api/conversations/{conv}/timeline", {}),
@@ -365,6 +426,11 @@ async def test_every_endpoint_isolates_workspaces(gw: Gateway, services: Service
                 ("GET", "/api/library", {"params": {"workspace": theirs.workspace_id}}),
                 ("POST", "/api/library", {"json": {"workspace_id": theirs.workspace_id, "type": "text", "text": "x"}}),
                 ("DELETE", "/api/library/{item}", {}),
+                ("GET", "/api/replies", {"params": {"workspace": theirs.workspace_id}}),
+                ("POST", "/api/replies", {"json": {"workspace_id": theirs.workspace_id, "shortcut": "x", "text": "x"}}),
+                ("PATCH", "/api/replies/{reply}", {"json": {"text": "changed"}}),
+                ("DELETE", "/api/replies/{reply}", {}),
+                ("GET", "/api/conversations/{conv}/replies/{reply}", {}),
                 ("POST", "/api/uploads", {"params": {"workspace": theirs.workspace_id},
                                           "files": {"file": ("p.png", PNG, "image/png")}}),
                 ("GET", "/api/media/{media}", {}),
@@ -388,6 +454,7 @@ async def test_every_endpoint_isolates_workspaces(gw: Gateway, services: Service
                 ("POST", "/api/conversations/{our_conv}/messages", {"json": {"type": "text", "text": "x",
                                                                              "reply_to": their_message}}),
                 ("POST", "/api/conversations/{our_conv}/assign", {"json": {"agent_id": theirs.agent.id}}),
+                ("GET", "/api/conversations/{our_conv}/replies/{reply}", {}),
                 ("POST", "/api/library", {"json": {"workspace_id": ours.workspace_id, "type": "image",
                                                    "upload_id": their_upload}}),
                 ("POST", "/api/admin/numbers", {"json": {"workspace_id": ours.workspace_id,
@@ -402,10 +469,12 @@ async def test_every_endpoint_isolates_workspaces(gw: Gateway, services: Service
 
             # Listings show nothing of theirs.
             listed = [("GET", "/api/me"), ("GET", "/api/numbers"), ("GET", "/api/conversations"),
-                      ("GET", "/api/templates"), ("GET", "/api/library"), ("GET", "/api/agents")]
+                      ("GET", "/api/templates"), ("GET", "/api/library"), ("GET", "/api/agents"),
+                      ("GET", "/api/replies")]
             for method, template in listed:
                 text = (await call(agent, method, template, ids)).text
-                for their_id in (theirs.workspace_id, theirs.number, their_conv, their_item, theirs.agent.id):
+                for their_id in (theirs.workspace_id, theirs.number, their_conv, their_item, theirs.agent.id,
+                                 their_reply):
                     assert their_id not in text, (template, their_id)
             async with open_stream(agent) as stream:
                 ROUTES_WALKED.add(("GET", "/api/stream"))
@@ -420,6 +489,7 @@ async def test_every_endpoint_isolates_workspaces(gw: Gateway, services: Service
             assert [i["kind"] for i in their_timeline] == ["message"]
             assert ok(await their_admin.get(f"/api/conversations/{their_conv}"))["unread_count"] == 1
             assert their_item in {i["id"] for i in ok(await their_admin.get("/api/library"))["items"]}
+            assert [r["text"] for r in ok(await their_admin.get("/api/replies"))["items"]] == ["theirs"]
             assert (await their_admin.get(f"/api/media/{their_upload}")).content == PNG
 
     every_route = {(method, handler.paths.copy().pop()) for handler in API_HANDLERS for method in handler.http_methods}
@@ -429,7 +499,7 @@ async def test_every_endpoint_isolates_workspaces(gw: Gateway, services: Service
                .replace("{customer}", "{customer_id}").replace("{order}", "{order_id}")
                .replace("{media}", "{media_id}").replace("{item}", "{item_id}")
                .replace("{invitation}", "{invitation_id}").replace("{ws}", "{workspace_id}")
-               .replace("{their_agent}", "{agent_id}")) for m, t in ROUTES_WALKED}
+               .replace("{their_agent}", "{agent_id}").replace("{reply}", "{reply_id}")) for m, t in ROUTES_WALKED}
     assert normalised <= walked, normalised - walked
 
 

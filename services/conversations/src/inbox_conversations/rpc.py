@@ -21,6 +21,7 @@ from inbox_conversations.outbox import Publisher
 from inbox_conversations.store import ConversationsStore
 from inbox_conversations.usecases.library import ContentLibrary, NewLibraryItem
 from inbox_conversations.usecases.reading import Reading
+from inbox_conversations.usecases.replies import CannedReplyBook, ReplyChanges
 from inbox_conversations.usecases.sending import Agent, Media, MessageToSend, Sending, TemplateToSend, Text
 from inbox_conversations.usecases.team import TeamWork
 from inbox_conversations.usecases.templates import TemplateBook
@@ -30,6 +31,7 @@ from inbox_conversations.wire import (
     LIBRARY_TYPES,
     MEDIA_KINDS,
     STATUS_FILTERS,
+    canned_reply_pb,
     conversation_pb,
     library_pb,
     message_pb,
@@ -75,6 +77,7 @@ class ConversationsRpc(conversations_pb2_grpc.ConversationsServiceServicer):
         self.sending = Sending(repos, publisher, self.templates, publish_timeout_s)
         self.team = TeamWork(repos, publisher, publish_timeout_s)
         self.library = ContentLibrary(repos)
+        self.replies = CannedReplyBook(repos)
 
     # --- reading ------------------------------------------------------------------------------------------
 
@@ -184,3 +187,39 @@ class ConversationsRpc(conversations_pb2_grpc.ConversationsServiceServicer):
         await self.library.remove(_required(request.workspace_id, "workspace_id"),
                                   _required(request.item_id, "item_id"))
         return pb.RemoveLibraryItemResponse()
+
+    # --- canned replies -----------------------------------------------------------------------------------
+
+    async def ListCannedReplies(self, request: pb.ListCannedRepliesRequest,
+                                context: Context = None) -> pb.ListCannedRepliesResponse:
+        replies = await self.replies.listed(_required(request.workspace_id, "workspace_id"), request.query)
+        return pb.ListCannedRepliesResponse(items=[canned_reply_pb(r) for r in replies])
+
+    async def AddCannedReply(self, request: pb.AddCannedReplyRequest,
+                             context: Context = None) -> pb.AddCannedReplyResponse:
+        reply = await self.replies.add(_required(request.workspace_id, "workspace_id"), _agent(request.agent),
+                                       request.shortcut, request.title, request.text)
+        return pb.AddCannedReplyResponse(reply=canned_reply_pb(reply))
+
+    async def UpdateCannedReply(self, request: pb.UpdateCannedReplyRequest,
+                                context: Context = None) -> pb.UpdateCannedReplyResponse:
+        changes = ReplyChanges(
+            shortcut=request.shortcut if request.HasField("shortcut") else None,
+            title=request.title if request.HasField("title") else None,
+            text=request.text if request.HasField("text") else None)
+        reply = await self.replies.update(_required(request.workspace_id, "workspace_id"),
+                                          _required(request.reply_id, "reply_id"), changes)
+        return pb.UpdateCannedReplyResponse(reply=canned_reply_pb(reply))
+
+    async def RemoveCannedReply(self, request: pb.RemoveCannedReplyRequest,
+                                context: Context = None) -> pb.RemoveCannedReplyResponse:
+        await self.replies.remove(_required(request.workspace_id, "workspace_id"),
+                                  _required(request.reply_id, "reply_id"))
+        return pb.RemoveCannedReplyResponse()
+
+    async def RenderCannedReply(self, request: pb.RenderCannedReplyRequest,
+                                context: Context = None) -> pb.RenderCannedReplyResponse:
+        text = await self.replies.rendered(
+            _required(request.workspace_id, "workspace_id"), _required(request.conversation_id, "conversation_id"),
+            _required(request.reply_id, "reply_id"), _agent(request.agent))
+        return pb.RenderCannedReplyResponse(text=text)

@@ -10,6 +10,7 @@ from google.protobuf import struct_pb2, timestamp_pb2
 
 from inbox.common.v1 import common_pb2
 from inbox.conversations.v1 import conversations_pb2 as pb
+from inbox_conversations.canned_replies import CannedReply
 from inbox_conversations.usecases.library import LibraryItem
 from inbox_conversations.views import TimelineView
 from inbox_core.events.conversations import (
@@ -161,6 +162,11 @@ def template_pb(doc: Document, number_id: str) -> pb.Template:
                     if s is not None],
         updated_at=_ts(doc.get("updated_at")),
     )
+
+
+def canned_reply_pb(reply: CannedReply) -> pb.CannedReply:
+    return pb.CannedReply(id=reply.id, workspace_id=reply.workspace_id, shortcut=reply.shortcut, title=reply.title,
+                          text=reply.text)
 
 
 def library_pb(item: LibraryItem) -> pb.LibraryItem:

@@ -163,6 +163,10 @@ def template(x: conversations_pb2.Template) -> m.Template:
                       status=x.status, components=[struct_dict(c) for c in x.components])
 
 
+def canned_reply(x: conversations_pb2.CannedReply) -> m.CannedReply:
+    return m.CannedReply(id=x.id, workspace_id=x.workspace_id, shortcut=x.shortcut, title=x.title, text=x.text)
+
+
 def library_item(x: conversations_pb2.LibraryItem) -> m.LibraryItem:
     return m.LibraryItem(
         id=x.id, workspace_id=x.workspace_id, title=x.title,

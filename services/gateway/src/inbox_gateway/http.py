@@ -32,7 +32,7 @@ from inbox_core.http_errors import EXCEPTION_HANDLERS, error_response
 from inbox_core.mongo import database_unavailable
 from inbox_core.ops import http_metrics, http_tracing
 from inbox_gateway.accounts import Principal
-from inbox_gateway.api import admin, files, inbox, live, members, panel, session
+from inbox_gateway.api import admin, files, inbox, live, members, panel, replies, session
 from inbox_gateway.gateway import Gateway
 
 log = logging.getLogger("inbox.gateway")
@@ -75,6 +75,7 @@ API_HANDLERS: list[Any] = [
     inbox.set_viewing,
     inbox.list_templates,
     inbox.list_library, inbox.add_library_item, inbox.remove_library_item,
+    replies.list_replies, replies.add_reply, replies.update_reply, replies.remove_reply, replies.render_reply,
     files.upload, files.get_media,
     panel.get_panel, panel.get_customer, panel.update_customer, panel.create_order, panel.get_order,
     panel.change_stage, panel.list_agents,
@@ -129,7 +130,7 @@ def openapi_config(cookie_name: str) -> OpenAPIConfig:
             "cookie": SecurityScheme(type="apiKey", name=cookie_name, security_scheme_in="cookie",
                                      description="The session cookie set by POST /api/auth/login"),
         }),
-        tags=[Tag(name=n) for n in ("auth", "numbers", "conversations", "templates", "library", "media",
+        tags=[Tag(name=n) for n in ("auth", "numbers", "conversations", "templates", "library", "replies", "media",
                                     "customers", "orders", "team", "admin", "stream")],
     )
 

@@ -196,6 +196,31 @@ class Upstream:
         request = conversations_pb2.RemoveLibraryItemRequest(workspace_id=workspace_id, agent=agent, item_id=item_id)
         await _call("conversations", self.conversations.RemoveLibraryItem(request, timeout=self.deadline))
 
+    async def list_replies(self, workspace_id: str, query: str) -> list[conversations_pb2.CannedReply]:
+        request = conversations_pb2.ListCannedRepliesRequest(workspace_id=workspace_id, query=query)
+        response: conversations_pb2.ListCannedRepliesResponse = await _call(
+            "conversations", self.conversations.ListCannedReplies(request, timeout=self.deadline))
+        return list(response.items)
+
+    async def add_reply(self, request: conversations_pb2.AddCannedReplyRequest) -> conversations_pb2.CannedReply:
+        response: conversations_pb2.AddCannedReplyResponse = await _call(
+            "conversations", self.conversations.AddCannedReply(request, timeout=self.deadline))
+        return response.reply
+
+    async def update_reply(self, request: conversations_pb2.UpdateCannedReplyRequest) -> conversations_pb2.CannedReply:
+        response: conversations_pb2.UpdateCannedReplyResponse = await _call(
+            "conversations", self.conversations.UpdateCannedReply(request, timeout=self.deadline))
+        return response.reply
+
+    async def remove_reply(self, workspace_id: str, agent: common_pb2.Actor, reply_id: str) -> None:
+        request = conversations_pb2.RemoveCannedReplyRequest(workspace_id=workspace_id, agent=agent, reply_id=reply_id)
+        await _call("conversations", self.conversations.RemoveCannedReply(request, timeout=self.deadline))
+
+    async def render_reply(self, request: conversations_pb2.RenderCannedReplyRequest) -> str:
+        response: conversations_pb2.RenderCannedReplyResponse = await _call(
+            "conversations", self.conversations.RenderCannedReply(request, timeout=self.deadline))
+        return response.text
+
     async def count_unread(self, workspace_id: str, number_ids: list[str]) -> dict[str, int]:
         request = conversations_pb2.CountUnreadRequest(workspace_id=workspace_id, number_ids=number_ids)
         response: conversations_pb2.CountUnreadResponse = await _call(

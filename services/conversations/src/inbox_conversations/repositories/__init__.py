@@ -11,13 +11,14 @@ from inbox_conversations.repositories.customers import CustomerCopies
 from inbox_conversations.repositories.library import Library
 from inbox_conversations.repositories.numbers import Numbers
 from inbox_conversations.repositories.pending import PendingFacts
+from inbox_conversations.repositories.replies import CannedReplies
 from inbox_conversations.repositories.templates import Templates
 from inbox_conversations.repositories.timeline import Timeline, TimelineKey
 from inbox_conversations.search_index import SearchIndex
 from inbox_core.mongo import Document
 
-__all__ = ["Conversations", "CustomerCopies", "Library", "ListQuery", "Numbers", "PendingFacts", "Repositories",
-           "SearchIndex", "Templates", "Timeline", "TimelineKey"]
+__all__ = ["CannedReplies", "Conversations", "CustomerCopies", "Library", "ListQuery", "Numbers", "PendingFacts",
+           "Repositories", "SearchIndex", "Templates", "Timeline", "TimelineKey"]
 
 
 @dataclass(frozen=True)
@@ -30,16 +31,17 @@ class Repositories:
     templates: Templates
     library: Library
     search: SearchIndex
+    replies: CannedReplies
 
     @classmethod
     def of(cls, db: AsyncDatabase[Document]) -> Repositories:
         return cls(Conversations(db), Timeline(db), PendingFacts(db), Numbers(db), CustomerCopies(db),
-                   Templates(db), Library(db), SearchIndex(db))
+                   Templates(db), Library(db), SearchIndex(db), CannedReplies(db))
 
     async def ensure_indexes(self) -> None:
         """Creates the indexes every query of this service is served by (idempotent)."""
         for repository in (self.conversations, self.timeline, self.pending, self.numbers, self.templates,
-                           self.library, self.search):
+                           self.library, self.search, self.replies):
             await repository.ensure_indexes()
         await self.search.backfill()  # a database from before the search index, once
         await self.conversations.backfill_status()  # a database from before statuses, once

@@ -47,6 +47,11 @@ from inbox_gateway.models.common import (
 from inbox_gateway.models.inbox import (
     ActivityItem,
     AssignBody,
+    CannedReply,
+    CannedReplyBody,
+    CannedReplyChanges,
+    CannedReplyEnvelope,
+    CannedReplyList,
     Composing,
     ComposingBody,
     ConnectedNumber,
@@ -72,6 +77,7 @@ from inbox_gateway.models.inbox import (
     Number,
     NumberList,
     ReactionContent,
+    RenderedReply,
     SendMessageBody,
     SendTemplateBody,
     StatusBody,
@@ -103,7 +109,8 @@ from inbox_gateway.models.panel import (
 )
 
 __all__ = [
-    "AcceptBody", "Accepted", "ActivityItem", "ActorRef", "AgentProfile", "AssignBody", "Composing", "ComposingBody",
+    "AcceptBody", "Accepted", "ActivityItem", "ActorRef", "AgentProfile", "AssignBody", "CannedReply",
+    "CannedReplyBody", "CannedReplyChanges", "CannedReplyEnvelope", "CannedReplyList", "Composing", "ComposingBody",
     "ConnectNumberBody", "ConnectedNumber", "ConnectedNumberEnvelope", "Conversation", "ConversationEnvelope",
     "ConversationPage", "CreateOrderBody", "Currency", "Customer", "CustomerPatch", "CustomerStats",
     "CustomerSummary", "Decimal", "Direction", "Email", "ErrorBody", "ErrorDetail", "Filter", "Id",
@@ -111,7 +118,8 @@ __all__ = [
     "LibraryItem", "LibraryItemBody", "LibraryItemEnvelope", "LibraryList", "LibraryType", "LoginBody",
     "LoginResponse", "Me", "Media", "MediaType", "MessageEnvelope", "MessageError", "MessageItem", "MessageReaction",
     "MessageStatus", "Money", "NoteBody", "NoteEnvelope", "NoteItem", "Number", "NumberList", "Order",
-    "OrderEnvelope", "OrderItem", "OrderItemBody", "Panel", "Password", "PasswordBody", "ReactionContent", "Role",
+    "OrderEnvelope", "OrderItem", "OrderItemBody", "Panel", "Password", "PasswordBody", "ReactionContent",
+    "RenderedReply", "Role",
     "SendMessageBody", "SendTemplateBody", "Shipping", "ShippingBody", "Stage", "StageBody", "StageChange", "Status",
     "StatusBody", "StatusFilter", "TeamList", "TeamMember", "Template", "TemplateList", "TemplateParams",
     "TemplateUse", "TimelineItem", "TimelinePage", "Upload", "Viewer", "ViewingBody", "Window", "WorkspaceName",

@@ -328,3 +328,44 @@ class LibraryItemBody(Struct, forbid_unknown_fields=True):
 
 class LibraryItemEnvelope(Struct):
     item: LibraryItem
+
+
+# --- canned replies --------------------------------------------------------------------------------------
+
+Shortcut = Annotated[str, Meta(min_length=1, max_length=33, pattern=r"^/?[^\s/]+$",
+                               description="One word, typed after '/' in the composer; unique in the workspace")]
+
+
+class CannedReply(Struct):
+    id: str
+    workspace_id: str
+    shortcut: str
+    title: str
+    text: str  # may hold {{customer.name}}, {{customer.first_name}}, {{agent.name}}
+
+
+class CannedReplyList(Struct):
+    items: list[CannedReply]
+
+
+class CannedReplyBody(Struct, forbid_unknown_fields=True):
+    workspace_id: Id
+    shortcut: Shortcut
+    text: Annotated[str, Meta(min_length=1, max_length=4096)]
+    title: Annotated[str, Meta(max_length=100)] = ""
+
+
+class CannedReplyChanges(Struct, forbid_unknown_fields=True):
+    """The fields to change; those left out stay."""
+
+    shortcut: Shortcut | None = None
+    title: Annotated[str, Meta(max_length=100)] | None = None
+    text: Annotated[str, Meta(min_length=1, max_length=4096)] | None = None
+
+
+class CannedReplyEnvelope(Struct):
+    reply: CannedReply
+
+
+class RenderedReply(Struct):
+    text: str

@@ -1657,6 +1657,296 @@ class RemoveLibraryItemResponse(_message.Message):
 Global___RemoveLibraryItemResponse: _TypeAlias = RemoveLibraryItemResponse  # noqa: Y015
 
 @_typing.final
+class CannedReply(_message.Message):
+    """---------------------------------------------------------------------------------------------
+    Canned replies: text an agent inserts with `/shortcut`. The text may hold {{customer.name}},
+    {{customer.first_name}} and {{agent.name}}, filled by RenderCannedReply.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    WORKSPACE_ID_FIELD_NUMBER: _builtins.int
+    SHORTCUT_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    workspace_id: _builtins.str
+    shortcut: _builtins.str
+    """unique in the workspace (case-insensitively), no spaces"""
+    title: _builtins.str
+    text: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        workspace_id: _builtins.str = ...,
+        shortcut: _builtins.str = ...,
+        title: _builtins.str = ...,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "shortcut", b"shortcut", "text", b"text", "title", b"title", "workspace_id", b"workspace_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CannedReply: _TypeAlias = CannedReply  # noqa: Y015
+
+@_typing.final
+class ListCannedRepliesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKSPACE_ID_FIELD_NUMBER: _builtins.int
+    QUERY_FIELD_NUMBER: _builtins.int
+    workspace_id: _builtins.str
+    query: _builtins.str
+    """a prefix of the shortcut or the title (case-insensitive); empty: all"""
+    def __init__(
+        self,
+        *,
+        workspace_id: _builtins.str = ...,
+        query: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["query", b"query", "workspace_id", b"workspace_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCannedRepliesRequest: _TypeAlias = ListCannedRepliesRequest  # noqa: Y015
+
+@_typing.final
+class ListCannedRepliesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___CannedReply]: ...
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___CannedReply] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCannedRepliesResponse: _TypeAlias = ListCannedRepliesResponse  # noqa: Y015
+
+@_typing.final
+class AddCannedReplyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKSPACE_ID_FIELD_NUMBER: _builtins.int
+    AGENT_FIELD_NUMBER: _builtins.int
+    SHORTCUT_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    workspace_id: _builtins.str
+    shortcut: _builtins.str
+    title: _builtins.str
+    text: _builtins.str
+    @_builtins.property
+    def agent(self) -> _common_pb2.Actor: ...
+    def __init__(
+        self,
+        *,
+        workspace_id: _builtins.str = ...,
+        agent: _common_pb2.Actor | None = ...,
+        shortcut: _builtins.str = ...,
+        title: _builtins.str = ...,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "shortcut", b"shortcut", "text", b"text", "title", b"title", "workspace_id", b"workspace_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddCannedReplyRequest: _TypeAlias = AddCannedReplyRequest  # noqa: Y015
+
+@_typing.final
+class AddCannedReplyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPLY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def reply(self) -> Global___CannedReply: ...
+    def __init__(
+        self,
+        *,
+        reply: Global___CannedReply | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["reply", b"reply"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reply", b"reply"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddCannedReplyResponse: _TypeAlias = AddCannedReplyResponse  # noqa: Y015
+
+@_typing.final
+class UpdateCannedReplyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKSPACE_ID_FIELD_NUMBER: _builtins.int
+    AGENT_FIELD_NUMBER: _builtins.int
+    REPLY_ID_FIELD_NUMBER: _builtins.int
+    SHORTCUT_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    workspace_id: _builtins.str
+    reply_id: _builtins.str
+    shortcut: _builtins.str
+    """absent: unchanged"""
+    title: _builtins.str
+    text: _builtins.str
+    @_builtins.property
+    def agent(self) -> _common_pb2.Actor: ...
+    def __init__(
+        self,
+        *,
+        workspace_id: _builtins.str = ...,
+        agent: _common_pb2.Actor | None = ...,
+        reply_id: _builtins.str = ...,
+        shortcut: _builtins.str | None = ...,
+        title: _builtins.str | None = ...,
+        text: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_shortcut", b"_shortcut", "_text", b"_text", "_title", b"_title", "agent", b"agent", "shortcut", b"shortcut", "text", b"text", "title", b"title"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_shortcut", b"_shortcut", "_text", b"_text", "_title", b"_title", "agent", b"agent", "reply_id", b"reply_id", "shortcut", b"shortcut", "text", b"text", "title", b"title", "workspace_id", b"workspace_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__shortcut: _TypeAlias = _typing.Literal["shortcut"]  # noqa: Y015
+    _WhichOneofArgType__shortcut: _TypeAlias = _typing.Literal["_shortcut", b"_shortcut"]  # noqa: Y015
+    _WhichOneofReturnType__text: _TypeAlias = _typing.Literal["text"]  # noqa: Y015
+    _WhichOneofArgType__text: _TypeAlias = _typing.Literal["_text", b"_text"]  # noqa: Y015
+    _WhichOneofReturnType__title: _TypeAlias = _typing.Literal["title"]  # noqa: Y015
+    _WhichOneofArgType__title: _TypeAlias = _typing.Literal["_title", b"_title"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__shortcut) -> _WhichOneofReturnType__shortcut | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__text) -> _WhichOneofReturnType__text | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__title) -> _WhichOneofReturnType__title | None: ...
+
+Global___UpdateCannedReplyRequest: _TypeAlias = UpdateCannedReplyRequest  # noqa: Y015
+
+@_typing.final
+class UpdateCannedReplyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPLY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def reply(self) -> Global___CannedReply: ...
+    def __init__(
+        self,
+        *,
+        reply: Global___CannedReply | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["reply", b"reply"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reply", b"reply"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateCannedReplyResponse: _TypeAlias = UpdateCannedReplyResponse  # noqa: Y015
+
+@_typing.final
+class RemoveCannedReplyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKSPACE_ID_FIELD_NUMBER: _builtins.int
+    AGENT_FIELD_NUMBER: _builtins.int
+    REPLY_ID_FIELD_NUMBER: _builtins.int
+    workspace_id: _builtins.str
+    reply_id: _builtins.str
+    @_builtins.property
+    def agent(self) -> _common_pb2.Actor: ...
+    def __init__(
+        self,
+        *,
+        workspace_id: _builtins.str = ...,
+        agent: _common_pb2.Actor | None = ...,
+        reply_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "reply_id", b"reply_id", "workspace_id", b"workspace_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveCannedReplyRequest: _TypeAlias = RemoveCannedReplyRequest  # noqa: Y015
+
+@_typing.final
+class RemoveCannedReplyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveCannedReplyResponse: _TypeAlias = RemoveCannedReplyResponse  # noqa: Y015
+
+@_typing.final
+class RenderCannedReplyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKSPACE_ID_FIELD_NUMBER: _builtins.int
+    CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    REPLY_ID_FIELD_NUMBER: _builtins.int
+    AGENT_FIELD_NUMBER: _builtins.int
+    workspace_id: _builtins.str
+    conversation_id: _builtins.str
+    reply_id: _builtins.str
+    @_builtins.property
+    def agent(self) -> _common_pb2.Actor:
+        """{{agent.name}}"""
+
+    def __init__(
+        self,
+        *,
+        workspace_id: _builtins.str = ...,
+        conversation_id: _builtins.str = ...,
+        reply_id: _builtins.str = ...,
+        agent: _common_pb2.Actor | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "conversation_id", b"conversation_id", "reply_id", b"reply_id", "workspace_id", b"workspace_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenderCannedReplyRequest: _TypeAlias = RenderCannedReplyRequest  # noqa: Y015
+
+@_typing.final
+class RenderCannedReplyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEXT_FIELD_NUMBER: _builtins.int
+    text: _builtins.str
+    def __init__(
+        self,
+        *,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenderCannedReplyResponse: _TypeAlias = RenderCannedReplyResponse  # noqa: Y015
+
+@_typing.final
 class CountUnreadRequest(_message.Message):
     """---------------------------------------------------------------------------------------------
     Unread badges per number.

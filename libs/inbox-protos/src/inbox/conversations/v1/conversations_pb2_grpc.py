@@ -106,6 +106,31 @@ class ConversationsServiceStub:
                 request_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.CountUnreadRequest.SerializeToString,
                 response_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.CountUnreadResponse.FromString,
                 _registered_method=True)
+        self.ListCannedReplies = channel.unary_unary(
+                '/inbox.conversations.v1.ConversationsService/ListCannedReplies',
+                request_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.ListCannedRepliesRequest.SerializeToString,
+                response_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.ListCannedRepliesResponse.FromString,
+                _registered_method=True)
+        self.AddCannedReply = channel.unary_unary(
+                '/inbox.conversations.v1.ConversationsService/AddCannedReply',
+                request_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.AddCannedReplyRequest.SerializeToString,
+                response_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.AddCannedReplyResponse.FromString,
+                _registered_method=True)
+        self.UpdateCannedReply = channel.unary_unary(
+                '/inbox.conversations.v1.ConversationsService/UpdateCannedReply',
+                request_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.UpdateCannedReplyRequest.SerializeToString,
+                response_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.UpdateCannedReplyResponse.FromString,
+                _registered_method=True)
+        self.RemoveCannedReply = channel.unary_unary(
+                '/inbox.conversations.v1.ConversationsService/RemoveCannedReply',
+                request_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.RemoveCannedReplyRequest.SerializeToString,
+                response_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.RemoveCannedReplyResponse.FromString,
+                _registered_method=True)
+        self.RenderCannedReply = channel.unary_unary(
+                '/inbox.conversations.v1.ConversationsService/RenderCannedReply',
+                request_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.RenderCannedReplyRequest.SerializeToString,
+                response_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.RenderCannedReplyResponse.FromString,
+                _registered_method=True)
 
 
 class ConversationsServiceServicer:
@@ -214,6 +239,40 @@ class ConversationsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListCannedReplies(self, request, context):
+        """The workspace's canned replies, by shortcut; `query` keeps those whose shortcut or title starts with it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddCannedReply(self, request, context):
+        """FAILED_PRECONDITION (conflict) when the shortcut is already used in the workspace.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateCannedReply(self, request, context):
+        """Changes the fields given; FAILED_PRECONDITION (conflict) when the new shortcut is taken.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveCannedReply(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RenderCannedReply(self, request, context):
+        """The reply's text with its placeholders filled for a conversation and the agent answering it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConversationsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -286,6 +345,31 @@ def add_ConversationsServiceServicer_to_server(servicer, server):
                     servicer.CountUnread,
                     request_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.CountUnreadRequest.FromString,
                     response_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.CountUnreadResponse.SerializeToString,
+            ),
+            'ListCannedReplies': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCannedReplies,
+                    request_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.ListCannedRepliesRequest.FromString,
+                    response_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.ListCannedRepliesResponse.SerializeToString,
+            ),
+            'AddCannedReply': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddCannedReply,
+                    request_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.AddCannedReplyRequest.FromString,
+                    response_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.AddCannedReplyResponse.SerializeToString,
+            ),
+            'UpdateCannedReply': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCannedReply,
+                    request_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.UpdateCannedReplyRequest.FromString,
+                    response_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.UpdateCannedReplyResponse.SerializeToString,
+            ),
+            'RemoveCannedReply': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveCannedReply,
+                    request_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.RemoveCannedReplyRequest.FromString,
+                    response_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.RemoveCannedReplyResponse.SerializeToString,
+            ),
+            'RenderCannedReply': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenderCannedReply,
+                    request_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.RenderCannedReplyRequest.FromString,
+                    response_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.RenderCannedReplyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -668,6 +752,141 @@ class ConversationsService:
             '/inbox.conversations.v1.ConversationsService/CountUnread',
             inbox_dot_conversations_dot_v1_dot_conversations__pb2.CountUnreadRequest.SerializeToString,
             inbox_dot_conversations_dot_v1_dot_conversations__pb2.CountUnreadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCannedReplies(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inbox.conversations.v1.ConversationsService/ListCannedReplies',
+            inbox_dot_conversations_dot_v1_dot_conversations__pb2.ListCannedRepliesRequest.SerializeToString,
+            inbox_dot_conversations_dot_v1_dot_conversations__pb2.ListCannedRepliesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddCannedReply(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inbox.conversations.v1.ConversationsService/AddCannedReply',
+            inbox_dot_conversations_dot_v1_dot_conversations__pb2.AddCannedReplyRequest.SerializeToString,
+            inbox_dot_conversations_dot_v1_dot_conversations__pb2.AddCannedReplyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateCannedReply(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inbox.conversations.v1.ConversationsService/UpdateCannedReply',
+            inbox_dot_conversations_dot_v1_dot_conversations__pb2.UpdateCannedReplyRequest.SerializeToString,
+            inbox_dot_conversations_dot_v1_dot_conversations__pb2.UpdateCannedReplyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveCannedReply(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inbox.conversations.v1.ConversationsService/RemoveCannedReply',
+            inbox_dot_conversations_dot_v1_dot_conversations__pb2.RemoveCannedReplyRequest.SerializeToString,
+            inbox_dot_conversations_dot_v1_dot_conversations__pb2.RemoveCannedReplyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenderCannedReply(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inbox.conversations.v1.ConversationsService/RenderCannedReply',
+            inbox_dot_conversations_dot_v1_dot_conversations__pb2.RenderCannedReplyRequest.SerializeToString,
+            inbox_dot_conversations_dot_v1_dot_conversations__pb2.RenderCannedReplyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -73,6 +73,15 @@ class ConversationsServiceStub:
     """Removes an item; messages already sent with it keep their media."""
     CountUnread: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.CountUnreadRequest, _conversations_pb2.CountUnreadResponse]
     """Per number, how many conversations have unread messages (the number selector's badges)."""
+    ListCannedReplies: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.ListCannedRepliesRequest, _conversations_pb2.ListCannedRepliesResponse]
+    """The workspace's canned replies, by shortcut; `query` keeps those whose shortcut or title starts with it."""
+    AddCannedReply: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.AddCannedReplyRequest, _conversations_pb2.AddCannedReplyResponse]
+    """FAILED_PRECONDITION (conflict) when the shortcut is already used in the workspace."""
+    UpdateCannedReply: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.UpdateCannedReplyRequest, _conversations_pb2.UpdateCannedReplyResponse]
+    """Changes the fields given; FAILED_PRECONDITION (conflict) when the new shortcut is taken."""
+    RemoveCannedReply: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.RemoveCannedReplyRequest, _conversations_pb2.RemoveCannedReplyResponse]
+    RenderCannedReply: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.RenderCannedReplyRequest, _conversations_pb2.RenderCannedReplyResponse]
+    """The reply's text with its placeholders filled for a conversation and the agent answering it."""
 
 @_typing.type_check_only
 class ConversationsServiceAsyncStub(ConversationsServiceStub):
@@ -115,6 +124,15 @@ class ConversationsServiceAsyncStub(ConversationsServiceStub):
     """Removes an item; messages already sent with it keep their media."""
     CountUnread: _aio.UnaryUnaryMultiCallable[_conversations_pb2.CountUnreadRequest, _conversations_pb2.CountUnreadResponse]  # type: ignore[assignment]
     """Per number, how many conversations have unread messages (the number selector's badges)."""
+    ListCannedReplies: _aio.UnaryUnaryMultiCallable[_conversations_pb2.ListCannedRepliesRequest, _conversations_pb2.ListCannedRepliesResponse]  # type: ignore[assignment]
+    """The workspace's canned replies, by shortcut; `query` keeps those whose shortcut or title starts with it."""
+    AddCannedReply: _aio.UnaryUnaryMultiCallable[_conversations_pb2.AddCannedReplyRequest, _conversations_pb2.AddCannedReplyResponse]  # type: ignore[assignment]
+    """FAILED_PRECONDITION (conflict) when the shortcut is already used in the workspace."""
+    UpdateCannedReply: _aio.UnaryUnaryMultiCallable[_conversations_pb2.UpdateCannedReplyRequest, _conversations_pb2.UpdateCannedReplyResponse]  # type: ignore[assignment]
+    """Changes the fields given; FAILED_PRECONDITION (conflict) when the new shortcut is taken."""
+    RemoveCannedReply: _aio.UnaryUnaryMultiCallable[_conversations_pb2.RemoveCannedReplyRequest, _conversations_pb2.RemoveCannedReplyResponse]  # type: ignore[assignment]
+    RenderCannedReply: _aio.UnaryUnaryMultiCallable[_conversations_pb2.RenderCannedReplyRequest, _conversations_pb2.RenderCannedReplyResponse]  # type: ignore[assignment]
+    """The reply's text with its placeholders filled for a conversation and the agent answering it."""
 
 class ConversationsServiceServicer(metaclass=_abc_1.ABCMeta):
     """Conversations, their timelines, sending, notes, assignment, templates and the content library.
@@ -238,5 +256,44 @@ class ConversationsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_conversations_pb2.CountUnreadResponse, _abc.Awaitable[_conversations_pb2.CountUnreadResponse]]:
         """Per number, how many conversations have unread messages (the number selector's badges)."""
+
+    @_abc_1.abstractmethod
+    def ListCannedReplies(
+        self,
+        request: _conversations_pb2.ListCannedRepliesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversations_pb2.ListCannedRepliesResponse, _abc.Awaitable[_conversations_pb2.ListCannedRepliesResponse]]:
+        """The workspace's canned replies, by shortcut; `query` keeps those whose shortcut or title starts with it."""
+
+    @_abc_1.abstractmethod
+    def AddCannedReply(
+        self,
+        request: _conversations_pb2.AddCannedReplyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversations_pb2.AddCannedReplyResponse, _abc.Awaitable[_conversations_pb2.AddCannedReplyResponse]]:
+        """FAILED_PRECONDITION (conflict) when the shortcut is already used in the workspace."""
+
+    @_abc_1.abstractmethod
+    def UpdateCannedReply(
+        self,
+        request: _conversations_pb2.UpdateCannedReplyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversations_pb2.UpdateCannedReplyResponse, _abc.Awaitable[_conversations_pb2.UpdateCannedReplyResponse]]:
+        """Changes the fields given; FAILED_PRECONDITION (conflict) when the new shortcut is taken."""
+
+    @_abc_1.abstractmethod
+    def RemoveCannedReply(
+        self,
+        request: _conversations_pb2.RemoveCannedReplyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversations_pb2.RemoveCannedReplyResponse, _abc.Awaitable[_conversations_pb2.RemoveCannedReplyResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RenderCannedReply(
+        self,
+        request: _conversations_pb2.RenderCannedReplyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversations_pb2.RenderCannedReplyResponse, _abc.Awaitable[_conversations_pb2.RenderCannedReplyResponse]]:
+        """The reply's text with its placeholders filled for a conversation and the agent answering it."""
 
 def add_ConversationsServiceServicer_to_server(servicer: ConversationsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
