@@ -249,6 +249,44 @@ def test_the_double_reply_guard_asks_before_sending(inbox: Inbox, open_screen: O
     assert not sara.errors
 
 
+def test_a_canned_reply_added_by_the_admin_is_inserted_with_the_customers_first_name(
+        inbox: Inbox, open_screen: OpenScreen) -> None:
+    """Sara (an admin) adds a canned reply in its dialog; Omar types "/" and part of its shortcut in the
+    composer, the picker offers it, and Enter puts its text in the box with the customer's first name."""
+    shortcut = f"thanks{uuid.uuid4().hex[:6]}"
+    sara = open_screen(inbox.sara)
+    sara.page.get_by_role("button", name="Replies").click()
+    dialog = sara.page.get_by_role("dialog", name="Canned replies")
+    dialog.get_by_label("Shortcut").fill(shortcut)
+    dialog.get_by_label("Title").fill("Thanks for the order")
+    dialog.get_by_label("Text").fill("Hi {{customer.first_name}}, thanks for your order! {{agent.name}}")
+    dialog.get_by_role("button", name="Add reply").click()
+    expect(dialog.get_by_test_id("reply-row").filter(has_text=f"/{shortcut}")).to_be_visible()
+    dialog.get_by_label("Shortcut").fill(shortcut)  # the same shortcut again: refused, said why
+    dialog.get_by_label("Text").fill("again")
+    dialog.get_by_role("button", name="Add reply").click()
+    expect(dialog.get_by_role("alert")).to_contain_text("already used")
+    assert not sara.errors
+
+    lina = new_customer("Lina")
+    inbox.simulate("text", wa_id=lina.wa_id, name=lina.name, body="Thanks, it arrived!")
+    omar = open_screen(inbox.omar)
+    omar.open_conversation(lina)
+    box = omar.page.get_by_label("Reply to the customer")
+    box.press_sequentially("Great! /" + shortcut[:8], delay=20)
+    picker = omar.page.get_by_test_id("reply-picker")
+    expect(picker.get_by_role("option", name=f"/{shortcut}")).to_be_visible()
+    expect(picker.get_by_role("option")).to_have_count(1)
+    box.press("Enter")
+    expect(picker).to_have_count(0)
+    expect(box).to_have_value(f"Great! Hi Lina, thanks for your order! {inbox.omar.name}")
+    conv = inbox.conversation_of(inbox.omar, lina.wa_id)["id"]
+    assert [m for m in inbox.timeline(inbox.omar, conv) if m.get("direction") == "out"] == []  # inserted, not sent
+    box.press("Enter")
+    expect(omar.page.get_by_test_id("message").filter(has_text="thanks for your order!")).to_be_visible()
+    assert not omar.errors
+
+
 def test_a_reply_shows_its_ticks_as_the_sandbox_reports_delivered_and_read(
         inbox: Inbox, open_screen: OpenScreen) -> None:
     lucia = new_customer("Lucia")

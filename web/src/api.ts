@@ -2,7 +2,7 @@
 // ApiError carrying the API's machine code and its message for a person, so callers can show it.
 
 import type {
-  Accepted, Conversation, Invitation, InvitationCreated, InvitationPreview, Role, Filter, LibraryItem, Me, MessageItem, NoteItem, NumberInfo, Order, CreateOrderBody, Page, Panel,
+  Accepted, CannedReply, Conversation, Invitation, InvitationCreated, InvitationPreview, Role, Filter, LibraryItem, Me, MessageItem, NoteItem, NumberInfo, Order, CreateOrderBody, Page, Panel,
   ConversationStatus, Customer, Stage, StatusView, TeamMember, Template, TimelinePage, Upload,
 } from "./types";
 
@@ -166,6 +166,16 @@ export const api = {
   },
   templates: (numberId: string) => request<{ items: Template[] }>("GET", `templates${q({ number: numberId })}`),
   library: (workspaceId: string) => request<{ items: LibraryItem[] }>("GET", `library${q({ workspace: workspaceId })}`),
+  replies: (workspaceId: string, query = "") =>
+    request<{ items: CannedReply[] }>("GET", `replies${q({ workspace: workspaceId, q: query || undefined })}`),
+  addReply: (body: { workspace_id: string; shortcut: string; title: string; text: string }) =>
+    request<{ reply: CannedReply }>("POST", "replies", body),
+  updateReply: (id: string, changes: { shortcut?: string; title?: string; text?: string }) =>
+    request<{ reply: CannedReply }>("PATCH", `replies/${enc(id)}`, changes),
+  removeReply: (id: string) => request<void>("DELETE", `replies/${enc(id)}`),
+  /** The reply's text with its placeholders filled for this conversation's customer and the calling agent. */
+  renderReply: (conversationId: string, replyId: string) =>
+    request<{ text: string }>("GET", `conversations/${enc(conversationId)}/replies/${enc(replyId)}`),
   panel: (id: string) => request<Panel>("GET", `conversations/${enc(id)}/panel`),
   patchCustomer: async (id: string, patch: { name?: string; tags?: string[] }) =>
     unwrap<Customer>(await request<Customer | { customer: Customer }>("PATCH", `customers/${enc(id)}`, patch), "customer"),

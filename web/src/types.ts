@@ -30,6 +30,7 @@ export type TimelineItem = MessageItem | NoteItem | ActivityItem;
 export type TimelinePage = Schemas["TimelinePage"];
 export type Template = Schemas["Template"];
 export type LibraryItem = Schemas["LibraryItem"];
+export type CannedReply = Schemas["CannedReply"];
 export type Upload = Schemas["Upload"];
 export type Customer = Schemas["Customer"];
 export type Stats = Schemas["CustomerStats"];

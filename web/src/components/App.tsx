@@ -15,6 +15,7 @@ import { ConversationList } from "./ConversationList";
 import { ConversationView } from "./ConversationView";
 import { CustomerPanel } from "./CustomerPanel";
 import { Login } from "./Login";
+import { RepliesDialog } from "./RepliesDialog";
 import { TeamDialog } from "./TeamDialog";
 
 const idFromHash = (): string | null => {
@@ -212,7 +213,7 @@ function Inbox({ me, onLogout }: { me: Me; onLogout: () => void }) {
   const [streamState, setStreamState] = useState<StreamState>(stream.state);
   const [panelOpen, setPanelOpen] = useState(() => window.matchMedia("(min-width: 1200px)").matches);
   const numbersTimer = useRef<number | undefined>(undefined);
-  const [dialog, setDialog] = useState<"team" | "password" | null>(null);
+  const [dialog, setDialog] = useState<"team" | "replies" | "password" | null>(null);
   const isAdmin = me.workspaces.some((w) => w.role === "admin");
   const unread = numbers.reduce((sum, n) => sum + (n.unread_conversations || 0), 0);
   useEffect(() => showUnreadInTitle(unread), [unread]);
@@ -316,6 +317,12 @@ function Inbox({ me, onLogout }: { me: Me; onLogout: () => void }) {
               Team
             </button>
           )}
+          {isAdmin && (
+            <button type="button" class="btn small ghost" onClick={() => setDialog("replies")}>
+              <Icon name="library" size={18} />
+              Replies
+            </button>
+          )}
           <span class="me-name">{me.agent.name}</span>
           <button
             type="button"
@@ -359,6 +366,7 @@ function Inbox({ me, onLogout }: { me: Me; onLogout: () => void }) {
         )}
       </main>
       {dialog === "team" && <TeamDialog me={me} onClose={() => setDialog(null)} />}
+      {dialog === "replies" && <RepliesDialog me={me} onClose={() => setDialog(null)} />}
       {dialog === "password" && <ChangePassword onClose={() => setDialog(null)} />}
       <Notices />
     </div>

@@ -1,14 +1,16 @@
-// The reply box: text, notes, attachments, content library, templates, and the closed-window banner.
+// The reply box: text, notes, attachments, content library, canned replies ("/"), templates, and the
+// closed-window banner.
 // While the agent types, colleagues are told (POST /composing, throttled; false on send and blur).
 
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, mediaUrl } from "../api";
 import { fileSize } from "../format";
 import { showError, showErrorIn } from "../store";
-import type { Conversation, LibraryItem, Me, MessageItem, TimelineItem, Upload } from "../types";
+import type { CannedReply, Conversation, LibraryItem, Me, MessageItem, TimelineItem, Upload } from "../types";
 import { Icon } from "./bits";
 import { inputValue } from "./form/Field";
 import { type Conflict, ReplyConflict, conflictOf } from "./ReplyConflict";
+import { ReplyPicker, matchingReplies, slashQuery } from "./ReplyPicker";
 import { TemplatePicker } from "./TemplatePicker";
 
 type Attachment =
@@ -47,6 +49,11 @@ export function Composer({ conversation, replyTo, onClearReply, onSent, lastSeq 
   const [library, setLibrary] = useState<LibraryItem[] | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [conflict, setConflict] = useState<Conflict | null>(null);
+  // The "/" picker: the workspace's canned replies (loaded on the first "/"), what is typed after the "/"
+  // and where it starts, and the highlighted row.
+  const [replies, setReplies] = useState<CannedReply[] | null>(null);
+  const [slash, setSlash] = useState<{ start: number; query: string } | null>(null);
+  const [activeReply, setActiveReply] = useState(0);
   const textRef = useRef<HTMLTextAreaElement>(null);
   const fileRef = useRef<HTMLInputElement>(null);
   const composingSince = useRef(0); // when we last told the server "composing"; 0 = not composing
@@ -80,6 +87,7 @@ export function Composer({ conversation, replyTo, onClearReply, onSent, lastSeq 
     setError(null);
     setMode("reply");
     setLibrary(null);
+    setSlash(null);
     return () => stopComposing(conversationId);
   }, [conversationId]);
 
@@ -87,11 +95,53 @@ export function Composer({ conversation, replyTo, onClearReply, onSent, lastSeq 
     if (replyTo) textRef.current?.focus();
   }, [replyTo]);
 
-  const onInput = (value: string) => {
+  const onInput = (value: string, caret?: number) => {
     setText(value);
     setError(null);
     if (value.trim()) pingComposing();
     else stopComposing();
+    const typed = mode === "reply" && caret !== undefined ? slashQuery(value, caret) : null;
+    setSlash(typed);
+    setActiveReply(0);
+    if (typed && replies === null) loadReplies();
+  };
+
+  const loadReplies = async () => {
+    setReplies([]); // asked once; a failure leaves the picker empty rather than asking on every key
+    try {
+      setReplies((await api.replies(conversation.workspace_id)).items);
+    } catch (err) {
+      showError(err, "Could not load the canned replies");
+    }
+  };
+
+  const replyMatches = slash && replies ? matchingReplies(replies, slash.query) : [];
+
+  const insertReply = async (reply: CannedReply) => {
+    const at = slash;
+    setSlash(null);
+    if (!at) return;
+    let rendered: string;
+    try {
+      rendered = (await api.renderReply(conversationId, reply.id)).text;
+    } catch (err) {
+      showErrorIn(setError, err, `Could not insert /${reply.shortcut}`);
+      return;
+    }
+    const el = textRef.current;
+    setText((current) => {
+      // The "/query" typed is replaced; if the box changed meanwhile, the reply goes where the caret is.
+      const typed = `/${at.query}`;
+      const start = current.slice(at.start, at.start + typed.length) === typed ? at.start : (el?.selectionStart ?? current.length);
+      const end = start === at.start ? at.start + typed.length : start;
+      const next = current.slice(0, start) + rendered + current.slice(end);
+      requestAnimationFrame(() => {
+        el?.focus();
+        el?.setSelectionRange(start + rendered.length, start + rendered.length);
+      });
+      return next;
+    });
+    pingComposing();
   };
 
   const send = async (force = false) => {
@@ -150,6 +200,26 @@ export function Composer({ conversation, replyTo, onClearReply, onSent, lastSeq 
   };
 
   const onKeyDown = (event: KeyboardEvent) => {
+    if (slash && !event.isComposing) {
+      if (event.key === "Escape") {
+        event.preventDefault();
+        setSlash(null);
+        return;
+      }
+      if (replyMatches.length > 0) {
+        if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+          event.preventDefault();
+          const step = event.key === "ArrowDown" ? 1 : -1;
+          setActiveReply((i) => (i + step + replyMatches.length) % replyMatches.length);
+          return;
+        }
+        if ((event.key === "Enter" && !event.shiftKey) || event.key === "Tab") {
+          event.preventDefault();
+          insertReply(replyMatches[Math.min(activeReply, replyMatches.length - 1)]);
+          return;
+        }
+      }
+    }
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       send();
@@ -206,7 +276,7 @@ export function Composer({ conversation, replyTo, onClearReply, onSent, lastSeq 
   const placeholder = mode === "note"
     ? "Write a note for your team (the customer never sees it)"
     : windowOpen
-      ? "Type a reply… (Enter sends, Shift+Enter for a new line)"
+      ? "Type a reply… (Enter sends, Shift+Enter for a new line, / for canned replies)"
       : "Free-form replies are disabled: the 24-hour window is closed";
 
   return (
@@ -347,10 +417,23 @@ export function Composer({ conversation, replyTo, onClearReply, onSent, lastSeq 
           placeholder={placeholder}
           disabled={freeFormBlocked}
           aria-label={mode === "note" ? "Internal note" : "Reply to the customer"}
-          onInput={(e) => onInput(inputValue(e))}
+          onInput={(e) => onInput(inputValue(e), (e.target as HTMLTextAreaElement).selectionStart)}
           onKeyDown={onKeyDown}
-          onBlur={() => stopComposing()}
+          onBlur={() => {
+            stopComposing();
+            setSlash(null);
+          }}
+          aria-autocomplete="list"
         />
+        {slash && (
+          <ReplyPicker
+            replies={replies}
+            matches={replyMatches}
+            active={Math.min(activeReply, Math.max(replyMatches.length - 1, 0))}
+            onPick={insertReply}
+            onHover={setActiveReply}
+          />
+        )}
         <button
           type="button"
           class="btn primary send"
