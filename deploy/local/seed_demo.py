@@ -5,7 +5,8 @@
 - customers writing in through the sandbox's simulator (every message type, signed webhooks into
   ingest), one of them more than 24 hours ago so that its window is closed;
 - replies, a note, an assignment, orders at different stages, a resolved and a snoozed conversation
-  through the gateway's API.
+  through the gateway's API;
+- canned replies (type "/" in the composer), with the customer's and the agent's names filled in.
 
 Running it again changes nothing that exists (the workspace is found by name). With `--live`, it then
 keeps sending customer messages every few seconds, so the list stays alive (Ctrl-C stops it).
@@ -166,6 +167,24 @@ def team_works(sara: Api, alex: Api, agents: dict[str, str]) -> None:
     alex.call("POST", f"/api/conversations/{jonas['id']}/status", {"status": "snoozed", "until": tomorrow.isoformat()})
 
 
+CANNED_REPLIES = [
+    ("hello", "Greeting", "Hi {{customer.first_name}}! Thanks for writing to Demo Shop. How can I help?"),
+    ("shipping", "Shipping times", "Hi {{customer.first_name}}, orders ship within 24 hours; delivery takes 2-4 "
+                                   "working days in the EU and 5-7 in the US."),
+    ("returns", "Returns", "You can return anything within 30 days, free of charge: reply RETURN and I will send "
+                           "you the label. {{agent.name}}, Demo Shop"),
+    ("thanks", "Thank you", "Thank you, {{customer.name}}! Have a lovely day. {{agent.name}}"),
+]
+
+
+def canned_replies(sara: Api, workspace: str) -> None:
+    have = {r["shortcut"] for r in sara.call("GET", "/api/replies", params={"workspace": workspace})["items"]}
+    for shortcut, title, text in CANNED_REPLIES:
+        if shortcut not in have:
+            sara.call("POST", "/api/replies", {"workspace_id": workspace, "shortcut": shortcut, "title": title,
+                                               "text": text})
+
+
 def keep_alive(sandbox: str) -> None:
     lines = ["Any news on my order?", "Thank you!", "Can I change the size?", "Where is my parcel?",
              "Do you have this in black?", "Is there a discount code?"]
@@ -203,6 +222,7 @@ def main() -> None:
         customers_write_in(sandbox)
         team_works(sara, Api(gateway, AGENTS[1][0]), agents)
         print("Seeded the demo workspace.")
+    canned_replies(sara, workspace)
     print(f"\nOpen {gateway} and sign in as admin@demo.local or agent@demo.local, password {PASSWORD}.")
     print(f"The customer simulator (send as a customer): {sandbox}/sandbox/")
     if args.live or os.environ.get("DEMO_LIVE"):
