@@ -814,6 +814,8 @@ export interface components {
             /** @enum {string} */
             status: "open" | "resolved" | "snoozed";
             unread_count: number;
+            /** @description Notes mentioning the calling agent that it has not seen yet (reading the conversation clears them); left out of the stream's conversation.updated (it counts for nobody in particular): the `mention` event says when one arrives. */
+            unseen_mentions: number;
             updated_at: string | null;
             version: number;
             viewing: components["schemas"]["Viewer"][];
@@ -1053,6 +1055,7 @@ export interface components {
         };
         /** NoteBody */
         NoteBody: {
+            mentions?: string[];
             text: string;
         };
         /** NoteEnvelope */
@@ -1067,6 +1070,7 @@ export interface components {
             id: string;
             /** @constant */
             kind: "note";
+            mentions: components["schemas"]["ActorRef"][];
             /** @description The item's place in its conversation's timeline: strictly increasing in the order the inbox learned of the items (0: stored before seqs, first). */
             seq: number;
             text: string;
@@ -1845,7 +1849,7 @@ export interface operations {
             query?: {
                 /** @description next_cursor of the previous page */
                 cursor?: string | null;
-                filter?: "all" | "unread" | "mine" | "no_reply";
+                filter?: "all" | "unread" | "mine" | "no_reply" | "mentions";
                 limit?: number;
                 /** @description A number's id (phone_number_id); all when omitted */
                 number?: string | null;

@@ -71,6 +71,34 @@ async def test_notes_assignment_and_read_receipts(env: Env, stub: ConversationsS
     assert all(e.type != "whatsapp.command.send" for e in commands.events())
 
 
+async def test_a_notes_mentions_count_once_however_often_its_entry_is_carried_out(
+        env: Env, stub: ConversationsServiceStub) -> None:
+    await env.deliver(env.message("222", wamid="wamid.m.1"))
+    cid = env.conversation_id("222")
+    note = (await stub.AddNote(pb.AddNoteRequest(workspace_id=env.workspace, conversation_id=cid, agent=AGENT,
+                                                 text="see this", mentions=[OTHER_AGENT, AGENT]))).note
+    assert [(a.id, a.name) for a in note.mentions] == [("ag_2", "Linus"), ("ag_1", "Grace Hopper")]
+
+    async def unseen(agent_id: str) -> int:
+        return (await stub.GetConversation(pb.GetConversationRequest(
+            workspace_id=env.workspace, conversation_id=cid, agent_id=agent_id))).conversation.unseen_mentions
+
+    assert (await unseen("ag_2"), await unseen("ag_1"), await unseen("")) == (1, 0, 0)  # not the author's own
+    # The relay carrying the same entry out again (a crash before it was removed) counts nothing twice.
+    stored = await env.store.get_item(note.id)
+    assert stored is not None
+    for _ in range(2):
+        await env.store.repos.mentions.add(env.workspace, cid, note.id, ["ag_2"], stored["at"])
+    assert await unseen("ag_2") == 1
+    assert await list_ids(stub, env, filter=pb.CONVERSATION_FILTER_MENTIONS, agent_id="ag_2") == [cid]
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await list_ids(stub, env, filter=pb.CONVERSATION_FILTER_MENTIONS)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    await stub.MarkRead(pb.MarkReadRequest(workspace_id=env.workspace, conversation_id=cid, agent=OTHER_AGENT))
+    assert await unseen("ag_2") == 0
+    assert await list_ids(stub, env, filter=pb.CONVERSATION_FILTER_MENTIONS, agent_id="ag_2") == []
+
+
 # --- the outbox -----------------------------------------------------------------------------------------
 
 

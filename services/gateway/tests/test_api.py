@@ -310,6 +310,71 @@ async def test_the_double_reply_guard(gw: Gateway, services: Services) -> None:
 
 
 @pytest.mark.timeout(180)
+async def test_mentions_in_notes(gw: Gateway, services: Services) -> None:
+    """A note mentions agents of its workspace (others are a 400): the note carries them, each mentioned agent
+    (and only it) gets a `mention` on its stream, sees unseen_mentions and the mentions filter list it, and
+    reading the conversation clears its own mentions only."""
+    other = await make_team(gw, "Elsewhere")
+    async with team_signed_in(gw, services) as (team, admin, agent), open_stream(agent) as agent_stream, \
+            open_stream(admin) as admin_stream:
+        conv = await services.inbound(team, "34600888111", "Can I pay by invoice?", name="Ada Lovelace")
+        quiet = await services.inbound(team, "34600888222", "Hi", name="Grace Hopper")
+        path = f"/api/conversations/{conv}/notes"
+        for strangers in (["agt_nobody"], [other.agent.id], [team.agent.id, other.admin.id]):
+            refused = await admin.post(path, json={"text": "who?", "mentions": strangers})
+            assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_request", refused.text
+        assert [i for i in ok(await admin.get(f"/api/conversations/{conv}/timeline"))["items"]
+                if i["kind"] == "note"] == []  # nothing was saved
+
+        note = ok(await admin.post(path, json={"text": "@Acme agent can you check invoices?",
+                                               "mentions": [team.agent.id, team.agent.id, team.admin.id]}),
+                  201)["note"]
+        assert note["mentions"] == [{"id": team.agent.id, "name": team.agent.name},
+                                    {"id": team.admin.id, "name": team.admin.name}]
+        told = await agent_stream.until(lambda e: e.event == "mention")
+        assert told.data["conversation_id"] == conv and told.data["note"]["id"] == note["id"]
+        assert told.data["by"] == {"id": team.admin.id, "name": team.admin.name}
+        # The author mentioned itself: the note is there, no mention event for it.
+        await admin_stream.until(lambda e: e.event == "note.created" and e.data["note"]["id"] == note["id"])
+        timeline = ok(await agent.get(f"/api/conversations/{conv}/timeline"))["items"]
+        assert [i["mentions"] for i in timeline if i["kind"] == "note"] == [note["mentions"]]
+
+        assert ok(await agent.get(f"/api/conversations/{conv}"))["unseen_mentions"] == 1
+        assert ok(await admin.get(f"/api/conversations/{conv}"))["unseen_mentions"] == 0  # its own note
+        listed = ok(await agent.get("/api/conversations", params={"filter": "mentions"}))["items"]
+        assert [(c["id"], c["unseen_mentions"]) for c in listed] == [(conv, 1)]
+        assert ok(await admin.get("/api/conversations", params={"filter": "mentions"}))["items"] == []
+        assert {c["id"]: c["unseen_mentions"] for c in ok(await agent.get("/api/conversations"))["items"]} == {
+            conv: 1, quiet: 0}
+        assert ok(await agent.get("/api/conversations", params={"filter": "mentions", "q": "ada"}))["items"][0][
+            "id"] == conv
+        assert ok(await agent.get("/api/conversations", params={"filter": "mentions", "q": "grace"}))["items"] == []
+
+        ok(await admin.post(path, json={"text": "and the VAT number?", "mentions": [team.agent.id]}), 201)
+        await agent_stream.until(lambda e: e.event == "mention")
+        assert ok(await agent.get(f"/api/conversations/{conv}"))["unseen_mentions"] == 2
+        ok(await admin.post(f"/api/conversations/{quiet}/notes", json={"text": "no one"}), 201)
+
+        read = ok(await agent.post(f"/api/conversations/{conv}/read"))
+        assert read["conversation"]["unseen_mentions"] == 0
+        assert ok(await agent.get(f"/api/conversations/{conv}"))["unseen_mentions"] == 0
+        assert ok(await agent.get("/api/conversations", params={"filter": "mentions"}))["items"] == []
+        # A mention of two: the read of one leaves the other's.
+        ok(await agent.post(path, json={"text": "both of us", "mentions": [team.admin.id, team.agent.id]}), 201)
+        await admin_stream.until(lambda e: e.event == "mention")
+        ok(await admin.post(f"/api/conversations/{conv}/read"))
+        assert ok(await admin.get(f"/api/conversations/{conv}"))["unseen_mentions"] == 0
+        assert ok(await agent.get(f"/api/conversations/{conv}"))["unseen_mentions"] == 0  # its own note
+        too_many = await admin.post(path, json={"text": "x", "mentions": [f"agt_{i}" for i in range(21)]})
+        assert too_many.status_code == 400
+        streamed = [e for e in agent_stream.events if e.event == "conversation.updated"]
+        assert all("unseen_mentions" not in e.data for e in streamed)
+        # Each mention went to the agent mentioned, and to no one else.
+        assert len([e for e in agent_stream.events if e.event == "mention"]) == 2
+        assert [e.data["by"]["id"] for e in admin_stream.events if e.event == "mention"] == [team.agent.id]
+
+
+@pytest.mark.timeout(180)
 async def test_canned_replies(gw: Gateway, services: Services) -> None:
     """Admins manage a workspace's canned replies (shortcut unique, bad input a 400); any member lists them by
     prefix and renders one for a conversation, its placeholders filled and unknown ones left empty."""

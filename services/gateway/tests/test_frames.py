@@ -99,12 +99,13 @@ def customer() -> kev.CustomerSnapshot:
                                                  revenue_currency="EUR"))
 
 
-def test_a_conversation_frame_reads_like_the_get_answer_but_for_composing_and_viewing() -> None:
+def test_a_conversation_frame_reads_like_the_get_answer_but_for_composing_viewing_and_mentions() -> None:
     name, data = frame_json(cev.ConversationUpdated(conversation=summary()))
-    fetched = msgspec.to_builtins(convert.conversation(wire.conversation_pb(summary())))
+    fetched = msgspec.to_builtins(convert.conversation(wire.conversation_pb(summary(), unseen_mentions=3)))
     assert name == "conversation.updated"
     assert fetched.pop("composing") == []  # composing and viewing changes have their own events
     assert fetched.pop("viewing") == []
+    assert fetched.pop("unseen_mentions") == 3  # each agent's own: `mention` events tell it
     assert data == answer(fetched)
 
 
@@ -172,7 +173,8 @@ def test_a_field_an_event_gains_that_its_message_lacks_is_left_out() -> None:
                                          "pinned": True, "author": {"id": "agt_1", "name": "Ben", "role": "x"}})
     streamed = frame_data(cev.NoteCreated(conversation_id="cnv_1", note=newer))["note"]
     assert streamed == {"kind": "note", "id": "nte_1", "conversation_id": "cnv_1", "text": "t",
-                        "author": {"id": "agt_1", "name": "Ben"}, "at": "2026-12-02T05:00:00.123456Z", "seq": 0}
+                        "author": {"id": "agt_1", "name": "Ben"}, "at": "2026-12-02T05:00:00.123456Z", "seq": 0,
+                        "mentions": []}
 
 
 def test_a_streamed_item_carries_its_seq() -> None:

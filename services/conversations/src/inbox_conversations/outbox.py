@@ -17,7 +17,7 @@ is moved out of its document to ``outbox_parked`` with that reason after a few t
 back), and the entries beside and behind it go on; Kafka or the database away ends the round instead.
 
 The embedded entry's shape (what rpc.py writes): ``{"id", "created_at", "events": [{"topic", "key",
-"event"}], "inserts": [timeline items], "apply": "outbound_message" | None, "conversation_id",
+"event"}], "inserts": [timeline items], "apply": "outbound_message" | "note_mentions" | None, "conversation_id",
 "conversation_updated": bool}``.
 
 Consumer-side changes need no outbox: they publish before the handler returns and a redelivery
@@ -117,6 +117,13 @@ class EmbeddedEntries:
             message = await self.store.get_item(entry.data["doc_id"])
             if message is not None:
                 await self.publisher.apply_outbound_message(message)
+        elif embedded.get("apply") == "note_mentions":  # before its events: a mention read is a mention counted
+            note = await self.store.get_item(entry.data["doc_id"])
+            if note is not None:
+                author = (note.get("author") or {}).get("id")  # one's own note is never unseen by oneself
+                await self.store.repos.mentions.add(
+                    note["workspace_id"], note["conversation_id"], note["_id"],
+                    [m["id"] for m in note.get("mentions") or [] if m.get("id") != author], note["at"])
         return True
 
     async def finished(self, entry: Entry) -> None:

@@ -92,14 +92,16 @@ class ConversationsRpc(conversations_pb2_grpc.ConversationsServiceServicer):
             raise InvalidRequest("unknown status filter", {"status": int(request.status)})
         page = await self.reading.conversations(workspace_id, list(request.number_ids), filter_name, request.agent_id,
                                                 request.query, request.cursor, request.limit, status)
-        return pb.ListConversationsResponse(items=[conversation_pb(c) for c in page.items],
-                                            next_cursor=page.next_cursor)
+        return pb.ListConversationsResponse(
+            items=[conversation_pb(c, page.unseen_mentions.get(c.id, 0)) for c in page.items],
+            next_cursor=page.next_cursor)
 
     async def GetConversation(self, request: pb.GetConversationRequest,
                               context: Context = None) -> pb.GetConversationResponse:
-        summary = await self.reading.conversation(_required(request.workspace_id, "workspace_id"),
-                                                  _required(request.conversation_id, "conversation_id"))
-        return pb.GetConversationResponse(conversation=conversation_pb(summary))
+        summary, unseen = await self.reading.conversation(_required(request.workspace_id, "workspace_id"),
+                                                          _required(request.conversation_id, "conversation_id"),
+                                                          request.agent_id)
+        return pb.GetConversationResponse(conversation=conversation_pb(summary, unseen))
 
     async def GetTimeline(self, request: pb.GetTimelineRequest, context: Context = None) -> pb.GetTimelineResponse:
         page = await self.reading.timeline(_required(request.workspace_id, "workspace_id"),
@@ -138,7 +140,7 @@ class ConversationsRpc(conversations_pb2_grpc.ConversationsServiceServicer):
     async def AddNote(self, request: pb.AddNoteRequest, context: Context = None) -> pb.AddNoteResponse:
         note = await self.team.note(_required(request.workspace_id, "workspace_id"),
                                     _required(request.conversation_id, "conversation_id"), _agent(request.agent),
-                                    request.text)
+                                    request.text, [_agent(a) for a in request.mentions])
         return pb.AddNoteResponse(note=note_pb(note))
 
     async def Assign(self, request: pb.AssignRequest, context: Context = None) -> pb.AssignResponse:

@@ -108,8 +108,10 @@ def message(doc: Document) -> MessageView:
 
 
 def note(doc: Document) -> NoteView:
+    mentioned = [actor(m) for m in doc.get("mentions") or []]
     return NoteView(id=doc["_id"], conversation_id=doc["conversation_id"], text=doc.get("text", ""),
-                    author=actor(doc.get("author")), at=doc["at"], seq=doc.get("seq"))
+                    author=actor(doc.get("author")), at=doc["at"], seq=doc.get("seq"),
+                    mentions=[m for m in mentioned if m is not None])
 
 
 def activity(doc: Document) -> ActivityView:

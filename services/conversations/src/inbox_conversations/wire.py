@@ -28,6 +28,7 @@ FILTERS = {
     pb.CONVERSATION_FILTER_UNREAD: "unread",
     pb.CONVERSATION_FILTER_MINE: "mine",
     pb.CONVERSATION_FILTER_NO_REPLY: "no_reply",
+    pb.CONVERSATION_FILTER_MENTIONS: "mentions",
 }
 STATUS_FILTERS = {
     pb.STATUS_FILTER_UNSPECIFIED: "open",
@@ -91,7 +92,7 @@ def _actor(value: Actor | None) -> common_pb2.Actor | None:
     return common_pb2.Actor(id=value.id, name=value.name) if value is not None else None
 
 
-def conversation_pb(c: ConversationSummary) -> pb.Conversation:
+def conversation_pb(c: ConversationSummary, unseen_mentions: int = 0) -> pb.Conversation:
     out = pb.Conversation(
         id=c.id, workspace_id=c.workspace_id, number_id=c.number_id,
         customer=pb.CustomerSummary(id=c.customer.id, wa_id=c.customer.wa_id, name=c.customer.name,
@@ -101,7 +102,7 @@ def conversation_pb(c: ConversationSummary) -> pb.Conversation:
         updated_at=_ts(c.updated_at), created_at=_ts(c.created_at), version=c.version,
         assignee=_actor(c.assignee),
         status=CONVERSATION_STATUS_VALUES.get(c.status, pb.CONVERSATION_STATUS_OPEN),
-        snoozed_until=_ts(c.snoozed_until), last_seq=c.last_seq,
+        snoozed_until=_ts(c.snoozed_until), last_seq=c.last_seq, unseen_mentions=unseen_mentions,
     )
     if c.last_message is not None:
         last = c.last_message
@@ -138,7 +139,7 @@ def message_pb(m: MessageView) -> pb.Message:
 
 def note_pb(n: NoteView) -> pb.Note:
     return pb.Note(id=n.id, conversation_id=n.conversation_id, text=n.text, author=_actor(n.author), at=_ts(n.at),
-                   seq=n.seq or 0)
+                   seq=n.seq or 0, mentions=[common_pb2.Actor(id=a.id, name=a.name) for a in n.mentions])
 
 
 def activity_pb(a: ActivityView) -> pb.Activity:

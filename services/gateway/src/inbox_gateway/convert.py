@@ -105,6 +105,7 @@ def conversation(c: conversations_pb2.Conversation, colleagues: Colleagues | Non
         composing=colleagues.composing if colleagues else [], viewing=colleagues.viewing if colleagues else [],
         updated_at=when(c, "updated_at"), created_at=when(c, "created_at"),
         version=c.version, status=CONVERSATION_STATUS.get(c.status, "open"),  # type: ignore[arg-type]
+        unseen_mentions=c.unseen_mentions,
         snoozed_until=when(c, "snoozed_until") if c.status == conversations_pb2.CONVERSATION_STATUS_SNOOZED else None,
         last_seq=c.last_seq,
     )
@@ -139,7 +140,7 @@ def message(x: conversations_pb2.Message) -> m.MessageItem:
 
 def note(x: conversations_pb2.Note) -> m.NoteItem:
     return m.NoteItem(id=x.id, conversation_id=x.conversation_id, text=x.text, author=actor(x, "author"),
-                      at=when(x, "at"), seq=x.seq)
+                      at=when(x, "at"), seq=x.seq, mentions=[m.ActorRef(id=a.id, name=a.name) for a in x.mentions])
 
 
 def activity(x: conversations_pb2.Activity) -> m.ActivityItem:

@@ -97,7 +97,7 @@ class Gateway:
     # --- open streams -------------------------------------------------------------------------------------
 
     def open_stream(self, principal: Principal, last_event_id: str | None) -> Subscription:
-        subscription = self.hub.subscribe(principal.workspaces, last_event_id)
+        subscription = self.hub.subscribe(principal.workspaces, last_event_id, principal.agent_id)
         self.streams[subscription] = principal
         self.spawn(self._heartbeats({(ws, principal.agent_id, principal.name) for ws in principal.workspaces}))
         return subscription

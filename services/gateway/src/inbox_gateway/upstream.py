@@ -135,8 +135,11 @@ class Upstream:
             self, request: conversations_pb2.ListConversationsRequest) -> conversations_pb2.ListConversationsResponse:
         return await _call("conversations", self.conversations.ListConversations(request, timeout=self.deadline))
 
-    async def get_conversation(self, workspace_id: str, conversation_id: str) -> conversations_pb2.Conversation:
-        request = conversations_pb2.GetConversationRequest(workspace_id=workspace_id, conversation_id=conversation_id)
+    async def get_conversation(self, workspace_id: str, conversation_id: str,
+                               agent_id: str = "") -> conversations_pb2.Conversation:
+        """The conversation; with ``agent_id``, its unseen_mentions are that agent's."""
+        request = conversations_pb2.GetConversationRequest(workspace_id=workspace_id, conversation_id=conversation_id,
+                                                           agent_id=agent_id)
         response: conversations_pb2.GetConversationResponse = await _call(
             "conversations", self.conversations.GetConversation(request, timeout=self.deadline))
         return response.conversation

@@ -141,6 +141,7 @@ class NoteView(EventData):
     author: Actor | None = None
     at: datetime
     seq: int | None = None
+    mentions: list[Actor] = Field(default_factory=list)  # the agents it mentions (each gets a `mention`)
 
 
 class ActivityView(EventData):

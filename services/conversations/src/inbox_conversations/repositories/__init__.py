@@ -9,6 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from inbox_conversations.repositories.conversations import Conversations, ListQuery
 from inbox_conversations.repositories.customers import CustomerCopies
 from inbox_conversations.repositories.library import Library
+from inbox_conversations.repositories.mentions import MentionMarks
 from inbox_conversations.repositories.numbers import Numbers
 from inbox_conversations.repositories.pending import PendingFacts
 from inbox_conversations.repositories.replies import CannedReplies
@@ -17,8 +18,8 @@ from inbox_conversations.repositories.timeline import Timeline, TimelineKey
 from inbox_conversations.search_index import SearchIndex
 from inbox_core.mongo import Document
 
-__all__ = ["CannedReplies", "Conversations", "CustomerCopies", "Library", "ListQuery", "Numbers", "PendingFacts",
-           "Repositories", "SearchIndex", "Templates", "Timeline", "TimelineKey"]
+__all__ = ["CannedReplies", "Conversations", "CustomerCopies", "Library", "ListQuery", "MentionMarks", "Numbers",
+           "PendingFacts", "Repositories", "SearchIndex", "Templates", "Timeline", "TimelineKey"]
 
 
 @dataclass(frozen=True)
@@ -32,16 +33,19 @@ class Repositories:
     library: Library
     search: SearchIndex
     replies: CannedReplies
+    mentions: MentionMarks
 
     @classmethod
     def of(cls, db: AsyncDatabase[Document]) -> Repositories:
         return cls(Conversations(db), Timeline(db), PendingFacts(db), Numbers(db), CustomerCopies(db),
-                   Templates(db), Library(db), SearchIndex(db), CannedReplies(db))
+                   Templates(db), Library(db), SearchIndex(db), CannedReplies(db),
+                   MentionMarks(db))
 
     async def ensure_indexes(self) -> None:
         """Creates the indexes every query of this service is served by (idempotent)."""
         for repository in (self.conversations, self.timeline, self.pending, self.numbers, self.templates,
-                           self.library, self.search, self.replies):
+                           self.library, self.search, self.replies,
+                           self.mentions):
             await repository.ensure_indexes()
         await self.search.backfill()  # a database from before the search index, once
         await self.conversations.backfill_status()  # a database from before statuses, once

@@ -6,7 +6,7 @@ outbox.py); the request then carries the entry out.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from inbox_conversations import documents, domain, views
@@ -28,6 +28,7 @@ from inbox_core.events.conversations import (
 from inbox_core.mongo import Document
 
 MAX_NOTE = 10000
+MAX_MENTIONS = 20
 # A conversation changed meanwhile makes the status write (guarded by version) miss: decide again.
 MAX_STATUS_DECISIONS = 8
 
@@ -43,21 +44,30 @@ class TeamWork:
         self.publisher = publisher
         self.publish_timeout_s = publish_timeout_s
 
-    async def note(self, workspace_id: str, conversation_id: str, agent: Agent, text: str) -> NoteView:
+    async def note(self, workspace_id: str, conversation_id: str, agent: Agent, text: str,
+                   mentions: Sequence[Agent] = ()) -> NoteView:
+        """A note; ``mentions`` are agents of the workspace (the caller checked), each marked as having an
+        unseen mention in the conversation when the note's entry is carried out (outbox.py)."""
         conv = await self.repos.conversations.get(workspace_id, conversation_id)
         text = text.strip()
         if not text:
             raise InvalidRequest("the note is empty", {"field": "text"})
         if len(text) > MAX_NOTE:
             raise ValidationFailed(f"a note has at most {MAX_NOTE} characters", {"field": "text"})
+        mentioned = list({a.id: a for a in mentions if a.id}.values())
+        if len(mentioned) > MAX_MENTIONS:
+            raise InvalidRequest(f"a note mentions at most {MAX_MENTIONS} agents", {"field": "mentions"})
         now = utcnow()
         note = {"_id": domain.new_id("note_"), "kind": "note", "workspace_id": workspace_id,
                 "conversation_id": conv["_id"], "text": text, "author": agent.doc(), "at": now,
-                "arrival": next_arrival(), "seq": await self.repos.conversations.take_seqs(conv["_id"])}
+                "arrival": next_arrival(), "seq": await self.repos.conversations.take_seqs(conv["_id"]),
+                "mentions": [a.doc() for a in mentioned]}
         event = Event.of(NoteCreated(conversation_id=conv["_id"], note=views.note(note)), workspace_id=workspace_id,
                          id=domain.event_id(note["_id"], "note.created"))
         entry = {"id": "note", "created_at": now, "conversation_id": conv["_id"],
                  "events": [outbox_event(self.publisher.topics.conversations, conv["_id"], event)]}
+        if any(a.id != agent.id for a in mentioned):
+            entry["apply"] = "note_mentions"
         await self.repos.timeline.insert({**note, "outbox": {"note": entry}, "outbox_at": now})
         await self.publisher.try_carry_out("timeline", note["_id"], entry, self.publish_timeout_s)
         return views.note(note)
@@ -132,9 +142,12 @@ class TeamWork:
         raise ConversationChanged(f"conversation {conv['_id']} kept changing")
 
     async def mark_read(self, workspace_id: str, conversation_id: str, agent: Agent) -> ConversationSummary:
-        """Unread to 0, and a read receipt for the customer's newest live message, once per message."""
+        """Unread to 0, the agent's unseen mentions in it cleared, and a read receipt for the customer's newest
+        live message, once per message."""
         conversations = self.repos.conversations
         conv = await conversations.get(workspace_id, conversation_id)
+        if agent.id:
+            await self.repos.mentions.clear(conv["_id"], agent.id)
         last_inbound = conv.get("last_inbound_wamid")
         receipt = last_inbound if last_inbound and last_inbound != conv.get("read_receipt_wamid") else None
         if not conv.get("unread_count") and receipt is None:

@@ -63,7 +63,7 @@ async def find_conversation(gateway: Gateway, principal: Principal,
                             conversation_id: str) -> tuple[str, conversations_pb2.Conversation]:
     """The conversation, from whichever of the agent's workspaces has it (404 if none)."""
     return await gateway.locator.find(f"conversation:{conversation_id}", principal,
-                                 lambda ws: gateway.upstream.get_conversation(ws, conversation_id))
+                                 lambda ws: gateway.upstream.get_conversation(ws, conversation_id, principal.agent_id))
 
 
 async def conversation_workspace(gateway: Gateway, principal: Principal, conversation_id: str) -> str:

@@ -35,7 +35,8 @@ from inbox_gateway.uploads import media_kind
 
 FILTERS = {"all": conversations_pb2.CONVERSATION_FILTER_ALL, "unread": conversations_pb2.CONVERSATION_FILTER_UNREAD,
            "mine": conversations_pb2.CONVERSATION_FILTER_MINE,
-           "no_reply": conversations_pb2.CONVERSATION_FILTER_NO_REPLY}
+           "no_reply": conversations_pb2.CONVERSATION_FILTER_NO_REPLY,
+           "mentions": conversations_pb2.CONVERSATION_FILTER_MENTIONS}
 
 IdempotencyKey = Annotated[str | None, HeaderParameter(
     name="Idempotency-Key", max_length=200, required=False,
@@ -105,7 +106,7 @@ async def get_conversation(gateway: GatewayDep, principal: PrincipalDep,
     home = gateway.locator.home(f"conversation:{conversation_id}", principal)
     if home is not None:  # its workspace known without a call: the conversation and its composing together
         conversation, colleagues = await asyncio.gather(
-            gateway.upstream.get_conversation(home, conversation_id),
+            gateway.upstream.get_conversation(home, conversation_id, principal.agent_id),
             colleagues_by_workspace(gateway, principal, {home: [conversation_id]}))
     else:
         _, conversation = await find_conversation(gateway, principal, conversation_id)
@@ -194,9 +195,17 @@ async def send_template(gateway: GatewayDep, principal: PrincipalDep, conversati
 async def add_note(gateway: GatewayDep, principal: PrincipalDep, conversation_id: FromPath[str],
                    data: JSONBody[m.NoteBody]) -> m.NoteEnvelope:
     workspace_id = await conversation_workspace(gateway, principal, conversation_id)
-    note = await gateway.upstream.add_note(conversations_pb2.AddNoteRequest(
-        workspace_id=workspace_id, conversation_id=conversation_id, agent=conversation_actor(principal),
-        text=data.text))
+    request = conversations_pb2.AddNoteRequest(workspace_id=workspace_id, conversation_id=conversation_id,
+                                               agent=conversation_actor(principal), text=data.text)
+    if data.mentions:
+        members = {member.agent.id: member.agent for member in await gateway.accounts.members(workspace_id)}
+        strangers = [agent_id for agent_id in data.mentions if agent_id not in members]
+        if strangers:
+            raise InvalidRequest("a note can mention only agents of its workspace",
+                                 {"field": "mentions", "agent_ids": strangers})
+        request.mentions.extend(common_pb2.Actor(id=agent_id, name=members[agent_id].name)
+                                for agent_id in dict.fromkeys(data.mentions))
+    note = await gateway.upstream.add_note(request)
     return m.NoteEnvelope(note=convert.note(note))
 
 

@@ -12,7 +12,7 @@ MessageStatus = Literal["pending", "sent", "delivered", "read", "played", "faile
 MediaType = Literal["image", "video", "audio", "document"]
 LibraryType = Literal["text", "image", "video", "audio", "document"]
 Stage = Literal["new", "confirmed", "shipped", "delivered", "cancelled", "returned"]
-Filter = Literal["all", "unread", "mine", "no_reply"]
+Filter = Literal["all", "unread", "mine", "no_reply", "mentions"]
 Status = Literal["open", "resolved", "snoozed"]
 StatusFilter = Literal["open", "resolved", "snoozed", "any"]
 

@@ -106,6 +106,10 @@ class Conversation(Struct):
     status: Status
     snoozed_until: datetime | None  # set while snoozed: it reopens then
     last_seq: Annotated[int, Meta(ge=0, description="The seq of the conversation's newest timeline item.")]
+    unseen_mentions: Annotated[int, Meta(ge=0, description=(
+        "Notes mentioning the calling agent that it has not seen yet (reading the conversation clears them); "
+        "left out of the stream's conversation.updated (it counts for nobody in particular): the `mention` "
+        "event says when one arrives."))]
 
 
 class ConversationPage(Struct):
@@ -192,6 +196,7 @@ class NoteItem(Struct, tag_field="kind", tag="note"):
     author: ActorRef | None
     at: datetime | None
     seq: Seq
+    mentions: list[ActorRef]  # the agents the note mentions
 
 
 class ActivityItem(Struct, tag_field="kind", tag="activity"):
@@ -255,6 +260,8 @@ class SendTemplateBody(Struct, forbid_unknown_fields=True):
 
 class NoteBody(Struct, forbid_unknown_fields=True):
     text: Annotated[str, Meta(min_length=1, max_length=10000)]
+    # Agents of the conversation's workspace to tell (each gets a `mention` on the stream); others are a 400.
+    mentions: Annotated[list[Id], Meta(max_length=20)] = []
 
 
 class NoteEnvelope(Struct):

@@ -155,6 +155,8 @@ class KafkaFeed:
                     STREAM_EVENTS.labels(topic, "no_workspace").inc()
                     return
                 self.hub.publish(frame)
+                for mention in frames.mention_frames(event, frame):
+                    self.hub.publish(mention)
             except Exception:
                 # One event that cannot be fanned out (a bug) costs its workspace's streams a reset, never
                 # silence, and the feed goes on with the next event.

@@ -27,6 +27,7 @@ class Frame:
     workspace_id: str
     name: str
     data: bytes  # the SSE frame, ready to write
+    agent_id: str = ""  # set: only that agent's streams (of the workspace) get it, e.g. a `mention`
 
 
 def sse(name: str, data: Any, event_id: str | None = None) -> bytes:
@@ -44,9 +45,11 @@ def _clean(value: str) -> str:
 
 def _without_composing(conversation: Any) -> dict[str, Any]:
     # Composing and viewing changes arrive as their own events; empty lists here would wrongly clear them.
+    # unseen_mentions is each agent's own (the event counts for nobody): `mention` events tell it.
     data: dict[str, Any] = msgspec.to_builtins(conversation)
     data.pop("composing", None)
     data.pop("viewing", None)
+    data.pop("unseen_mentions", None)
     return data
 
 
@@ -119,3 +122,22 @@ def frame_of(event: Event) -> Frame | None:
         return None  # nobody may see an event of no workspace
     name, data = translate(event)
     return Frame(id=event.id, workspace_id=event.workspace_id, name=name, data=sse(name, data, event.id))
+
+
+def mention_frames(event: Event, frame: Frame) -> list[Frame]:
+    """A note's ``mention`` frames: one for each agent it mentions (its author left out), to that agent only.
+    Their ids are derived from the note's event, so a redelivered note tells nobody twice."""
+    if event.type != "note.created" or not event.workspace_id:
+        return []
+    created = event.payload(cev.NoteCreated)
+    note = msgspec.to_builtins(convert.note(convert.as_proto(created.note, conversations_pb2.Note)))
+    author = created.note.author.id if created.note.author is not None else ""
+    out = []
+    for agent in created.note.mentions:
+        if agent.id == author:
+            continue
+        frame_id = f"{frame.id}:mention:{agent.id}"
+        data = {"conversation_id": created.conversation_id, "note": note, "by": note.get("author")}
+        out.append(Frame(id=frame_id, workspace_id=event.workspace_id, name="mention",
+                         data=sse("mention", data, frame_id), agent_id=agent.id))
+    return out

@@ -21,13 +21,17 @@ STREAM_RESETS = Counter("inbox_gateway_stream_resets_total", "reset frames sent 
 class Subscription:
     """One connection's view of the hub: its workspaces and a bounded queue of frames."""
 
-    __slots__ = ("closed", "queue", "reset", "workspaces")
+    __slots__ = ("agent_id", "closed", "queue", "reset", "workspaces")
 
-    def __init__(self, workspaces: Iterable[str], size: int) -> None:
+    def __init__(self, workspaces: Iterable[str], size: int, agent_id: str = "") -> None:
         self.workspaces = frozenset(workspaces)
+        self.agent_id = agent_id
         self.queue: asyncio.Queue[Frame | None] = asyncio.Queue(maxsize=size + 1)  # +1: room for the close
         self.closed: str | None = None
         self.reset = False
+
+    def wants(self, frame: Frame) -> bool:
+        return frame.workspace_id in self.workspaces and (not frame.agent_id or frame.agent_id == self.agent_id)
 
     def offer(self, frame: Frame) -> None:
         if self.closed is not None:
@@ -78,15 +82,17 @@ class Hub:
         self._seq_of[frame.id] = self._seq
         self.published += 1
         for subscription in tuple(self._by_workspace.get(frame.workspace_id, ())):
-            subscription.offer(frame)
+            if not frame.agent_id or frame.agent_id == subscription.agent_id:
+                subscription.offer(frame)
 
-    def subscribe(self, workspaces: Iterable[str], last_event_id: str | None = None) -> Subscription:
-        """A new subscription; with ``last_event_id``, first what came after it (if still buffered)."""
-        subscription = Subscription(workspaces, self.queue_size)
+    def subscribe(self, workspaces: Iterable[str], last_event_id: str | None = None,
+                  agent_id: str = "") -> Subscription:
+        """A new subscription (``agent_id``: whose frames meant for one agent it gets); with
+        ``last_event_id``, first what came after it (if still buffered)."""
+        subscription = Subscription(workspaces, self.queue_size, agent_id)
         if last_event_id:
             after = self._seq_of.get(last_event_id)
-            replay = [] if after is None else [
-                f for seq, f in self._ring if seq > after and f.workspace_id in subscription.workspaces]
+            replay = [] if after is None else [f for seq, f in self._ring if seq > after and subscription.wants(f)]
             gap = max([self._gap_all, *(self._gap_of.get(w, 0) for w in subscription.workspaces)])
             if after is None or after <= gap or len(replay) > self.queue_size:
                 subscription.reset = True

@@ -145,6 +145,8 @@ class _ConversationFilterEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Co
     """assigned to ListConversationsRequest.agent_id"""
     CONVERSATION_FILTER_NO_REPLY: _ConversationFilter.ValueType  # 4
     """awaiting_reply: the last message is the customer's"""
+    CONVERSATION_FILTER_MENTIONS: _ConversationFilter.ValueType  # 5
+    """notes mention ListConversationsRequest.agent_id, unseen by it"""
 
 class ConversationFilter(_ConversationFilter, metaclass=_ConversationFilterEnumTypeWrapper): ...
 
@@ -157,6 +159,8 @@ CONVERSATION_FILTER_MINE: ConversationFilter.ValueType  # 3
 """assigned to ListConversationsRequest.agent_id"""
 CONVERSATION_FILTER_NO_REPLY: ConversationFilter.ValueType  # 4
 """awaiting_reply: the last message is the customer's"""
+CONVERSATION_FILTER_MENTIONS: ConversationFilter.ValueType  # 5
+"""notes mention ListConversationsRequest.agent_id, unseen by it"""
 Global___ConversationFilter: _TypeAlias = ConversationFilter  # noqa: Y015
 
 class _MediaKind:
@@ -331,6 +335,7 @@ class Conversation(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     SNOOZED_UNTIL_FIELD_NUMBER: _builtins.int
     LAST_SEQ_FIELD_NUMBER: _builtins.int
+    UNSEEN_MENTIONS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     workspace_id: _builtins.str
     number_id: _builtins.str
@@ -342,6 +347,8 @@ class Conversation(_message.Message):
     status: Global___ConversationStatus.ValueType
     last_seq: _builtins.int
     """the newest timeline item's seq (0: none yet)"""
+    unseen_mentions: _builtins.int
+    """Notes mentioning the calling agent (the request's agent_id) that it has not seen (read) yet."""
     @_builtins.property
     def customer(self) -> Global___CustomerSummary: ...
     @_builtins.property
@@ -382,10 +389,11 @@ class Conversation(_message.Message):
         status: Global___ConversationStatus.ValueType = ...,
         snoozed_until: _timestamp_pb2.Timestamp | None = ...,
         last_seq: _builtins.int = ...,
+        unseen_mentions: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["assignee", b"assignee", "created_at", b"created_at", "customer", b"customer", "last_message", b"last_message", "snoozed_until", b"snoozed_until", "updated_at", b"updated_at", "window", b"window"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee", b"assignee", "awaiting_reply", b"awaiting_reply", "created_at", b"created_at", "customer", b"customer", "id", b"id", "last_message", b"last_message", "last_seq", b"last_seq", "number_id", b"number_id", "snoozed_until", b"snoozed_until", "status", b"status", "unread_count", b"unread_count", "updated_at", b"updated_at", "version", b"version", "window", b"window", "workspace_id", b"workspace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee", b"assignee", "awaiting_reply", b"awaiting_reply", "created_at", b"created_at", "customer", b"customer", "id", b"id", "last_message", b"last_message", "last_seq", b"last_seq", "number_id", b"number_id", "snoozed_until", b"snoozed_until", "status", b"status", "unread_count", b"unread_count", "unseen_mentions", b"unseen_mentions", "updated_at", b"updated_at", "version", b"version", "window", b"window", "workspace_id", b"workspace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -406,7 +414,7 @@ class ListConversationsRequest(_message.Message):
     workspace_id: _builtins.str
     filter: Global___ConversationFilter.ValueType
     agent_id: _builtins.str
-    """Required for CONVERSATION_FILTER_MINE: whose conversations."""
+    """Required for CONVERSATION_FILTER_MINE and _MENTIONS: whose conversations; also whose unseen_mentions."""
     query: _builtins.str
     """Customer name (case- and accent-insensitive prefix of any word) or phone digits (any part)."""
     cursor: _builtins.str
@@ -468,17 +476,21 @@ class GetConversationRequest(_message.Message):
 
     WORKSPACE_ID_FIELD_NUMBER: _builtins.int
     CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    AGENT_ID_FIELD_NUMBER: _builtins.int
     workspace_id: _builtins.str
     conversation_id: _builtins.str
+    agent_id: _builtins.str
+    """whose unseen_mentions (none when empty)"""
     def __init__(
         self,
         *,
         workspace_id: _builtins.str = ...,
         conversation_id: _builtins.str = ...,
+        agent_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "workspace_id", b"workspace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "conversation_id", b"conversation_id", "workspace_id", b"workspace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -796,6 +808,7 @@ class Note(_message.Message):
     AUTHOR_FIELD_NUMBER: _builtins.int
     AT_FIELD_NUMBER: _builtins.int
     SEQ_FIELD_NUMBER: _builtins.int
+    MENTIONS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     conversation_id: _builtins.str
     text: _builtins.str
@@ -805,6 +818,10 @@ class Note(_message.Message):
     def author(self) -> _common_pb2.Actor: ...
     @_builtins.property
     def at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def mentions(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Actor]:
+        """the agents the note mentions"""
+
     def __init__(
         self,
         *,
@@ -814,10 +831,11 @@ class Note(_message.Message):
         author: _common_pb2.Actor | None = ...,
         at: _timestamp_pb2.Timestamp | None = ...,
         seq: _builtins.int = ...,
+        mentions: _abc.Iterable[_common_pb2.Actor] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "author", b"author"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "author", b"author", "conversation_id", b"conversation_id", "id", b"id", "seq", b"seq", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "author", b"author", "conversation_id", b"conversation_id", "id", b"id", "mentions", b"mentions", "seq", b"seq", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1171,12 +1189,17 @@ class AddNoteRequest(_message.Message):
     CONVERSATION_ID_FIELD_NUMBER: _builtins.int
     AGENT_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
+    MENTIONS_FIELD_NUMBER: _builtins.int
     workspace_id: _builtins.str
     conversation_id: _builtins.str
     text: _builtins.str
     @_builtins.property
     def agent(self) -> _common_pb2.Actor:
         """the note's author"""
+
+    @_builtins.property
+    def mentions(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Actor]:
+        """Agents of the workspace the note mentions (the caller checked they are members); each is told."""
 
     def __init__(
         self,
@@ -1185,10 +1208,11 @@ class AddNoteRequest(_message.Message):
         conversation_id: _builtins.str = ...,
         agent: _common_pb2.Actor | None = ...,
         text: _builtins.str = ...,
+        mentions: _abc.Iterable[_common_pb2.Actor] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "conversation_id", b"conversation_id", "text", b"text", "workspace_id", b"workspace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "conversation_id", b"conversation_id", "mentions", b"mentions", "text", b"text", "workspace_id", b"workspace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1336,7 +1360,9 @@ class MarkReadRequest(_message.Message):
     workspace_id: _builtins.str
     conversation_id: _builtins.str
     @_builtins.property
-    def agent(self) -> _common_pb2.Actor: ...
+    def agent(self) -> _common_pb2.Actor:
+        """its unseen mentions in the conversation are cleared"""
+
     def __init__(
         self,
         *,
