@@ -287,6 +287,45 @@ def test_a_canned_reply_added_by_the_admin_is_inserted_with_the_customers_first_
     assert not omar.errors
 
 
+def test_a_mention_in_a_note_reaches_the_colleague(inbox: Inbox, open_screen: OpenScreen) -> None:
+    """Sara types "@Om" in a note, picks Omar, and adds it: the note shows the mention; Omar, with another
+    conversation open, is told at once, sees the @ badge, finds it under Mentions, and opening it clears it."""
+    ines, other = new_customer("Ines"), new_customer("Theo")
+    inbox.simulate("text", wa_id=ines.wa_id, name=ines.name, body="Can I pay by bank transfer?")
+    inbox.simulate("text", wa_id=other.wa_id, name=other.name, body="Hello")
+    omar = open_screen(inbox.omar)
+    omar.open_conversation(other)
+    sara = open_screen(inbox.sara)
+    sara.open_conversation(ines)
+    sara.page.get_by_role("button", name="Note", exact=True).click()
+    box = sara.page.get_by_label("Internal note")
+    box.press_sequentially("Bank transfer is fine? @Om", delay=20)
+    picker = sara.page.get_by_test_id("mention-picker")
+    expect(picker.get_by_role("option", name="Omar")).to_be_visible()
+    box.press("Enter")
+    expect(picker).to_have_count(0)
+    expect(box).to_have_value("Bank transfer is fine? @Omar ")
+    box.press_sequentially("please confirm", delay=10)
+    box.press("Enter")
+    note = sara.page.get_by_test_id("note").filter(has_text="please confirm")
+    expect(note.get_by_test_id("mention")).to_have_text("@Omar")
+
+    expect(omar.page.get_by_test_id("notice-info").filter(has_text="Sara mentioned you: Bank transfer")).to_be_visible()
+    expect(omar.row(ines).get_by_test_id("mention-badge")).to_be_visible()
+    omar.page.get_by_role("button", name="Mentions", exact=True).click()
+    expect(omar.page.locator("button.conv-row")).to_have_count(1)
+    expect(omar.row(ines)).to_be_visible()
+    omar.open_conversation(ines)
+    expect(omar.page.get_by_test_id("note").filter(has_text="please confirm")).to_be_visible()
+    conv = inbox.conversation_of(inbox.omar, ines.wa_id)["id"]
+    with inbox.api(inbox.omar) as api:
+        deadline = time.monotonic() + 20
+        while api.get(f"/api/conversations/{conv}").json()["unseen_mentions"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert api.get(f"/api/conversations/{conv}").json()["unseen_mentions"] == 0  # opened: read
+    assert not sara.errors and not omar.errors
+
+
 def test_a_reply_shows_its_ticks_as_the_sandbox_reports_delivered_and_read(
         inbox: Inbox, open_screen: OpenScreen) -> None:
     lucia = new_customer("Lucia")

@@ -147,7 +147,8 @@ export const api = {
   ) => request<{ message: MessageItem }>("POST", `conversations/${enc(id)}/messages`, { ...body, ...guard }),
   sendTemplate: (id: string, name: string, language: string, params: Record<string, unknown>, guard?: ReplyGuard) =>
     request<{ message: MessageItem }>("POST", `conversations/${enc(id)}/templates`, { name, language, params, ...guard }),
-  addNote: (id: string, text: string) => request<{ note: NoteItem }>("POST", `conversations/${enc(id)}/notes`, { text }),
+  addNote: (id: string, text: string, mentions: string[] = []) =>
+    request<{ note: NoteItem }>("POST", `conversations/${enc(id)}/notes`, { text, ...(mentions.length ? { mentions } : {}) }),
   assign: (id: string, agentId: string | null) =>
     request<{ conversation: Conversation }>("POST", `conversations/${enc(id)}/assign`, { agent_id: agentId }),
   setStatus: (id: string, status: ConversationStatus, until?: Date) =>

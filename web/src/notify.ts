@@ -47,6 +47,30 @@ export function shouldNotify(c: Conversation, myId: string, hidden: boolean): bo
   return !c.assignee || c.assignee.id === myId;
 }
 
+/** What the stream's `mention` says: a colleague's note mentions this agent. */
+export interface MentionEvent {
+  conversation_id: string;
+  note: { id: string; text: string };
+  by: { id: string; name: string } | null;
+}
+
+/** "Sara mentioned you: …" (the note's start), for the in-app notice and the browser notification. */
+export function mentionText(m: MentionEvent): string {
+  const text = m.note.text.length > 80 ? `${m.note.text.slice(0, 79)}…` : m.note.text;
+  return `${m.by?.name ?? "A colleague"} mentioned you: ${text}`;
+}
+
+/** A browser notification of a mention (when the tab is hidden and it is allowed); a click opens it. */
+export function notifyMention(m: MentionEvent, open: (id: string) => void): void {
+  if (!("Notification" in window) || Notification.permission !== "granted") return;
+  const notice = new Notification("You were mentioned", { body: mentionText(m), tag: `mention-${m.note.id}` });
+  notice.onclick = () => {
+    window.focus();
+    open(m.conversation_id);
+    notice.close();
+  };
+}
+
 /** Raises the notification of a conversation's new customer message; a click opens the conversation. */
 export function notifyNewMessage(c: Conversation, open: (id: string) => void): void {
   const last = c.last_message;

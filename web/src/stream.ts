@@ -13,6 +13,7 @@ const EVENT_TYPES = [
   "message.created",
   "message.updated",
   "note.created",
+  "mention",
   "activity.created",
   "composing",
   "presence",

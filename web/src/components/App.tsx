@@ -6,7 +6,15 @@ import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, api, errorMessage, setAccessChangedHandler, setToken, setUnauthenticatedHandler } from "../api";
 import { applyComposingEvent, applyPresence, dismiss, notices, notify, setMyId, showError, useObservable } from "../store";
 import { type StreamState, stream } from "../stream";
-import { askForNotificationsOnFirstClick, notifyNewMessage, shouldNotify, showUnreadInTitle } from "../notify";
+import {
+  type MentionEvent,
+  askForNotificationsOnFirstClick,
+  mentionText,
+  notifyMention,
+  notifyNewMessage,
+  shouldNotify,
+  showUnreadInTitle,
+} from "../notify";
 import type { ComposingEvent, Conversation, Me, NumberInfo, PresenceEvent } from "../types";
 import { AcceptInvitation } from "./AcceptInvitation";
 import { Icon, Logo } from "./bits";
@@ -239,6 +247,16 @@ function Inbox({ me, onLogout }: { me: Me; onLogout: () => void }) {
       stream.on("conversation.updated", (c: Conversation) => {
         if (c?.id && shouldNotify(c, me.agent.id, document.visibilityState === "hidden")) {
           notifyNewMessage(c, (id) => {
+            window.location.hash = `#/c/${encodeURIComponent(id)}`;
+          });
+        }
+      }),
+      // A colleague's note mentions me: a notice here, and a browser notification while the tab is hidden.
+      stream.on("mention", (m: MentionEvent) => {
+        if (!m?.conversation_id || !m.note) return;
+        notify(mentionText(m), "info", 10_000);
+        if (document.visibilityState === "hidden") {
+          notifyMention(m, (id) => {
             window.location.hash = `#/c/${encodeURIComponent(id)}`;
           });
         }

@@ -5,11 +5,12 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, mediaUrl } from "../api";
 import { fileSize } from "../format";
-import { showError, showErrorIn } from "../store";
-import type { CannedReply, Conversation, LibraryItem, Me, MessageItem, TimelineItem, Upload } from "../types";
+import { loadTeam, showError, showErrorIn, teams, useObservable } from "../store";
+import type { CannedReply, Conversation, LibraryItem, Me, MessageItem, TeamMember, TimelineItem, Upload } from "../types";
 import { Icon } from "./bits";
 import { inputValue } from "./form/Field";
 import { type Conflict, ReplyConflict, conflictOf } from "./ReplyConflict";
+import { MentionPicker, atQuery, matchingMembers, mentionedIn } from "./MentionPicker";
 import { ReplyPicker, matchingReplies, slashQuery } from "./ReplyPicker";
 import { TemplatePicker } from "./TemplatePicker";
 
@@ -38,7 +39,7 @@ interface Props {
   lastSeq: number;
 }
 
-export function Composer({ conversation, replyTo, onClearReply, onSent, lastSeq }: Props) {
+export function Composer({ me, conversation, replyTo, onClearReply, onSent, lastSeq }: Props) {
   const [mode, setMode] = useState<"reply" | "note">("reply");
   const [text, setText] = useState("");
   const [attachment, setAttachment] = useState<Attachment | null>(null);
@@ -54,6 +55,10 @@ export function Composer({ conversation, replyTo, onClearReply, onSent, lastSeq 
   const [replies, setReplies] = useState<CannedReply[] | null>(null);
   const [slash, setSlash] = useState<{ start: number; query: string } | null>(null);
   const [activeReply, setActiveReply] = useState(0);
+  // The note's "@" picker: what is typed after the "@", and the agents picked so far (id -> name).
+  const [at, setAt] = useState<{ start: number; query: string } | null>(null);
+  const [picked, setPicked] = useState<Map<string, string>>(new Map());
+  const team = useObservable(teams)[conversation.workspace_id];
   const textRef = useRef<HTMLTextAreaElement>(null);
   const fileRef = useRef<HTMLInputElement>(null);
   const composingSince = useRef(0); // when we last told the server "composing"; 0 = not composing
@@ -88,6 +93,8 @@ export function Composer({ conversation, replyTo, onClearReply, onSent, lastSeq 
     setMode("reply");
     setLibrary(null);
     setSlash(null);
+    setAt(null);
+    setPicked(new Map());
     return () => stopComposing(conversationId);
   }, [conversationId]);
 
@@ -104,6 +111,29 @@ export function Composer({ conversation, replyTo, onClearReply, onSent, lastSeq 
     setSlash(typed);
     setActiveReply(0);
     if (typed && replies === null) loadReplies();
+    const mentioning = mode === "note" && caret !== undefined ? atQuery(value, caret) : null;
+    setAt(mentioning);
+    if (mentioning) loadTeam(conversation.workspace_id);
+  };
+
+  const memberMatches = at && team ? matchingMembers(team, at.query, me.agent.id) : [];
+
+  const insertMention = (member: TeamMember) => {
+    const where = at;
+    setAt(null);
+    if (!where) return;
+    const el = textRef.current;
+    const inserted = `@${member.name} `;
+    setPicked((current) => new Map(current).set(member.id, member.name));
+    setText((current) => {
+      const end = where.start + 1 + where.query.length;
+      const next = current.slice(0, where.start) + inserted + current.slice(end);
+      requestAnimationFrame(() => {
+        el?.focus();
+        el?.setSelectionRange(where.start + inserted.length, where.start + inserted.length);
+      });
+      return next;
+    });
   };
 
   const loadReplies = async () => {
@@ -169,7 +199,8 @@ export function Composer({ conversation, replyTo, onClearReply, onSent, lastSeq 
     if (sentAttachment) setAttachment(null);
     try {
       if (sentMode === "note") {
-        const { note } = await api.addNote(conversationId, body);
+        const { note } = await api.addNote(conversationId, body, mentionedIn(body, picked));
+        setPicked(new Map());
         onSent({ ...note, kind: "note" });
       } else if (sentAttachment) {
         const payload: Parameters<typeof api.sendMedia>[1] = { type: sentAttachment.kind };
@@ -200,6 +231,26 @@ export function Composer({ conversation, replyTo, onClearReply, onSent, lastSeq 
   };
 
   const onKeyDown = (event: KeyboardEvent) => {
+    if (at && !event.isComposing) {
+      if (event.key === "Escape") {
+        event.preventDefault();
+        setAt(null);
+        return;
+      }
+      if (memberMatches.length > 0) {
+        if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+          event.preventDefault();
+          const step = event.key === "ArrowDown" ? 1 : -1;
+          setActiveReply((i) => (i + step + memberMatches.length) % memberMatches.length);
+          return;
+        }
+        if ((event.key === "Enter" && !event.shiftKey) || event.key === "Tab") {
+          event.preventDefault();
+          insertMention(memberMatches[Math.min(activeReply, memberMatches.length - 1)]);
+          return;
+        }
+      }
+    }
     if (slash && !event.isComposing) {
       if (event.key === "Escape") {
         event.preventDefault();
@@ -274,7 +325,7 @@ export function Composer({ conversation, replyTo, onClearReply, onSent, lastSeq 
   };
 
   const placeholder = mode === "note"
-    ? "Write a note for your team (the customer never sees it)"
+    ? "Write a note for your team (the customer never sees it; @ mentions a colleague)"
     : windowOpen
       ? "Type a reply… (Enter sends, Shift+Enter for a new line, / for canned replies)"
       : "Free-form replies are disabled: the 24-hour window is closed";
@@ -422,9 +473,19 @@ export function Composer({ conversation, replyTo, onClearReply, onSent, lastSeq 
           onBlur={() => {
             stopComposing();
             setSlash(null);
+            setAt(null);
           }}
           aria-autocomplete="list"
         />
+        {at && (
+          <MentionPicker
+            team={team}
+            matches={memberMatches}
+            active={Math.min(activeReply, Math.max(memberMatches.length - 1, 0))}
+            onPick={insertMention}
+            onHover={setActiveReply}
+          />
+        )}
         {slash && (
           <ReplyPicker
             replies={replies}

@@ -14,6 +14,7 @@ const FILTERS: { id: Filter; label: string; title: string }[] = [
   { id: "unread", label: "Unread", title: "Conversations with unread messages" },
   { id: "mine", label: "Mine", title: "Assigned to me" },
   { id: "no_reply", label: "No reply", title: "The customer is waiting for a reply" },
+  { id: "mentions", label: "Mentions", title: "Notes mention me and I have not read them yet" },
 ];
 
 const VIEWS: { id: StatusView; label: string; title: string }[] = [
@@ -42,6 +43,7 @@ function matches(c: Conversation, query: Query, myId: string): boolean {
   if (query.filter === "unread" && !(c.unread_count > 0)) return false;
   if (query.filter === "mine" && c.assignee?.id !== myId) return false;
   if (query.filter === "no_reply" && !c.awaiting_reply) return false;
+  if (query.filter === "mentions" && !((c.unseen_mentions ?? 0) > 0)) return false;
   const q = query.q.trim().toLowerCase();
   if (q) {
     const digits = q.replace(/[^\d]/g, "");
@@ -77,6 +79,8 @@ export function ConversationList({ me, numbers, selectedId, onSelect }: Props) {
   cursorRef.current = cursor;
   const selectedRef = useRef(selectedId);
   selectedRef.current = selectedId;
+  const itemsRef = useRef(items);
+  itemsRef.current = items;
 
   // The search waits for a pause in typing.
   useEffect(() => {
@@ -151,9 +155,23 @@ export function ConversationList({ me, numbers, selectedId, onSelect }: Props) {
         return [...rest, merged].sort(compareConversations);
       });
     });
+    // A note mentioning me: its conversation's @ badge counts it (the stream's conversation.updated says
+    // nothing of mentions, each agent's own); a conversation not listed yet comes with a reload.
+    const offMention = stream.on("mention", (m: { conversation_id?: string }) => {
+      const id = m?.conversation_id;
+      if (!id || id === selectedRef.current) return;
+      if (!itemsRef.current.some((c) => c.id === id)) {
+        if (queryRef.current.filter === "mentions") loadFirst();
+        return;
+      }
+      setItems((current) =>
+        current.map((c) => (c.id === id ? { ...c, unseen_mentions: (c.unseen_mentions ?? 0) + 1 } : c)),
+      );
+    });
     const offResync = stream.on("resync", () => loadFirst());
     return () => {
       offUpdated();
+      offMention();
       offResync();
     };
   }, [loadFirst, me.agent.id]);
@@ -171,7 +189,7 @@ export function ConversationList({ me, numbers, selectedId, onSelect }: Props) {
 
   const select = (id: string) => {
     // Opening marks it read (the conversation view tells the server); the badge goes at once.
-    setItems((current) => current.map((c) => (c.id === id ? { ...c, unread_count: 0 } : c)));
+    setItems((current) => current.map((c) => (c.id === id ? { ...c, unread_count: 0, unseen_mentions: 0 } : c)));
     onSelect(id);
   };
 
@@ -281,6 +299,7 @@ export function ConversationList({ me, numbers, selectedId, onSelect }: Props) {
             const name = customerName(c.customer);
             const typingLine = typingText(typing[c.id]);
             const unread = c.id === selectedId ? 0 : c.unread_count;
+            const mentions = c.id === selectedId ? 0 : (c.unseen_mentions ?? 0);
             const numberInfo = numbers.length > 1 ? numberById.get(c.number_id) : undefined;
             return (
               <li key={c.id}>
@@ -289,7 +308,7 @@ export function ConversationList({ me, numbers, selectedId, onSelect }: Props) {
                   class={`conv-row ${c.id === selectedId ? "selected" : ""} ${unread ? "unread" : ""}`}
                   data-conversation-id={c.id}
                   aria-current={c.id === selectedId ? "true" : undefined}
-                  aria-label={`${name}${unread ? `, ${unread} unread` : ""}${c.assignee ? `, assigned to ${c.assignee.name}` : ", unassigned"}`}
+                  aria-label={`${name}${unread ? `, ${unread} unread` : ""}${mentions ? ", mentions you" : ""}${c.assignee ? `, assigned to ${c.assignee.name}` : ", unassigned"}`}
                   onClick={() => select(c.id)}
                 >
                   <Avatar name={name} seed={c.customer.id || c.id} />
@@ -307,6 +326,11 @@ export function ConversationList({ me, numbers, selectedId, onSelect }: Props) {
                         <span class="conv-preview">
                           {c.last_message?.direction === "out" && <StatusTicks status={c.last_message.status} />}
                           {c.last_message ? previewOf(c.last_message.type, c.last_message.preview) : "No messages"}
+                        </span>
+                      )}
+                      {mentions > 0 && (
+                        <span class="badge mention-badge" data-testid="mention-badge" title={`${mentions} unread mention${mentions > 1 ? "s" : ""} of you`}>
+                          @{mentions > 1 ? mentions : ""}
                         </span>
                       )}
                       {unread > 0 && (

@@ -56,6 +56,22 @@ function Activity({ activity }: { activity: ActivityItem }) {
   );
 }
 
+/** The note's text with each "@Name" of an agent it mentions marked (the rest as written). */
+function withMentions(text: string, mentions: NoteItem["mentions"]) {
+  const names = (mentions ?? []).map((m) => `@${m.name}`).filter((n) => n.length > 1);
+  if (!names.length) return text;
+  const escaped = names.sort((a, b) => b.length - a.length).map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  return text.split(new RegExp(`(${escaped.join("|")})`)).map((part, i) =>
+    names.includes(part) ? (
+      <mark class="mention" key={i} data-testid="mention">
+        {part}
+      </mark>
+    ) : (
+      part
+    ),
+  );
+}
+
 function Note({ note }: { note: NoteItem }) {
   return (
     <li class="row out">
@@ -63,7 +79,7 @@ function Note({ note }: { note: NoteItem }) {
         <header>
           <Icon name="note" size={14} /> Note · only your team sees this
         </header>
-        <p class="text">{note.text}</p>
+        <p class="text">{withMentions(note.text, note.mentions)}</p>
         <footer>
           <span>{note.author?.name}</span>
           <time dateTime={note.at ?? undefined} title={fullTime(note.at)}>
