@@ -4,7 +4,7 @@
 - the sandbox's two numbers connected with the gateway's admin API (which hands them to ingest);
 - customers writing in through the sandbox's simulator (every message type, signed webhooks into
   ingest), one of them more than 24 hours ago so that its window is closed;
-- replies, a note, an assignment, orders at different stages, a resolved and a snoozed conversation
+- replies, notes (one mentioning Sara), an assignment, orders at different stages, a resolved and a snoozed conversation
   through the gateway's API;
 - canned replies (type "/" in the composer), with the customer's and the agent's names filled in.
 
@@ -142,6 +142,9 @@ def team_works(sara: Api, alex: Api, agents: dict[str, str]) -> None:
     luca = conversation_of(sara, "393471234002")
     alex.call("POST", f"/api/conversations/{luca['id']}/notes",
               {"text": "Asked about the summer sale; offer the 10% code if he orders two."})
+    alex.call("POST", f"/api/conversations/{luca['id']}/notes",
+              {"text": "@Sara Admin can we give Luca free shipping on the second pair?",
+               "mentions": [agents["admin@demo.local"]]})
     sara.call("POST", f"/api/conversations/{luca['id']}/assign", {"agent_id": agents["agent@demo.local"]})
     luca_order = alex.call("POST", "/api/orders", {
         "conversation_id": luca["id"],
