@@ -268,9 +268,9 @@ async def measure(stack: Stack, ferret: FerretServer, size: int, max_seed_s: flo
         rows.append(await compare("list: mine", per_case_s, lambda: http.get("/api/conversations", params={
             "limit": PAGE, "filter": "mine"}), lambda: conversations.ListConversations(cpb.ListConversationsRequest(
                 workspace_id=workspace_id, limit=PAGE, filter=cpb.CONVERSATION_FILTER_MINE, agent_id=agent),
-                timeout=120), lambda: db["conversations"].find({"workspace_id": workspace_id, "number_id": numbers,
-                                                                "status": "open", "assignee_id": agent}, LIST_PROJECTION)
-            .sort(LIST_SORT).limit(PAGE + 1).to_list(None)))
+                timeout=120), lambda: db["conversations"].find(
+                    {"workspace_id": workspace_id, "number_id": numbers, "status": "open", "assignee_id": agent},
+                    LIST_PROJECTION).sort(LIST_SORT).limit(PAGE + 1).to_list(None)))
         cursor = (await http.get("/api/conversations", params={"limit": PAGE})).json()["next_cursor"]
         service_page = await conversations.ListConversations(cpb.ListConversationsRequest(
             workspace_id=workspace_id, limit=PAGE), timeout=120)  # the service's own cursor (the gateway wraps it)

@@ -9,8 +9,10 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import grpc
+import httpx
 from browser_kit import TABLET, Inbox, Screen, new_customer
 from playwright.sync_api import expect
 
@@ -418,6 +420,10 @@ def test_a_colleague_sees_typing_and_the_reply_live(inbox: Inbox, open_screen: O
     omar.screenshot("colleague-typing")
     # The one typing never sees itself as typing.
     expect(sara.page.get_by_test_id("typing")).to_have_text("")
+    # The customer sees it too: Meta's typing indicator went once for these twenty keystrokes (every 25 s at
+    # most), for the customer's message.
+    typing = _wait_for_typing(inbox, mia.wa_id)
+    assert typing["typing_count"] == 1 and typing["typing_at"], typing
 
     sara.page.get_by_label("Reply to the customer").press_sequentially(reply[20:], delay=10)
     sara.page.get_by_label("Reply to the customer").press("Enter")
@@ -427,6 +433,17 @@ def test_a_colleague_sees_typing_and_the_reply_live(inbox: Inbox, open_screen: O
     expect(omar.page.get_by_test_id("typing")).to_have_text("")
     expect(omar.row(mia)).to_contain_text(reply)
     assert not sara.errors and not omar.errors
+
+
+def _wait_for_typing(inbox: Inbox, wa_id: str, timeout_s: float = 10.0) -> dict[str, Any]:
+    """The sandbox's record of the customer's message once a typing indicator reached it."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        inbound = httpx.get(f"{inbox.stack.url('sandbox')}/sandbox/messages", timeout=10).json()["inbound"]
+        item = next(i for i in inbound if i["from"] == wa_id)
+        if item["typing_count"] or time.monotonic() > deadline:
+            return dict(item)
+        time.sleep(0.2)
 
 
 def test_a_closed_window_shows_the_banner_and_a_template_goes_through(

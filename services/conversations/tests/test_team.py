@@ -99,6 +99,36 @@ async def test_a_notes_mentions_count_once_however_often_its_entry_is_carried_ou
     assert await list_ids(stub, env, filter=pb.CONVERSATION_FILTER_MENTIONS, agent_id="ag_2") == []
 
 
+async def test_the_typing_indicator_goes_at_most_every_25_s_and_only_inside_the_window(
+        env: Env, stub: ConversationsServiceStub) -> None:
+    await env.deliver(env.message("333", wamid="wamid.t.1", at=ago(minutes=5)),
+                      env.message("333", wamid="wamid.t.2", at=ago(minutes=1)),
+                      env.message("444", wamid="wamid.t.old", at=ago(hours=25)))
+    commands = await env.tail(env.topics.commands)
+
+    async def typing(wa_id: str) -> bool:
+        return (await stub.IndicateTyping(pb.IndicateTypingRequest(
+            workspace_id=env.workspace, conversation_id=env.conversation_id(wa_id), agent=AGENT))).sent
+
+    assert await typing("333") is True
+    assert await typing("333") is False  # within 25 s: Meta still shows the first
+    assert await typing("444") is False  # the window closed a hour ago
+    (command,) = await commands.wait_for(lambda es: len(es) >= 1)
+    await commands.settle(1.0)
+    assert len(commands.events()) == 1
+    assert command.type == "whatsapp.command.mark_read" and command.data["typing_indicator"] is True
+    assert command.data["message_wamid"] == "wamid.t.2"  # the customer's newest message
+    # 25 s later (the last one moved back in time, as a clock would), it goes again, as a command of its own.
+    await env.store.conversations.update_one({"_id": env.conversation_id("333")},
+                                             {"$set": {"typing_sent_at": ago(seconds=26)}})
+    assert await typing("333") is True
+    second = (await commands.wait_for(lambda es: len(es) >= 2))[1]
+    assert second.data["typing_indicator"] is True and second.data["command_id"] != command.data["command_id"]
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await stub.IndicateTyping(pb.IndicateTypingRequest(workspace_id=env.workspace, conversation_id="cnv_nope"))
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
 # --- the outbox -----------------------------------------------------------------------------------------
 
 

@@ -158,6 +158,12 @@ class ConversationsRpc(conversations_pb2_grpc.ConversationsServiceServicer):
                                              until)
         return pb.SetStatusResponse(conversation=conversation_pb(summary))
 
+    async def IndicateTyping(self, request: pb.IndicateTypingRequest,
+                             context: Context = None) -> pb.IndicateTypingResponse:
+        sent = await self.team.typing(_required(request.workspace_id, "workspace_id"),
+                                      _required(request.conversation_id, "conversation_id"))
+        return pb.IndicateTypingResponse(sent=sent)
+
     async def MarkRead(self, request: pb.MarkReadRequest, context: Context = None) -> pb.MarkReadResponse:
         summary = await self.team.mark_read(_required(request.workspace_id, "workspace_id"),
                                             _required(request.conversation_id, "conversation_id"),

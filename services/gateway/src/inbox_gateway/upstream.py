@@ -173,6 +173,13 @@ class Upstream:
             "conversations", self.conversations.SetStatus(request, timeout=self.deadline))
         return response.conversation
 
+    async def indicate_typing(self, workspace_id: str, conversation_id: str, agent: common_pb2.Actor) -> bool:
+        request = conversations_pb2.IndicateTypingRequest(workspace_id=workspace_id, conversation_id=conversation_id,
+                                                          agent=agent)
+        response: conversations_pb2.IndicateTypingResponse = await _call(
+            "conversations", self.conversations.IndicateTyping(request, timeout=self.deadline))
+        return response.sent
+
     async def mark_read(self, request: conversations_pb2.MarkReadRequest) -> conversations_pb2.Conversation:
         response: conversations_pb2.MarkReadResponse = await _call(
             "conversations", self.conversations.MarkRead(request, timeout=self.deadline))

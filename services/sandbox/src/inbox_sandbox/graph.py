@@ -112,6 +112,9 @@ async def _send_message(request: AnyRequest, sandbox: Sandbox, node: str) -> Res
         for item in state.inbound:
             if item["wamid"] == parsed.message_id and item["phone_number_id"] == node:
                 item["read"] = True
+                if parsed.typing_indicator:  # the customer sees "typing…" for up to 25 s
+                    item["typing_at"] = time.time()
+                    item["typing_count"] = int(item.get("typing_count") or 0) + 1
         return Response({"success": True}, status_code=200)
     send = parsed
     if send.recipient.wa_id and send.recipient.wa_id == business.display_phone_number:

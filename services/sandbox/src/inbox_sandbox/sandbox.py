@@ -147,7 +147,7 @@ class Sandbox:
         state.inbound.append({
             "wamid": wamid, "phone_number_id": business.phone_number_id, "from": profile.wa_id or profile.user_id,
             "name": profile.name, "type": spec.type, "text": _summary(built.message), "at": now,
-            "status_code": attempt.status_code, "read": False,
+            "status_code": attempt.status_code, "read": False, "typing_at": None, "typing_count": 0,
         })
         result: dict[str, Any] = {"wamid": wamid, "status_code": attempt.status_code, "response": attempt.response,
                                   "error": attempt.error, "payload": payload}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import time
 from html import escape
 from typing import Any
 
@@ -58,6 +59,19 @@ def _when(at: float) -> str:
     return dt.datetime.fromtimestamp(at, dt.UTC).strftime("%H:%M:%S")
 
 
+TYPING_SHOWN_S = 25.0  # as WhatsApp: the indicator goes after 25 s, or with the reply
+
+
+def _typing(item: dict[str, Any]) -> str:
+    """"typing…" while a typing indicator the business sent is still showing, else when it last came."""
+    at = item.get("typing_at")
+    if not at:
+        return ""
+    if time.time() - float(at) < TYPING_SHOWN_S:
+        return "<strong class='typing'>typing…</strong>"
+    return f"last {_when(float(at))}"
+
+
 def render(sandbox: Sandbox, outcome: dict[str, Any] | None = None, error: str | None = None) -> str:
     state = sandbox.state
     numbers = "".join(
@@ -96,12 +110,13 @@ def render(sandbox: Sandbox, outcome: dict[str, Any] | None = None, error: str |
         "<textarea name='extra' rows='2'></textarea></label>"
         "<button type='submit'>Send as the customer</button></form>")
     parts.append("<h2>Customer messages</h2><table><tr><th>time</th><th>number</th><th>from</th><th>message</th>"
-                 "<th>webhook</th><th>read</th><th>wamid</th></tr>")
+                 "<th>webhook</th><th>read</th><th>business typing</th><th>wamid</th></tr>")
     for item in reversed(list(state.inbound)[-30:]):
         parts.append(
             f"<tr><td>{_when(item['at'])}</td><td>{escape(item['phone_number_id'])}</td>"
             f"<td>{escape(str(item['from']))} {escape(item['name'])}</td><td>{escape(item['text'])}</td>"
             f"<td>{escape(str(item['status_code']))}</td><td>{'yes' if item['read'] else ''}</td>"
+            f"<td>{_typing(item)}</td>"
             f"<td><code>{escape(item['wamid'])}</code></td></tr>")
     parts.append("</table><h2>Sent by the business</h2><table><tr><th>time</th><th>number</th><th>to</th>"
                  "<th>message</th><th>statuses</th><th>wamid</th></tr>")

@@ -305,6 +305,16 @@ class Conversations:
             return_document=ReturnDocument.AFTER,
         )
 
+    async def claim_typing(self, workspace_id: str, conversation_id: str, last_before: datetime, entry: Document,
+                           now: datetime) -> bool:
+        """Takes the conversation's typing indicator unless one was sent after ``last_before`` (by any replica:
+        the condition and the write are one update), embedding the command's entry (outbox)."""
+        result = await self.collection.update_one(
+            {"_id": conversation_id, "workspace_id": workspace_id,
+             "$or": [{"typing_sent_at": None}, {"typing_sent_at": {"$lte": last_before}}]},
+            {"$set": {"typing_sent_at": now, f"outbox.{entry['id']}": entry}, "$min": {"outbox_at": now}})
+        return bool(result.modified_count)
+
     async def mark_read(self, workspace_id: str, conversation_id: str, entry: Document, now: datetime,
                         receipt_wamid: str | None) -> bool:
         update: Document = {"$set": {"unread_count": 0, "has_unread": False, f"outbox.{entry['id']}": entry},

@@ -7,7 +7,7 @@ outbox.py); the request then carries the entry out.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from inbox_conversations import documents, domain, views
 from inbox_conversations.outbox import Publisher, command_key, next_arrival, outbox_event, utcnow
@@ -29,6 +29,7 @@ from inbox_core.mongo import Document
 
 MAX_NOTE = 10000
 MAX_MENTIONS = 20
+TYPING_EVERY = timedelta(seconds=25)  # Meta shows the indicator for 25 s (or until the reply)
 # A conversation changed meanwhile makes the status write (guarded by version) miss: decide again.
 MAX_STATUS_DECISIONS = 8
 
@@ -166,12 +167,34 @@ class TeamWork:
         await self.publisher.try_carry_out("conversations", conv["_id"], entry, self.publish_timeout_s)
         return views.summary(await conversations.get(workspace_id, conv["_id"]), utcnow())
 
-    def _receipt(self, conv: Document, wamid: str) -> Document:
+    async def typing(self, workspace_id: str, conversation_id: str) -> bool:
+        """Meta's typing indicator for the customer's newest live message (a read receipt with
+        ``typing_indicator``, as the Cloud API does it), at most once per TYPING_EVERY per conversation and
+        only inside the window: whether this call sent it."""
+        conversations = self.repos.conversations
+        conv = await conversations.get(workspace_id, conversation_id)
+        wamid = conv.get("last_inbound_wamid")
+        now = utcnow()
+        if not wamid or not domain.window_open(conv.get("window_expires_at"), now):
+            return False
+        entry_id = domain.new_id("out_")
+        entry: Document = {"id": entry_id, "created_at": now, "conversation_id": conv["_id"],
+                           "events": [self._receipt(conv, wamid, typing_id=entry_id)]}
+        if not await conversations.claim_typing(workspace_id, conv["_id"], now - TYPING_EVERY, entry, now):
+            return False
+        await self.publisher.try_carry_out("conversations", conv["_id"], entry, self.publish_timeout_s)
+        return True
+
+    def _receipt(self, conv: Document, wamid: str, typing_id: str | None = None) -> Document:
         customer = conv["customer"]
+        # A typing indicator is a command of its own each time (its id from its entry); a read receipt once
+        # per message.
+        command_id = (domain.derived_id("cmd_", "typing", conv["_id"], typing_id) if typing_id
+                      else domain.derived_id("cmd_", "read", conv["_id"], wamid))
         command = MarkReadCommand(
-            command_id=domain.derived_id("cmd_", "read", conv["_id"], wamid), phone_number_id=conv["number_id"],
+            command_id=command_id, phone_number_id=conv["number_id"],
             wa_id=customer.get("wa_id") or "", user_id=customer.get("user_id"), conversation_id=conv["_id"],
-            message_wamid=wamid)
+            message_wamid=wamid, typing_indicator=typing_id is not None)
         return outbox_event(
             self.publisher.topics.commands, command_key(conv["number_id"], customer.get("wa_id") or "",
                                                         customer.get("user_id")),

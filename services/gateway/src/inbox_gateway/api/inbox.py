@@ -4,6 +4,7 @@ actions on it (send, template, note, assign, status, read, composing, viewing), 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Annotated
 
 import msgspec
@@ -13,7 +14,7 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from inbox.common.v1 import common_pb2
 from inbox.conversations.v1 import conversations_pb2
 from inbox.ingest.v1 import ingest_pb2
-from inbox_core.errors import Forbidden, InvalidRequest, NotFound, ValidationFailed
+from inbox_core.errors import Forbidden, InboxError, InvalidRequest, NotFound, ValidationFailed
 from inbox_gateway import convert, listing
 from inbox_gateway import models as m
 from inbox_gateway.api.common import (
@@ -32,6 +33,8 @@ from inbox_gateway.api.common import (
 )
 from inbox_gateway.gateway import Gateway
 from inbox_gateway.uploads import media_kind
+
+log = logging.getLogger("inbox.gateway.api")
 
 FILTERS = {"all": conversations_pb2.CONVERSATION_FILTER_ALL, "unread": conversations_pb2.CONVERSATION_FILTER_UNREAD,
            "mine": conversations_pb2.CONVERSATION_FILTER_MINE,
@@ -260,8 +263,15 @@ async def set_composing(gateway: GatewayDep, principal: PrincipalDep, conversati
                         data: JSONBody[m.ComposingBody]) -> None:
     # Presence knows nothing of conversations: the conversation is checked here (remembered once seen).
     workspace_id, _ = await find_conversation(gateway, principal, conversation_id)
-    await gateway.upstream.set_composing(workspace_id, common_pb2.Actor(**actor_fields(principal)), conversation_id,
-                                    data.composing)
+    actor = common_pb2.Actor(**actor_fields(principal))
+    await gateway.upstream.set_composing(workspace_id, actor, conversation_id, data.composing)
+    if data.composing:
+        # The customer sees "typing…" too (the service sends it at most every 25 s, inside the window); it is a
+        # courtesy: when it cannot be sent, colleagues are still told and the answer stays 204.
+        try:
+            await gateway.upstream.indicate_typing(workspace_id, conversation_id, actor)
+        except InboxError as exc:
+            log.warning("typing indicator for %s not sent: %s", conversation_id, exc.code)
 
 
 @post("/api/conversations/{conversation_id:str}/viewing", status_code=204, tags=["conversations"],

@@ -1399,6 +1399,54 @@ class MarkReadResponse(_message.Message):
 Global___MarkReadResponse: _TypeAlias = MarkReadResponse  # noqa: Y015
 
 @_typing.final
+class IndicateTypingRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKSPACE_ID_FIELD_NUMBER: _builtins.int
+    CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    AGENT_FIELD_NUMBER: _builtins.int
+    workspace_id: _builtins.str
+    conversation_id: _builtins.str
+    @_builtins.property
+    def agent(self) -> _common_pb2.Actor:
+        """who types"""
+
+    def __init__(
+        self,
+        *,
+        workspace_id: _builtins.str = ...,
+        conversation_id: _builtins.str = ...,
+        agent: _common_pb2.Actor | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "conversation_id", b"conversation_id", "workspace_id", b"workspace_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IndicateTypingRequest: _TypeAlias = IndicateTypingRequest  # noqa: Y015
+
+@_typing.final
+class IndicateTypingResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SENT_FIELD_NUMBER: _builtins.int
+    sent: _builtins.bool
+    """false: one went less than 25 s ago, the window is closed, or no customer message to answer"""
+    def __init__(
+        self,
+        *,
+        sent: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sent", b"sent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IndicateTypingResponse: _TypeAlias = IndicateTypingResponse  # noqa: Y015
+
+@_typing.final
 class Template(_message.Message):
     """---------------------------------------------------------------------------------------------
     Templates (kept from ingest's template events) and the content library.

@@ -76,6 +76,11 @@ class ConversationsServiceStub:
                 request_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.MarkReadRequest.SerializeToString,
                 response_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.MarkReadResponse.FromString,
                 _registered_method=True)
+        self.IndicateTyping = channel.unary_unary(
+                '/inbox.conversations.v1.ConversationsService/IndicateTyping',
+                request_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.IndicateTypingRequest.SerializeToString,
+                response_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.IndicateTypingResponse.FromString,
+                _registered_method=True)
         self.SetStatus = channel.unary_unary(
                 '/inbox.conversations.v1.ConversationsService/SetStatus',
                 request_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.SetStatusRequest.SerializeToString,
@@ -191,6 +196,14 @@ class ConversationsServiceServicer:
 
     def MarkRead(self, request, context):
         """Unread count to 0 and a read receipt command for the customer's last message.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IndicateTyping(self, request, context):
+        """The agent is typing a reply: Meta's typing indicator for the customer's newest message (which marks it
+        read), at most once per 25 s per conversation and only inside the 24-hour window; `sent` says if it went.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -315,6 +328,11 @@ def add_ConversationsServiceServicer_to_server(servicer, server):
                     servicer.MarkRead,
                     request_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.MarkReadRequest.FromString,
                     response_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.MarkReadResponse.SerializeToString,
+            ),
+            'IndicateTyping': grpc.unary_unary_rpc_method_handler(
+                    servicer.IndicateTyping,
+                    request_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.IndicateTypingRequest.FromString,
+                    response_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.IndicateTypingResponse.SerializeToString,
             ),
             'SetStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.SetStatus,
@@ -590,6 +608,33 @@ class ConversationsService:
             '/inbox.conversations.v1.ConversationsService/MarkRead',
             inbox_dot_conversations_dot_v1_dot_conversations__pb2.MarkReadRequest.SerializeToString,
             inbox_dot_conversations_dot_v1_dot_conversations__pb2.MarkReadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IndicateTyping(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inbox.conversations.v1.ConversationsService/IndicateTyping',
+            inbox_dot_conversations_dot_v1_dot_conversations__pb2.IndicateTypingRequest.SerializeToString,
+            inbox_dot_conversations_dot_v1_dot_conversations__pb2.IndicateTypingResponse.FromString,
             options,
             channel_credentials,
             insecure,

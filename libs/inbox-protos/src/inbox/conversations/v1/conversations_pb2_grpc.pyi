@@ -59,6 +59,10 @@ class ConversationsServiceStub:
     """Assigns, reassigns or (with no assignee) unassigns; recorded in the activity timeline."""
     MarkRead: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.MarkReadRequest, _conversations_pb2.MarkReadResponse]
     """Unread count to 0 and a read receipt command for the customer's last message."""
+    IndicateTyping: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.IndicateTypingRequest, _conversations_pb2.IndicateTypingResponse]
+    """The agent is typing a reply: Meta's typing indicator for the customer's newest message (which marks it
+    read), at most once per 25 s per conversation and only inside the 24-hour window; `sent` says if it went.
+    """
     SetStatus: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.SetStatusRequest, _conversations_pb2.SetStatusResponse]
     """Resolves, snoozes (until a time in the future) or reopens a conversation; an activity item says who
     (resolved, snoozed, reopened). A customer message reopens it, and so does the end of its snooze.
@@ -110,6 +114,10 @@ class ConversationsServiceAsyncStub(ConversationsServiceStub):
     """Assigns, reassigns or (with no assignee) unassigns; recorded in the activity timeline."""
     MarkRead: _aio.UnaryUnaryMultiCallable[_conversations_pb2.MarkReadRequest, _conversations_pb2.MarkReadResponse]  # type: ignore[assignment]
     """Unread count to 0 and a read receipt command for the customer's last message."""
+    IndicateTyping: _aio.UnaryUnaryMultiCallable[_conversations_pb2.IndicateTypingRequest, _conversations_pb2.IndicateTypingResponse]  # type: ignore[assignment]
+    """The agent is typing a reply: Meta's typing indicator for the customer's newest message (which marks it
+    read), at most once per 25 s per conversation and only inside the 24-hour window; `sent` says if it went.
+    """
     SetStatus: _aio.UnaryUnaryMultiCallable[_conversations_pb2.SetStatusRequest, _conversations_pb2.SetStatusResponse]  # type: ignore[assignment]
     """Resolves, snoozes (until a time in the future) or reopens a conversation; an activity item says who
     (resolved, snoozed, reopened). A customer message reopens it, and so does the end of its snooze.
@@ -206,6 +214,16 @@ class ConversationsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_conversations_pb2.MarkReadResponse, _abc.Awaitable[_conversations_pb2.MarkReadResponse]]:
         """Unread count to 0 and a read receipt command for the customer's last message."""
+
+    @_abc_1.abstractmethod
+    def IndicateTyping(
+        self,
+        request: _conversations_pb2.IndicateTypingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversations_pb2.IndicateTypingResponse, _abc.Awaitable[_conversations_pb2.IndicateTypingResponse]]:
+        """The agent is typing a reply: Meta's typing indicator for the customer's newest message (which marks it
+        read), at most once per 25 s per conversation and only inside the 24-hour window; `sent` says if it went.
+        """
 
     @_abc_1.abstractmethod
     def SetStatus(
