@@ -176,6 +176,15 @@ async def test_unread_counts_timeline_customer_and_outbox_queries_use_their_inde
     for query in await count_queries(store, mongo, commands, db):
         assert_indexed([query], "list_status_unread")
 
+    # auto-assignment's open conversations per online agent (usecases/routing.py)
+    seeded_mine = sum(i % 2 == 0 and STATUSES[i // 3 % 3] == "open" for i in range(60))
+    assert await store.repos.conversations.count_open_assigned("w1", NUMBERS, ["a1", "a2"]) == {
+        "a1": seeded_mine, "a2": 0}
+    found = await plans(mongo, commands, db, store.repos.conversations.count_open_assigned("w1", NUMBERS, ["a1"]))
+    assert len(found) == len(NUMBERS)
+    for query in found:
+        assert_indexed([query], "list_status_mine")
+
     # the waker's query for ended snoozes
     assert len(await store.repos.conversations.due_snoozes(T0 + timedelta(minutes=30), 100)) > 0
     assert_indexed(await plans(mongo, commands, db, store.repos.conversations.due_snoozes(T0, 100)), "snooze_due")

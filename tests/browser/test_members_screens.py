@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -248,6 +249,52 @@ def test_a_password_change_signs_out_the_agents_other_session(
     phone.get_by_label("Password").fill("kims new password")
     phone.get_by_role("button", name="Sign in").click()
     expect(phone.locator(INBOX_OPEN)).to_be_visible()
+
+
+def test_an_admin_turns_on_auto_assignment_and_a_new_customer_is_assigned_to_someone_online(
+        inbox: Inbox, open_screen: OpenScreen) -> None:
+    sara = open_screen(inbox.sara)
+    expect(sara.page.locator(INBOX_OPEN)).to_be_visible()  # her stream is open: presence has her online
+    sara.page.get_by_role("button", name="Team").click()
+    team = sara.page.get_by_role("dialog", name="Team")
+    switch = team.get_by_role("checkbox", name="Assign new customer messages automatically")
+    expect(switch).to_be_enabled()
+    expect(switch).not_to_be_checked()  # off by default
+    switch.check()
+    expect(sara.page.get_by_test_id("notice-info").filter(
+        has_text="New conversations are now assigned automatically.")).to_be_visible()
+    sara.screenshot("auto-assign-on")
+    with inbox.api(inbox.sara) as api:
+        assert api.get(f"/api/admin/workspaces/{inbox.workspace_id}").json()["workspace"]["auto_assign"] == (
+            "round_robin")
+    team.get_by_role("button", name="Close").click()
+
+    try:
+        nina = new_customer("Nina")
+        inbox.simulate("text", wa_id=nina.wa_id, name=nina.name, body="Do you have this in blue?")
+        # Sara is online; so may be members from the module's earlier tests (their pages, within presence's 45 s):
+        # whoever of them has the fewest open conversations gets it, and the list and the timeline say who,
+        # without a reload.
+        conversation = inbox.conversation_of(inbox.sara, nina.wa_id)
+        deadline = time.monotonic() + 20  # assigned right after the message is in (its own write)
+        with inbox.api(inbox.sara) as api:
+            while conversation["assignee"] is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+                conversation = api.get(f"/api/conversations/{conversation['id']}").json()
+        assignee = conversation["assignee"]
+        with inbox.api(inbox.sara) as api:
+            members = {m["id"] for m in api.get("/api/agents", params={"workspace": inbox.workspace_id}).json()[
+                "items"]}
+        assert assignee is not None and assignee["id"] in members, conversation
+        shown = "You" if assignee["id"] == inbox.sara.id else assignee["name"]
+        expect(sara.row(nina).get_by_test_id("row-assignee")).to_have_text(shown)
+        sara.open_conversation(nina)
+        expect(sara.page.get_by_test_id("activity").filter(
+            has_text=f"Assigned automatically to {assignee['name']}")).to_be_visible()
+        assert not sara.errors
+    finally:
+        with inbox.api(inbox.sara) as api:  # the module's other tests expect new conversations unassigned
+            api.patch(f"/api/admin/workspaces/{inbox.workspace_id}", json={"auto_assign": "off"})
 
 
 # Last in the module: Omar is the fixture's (module-scoped) agent, and stays removed.

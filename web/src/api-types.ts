@@ -64,6 +64,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/workspaces/{workspace_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A workspace's settings (admins) */
+        get: operations["ApiAdminWorkspacesWorkspaceIdWorkspaceSettings"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Change a workspace's settings (admins)
+         * @description `auto_assign`: `off` (the default) or `round_robin`: a customer message in an open, unassigned conversation assigns it to the online agent with the fewest open assigned conversations (ties: the one assigned longest ago); its `assigned` activity has no actor.
+         */
+        patch: operations["ApiAdminWorkspacesWorkspaceIdChangeWorkspace"];
+        trace?: never;
+    };
     "/api/admin/workspaces/{workspace_id}/members/{agent_id}": {
         parameters: {
             query?: never;
@@ -1302,6 +1323,11 @@ export interface components {
             expires_at: string | null;
             open: boolean;
         };
+        /** WorkspaceChanges */
+        WorkspaceChanges: {
+            /** @enum {null|string} */
+            auto_assign?: "off" | "round_robin" | null;
+        };
         /** WorkspaceName */
         WorkspaceName: {
             id: string;
@@ -1314,6 +1340,17 @@ export interface components {
             name: string;
             /** @enum {string} */
             role: "admin" | "agent";
+        };
+        /** WorkspaceSettings */
+        WorkspaceSettings: {
+            /** @enum {string} */
+            auto_assign: "off" | "round_robin";
+            id: string;
+            name: string;
+        };
+        /** WorkspaceSettingsEnvelope */
+        WorkspaceSettingsEnvelope: {
+            workspace: components["schemas"]["WorkspaceSettings"];
         };
     };
     responses: never;
@@ -1594,6 +1631,144 @@ export interface operations {
             };
             /** @description conflict (window_closed for a free-form message outside Meta's 24-hour window) */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unavailable: a backing service is down or slow; safe to retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    ApiAdminWorkspacesWorkspaceIdWorkspaceSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkspaceSettingsEnvelope"];
+                };
+            };
+            /** @description invalid_request: the request is malformed (bad JSON, a missing or invalid field or parameter) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unauthenticated: no valid session (sign in) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description forbidden: the agent's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not_found: no such resource in the agent's workspaces */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unavailable: a backing service is down or slow; safe to retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    ApiAdminWorkspacesWorkspaceIdChangeWorkspace: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WorkspaceChanges"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkspaceSettingsEnvelope"];
+                };
+            };
+            /** @description invalid_request: the request is malformed (bad JSON, a missing or invalid field or parameter) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unauthenticated: no valid session (sign in) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description forbidden: the agent's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not_found: no such resource in the agent's workspaces */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

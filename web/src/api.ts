@@ -3,7 +3,7 @@
 
 import type {
   Accepted, CannedReply, Conversation, Invitation, InvitationCreated, InvitationPreview, Role, Filter, LibraryItem, Me, MessageItem, NoteItem, NumberInfo, Order, CreateOrderBody, Page, Panel,
-  ConversationStatus, Customer, Stage, StatusView, TeamMember, Template, TimelinePage, Upload,
+  AutoAssign, ConversationStatus, Customer, Stage, StatusView, TeamMember, Template, TimelinePage, Upload, WorkspaceSettings,
 } from "./types";
 
 /** The double-reply guard of a send: the newest seq the agent had seen, and whether to send anyway. */
@@ -194,6 +194,10 @@ export const api = {
   invitations: (workspaceId: string) =>
     request<{ items: Invitation[] }>("GET", `admin/invitations${q({ workspace: workspaceId })}`),
   revokeInvitation: (id: string) => request<void>("DELETE", `admin/invitations/${enc(id)}`),
+  workspaceSettings: (workspaceId: string) =>
+    request<{ workspace: WorkspaceSettings }>("GET", `admin/workspaces/${enc(workspaceId)}`),
+  changeWorkspace: (workspaceId: string, changes: { auto_assign?: AutoAssign }) =>
+    request<{ workspace: WorkspaceSettings }>("PATCH", `admin/workspaces/${enc(workspaceId)}`, changes),
   removeMember: (workspaceId: string, agentId: string) =>
     request<void>("DELETE", `admin/workspaces/${enc(workspaceId)}/members/${enc(agentId)}`),
   // No session needed: whoever holds the token.

@@ -163,6 +163,7 @@ export function activityText(item: ActivityItem): string {
         : `${who} moved ${order} to ${stageName(d.to_stage ?? d.stage)}`;
     case "assigned": {
       const to = person(d.assignee);
+      if (!item.actor && d.reason === "auto_assign") return `Assigned automatically to ${to ?? "an agent"}`;
       if (to && item.actor && to === item.actor.name) return `${who} took the conversation`;
       return `${who} assigned the conversation to ${to ?? "an agent"}`;
     }

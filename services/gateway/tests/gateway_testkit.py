@@ -26,6 +26,7 @@ from inbox.orders.v1 import orders_pb2_grpc
 from inbox.presence.v1 import presence_pb2_grpc
 from inbox_conversations.consumers import Handlers
 from inbox_conversations.outbox import Publisher, Topics
+from inbox_conversations.presence_client import PresenceDirectory
 from inbox_conversations.rpc import SERVICE_NAME as CONVERSATIONS
 from inbox_conversations.rpc import ConversationsRpc
 from inbox_conversations.store import ConversationsStore
@@ -205,6 +206,10 @@ class Services:
             server.add(register, servicer, full_name)
             await server.start()
             self.servers[name] = server
+        # The worker's handlers ask the presence server who is online (auto-assignment).
+        directory = PresenceDirectory(self.servers["presence"].address)
+        self._exit.push_async_callback(directory.close)
+        self.handlers = Handlers(self.conversations, self.publisher, online=directory)
         return self
 
     async def stop(self) -> None:

@@ -433,6 +433,59 @@ async def test_canned_replies(gw: Gateway, services: Services) -> None:
         assert ok(await admin.post("/api/replies", json=body), 201)["reply"]["shortcut"] == "thanks"
 
 
+async def wait_online(client: httpx.AsyncClient, agent_id: str) -> None:
+    """Until presence has the agent's stream heartbeat (the gateway sends it as the stream opens)."""
+    deadline = asyncio.get_running_loop().time() + 20
+    while not {m["id"]: m for m in ok(await client.get("/api/agents"))["items"]}[agent_id]["online"]:
+        assert asyncio.get_running_loop().time() < deadline, "never online"
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.timeout(180)
+async def test_auto_assignment(gw: Gateway, services: Services) -> None:
+    """Off by default; only admins read or change it; round robin gives a customer message's open,
+    unassigned conversation to the online agent with the fewest open assigned conversations."""
+    async with team_signed_in(gw, services) as (team, admin, agent), open_stream(admin):
+        ws = team.workspace_id
+        settings = ok(await admin.get(f"/api/admin/workspaces/{ws}"))["workspace"]
+        assert settings == {"id": ws, "name": "Acme", "auto_assign": "off"}
+        assert (await agent.get(f"/api/admin/workspaces/{ws}")).status_code == 403
+        refused = await agent.patch(f"/api/admin/workspaces/{ws}", json={"auto_assign": "round_robin"})
+        assert refused.status_code == 403
+        for bad in ({"auto_assign": "random"}, {"auto_assign": 1}, {"surprise": True}, []):
+            answer = await admin.patch(f"/api/admin/workspaces/{ws}", json=bad)
+            assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_request", (bad, answer.text)
+        other = await make_team(gw, "Other")
+        assert (await admin.get(f"/api/admin/workspaces/{other.workspace_id}")).status_code == 404
+        assert (await admin.patch(f"/api/admin/workspaces/{other.workspace_id}",
+                                  json={"auto_assign": "round_robin"})).status_code == 404
+        assert ok(await admin.patch(f"/api/admin/workspaces/{ws}", json={}))["workspace"]["auto_assign"] == "off"
+
+        await wait_online(admin, team.admin.id)
+        unrouted = await services.inbound(team, "34600555001", "Hello?")
+        assert ok(await agent.get(f"/api/conversations/{unrouted}"))["assignee"] is None  # off
+
+        changed = ok(await admin.patch(f"/api/admin/workspaces/{ws}", json={"auto_assign": "round_robin"}))
+        assert changed["workspace"]["auto_assign"] == "round_robin"
+        assert ok(await admin.get(f"/api/admin/workspaces/{ws}"))["workspace"]["auto_assign"] == "round_robin"
+        # Only the admin is online: the agent (offline) gets nothing.
+        first = await services.inbound(team, "34600555002", "Where is my parcel?")
+        assert ok(await agent.get(f"/api/conversations/{first}"))["assignee"]["id"] == team.admin.id
+        activity = [i for i in ok(await agent.get(f"/api/conversations/{first}/timeline"))["items"]
+                    if i["kind"] == "activity"]
+        assert [(a["action"], a["actor"], a["details"]["assignee"]["id"]) for a in activity] == [
+            ("assigned", None, team.admin.id)]
+        async with open_stream(agent):
+            await wait_online(admin, team.agent.id)
+            second = await services.inbound(team, "34600555003", "Can I return shoes?")
+            assert ok(await agent.get(f"/api/conversations/{second}"))["assignee"]["id"] == team.agent.id  # 0 < 1
+            mine = ok(await agent.get("/api/conversations", params={"filter": "mine"}))["items"]
+            assert [c["id"] for c in mine] == [second]
+        ok(await admin.patch(f"/api/admin/workspaces/{ws}", json={"auto_assign": "off"}))
+        last = await services.inbound(team, "34600555004", "Thanks")
+        assert ok(await agent.get(f"/api/conversations/{last}"))["assignee"] is None
+
+
 ROUTES_WALKED: set[tuple[str, str]] = set()
 
 
@@ -513,6 +566,8 @@ async def test_every_endpoint_isolates_workspaces(gw: Gateway, services: Service
                 ("GET", "/api/admin/invitations", {"params": {"workspace": theirs.workspace_id}}),
                 ("DELETE", "/api/admin/invitations/{invitation}", {}),
                 ("DELETE", "/api/admin/workspaces/{ws}/members/{their_agent}", {}),
+                ("GET", "/api/admin/workspaces/{ws}", {}),
+                ("PATCH", "/api/admin/workspaces/{ws}", {"json": {"auto_assign": "round_robin"}}),
                 # Their things used from inside our own workspace:
                 ("POST", "/api/conversations/{our_conv}/messages", {"json": {"type": "image",
                                                                              "upload_id": their_upload}}),
@@ -556,6 +611,8 @@ async def test_every_endpoint_isolates_workspaces(gw: Gateway, services: Service
             assert their_item in {i["id"] for i in ok(await their_admin.get("/api/library"))["items"]}
             assert [r["text"] for r in ok(await their_admin.get("/api/replies"))["items"]] == ["theirs"]
             assert (await their_admin.get(f"/api/media/{their_upload}")).content == PNG
+            their_settings = ok(await their_admin.get(f"/api/admin/workspaces/{theirs.workspace_id}"))["workspace"]
+            assert their_settings["auto_assign"] == "off"
 
     every_route = {(method, handler.paths.copy().pop()) for handler in API_HANDLERS for method in handler.http_methods}
     every_route |= {("POST", "/api/auth/login"), ("POST", "/api/auth/logout")}

@@ -5,7 +5,7 @@
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { api, describeError } from "../api";
 import { loadTeam, notify, teams, useObservable } from "../store";
-import type { Invitation, InvitationCreated, Me, Role, TeamMember } from "../types";
+import type { AutoAssign, Invitation, InvitationCreated, Me, Role, TeamMember } from "../types";
 import { ROLE_LABEL } from "./AcceptInvitation";
 import { Modal } from "./bits";
 import { BusyButton, DialogActions, FormError } from "./form/Actions";
@@ -124,6 +124,7 @@ export function TeamDialog({ me, onClose }: { me: Me; onClose: () => void }) {
             </ul>
           )}
         </section>
+        <AutoAssignSetting workspaceId={workspace.id} />
         <InviteForm workspaceId={workspace.id} workspaceName={workspace.name} onInvited={loadInvitations} />
       </div>
       {removing && (
@@ -135,6 +136,53 @@ export function TeamDialog({ me, onClose }: { me: Me; onClose: () => void }) {
         />
       )}
     </Modal>
+  );
+}
+
+/** Auto-assignment: off, or round robin among the online members with the fewest open conversations. */
+function AutoAssignSetting({ workspaceId }: { workspaceId: string }) {
+  const [mode, setMode] = useState<AutoAssign | null>(null);
+  const { busy, error, run } = useSubmit();
+
+  useEffect(() => {
+    setMode(null);
+    run(async () => setMode((await api.workspaceSettings(workspaceId)).workspace.auto_assign));
+  }, [workspaceId]);
+
+  // The box shows the choice at once; a refusal puts it back, with the reason.
+  const change = (on: boolean) => {
+    const before = mode;
+    setMode(on ? "round_robin" : "off");
+    return run(async () => {
+      try {
+        const answer = await api.changeWorkspace(workspaceId, { auto_assign: on ? "round_robin" : "off" });
+        setMode(answer.workspace.auto_assign);
+        notify(on ? "New conversations are now assigned automatically." : "Auto-assignment is off.");
+      } catch (err) {
+        setMode(before);
+        throw err;
+      }
+    });
+  };
+
+  return (
+    <section aria-labelledby="team-routing">
+      <h3 id="team-routing">Assignment</h3>
+      <label class="check-row">
+        <input
+          type="checkbox"
+          checked={mode === "round_robin"}
+          disabled={mode === null || busy}
+          onChange={(e) => change((e.target as HTMLInputElement).checked)}
+        />
+        <span>Assign new customer messages automatically</span>
+      </label>
+      <p class="muted" data-testid="auto-assign-help">
+        A customer message in an open conversation that nobody has goes to the online member with the fewest open
+        conversations (among equals, the one who got one longest ago).
+      </p>
+      <FormError error={error} />
+    </section>
   );
 }
 

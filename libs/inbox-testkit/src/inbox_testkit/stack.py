@@ -91,6 +91,8 @@ class Stack:
             "INGEST_GRAPH_API_BASE_URL": f"http://127.0.0.1:{p['sandbox_http']}/graph/v24.0",
             "SANDBOX_WEBHOOK_URL": f"http://127.0.0.1:{p['ingest_http']}/webhooks/whatsapp",
             "GATEWAY_INGEST_TARGET": f"127.0.0.1:{p['ingest_grpc']}",
+            # Auto-assignment asks presence who is online.
+            "CONVERSATIONS_PRESENCE_TARGET": f"127.0.0.1:{p['presence_grpc']}",
             "INGEST_WORKER_OPS_PORT": str(p["ingest_ops"]),
             "INGEST_OPS_PORT": str(p["ingest_api_ops"]),
             # Plain HTTP on loopback: a Secure cookie would not be sent back.

@@ -9,6 +9,7 @@ from datetime import timedelta
 from inbox.conversations.v1 import conversations_pb2_grpc
 from inbox_conversations.consumers import register
 from inbox_conversations.outbox import Publisher
+from inbox_conversations.presence_client import PresenceDirectory
 from inbox_conversations.rpc import SERVICE_NAME, ConversationsRpc
 from inbox_conversations.settings import ConversationsSettings
 from inbox_conversations.store import ConversationsStore
@@ -26,7 +27,9 @@ async def build(role: str) -> list[Component]:
     store = ConversationsStore(backends.database)
     publisher = Publisher(store, backends.broker)
     if runs_worker(role):
-        register(backends.broker, store, publisher, pending_ttl=timedelta(days=settings.pending_ttl_days))
+        presence = PresenceDirectory(settings.presence_target)
+        register(backends.broker, store, publisher, pending_ttl=timedelta(days=settings.pending_ttl_days),
+                 online=presence)
     components = backends.components(store.ensure_indexes)
     if serves_api(role):
         servicer = ConversationsRpc(store, publisher, publish_timeout_s=settings.publish_timeout_s)

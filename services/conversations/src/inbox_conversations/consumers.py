@@ -15,6 +15,7 @@ from inbox_conversations.usecases.facts import Facts
 from inbox_conversations.usecases.inbound import ReceiveMessage
 from inbox_conversations.usecases.message_events import MessageEvents
 from inbox_conversations.usecases.publishing import Announcer
+from inbox_conversations.usecases.routing import AutoAssignment, OnlineAgents
 from inbox_conversations.usecases.templates import TemplateBook
 from inbox_core.events import Event
 from inbox_core.events.customers import CustomerEvent
@@ -39,11 +40,13 @@ CUSTOMER_EVENTS = frozenset({"customer.created", "customer.updated", "customer.s
 
 class Handlers:
     def __init__(self, store: ConversationsStore, publisher: Publisher,
-                 pending_ttl: timedelta = timedelta(days=7)) -> None:
+                 pending_ttl: timedelta = timedelta(days=7), online: OnlineAgents | None = None) -> None:
+        """``online``: who is online (presence), for auto-assignment; without it nothing is auto-assigned."""
         repos = store.repos
         self.announcer = Announcer(publisher, repos.conversations)
         self.facts = Facts(repos, self.announcer, pending_ttl)
-        self.receive = ReceiveMessage(repos, publisher, self.announcer, self.facts)
+        self.receive = ReceiveMessage(repos, publisher, self.announcer, self.facts,
+                                      AutoAssignment(repos, publisher, online))
         self.message_events = MessageEvents(repos, self.facts)
         self.templates = TemplateBook(repos)
         self.orders = OrderActivities(repos, publisher)
@@ -88,13 +91,13 @@ class Handlers:
 
 
 def register(broker: KafkaBroker, store: ConversationsStore, publisher: Publisher, topics: Topics | None = None,
-             pending_ttl: timedelta = timedelta(days=7)) -> Handlers:
+             pending_ttl: timedelta = timedelta(days=7), online: OnlineAgents | None = None) -> Handlers:
     """Subscribes this service's handlers (consumer group ``inbox-conversations``).
 
     A poll's records are one batch: each key's (one conversation's) in order, different keys at once,
     committed after all their effects (inbox_core.kafka.subscribe_batch). Each handler is idempotent."""
     topics = topics or publisher.topics
-    handlers = Handlers(store, publisher, pending_ttl)
+    handlers = Handlers(store, publisher, pending_ttl, online)
     subscribe_batch(broker, topics.whatsapp_events, group_id=GROUP_ID, handler=handlers.on_whatsapp_event)
     subscribe_batch(broker, topics.orders, group_id=GROUP_ID, handler=handlers.on_order_event)
     subscribe_batch(broker, topics.customers, group_id=GROUP_ID, handler=handlers.on_customer_event)

@@ -22,10 +22,12 @@ from inbox_conversations.store import ConversationsStore
 from inbox_conversations.usecases.library import ContentLibrary, NewLibraryItem
 from inbox_conversations.usecases.reading import Reading
 from inbox_conversations.usecases.replies import CannedReplyBook, ReplyChanges
+from inbox_conversations.usecases.routing import AutoAssignment
 from inbox_conversations.usecases.sending import Agent, Media, MessageToSend, Sending, TemplateToSend, Text
 from inbox_conversations.usecases.team import TeamWork
 from inbox_conversations.usecases.templates import TemplateBook
 from inbox_conversations.wire import (
+    AUTO_ASSIGN_MODES,
     CONVERSATION_STATUSES,
     FILTERS,
     LIBRARY_TYPES,
@@ -36,6 +38,7 @@ from inbox_conversations.wire import (
     library_pb,
     message_pb,
     note_pb,
+    routing_pb,
     template_pb,
     timeline_item_pb,
 )
@@ -78,6 +81,7 @@ class ConversationsRpc(conversations_pb2_grpc.ConversationsServiceServicer):
         self.team = TeamWork(repos, publisher, publish_timeout_s)
         self.library = ContentLibrary(repos)
         self.replies = CannedReplyBook(repos)
+        self.routing = AutoAssignment(repos, publisher, None)  # routing settings only: assigning is the worker's
 
     # --- reading ------------------------------------------------------------------------------------------
 
@@ -231,3 +235,17 @@ class ConversationsRpc(conversations_pb2_grpc.ConversationsServiceServicer):
             _required(request.workspace_id, "workspace_id"), _required(request.conversation_id, "conversation_id"),
             _required(request.reply_id, "reply_id"), _agent(request.agent))
         return pb.RenderCannedReplyResponse(text=text)
+
+    # --- routing ------------------------------------------------------------------------------------------
+
+    async def GetRouting(self, request: pb.GetRoutingRequest, context: Context = None) -> pb.GetRoutingResponse:
+        workspace_id = _required(request.workspace_id, "workspace_id")
+        return pb.GetRoutingResponse(routing=routing_pb(workspace_id, await self.routing.mode(workspace_id)))
+
+    async def SetRouting(self, request: pb.SetRoutingRequest, context: Context = None) -> pb.SetRoutingResponse:
+        workspace_id = _required(request.workspace_id, "workspace_id")
+        mode = AUTO_ASSIGN_MODES.get(request.auto_assign)
+        if mode is None:
+            raise InvalidRequest("auto_assign is off or round_robin", {"field": "auto_assign"})
+        mode = await self.routing.set_mode(workspace_id, mode, _agent(request.agent))
+        return pb.SetRoutingResponse(routing=routing_pb(workspace_id, mode))

@@ -23,3 +23,6 @@ class ConversationsSettings(ServiceSettings):
     # How often the worker reopens the snoozed conversations whose snooze has ended (the API promises
     # within a minute).
     snooze_wake_interval_s: float = Field(default=15.0, gt=0)
+    # The presence service's gRPC API: who is online, for auto-assignment (presence down: nothing is
+    # auto-assigned meanwhile, messages are not held back).
+    presence_target: str = "127.0.0.1:50054"

@@ -10,6 +10,7 @@ from google.protobuf import struct_pb2, timestamp_pb2
 
 from inbox.common.v1 import common_pb2
 from inbox.conversations.v1 import conversations_pb2 as pb
+from inbox_conversations import routing
 from inbox_conversations.canned_replies import CannedReply
 from inbox_conversations.usecases.library import LibraryItem
 from inbox_conversations.views import TimelineView
@@ -67,6 +68,8 @@ LIBRARY_TYPES = {
     pb.LIBRARY_ITEM_TYPE_DOCUMENT: "document",
 }
 LIBRARY_TYPE_VALUES = {v: k for k, v in LIBRARY_TYPES.items()}
+AUTO_ASSIGN_MODES = {pb.AUTO_ASSIGN_OFF: routing.OFF, pb.AUTO_ASSIGN_ROUND_ROBIN: routing.ROUND_ROBIN}
+AUTO_ASSIGN_VALUES = {v: k for k, v in AUTO_ASSIGN_MODES.items()}
 
 
 # --- to protobuf --------------------------------------------------------------------------------------------
@@ -182,3 +185,7 @@ def library_pb(item: LibraryItem) -> pb.LibraryItem:
                                     filename=media.get("filename") or "", caption=media.get("caption") or "",
                                     size=int(media.get("size") or 0), status="stored"))
     return out
+
+
+def routing_pb(workspace_id: str, mode: str) -> pb.Routing:
+    return pb.Routing(workspace_id=workspace_id, auto_assign=AUTO_ASSIGN_VALUES.get(mode, pb.AUTO_ASSIGN_OFF))

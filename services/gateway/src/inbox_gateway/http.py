@@ -79,7 +79,7 @@ API_HANDLERS: list[Any] = [
     files.upload, files.get_media,
     panel.get_panel, panel.get_customer, panel.update_customer, panel.create_order, panel.get_order,
     panel.change_stage, panel.list_agents,
-    admin.connect_number,
+    admin.connect_number, admin.workspace_settings, admin.change_workspace,
     members.invite, members.list_invitations, members.revoke_invitation, members.remove_member,
     members.change_password,
     live.stream,

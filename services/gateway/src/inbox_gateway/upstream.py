@@ -231,6 +231,17 @@ class Upstream:
             "conversations", self.conversations.RenderCannedReply(request, timeout=self.deadline))
         return response.text
 
+    async def get_routing(self, workspace_id: str) -> conversations_pb2.Routing:
+        request = conversations_pb2.GetRoutingRequest(workspace_id=workspace_id)
+        response: conversations_pb2.GetRoutingResponse = await _call(
+            "conversations", self.conversations.GetRouting(request, timeout=self.deadline))
+        return response.routing
+
+    async def set_routing(self, request: conversations_pb2.SetRoutingRequest) -> conversations_pb2.Routing:
+        response: conversations_pb2.SetRoutingResponse = await _call(
+            "conversations", self.conversations.SetRouting(request, timeout=self.deadline))
+        return response.routing
+
     async def count_unread(self, workspace_id: str, number_ids: list[str]) -> dict[str, int]:
         request = conversations_pb2.CountUnreadRequest(workspace_id=workspace_id, number_ids=number_ids)
         response: conversations_pb2.CountUnreadResponse = await _call(

@@ -197,6 +197,19 @@ class Conversations:
             {"workspace_id": workspace_id, "number_id": number, "status": domain.OPEN, "has_unread": True})
             for number in numbers)))
 
+    async def count_open_assigned(self, workspace_id: str, numbers: Sequence[str],
+                                  agent_ids: Sequence[str]) -> dict[str, int]:
+        """Open conversations assigned to each agent, over the numbers: one indexed count per agent and number
+        (list_status_mine), together."""
+        pairs = [(agent, number) for agent in dict.fromkeys(agent_ids) for number in numbers]
+        counts = await asyncio.gather(*(self.collection.count_documents(
+            {"workspace_id": workspace_id, "number_id": number, "status": domain.OPEN, "assignee_id": agent})
+            for agent, number in pairs))
+        totals = dict.fromkeys(agent_ids, 0)
+        for (agent, _), count in zip(pairs, counts, strict=True):
+            totals[agent] += count
+        return totals
+
     async def due_snoozes(self, now: datetime, limit: int) -> list[Document]:
         """Snoozed conversations whose end has come, the longest due first (index snooze_due)."""
         return await self.collection.find(
@@ -291,6 +304,18 @@ class Conversations:
             {"$set": {"assignee": assignee, "assignee_id": assignee_id, f"outbox.{entry['id']}": entry},
              "$min": {"outbox_at": now}, "$inc": {"version": 1}},
             return_document=ReturnDocument.BEFORE,
+        )
+
+    async def assign_if_free(self, conversation_id: str, assignee: Document, entry: Document,
+                             now: datetime) -> Document | None:
+        """Auto-assignment's write: assigns only an open conversation nobody has (an agent's assignment or
+        another delivery of the message came first otherwise), with the change's events (outbox). The
+        document after, or None."""
+        return await self.collection.find_one_and_update(
+            {"_id": conversation_id, "status": domain.OPEN, "assignee_id": None},
+            {"$set": {"assignee": assignee, "assignee_id": assignee["id"], f"outbox.{entry['id']}": entry},
+             "$min": {"outbox_at": now}, "$inc": {"version": 1}},
+            return_document=ReturnDocument.AFTER,
         )
 
     async def set_status(self, workspace_id: str, conversation_id: str, version: int | None, status: str,

@@ -23,6 +23,7 @@ from inbox_conversations.outbox import Publisher, next_arrival, utcnow
 from inbox_conversations.repositories import Repositories
 from inbox_conversations.usecases.facts import Fact, Facts
 from inbox_conversations.usecases.publishing import Announcer
+from inbox_conversations.usecases.routing import AutoAssignment
 from inbox_core.events.conversations import ActivityCreated, MessageCreated
 from inbox_core.events.whatsapp import MessageReceived
 from inbox_core.ids import conversation_id as make_conversation_id
@@ -44,11 +45,13 @@ class ConversationChanged(RuntimeError):
 
 
 class ReceiveMessage:
-    def __init__(self, repos: Repositories, publisher: Publisher, announcer: Announcer, facts: Facts) -> None:
+    def __init__(self, repos: Repositories, publisher: Publisher, announcer: Announcer, facts: Facts,
+                 auto_assignment: AutoAssignment | None = None) -> None:
         self.repos = repos
         self.publisher = publisher
         self.announcer = announcer
         self.facts = facts
+        self.auto_assignment = auto_assignment
 
     async def __call__(self, event_id: str, workspace_id: str, msg: MessageReceived) -> None:
         number_id = msg.phone_number_id
@@ -123,6 +126,10 @@ class ReceiveMessage:
         if any(conversation_id in item.conversations for item in applied):
             conv = await self.repos.conversations.find(conversation_id) or conv  # a fact changed the summary
         await self.announcer.conversation(conv, domain.event_id(event_id, "conversation.updated"))
+        # After the conversation's events, so its assignment follows its creation on the topic; a redelivery
+        # tries again (a crash may have cut it short), and the conditional write assigns once.
+        if effects.unread and self.auto_assignment is not None:
+            await self.auto_assignment.after_customer_message(conv, message_id)
 
     async def _reopening(self, conv: Document, message: Document, effects: domain.MessageEffects) -> Document | None:
         """The ``reopened`` activity of a customer message to a resolved or snoozed conversation, stored

@@ -23,8 +23,11 @@ from inbox_gateway.models.accounts import (
     PasswordBody,
     TeamList,
     TeamMember,
+    WorkspaceChanges,
     WorkspaceName,
     WorkspaceRef,
+    WorkspaceSettings,
+    WorkspaceSettingsEnvelope,
 )
 from inbox_gateway.models.common import (
     ActorRef,
@@ -122,6 +125,6 @@ __all__ = [
     "RenderedReply", "Role",
     "SendMessageBody", "SendTemplateBody", "Shipping", "ShippingBody", "Stage", "StageBody", "StageChange", "Status",
     "StatusBody", "StatusFilter", "TeamList", "TeamMember", "Template", "TemplateList", "TemplateParams",
-    "TemplateUse", "TimelineItem", "TimelinePage", "Upload", "Viewer", "ViewingBody", "Window", "WorkspaceName",
-    "WorkspaceRef",
+    "TemplateUse", "TimelineItem", "TimelinePage", "Upload", "Viewer", "ViewingBody", "Window", "WorkspaceChanges",
+    "WorkspaceName", "WorkspaceRef", "WorkspaceSettings", "WorkspaceSettingsEnvelope",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from msgspec import Meta, Struct
 
@@ -90,6 +90,28 @@ class InvitationList(Struct):
 class WorkspaceName(Struct):
     id: str
     name: str
+
+
+AutoAssign = Literal["off", "round_robin"]
+
+
+class WorkspaceSettings(Struct):
+    """A workspace as its admins set it up. ``auto_assign``: ``round_robin`` gives a customer message in an
+    open, unassigned conversation to the online agent with the fewest open assigned conversations."""
+
+    id: str
+    name: str
+    auto_assign: AutoAssign
+
+
+class WorkspaceSettingsEnvelope(Struct):
+    workspace: WorkspaceSettings
+
+
+class WorkspaceChanges(Struct, forbid_unknown_fields=True):
+    """The settings to change; those left out stay."""
+
+    auto_assign: AutoAssign | None = None
 
 
 class InvitationPreview(Struct):

@@ -210,6 +210,28 @@ LIBRARY_ITEM_TYPE_AUDIO: LibraryItemType.ValueType  # 4
 LIBRARY_ITEM_TYPE_DOCUMENT: LibraryItemType.ValueType  # 5
 Global___LibraryItemType: _TypeAlias = LibraryItemType  # noqa: Y015
 
+class _AutoAssign:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AutoAssignEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AutoAssign.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    AUTO_ASSIGN_UNSPECIFIED: _AutoAssign.ValueType  # 0
+    AUTO_ASSIGN_OFF: _AutoAssign.ValueType  # 1
+    AUTO_ASSIGN_ROUND_ROBIN: _AutoAssign.ValueType  # 2
+
+class AutoAssign(_AutoAssign, metaclass=_AutoAssignEnumTypeWrapper):
+    """---------------------------------------------------------------------------------------------
+    Routing: with auto-assignment on, a live customer message in an open, unassigned conversation assigns
+    it to the online agent (presence) with the fewest open assigned conversations; ties go to the one
+    assigned longest ago (or never). The `assigned` activity has no actor.
+    """
+
+AUTO_ASSIGN_UNSPECIFIED: AutoAssign.ValueType  # 0
+AUTO_ASSIGN_OFF: AutoAssign.ValueType  # 1
+AUTO_ASSIGN_ROUND_ROBIN: AutoAssign.ValueType  # 2
+Global___AutoAssign: _TypeAlias = AutoAssign  # noqa: Y015
+
 @_typing.final
 class CustomerSummary(_message.Message):
     """The conversation's copy of the customer (kept for list search; the customers service owns
@@ -2093,3 +2115,114 @@ class CountUnreadResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CountUnreadResponse: _TypeAlias = CountUnreadResponse  # noqa: Y015
+
+@_typing.final
+class Routing(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKSPACE_ID_FIELD_NUMBER: _builtins.int
+    AUTO_ASSIGN_FIELD_NUMBER: _builtins.int
+    workspace_id: _builtins.str
+    auto_assign: Global___AutoAssign.ValueType
+    """OFF for a workspace never set"""
+    def __init__(
+        self,
+        *,
+        workspace_id: _builtins.str = ...,
+        auto_assign: Global___AutoAssign.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_assign", b"auto_assign", "workspace_id", b"workspace_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Routing: _TypeAlias = Routing  # noqa: Y015
+
+@_typing.final
+class GetRoutingRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKSPACE_ID_FIELD_NUMBER: _builtins.int
+    workspace_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        workspace_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workspace_id", b"workspace_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRoutingRequest: _TypeAlias = GetRoutingRequest  # noqa: Y015
+
+@_typing.final
+class GetRoutingResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROUTING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def routing(self) -> Global___Routing: ...
+    def __init__(
+        self,
+        *,
+        routing: Global___Routing | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["routing", b"routing"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["routing", b"routing"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRoutingResponse: _TypeAlias = GetRoutingResponse  # noqa: Y015
+
+@_typing.final
+class SetRoutingRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKSPACE_ID_FIELD_NUMBER: _builtins.int
+    AGENT_FIELD_NUMBER: _builtins.int
+    AUTO_ASSIGN_FIELD_NUMBER: _builtins.int
+    workspace_id: _builtins.str
+    auto_assign: Global___AutoAssign.ValueType
+    """UNSPECIFIED is INVALID_ARGUMENT"""
+    @_builtins.property
+    def agent(self) -> _common_pb2.Actor:
+        """the admin changing it"""
+
+    def __init__(
+        self,
+        *,
+        workspace_id: _builtins.str = ...,
+        agent: _common_pb2.Actor | None = ...,
+        auto_assign: Global___AutoAssign.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "auto_assign", b"auto_assign", "workspace_id", b"workspace_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetRoutingRequest: _TypeAlias = SetRoutingRequest  # noqa: Y015
+
+@_typing.final
+class SetRoutingResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROUTING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def routing(self) -> Global___Routing: ...
+    def __init__(
+        self,
+        *,
+        routing: Global___Routing | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["routing", b"routing"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["routing", b"routing"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetRoutingResponse: _TypeAlias = SetRoutingResponse  # noqa: Y015

@@ -136,6 +136,16 @@ class ConversationsServiceStub:
                 request_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.RenderCannedReplyRequest.SerializeToString,
                 response_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.RenderCannedReplyResponse.FromString,
                 _registered_method=True)
+        self.GetRouting = channel.unary_unary(
+                '/inbox.conversations.v1.ConversationsService/GetRouting',
+                request_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.GetRoutingRequest.SerializeToString,
+                response_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.GetRoutingResponse.FromString,
+                _registered_method=True)
+        self.SetRouting = channel.unary_unary(
+                '/inbox.conversations.v1.ConversationsService/SetRouting',
+                request_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.SetRoutingRequest.SerializeToString,
+                response_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.SetRoutingResponse.FromString,
+                _registered_method=True)
 
 
 class ConversationsServiceServicer:
@@ -286,6 +296,19 @@ class ConversationsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRouting(self, request, context):
+        """How the workspace's new customer messages are routed (auto-assignment); a workspace never set is off.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetRouting(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConversationsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -388,6 +411,16 @@ def add_ConversationsServiceServicer_to_server(servicer, server):
                     servicer.RenderCannedReply,
                     request_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.RenderCannedReplyRequest.FromString,
                     response_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.RenderCannedReplyResponse.SerializeToString,
+            ),
+            'GetRouting': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRouting,
+                    request_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.GetRoutingRequest.FromString,
+                    response_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.GetRoutingResponse.SerializeToString,
+            ),
+            'SetRouting': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetRouting,
+                    request_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.SetRoutingRequest.FromString,
+                    response_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.SetRoutingResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -932,6 +965,60 @@ class ConversationsService:
             '/inbox.conversations.v1.ConversationsService/RenderCannedReply',
             inbox_dot_conversations_dot_v1_dot_conversations__pb2.RenderCannedReplyRequest.SerializeToString,
             inbox_dot_conversations_dot_v1_dot_conversations__pb2.RenderCannedReplyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRouting(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inbox.conversations.v1.ConversationsService/GetRouting',
+            inbox_dot_conversations_dot_v1_dot_conversations__pb2.GetRoutingRequest.SerializeToString,
+            inbox_dot_conversations_dot_v1_dot_conversations__pb2.GetRoutingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetRouting(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inbox.conversations.v1.ConversationsService/SetRouting',
+            inbox_dot_conversations_dot_v1_dot_conversations__pb2.SetRoutingRequest.SerializeToString,
+            inbox_dot_conversations_dot_v1_dot_conversations__pb2.SetRoutingResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -86,6 +86,9 @@ class ConversationsServiceStub:
     RemoveCannedReply: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.RemoveCannedReplyRequest, _conversations_pb2.RemoveCannedReplyResponse]
     RenderCannedReply: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.RenderCannedReplyRequest, _conversations_pb2.RenderCannedReplyResponse]
     """The reply's text with its placeholders filled for a conversation and the agent answering it."""
+    GetRouting: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.GetRoutingRequest, _conversations_pb2.GetRoutingResponse]
+    """How the workspace's new customer messages are routed (auto-assignment); a workspace never set is off."""
+    SetRouting: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.SetRoutingRequest, _conversations_pb2.SetRoutingResponse]
 
 @_typing.type_check_only
 class ConversationsServiceAsyncStub(ConversationsServiceStub):
@@ -141,6 +144,9 @@ class ConversationsServiceAsyncStub(ConversationsServiceStub):
     RemoveCannedReply: _aio.UnaryUnaryMultiCallable[_conversations_pb2.RemoveCannedReplyRequest, _conversations_pb2.RemoveCannedReplyResponse]  # type: ignore[assignment]
     RenderCannedReply: _aio.UnaryUnaryMultiCallable[_conversations_pb2.RenderCannedReplyRequest, _conversations_pb2.RenderCannedReplyResponse]  # type: ignore[assignment]
     """The reply's text with its placeholders filled for a conversation and the agent answering it."""
+    GetRouting: _aio.UnaryUnaryMultiCallable[_conversations_pb2.GetRoutingRequest, _conversations_pb2.GetRoutingResponse]  # type: ignore[assignment]
+    """How the workspace's new customer messages are routed (auto-assignment); a workspace never set is off."""
+    SetRouting: _aio.UnaryUnaryMultiCallable[_conversations_pb2.SetRoutingRequest, _conversations_pb2.SetRoutingResponse]  # type: ignore[assignment]
 
 class ConversationsServiceServicer(metaclass=_abc_1.ABCMeta):
     """Conversations, their timelines, sending, notes, assignment, templates and the content library.
@@ -313,5 +319,20 @@ class ConversationsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_conversations_pb2.RenderCannedReplyResponse, _abc.Awaitable[_conversations_pb2.RenderCannedReplyResponse]]:
         """The reply's text with its placeholders filled for a conversation and the agent answering it."""
+
+    @_abc_1.abstractmethod
+    def GetRouting(
+        self,
+        request: _conversations_pb2.GetRoutingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversations_pb2.GetRoutingResponse, _abc.Awaitable[_conversations_pb2.GetRoutingResponse]]:
+        """How the workspace's new customer messages are routed (auto-assignment); a workspace never set is off."""
+
+    @_abc_1.abstractmethod
+    def SetRouting(
+        self,
+        request: _conversations_pb2.SetRoutingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversations_pb2.SetRoutingResponse, _abc.Awaitable[_conversations_pb2.SetRoutingResponse]]: ...
 
 def add_ConversationsServiceServicer_to_server(servicer: ConversationsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
