@@ -4,11 +4,19 @@ republishes the same ids (consumers deduplicate on them) with current content.""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from inbox_conversations import domain, views
-from inbox_conversations.outbox import Publisher, utcnow
+from inbox_conversations import documents, domain, views
+from inbox_conversations.outbox import Publisher, next_arrival, outbox_event, utcnow
 from inbox_conversations.repositories import Conversations
-from inbox_core.events.conversations import ConversationCreated, ConversationUpdated, MessageUpdated
+from inbox_core.events import Event
+from inbox_core.events.conversations import (
+    ActivityCreated,
+    ConversationAssigned,
+    ConversationCreated,
+    ConversationUpdated,
+    MessageUpdated,
+)
 from inbox_core.mongo import Document
 
 
@@ -64,3 +72,22 @@ class Announcer:
                 conversations.setdefault(cid, item.source)
         for cid, source in conversations.items():
             await self.conversation_by_id(cid, domain.event_id(source, cid, "conversation.updated"))
+
+
+def assignment_entry(topic: str, conv: Document, entry_id: str, activity_id: str, new: Document | None,
+                     previous: Document | None, by: Document | None, details: Document, now: datetime,
+                     seq: int) -> Document:
+    """The outbox entry of an assignment (by an agent, or by auto-assignment with ``by`` None): its
+    ``assigned`` / ``unassigned`` activity, conversation.assigned and activity.created."""
+    workspace_id, conversation_id = conv["workspace_id"], conv["_id"]
+    activity = documents.activity(activity_id, workspace_id, conversation_id, "assigned" if new else "unassigned", by,
+                                  {"assignee": new, "previous": previous, **details}, now, next_arrival(), seq)
+    events = [
+        Event.of(ConversationAssigned(conversation_id=conversation_id, assignee=views.actor(new),
+                                      previous=views.actor(previous), by=views.actor(by)),
+                 workspace_id=workspace_id, id=domain.event_id(entry_id, "conversation.assigned")),
+        Event.of(ActivityCreated(conversation_id=conversation_id, activity=views.activity(activity)),
+                 workspace_id=workspace_id, id=domain.event_id(activity_id, "activity.created")),
+    ]
+    return {"id": entry_id, "created_at": now, "conversation_id": conversation_id, "inserts": [activity],
+            "events": [outbox_event(topic, conversation_id, e) for e in events], "conversation_updated": True}

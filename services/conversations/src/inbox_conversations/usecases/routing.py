@@ -14,13 +14,12 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from inbox_conversations import documents, domain, routing, views
-from inbox_conversations.outbox import Publisher, next_arrival, outbox_event, utcnow
+from inbox_conversations import domain, routing
+from inbox_conversations.outbox import Publisher, utcnow
 from inbox_conversations.repositories import Repositories
+from inbox_conversations.usecases.publishing import assignment_entry
 from inbox_conversations.usecases.sending import Agent
 from inbox_core.errors import InboxError, InvalidRequest
-from inbox_core.events import Event
-from inbox_core.events.conversations import ActivityCreated, ConversationAssigned
 from inbox_core.mongo import Document
 
 log = logging.getLogger("inbox.conversations.routing")
@@ -76,28 +75,18 @@ class AutoAssignment:
         return await self._assign(conv, message_id, Agent(chosen, names[chosen]))
 
     async def _assign(self, conv: Document, message_id: str, assignee: Agent) -> Document | None:
-        workspace_id, conversation_id = conv["workspace_id"], conv["_id"]
+        conversation_id = conv["_id"]
         now = utcnow()
         new = assignee.doc()
         assert new is not None
-        entry_id = domain.derived_id("out_", "auto_assign", message_id)
-        activity = documents.activity(
-            domain.derived_id("act_", "auto_assign", message_id), workspace_id, conversation_id, "assigned", None,
-            {"assignee": new, "previous": None, "reason": "auto_assign"}, now, next_arrival(),
-            await self.repos.conversations.take_seqs(conversation_id))
-        events = [
-            Event.of(ConversationAssigned(conversation_id=conversation_id, assignee=views.actor(new), previous=None,
-                                          by=None),
-                     workspace_id=workspace_id, id=domain.event_id(entry_id, "conversation.assigned")),
-            Event.of(ActivityCreated(conversation_id=conversation_id, activity=views.activity(activity)),
-                     workspace_id=workspace_id, id=domain.event_id(activity["_id"], "activity.created")),
-        ]
-        topic = self.publisher.topics.conversations
-        entry = {"id": entry_id, "created_at": now, "conversation_id": conversation_id, "inserts": [activity],
-                 "events": [outbox_event(topic, conversation_id, e) for e in events], "conversation_updated": True}
+        seq = await self.repos.conversations.take_seqs(conversation_id)
+        entry = assignment_entry(self.publisher.topics.conversations, conv,
+                                 domain.derived_id("out_", "auto_assign", message_id),
+                                 domain.derived_id("act_", "auto_assign", message_id), new, None, None,
+                                 {"reason": "auto_assign"}, now, seq)
         after = await self.repos.conversations.assign_if_free(conversation_id, new, entry, now)
         if after is None:
             return None
-        await self.repos.routing.note_assigned(workspace_id, assignee.id, now)
+        await self.repos.routing.note_assigned(conv["workspace_id"], assignee.id, now)
         await self.publisher.try_carry_out("conversations", conversation_id, entry, self.publish_timeout_s)
         return after

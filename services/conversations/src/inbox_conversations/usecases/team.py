@@ -13,13 +13,13 @@ from inbox_conversations import documents, domain, views
 from inbox_conversations.outbox import Publisher, command_key, next_arrival, outbox_event, utcnow
 from inbox_conversations.repositories import Repositories
 from inbox_conversations.usecases.inbound import ConversationChanged
+from inbox_conversations.usecases.publishing import assignment_entry
 from inbox_conversations.usecases.sending import Agent
 from inbox_core.errors import InvalidRequest, ValidationFailed
 from inbox_core.events import Event
 from inbox_core.events.commands import MarkReadCommand
 from inbox_core.events.conversations import (
     ActivityCreated,
-    ConversationAssigned,
     ConversationRead,
     ConversationSummary,
     NoteCreated,
@@ -84,21 +84,9 @@ class TeamWork:
             return views.summary(conv, utcnow())
         now = utcnow()
         entry_id = domain.new_id("out_")
-        by = agent.doc()
-        activity = documents.activity(
-            domain.derived_id("act_", "assign", entry_id), workspace_id, conv["_id"],
-            "assigned" if new else "unassigned", by, {"assignee": new, "previous": previous}, now, next_arrival(),
-            await self.repos.conversations.take_seqs(conv["_id"]))
-        events = [
-            Event.of(ConversationAssigned(conversation_id=conv["_id"], assignee=views.actor(new),
-                                          previous=views.actor(previous), by=views.actor(by)),
-                     workspace_id=workspace_id, id=domain.event_id(entry_id, "conversation.assigned")),
-            Event.of(ActivityCreated(conversation_id=conv["_id"], activity=views.activity(activity)),
-                     workspace_id=workspace_id, id=domain.event_id(activity["_id"], "activity.created")),
-        ]
-        topic = self.publisher.topics.conversations
-        entry = {"id": entry_id, "created_at": now, "conversation_id": conv["_id"], "inserts": [activity],
-                 "events": [outbox_event(topic, conv["_id"], e) for e in events], "conversation_updated": True}
+        entry = assignment_entry(self.publisher.topics.conversations, conv, entry_id,
+                                 domain.derived_id("act_", "assign", entry_id), new, previous, agent.doc(), {},
+                                 now, await conversations.take_seqs(conv["_id"]))
         if await conversations.set_assignee(workspace_id, conv["_id"], new, entry, now) is not None:
             await self.publisher.try_carry_out("conversations", conv["_id"], entry, self.publish_timeout_s)
         return views.summary(await conversations.get(workspace_id, conv["_id"]), utcnow())
