@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
+
+from inbox_conversations import domain
 
 OFF = "off"
 ROUND_ROBIN = "round_robin"
@@ -12,11 +15,10 @@ AUTO_ASSIGN_MODES = (OFF, ROUND_ROBIN)
 _NEVER = datetime.min.replace(tzinfo=UTC)
 
 
-def wants_assignment(conversation: Mapping[str, object], mode: str) -> bool:
+def wants_assignment(conversation: Mapping[str, Any], mode: str) -> bool:
     """A live customer message assigns its conversation only when the workspace routes round robin and the
     conversation is open and nobody's."""
-    return (mode == ROUND_ROBIN and conversation.get("status", "open") == "open"
-            and not conversation.get("assignee_id"))
+    return mode == ROUND_ROBIN and domain.status_of(conversation) == domain.OPEN and not conversation.get("assignee_id")
 
 
 def choose_assignee(online: Sequence[str], open_assigned: Mapping[str, int],
