@@ -115,18 +115,18 @@ def search_entries(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 async def search_candidates(db: Any, workspace_id: str, query: str) -> list[str] | None:
-    """The store's candidate read (search_index.SearchIndex.candidates), written out by hand: the ids of the
-    narrowest term's conversations, or None when every term is too broad (the list then scans)."""
+    """The store's candidate read (search_index.SearchIndex.candidates), written out by hand: each term's
+    range counted, then the ids of the narrowest, or None when every term is too broad (the list then scans)."""
     parsed = domain.parse_query(query)
     assert parsed is not None
-    best: list[str] | None = None
-    for token in [f"n:{t}" for t in parsed.name_terms] + [f"p:{t}" for t in parsed.phone_terms]:
-        low, high = search_index.term_range(workspace_id, token)
-        found = {d["c"] for d in await db["search_index"].find({"k": {"$gte": low, "$lt": high}}, {"c": 1, "_id": 0})
-                 .limit(search_index.CANDIDATES_MAX * 2 + 1).to_list(None)}
-        if len(found) <= search_index.CANDIDATES_MAX and (best is None or len(found) < len(best)):
-            best = sorted(found)
-    return best
+    ranges = [search_index.term_range(workspace_id, token)
+              for token in [f"n:{t}" for t in parsed.name_terms] + [f"p:{t}" for t in parsed.phone_terms]]
+    sizes = [await db["search_index"].count_documents({"k": {"$gte": low, "$lt": high}}) for low, high in ranges]
+    if not ranges or min(sizes) > search_index.CANDIDATES_MAX:
+        return None
+    low, high = ranges[sizes.index(min(sizes))]
+    return sorted({d["c"] for d in await db["search_index"].find({"k": {"$gte": low, "$lt": high}},
+                                                                 {"c": 1, "_id": 0}).to_list(None)})
 
 
 def cases(rng: random.Random) -> list[tuple[str, dict[str, Any]]]:

@@ -134,8 +134,9 @@ async def test_the_conversation_list_reads_its_index_in_order(
 async def test_a_search_reads_the_search_index_range_then_its_conversations_by_id(
         client: tuple[AsyncMongoClient[dict[str, Any]], Commands], numbers: list[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """Name prefix and phone digits: one range on search_index's key, then the candidates by _id; a
-    term broader than CANDIDATES_MAX reads the list's own index in order."""
+    """Name prefix and phone digits: a count of each term's range on search_index's key, a read of the
+    narrowest range, then the candidates by _id; a term broader than CANDIDATES_MAX reads the list's own
+    index in order."""
     mongo, commands = client
     db = "plans_search"
     store = ConversationsStore(mongo[db])
@@ -149,13 +150,15 @@ async def test_a_search_reads_the_search_index_range_then_its_conversations_by_i
         assert len(found) == (expected if numbers == NUMBERS else len([c for c in found if c["number_id"] == "n2"]))
         assert len(found) > 0
         searched = await plans(mongo, commands, db, Reading(store.repos).page(query, numbers))
-        assert len(searched) == terms + 1, searched  # each term's range, then the (open) conversations
-        assert_indexed(searched[:terms], "by_key")
-        assert_indexed(searched[terms:], "_id_")
+        # each term's count, the narrowest range, then the (open) conversations
+        assert len(searched) == terms + 2, searched
+        assert_indexed(searched[:terms + 1], "by_key")
+        assert all("aggregate" in command for command, _ in searched[:terms]), searched
+        assert_indexed(searched[terms + 1:], "_id_")
         searched = await plans(mongo, commands, db, Reading(store.repos).page(every, numbers))
-        assert len(searched) == terms + 3, searched  # "any": the conversations of each status
-        assert_indexed(searched[:terms], "by_key")
-        for each in searched[terms:]:
+        assert len(searched) == terms + 4, searched  # "any": the conversations of each status
+        assert_indexed(searched[:terms + 1], "by_key")
+        for each in searched[terms + 1:]:
             assert_indexed([each], "_id_")
     monkeypatch.setattr(search_index, "CANDIDATES_MAX", 1)
     broad = ListQuery("w1", numbers, search=parse_query("name"), limit=3)

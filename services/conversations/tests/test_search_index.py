@@ -115,3 +115,15 @@ async def test_a_broad_term_pages_through_every_match_once(env: Env, stub: Conve
             break
     assert seen == expected
     assert pages > len(expected) // 2  # short pages happened
+
+
+async def test_a_range_is_never_read_in_part(env: Env, stub: ConversationsServiceStub,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """One customer's three words fill the first entries of the range "mar"; the conversation whose
+    only entry comes after them is still found (reading a range up to a limit would have lost it)."""
+    await env.deliver(env.message("34600000001", profile_name="Mar Mara Marb", at=ago(minutes=2)))
+    await env.deliver(env.message("34600000002", profile_name="Marz Lopez", at=ago(minutes=1)))
+    expected = [env.conversation_id("34600000002"), env.conversation_id("34600000001")]
+    for candidates_max in (1, 4):  # the broad path (4 entries > 1), then the narrow one (4 <= 4)
+        monkeypatch.setattr(search_index, "CANDIDATES_MAX", candidates_max)
+        assert await list_ids(stub, env, query="mar", limit=10) == expected

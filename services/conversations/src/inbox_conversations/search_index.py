@@ -20,17 +20,19 @@ checked against the conversation's own name and phone anyway. The conversation r
 indexed for (``search_indexed``), so the next message of a conversation whose sync was cut short by a
 crash finishes it.
 
-A search reads each term's range up to ``CANDIDATES_MAX`` conversations and takes the narrowest: a
-page is then those conversations (by ``_id``) with the list's filter, in the list's order. A term
-broader than that (a common first name at a million) is served by reading the list newest first and
-checking each row: such a term matches at least ``CANDIDATES_MAX`` conversations, so a page fills
-after a few hundred rows of a typical workspace; at most ``SCAN_MAX`` rows (one query) are read per
+A search counts each term's range (from the index alone) and reads the narrowest if it holds at most
+``CANDIDATES_MAX`` entries: a page is then those conversations (by ``_id``) with the list's filter, in
+the list's order. A term broader than that (a common first name at a million) is served by reading the
+list newest first and checking each row: such a term matches about ``CANDIDATES_MAX`` conversations
+or more (a conversation has one entry per word, nearly always one in a range), so a page fills after
+a few hundred rows of a typical workspace; at most ``SCAN_MAX`` rows (one query) are read per
 request, and a page left short by that bound still has a cursor to read on (at a million
 conversations a common first name is ~5% of them: ~15 rows a request).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -154,24 +156,23 @@ class SearchIndex:
             await self.sync(conversation)
 
     async def candidates(self, workspace_id: str, search: domain.SearchQuery) -> Candidates:
-        """The conversations of the narrowest term (each term read up to ``CANDIDATES_MAX`` of them)."""
+        """The conversations of the narrowest term: each term's range is counted (a count the database
+        answers from the ``k`` index alone, without reading an entry), then only the smallest is read,
+        if it holds at most ``CANDIDATES_MAX`` entries. A broad term then costs a count, not the reading
+        of a thousand entries, and a range is never read in part (a part would lose matches)."""
         terms = [("n:" + t[:MAX_WORD]) for t in search.name_terms] + [("p:" + t) for t in search.phone_terms]
-        best: list[str] | None = None
-        for token in terms:
-            low, high = term_range(workspace_id, token)
-            found: set[str] = set()
-            # A conversation can hold several tokens of one range (two words starting alike): read on
-            # until enough distinct conversations or the range's end.
-            async for doc in self.entries.find({"k": {"$gte": low, "$lt": high}}, {"c": 1, "_id": 0}).limit(
-                    CANDIDATES_MAX * 2 + 1):
-                found.add(doc["c"])
-                if len(found) > CANDIDATES_MAX:
-                    break
-            if len(found) <= CANDIDATES_MAX and (best is None or len(found) < len(best)):
-                best = sorted(found)
-            if best is not None and not best:
-                break
-        return Candidates(best)
+        ranges = [term_range(workspace_id, token) for token in terms]
+        if not ranges:
+            return Candidates(None)
+        sizes = await asyncio.gather(*(self.entries.count_documents(key_in(low, high)) for low, high in ranges))
+        smallest = min(range(len(ranges)), key=lambda i: sizes[i])
+        if sizes[smallest] > CANDIDATES_MAX:
+            return Candidates(None)
+        if sizes[smallest] == 0:
+            return Candidates([])
+        # A conversation can hold several entries of one range (two words starting alike).
+        found = {doc["c"] async for doc in self.entries.find(key_in(*ranges[smallest]), {"c": 1, "_id": 0})}
+        return Candidates(sorted(found))
 
     async def backfill(self) -> int:
         """Indexes every conversation not indexed yet (a database from before this index), once: a mark
@@ -186,6 +187,10 @@ class SearchIndex:
                 done += 1
         await self.marks.update_one({"_id": BACKFILL_MARK}, {"$set": {"done": True}}, upsert=True)
         return done
+
+
+def key_in(low: str, high: str) -> Document:
+    return {"k": {"$gte": low, "$lt": high}}
 
 
 def matches(search: domain.SearchQuery, conversation: Document) -> bool:
