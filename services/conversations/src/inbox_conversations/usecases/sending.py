@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from inbox_conversations import documents, domain, views
+from inbox_conversations import documents, domain, template_sends, views
 from inbox_conversations.outbox import Publisher, command_key, next_arrival, outbox_event, utcnow
 from inbox_conversations.repositories import Repositories
 from inbox_conversations.usecases.templates import TemplateBook
@@ -176,8 +176,8 @@ class Sending:
         if str(template.get("status", "")).upper() != "APPROVED":
             raise Conflict("the template is not approved", {"status": template.get("status")},
                            code="template_not_approved")
-        domain.check_template_params_size(send.params)
-        built = domain.build_template_send(template.get("components") or [], send.params)
+        template_sends.check_template_params_size(send.params)
+        built = template_sends.build_template_send(template.get("components") or [], send.params)
         now = utcnow()
         doc = self._outbound(conv, message_id, "template", send.agent, now)
         doc["template"] = {"name": send.name, "language": send.language, "params": send.params}
