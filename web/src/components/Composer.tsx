@@ -3,31 +3,20 @@
 // While the agent types, colleagues are told (POST /composing, throttled; false on send and blur).
 
 import { useEffect, useRef, useState } from "preact/hooks";
-import { api, mediaUrl } from "../api";
-import { fileSize } from "../format";
+import { api } from "../api";
 import { loadTeam, showError, showErrorIn, teams, useObservable } from "../store";
-import type { CannedReply, Conversation, LibraryItem, Me, MessageItem, TeamMember, TimelineItem, Upload } from "../types";
+import type { CannedReply, Conversation, LibraryItem, Me, MessageItem, TeamMember, TimelineItem } from "../types";
+import { type Attachment, AttachmentChip, kindOf } from "./Attachment";
 import { Icon } from "./bits";
 import { inputValue } from "./form/Field";
+import { pickerKey } from "./InlinePicker";
+import { LibraryMenu } from "./LibraryMenu";
 import { type Conflict, ReplyConflict, conflictOf } from "./ReplyConflict";
 import { MentionPicker, atQuery, matchingMembers, mentionedIn } from "./MentionPicker";
 import { ReplyPicker, matchingReplies, slashQuery } from "./ReplyPicker";
 import { TemplatePicker } from "./TemplatePicker";
 
-type Attachment =
-  | { source: "upload"; upload: Upload; name: string; kind: MediaKind }
-  | { source: "library"; item: LibraryItem; name: string; kind: MediaKind };
-
-type MediaKind = "image" | "video" | "audio" | "document";
-
 const COMPOSING_REFRESH_MS = 3000;
-
-function kindOf(mime: string): MediaKind {
-  if (mime.startsWith("image/")) return "image";
-  if (mime.startsWith("video/")) return "video";
-  if (mime.startsWith("audio/")) return "audio";
-  return "document";
-}
 
 interface Props {
   me: Me;
@@ -46,8 +35,6 @@ export function Composer({ me, conversation, replyTo, onClearReply, onSent, last
   const [uploading, setUploading] = useState(false);
   const [sending, setSending] = useState(false);
   const [templatesOpen, setTemplatesOpen] = useState(false);
-  const [libraryOpen, setLibraryOpen] = useState(false);
-  const [library, setLibrary] = useState<LibraryItem[] | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [conflict, setConflict] = useState<Conflict | null>(null);
   // The "/" picker: the workspace's canned replies (loaded on the first "/"), what is typed after the "/"
@@ -91,7 +78,6 @@ export function Composer({ me, conversation, replyTo, onClearReply, onSent, last
     setAttachment(null);
     setError(null);
     setMode("reply");
-    setLibrary(null);
     setSlash(null);
     setAt(null);
     setPicked(new Map());
@@ -231,46 +217,8 @@ export function Composer({ me, conversation, replyTo, onClearReply, onSent, last
   };
 
   const onKeyDown = (event: KeyboardEvent) => {
-    if (at && !event.isComposing) {
-      if (event.key === "Escape") {
-        event.preventDefault();
-        setAt(null);
-        return;
-      }
-      if (memberMatches.length > 0) {
-        if (event.key === "ArrowDown" || event.key === "ArrowUp") {
-          event.preventDefault();
-          const step = event.key === "ArrowDown" ? 1 : -1;
-          setActiveReply((i) => (i + step + memberMatches.length) % memberMatches.length);
-          return;
-        }
-        if ((event.key === "Enter" && !event.shiftKey) || event.key === "Tab") {
-          event.preventDefault();
-          insertMention(memberMatches[Math.min(activeReply, memberMatches.length - 1)]);
-          return;
-        }
-      }
-    }
-    if (slash && !event.isComposing) {
-      if (event.key === "Escape") {
-        event.preventDefault();
-        setSlash(null);
-        return;
-      }
-      if (replyMatches.length > 0) {
-        if (event.key === "ArrowDown" || event.key === "ArrowUp") {
-          event.preventDefault();
-          const step = event.key === "ArrowDown" ? 1 : -1;
-          setActiveReply((i) => (i + step + replyMatches.length) % replyMatches.length);
-          return;
-        }
-        if ((event.key === "Enter" && !event.shiftKey) || event.key === "Tab") {
-          event.preventDefault();
-          insertReply(replyMatches[Math.min(activeReply, replyMatches.length - 1)]);
-          return;
-        }
-      }
-    }
+    if (at && pickerKey(event, memberMatches, activeReply, setActiveReply, insertMention, () => setAt(null))) return;
+    if (slash && pickerKey(event, replyMatches, activeReply, setActiveReply, insertReply, () => setSlash(null))) return;
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       send();
@@ -293,20 +241,7 @@ export function Composer({ me, conversation, replyTo, onClearReply, onSent, last
     }
   };
 
-  const openLibrary = async () => {
-    setLibraryOpen((open) => !open);
-    if (library !== null) return;
-    try {
-      const { items } = await api.library(conversation.workspace_id);
-      setLibrary(items);
-    } catch (err) {
-      setLibrary([]);
-      showError(err, "Could not load the content library");
-    }
-  };
-
   const insertFromLibrary = (item: LibraryItem) => {
-    setLibraryOpen(false);
     if (item.type === "text") {
       const el = textRef.current;
       const snippet = item.text ?? "";
@@ -366,26 +301,7 @@ export function Composer({ me, conversation, replyTo, onClearReply, onSent, last
           </button>
         </div>
       )}
-      {attachment && mode === "reply" && (
-        <div class="attachment" data-testid="attachment">
-          {attachment.kind === "image" && attachment.source === "library" && attachment.item.media ? (
-            <img src={mediaUrl(attachment.item.media.id)} alt="" />
-          ) : (
-            <span class="doc-icon" aria-hidden="true">
-              {attachment.kind.slice(0, 3).toUpperCase()}
-            </span>
-          )}
-          <span>
-            <strong>{attachment.name}</strong>
-            <small class="muted">
-              {attachment.source === "library" ? "from the library" : fileSize(attachment.upload.size)} · sent as {attachment.kind}
-            </small>
-          </span>
-          <button type="button" class="icon-btn small" aria-label="Remove the attachment" onClick={() => setAttachment(null)}>
-            <Icon name="close" size={16} />
-          </button>
-        </div>
-      )}
+      {attachment && mode === "reply" && <AttachmentChip attachment={attachment} onRemove={() => setAttachment(null)} />}
       <div class="composer-row">
         <div class="composer-tools">
           <button
@@ -406,46 +322,13 @@ export function Composer({ me, conversation, replyTo, onClearReply, onSent, last
             tabIndex={-1}
             onChange={(e) => onFile((e.target as HTMLInputElement).files?.[0])}
           />
-          <div class="popover-anchor">
-            <button
-              type="button"
-              class={`icon-btn ${libraryOpen ? "active" : ""}`}
-              aria-label="Insert from the content library"
-              title="Content library"
-              aria-expanded={libraryOpen}
-              aria-haspopup="true"
-              disabled={freeFormBlocked}
-              onClick={openLibrary}
-            >
-              <Icon name="library" />
-            </button>
-            {libraryOpen && (
-              <div class="popover" role="menu" aria-label="Content library" onKeyDown={(e) => e.key === "Escape" && setLibraryOpen(false)}>
-                <div class="popover-head">Content library</div>
-                {library === null ? (
-                  <p class="muted pad">Loading…</p>
-                ) : library.length === 0 ? (
-                  <p class="muted pad">The library is empty. An admin can add snippets and files.</p>
-                ) : (
-                  <ul>
-                    {library
-                      .filter((item) => mode === "reply" || item.type === "text")
-                      .map((item) => (
-                        <li key={item.id}>
-                          <button type="button" role="menuitem" onClick={() => insertFromLibrary(item)}>
-                            <span class={`lib-type lib-${item.type}`}>{item.type}</span>
-                            <span class="lib-text">
-                              <strong>{item.title || item.media?.filename || "Untitled"}</strong>
-                              {item.text && <small class="muted">{item.text}</small>}
-                            </span>
-                          </button>
-                        </li>
-                      ))}
-                  </ul>
-                )}
-              </div>
-            )}
-          </div>
+          <LibraryMenu
+            key={conversationId}
+            workspaceId={conversation.workspace_id}
+            snippetsOnly={mode === "note"}
+            disabled={freeFormBlocked}
+            onPick={insertFromLibrary}
+          />
           <button
             type="button"
             class="icon-btn"

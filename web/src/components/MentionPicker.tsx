@@ -2,12 +2,11 @@
 // "@", moved through with the arrows; Enter or a click puts "@Name" in the note and mentions that agent.
 
 import type { TeamMember } from "../types";
+import { InlinePicker, type Typed, typedAfter } from "./InlinePicker";
 
 /** The "@word" being typed just before the caret (at the start or after a space), if any. */
-export function atQuery(text: string, caret: number): { start: number; query: string } | null {
-  const match = /(^|\s)@([^\s@]*)$/.exec(text.slice(0, caret));
-  if (!match) return null;
-  return { start: caret - match[2].length - 1, query: match[2] };
+export function atQuery(text: string, caret: number): Typed | null {
+  return typedAfter("@", text, caret);
 }
 
 export function matchingMembers(team: TeamMember[], query: string, myId: string): TeamMember[] {
@@ -33,36 +32,25 @@ interface Props {
 
 export function MentionPicker({ team, matches, active, onPick, onHover }: Props) {
   return (
-    <div class="popover reply-picker" data-testid="mention-picker">
-      <div class="popover-head">Mention a colleague</div>
-      {!team ? (
-        <p class="muted pad">Loading…</p>
-      ) : matches.length === 0 ? (
-        <p class="muted pad">No colleague by that name.</p>
-      ) : (
-        <ul role="listbox" aria-label="Colleagues">
-          {matches.map((member, index) => (
-            <li key={member.id}>
-              <button
-                type="button"
-                role="option"
-                aria-selected={index === active}
-                class={index === active ? "active" : ""}
-                onMouseDown={(event) => {
-                  event.preventDefault(); // keep the textarea's caret for the insert
-                  onPick(member);
-                }}
-                onMouseEnter={() => onHover(index)}
-              >
-                <span class={`presence-dot ${member.online ? "on" : ""}`} aria-hidden="true" />
-                <span class="lib-text">
-                  <strong>{member.name}</strong>
-                </span>
-              </button>
-            </li>
-          ))}
-        </ul>
+    <InlinePicker
+      heading="Mention a colleague"
+      testId="mention-picker"
+      listLabel="Colleagues"
+      options={team}
+      matches={matches}
+      empty={() => "No colleague by that name."}
+      active={active}
+      keyOf={(member) => member.id}
+      render={(member) => (
+        <>
+          <span class={`presence-dot ${member.online ? "on" : ""}`} aria-hidden="true" />
+          <span class="lib-text">
+            <strong>{member.name}</strong>
+          </span>
+        </>
       )}
-    </div>
+      onPick={onPick}
+      onHover={onHover}
+    />
   );
 }
