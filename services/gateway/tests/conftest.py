@@ -60,3 +60,11 @@ async def gateway(inbox_settings: InboxSettings, mongo_client: Any) -> AsyncIter
     gw = Gateway(gateway_settings(inbox_settings), client=mongo_client, passwords=FAST_PASSWORDS, stream=False)
     await gw.accounts.ensure_indexes()
     yield gw
+
+
+@pytest.fixture
+async def gw(inbox_settings: InboxSettings, mongo_client: Any, services: Services, test_topics: Topics) -> Gateway:
+    """A gateway over the in-process services, streaming their topics (the API tests')."""
+    topics = [test_topics.conversations, test_topics.customers, test_topics.orders, f"{test_topics.conversations}.p"]
+    return Gateway(gateway_settings(inbox_settings, stream_heartbeat_s=0.5, **services.targets()),
+                   client=mongo_client, passwords=FAST_PASSWORDS, stream_topics=topics)

@@ -311,3 +311,38 @@ async def open_stream(client: httpx.AsyncClient, **headers: str) -> AsyncIterato
     async with client.stream("GET", "/api/stream", headers=headers) as response:
         assert response.status_code == 200, await response.aread()
         yield SseReader(response)
+
+
+# --- the API tests' team on a running gateway ------------------------------------------------------------
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x01" * 200
+TEMPLATE = {"name": "order_update", "language": "en_US", "status": "APPROVED", "category": "UTILITY",
+            "components": [{"type": "BODY", "text": "Hi {{1}}, your order {{2}} shipped"}]}
+
+
+def ok(response: httpx.Response, status: int = 200) -> Any:
+    assert response.status_code == status, (response.request.method, response.request.url, response.text)
+    return response.json() if response.content else None
+
+
+async def connect(admin: httpx.AsyncClient, team: Team, services: Services) -> None:
+    services.own_number(team.number, team.waba, "EAAG-secret-token")
+    body = {"workspace_id": team.workspace_id, "phone_number_id": team.number, "display_phone_number": "15550001111",
+            "name": "Shop", "waba_id": team.waba, "access_token": "EAAG-secret-token"}
+    number = ok(await admin.post("/api/admin/numbers", json=body), 201)["number"]
+    assert number["has_access_token"] is True and "EAAG-secret-token" not in str(number)
+
+
+@asynccontextmanager
+async def team_signed_in(gw: Gateway, services: Services) -> AsyncIterator[tuple[Team, httpx.AsyncClient,
+                                                                                 httpx.AsyncClient]]:
+    """A new team on a running gateway (its stream feed ready), its number connected, its admin and its
+    agent signed in."""
+    team = await make_team(gw)
+    async with Server(gw) as server:
+        assert gw.feed is not None
+        await asyncio.wait_for(gw.feed.ready.wait(), 60)
+        admin, agent = server.client(await login(server, team.admin)), server.client(await login(server, team.agent))
+        async with admin, agent:
+            await connect(admin, team, services)
+            yield team, admin, agent
