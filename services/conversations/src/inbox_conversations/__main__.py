@@ -15,7 +15,7 @@ from inbox_conversations.settings import ConversationsSettings
 from inbox_conversations.store import ConversationsStore
 from inbox_conversations.usecases.snoozes import SnoozeWaker
 from inbox_conversations.usecases.team import TeamWork
-from inbox_core.runtime import Component, TaskComponent
+from inbox_core.runtime import CallbackComponent, Component, TaskComponent
 from inbox_core.service import entrypoint
 from inbox_core.service_parts import Backends, grpc_component, runs_worker, serves_api
 from inbox_core.settings import load
@@ -26,11 +26,14 @@ async def build(role: str) -> list[Component]:
     backends = Backends.connect(settings.inbox, "conversations")
     store = ConversationsStore(backends.database)
     publisher = Publisher(store, backends.broker)
+    components: list[Component] = []
     if runs_worker(role):
         presence = PresenceDirectory(settings.presence_target)
         register(backends.broker, store, publisher, pending_ttl=timedelta(days=settings.pending_ttl_days),
                  online=presence)
-    components = backends.components(store.ensure_indexes)
+        # First, so it is closed last: after the consumers that ask it have stopped with the broker.
+        components.append(CallbackComponent("presence-client", stop=presence.close))
+    components += backends.components(store.ensure_indexes)
     if serves_api(role):
         servicer = ConversationsRpc(store, publisher, publish_timeout_s=settings.publish_timeout_s)
         components.append(grpc_component(settings.grpc_port,
