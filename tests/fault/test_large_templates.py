@@ -18,7 +18,7 @@ from fault_findings import say_hello
 from fault_kit import FaultStack, Inbox, retrying
 from fault_tenants import ReplyTimer, command_partition, customers_on_partition, new_tenant
 
-from inbox.conversations.v1 import conversations_pb2 as cpb
+from inbox.conversations.v1 import content_pb2
 from inbox_core.events import Event
 from inbox_core.events.commands import SyncTemplatesCommand
 from inbox_core.kafka import make_broker, publish
@@ -74,9 +74,9 @@ async def test_2000_templates_sync_while_another_tenants_replies_on_the_same_par
         command = SyncTemplatesCommand(waba_id=big.waba, phone_number_id=big.number)
         await publish(broker, WHATSAPP_COMMANDS, sync_key, Event.of(command, workspace_id=big.workspace_id))
         count = 0
-        request = cpb.ListTemplatesRequest(workspace_id=big.workspace_id)
+        request = content_pb2.ListTemplatesRequest(workspace_id=big.workspace_id)
 
-        async def list_templates() -> cpb.ListTemplatesResponse:
+        async def list_templates() -> content_pb2.ListTemplatesResponse:
             return await big_inbox.conversations.ListTemplates(request, timeout=30)
 
         while count < len(listed):

@@ -85,7 +85,7 @@ async def test_customer_event_before_the_conversation(env: Env) -> None:
 
 
 async def test_templates_synced_replace_the_list(env: Env) -> None:
-    from inbox.conversations.v1 import conversations_pb2 as pb
+    from inbox.conversations.v1 import content_pb2
 
     await env.deliver(env.message(WA))  # the number and its business account are known from events
     first = TemplatesSynced(waba_id=env.waba, templates=[
@@ -99,25 +99,26 @@ async def test_templates_synced_replace_the_list(env: Env) -> None:
          "components": [{"type": "BODY", "text": "Hello"}]}])
     await env.deliver(Event.of(second, workspace_id=env.workspace, occurred_at=ago(minutes=1)))
     await env.deliver(Event.of(first, workspace_id=env.workspace, occurred_at=ago(minutes=3)))  # older: ignored
-    listed = await env.rpc.ListTemplates(pb.ListTemplatesRequest(workspace_id=env.workspace, number_id=env.number))
+    listed = await env.rpc.ListTemplates(content_pb2.ListTemplatesRequest(workspace_id=env.workspace,
+                                                                          number_id=env.number))
     assert [(t.name, t.language, t.status) for t in listed.items] == [("hello_world", "en_US", "APPROVED")]
     assert listed.items[0].components[0]["text"] == "Hello"
-    other = await env.rpc.ListTemplates(pb.ListTemplatesRequest(workspace_id="ws_other"))
+    other = await env.rpc.ListTemplates(content_pb2.ListTemplatesRequest(workspace_id="ws_other"))
     assert list(other.items) == []
 
 
 async def test_templates_synced_in_parts_replace_the_list_once_the_last_part_came(env: Env) -> None:
     """A sync comes in parts (ingest bounds each event): each part's templates are there at once, the ones
     the sync no longer lists go only after its last part, and a part of an older sync changes nothing."""
-    from inbox.conversations.v1 import conversations_pb2 as pb
+    from inbox.conversations.v1 import content_pb2
 
     def tpl(name: str, text: str = "Hi") -> dict[str, Any]:
         return {"name": name, "language": "en_US", "status": "APPROVED", "category": "UTILITY",
                 "components": [{"type": "BODY", "text": text}]}
 
     async def names() -> list[str]:
-        listed = await env.rpc.ListTemplates(pb.ListTemplatesRequest(workspace_id=env.workspace,
-                                                                     number_id=env.number))
+        listed = await env.rpc.ListTemplates(content_pb2.ListTemplatesRequest(workspace_id=env.workspace,
+                                                                              number_id=env.number))
         return [t.name for t in listed.items]
 
     def part(sync: str, n: int, parts: int, templates: list[dict[str, Any]], at: Any) -> Event:
@@ -137,7 +138,8 @@ async def test_templates_synced_in_parts_replace_the_list_once_the_last_part_cam
     assert await names() == ["a_first", "kept", "z_last"]
     await env.deliver(part("s1", 1, 2, [tpl("kept", "old text")], old))  # its last part, after: ignored
     await env.deliver(part("s2", 1, 3, [tpl("kept", "new text")], new))  # a redelivery: the same
-    listed = await env.rpc.ListTemplates(pb.ListTemplatesRequest(workspace_id=env.workspace, number_id=env.number))
+    listed = await env.rpc.ListTemplates(content_pb2.ListTemplatesRequest(workspace_id=env.workspace,
+                                                                          number_id=env.number))
     assert [t.name for t in listed.items] == ["a_first", "kept", "z_last"]
     assert listed.items[1].components[0]["text"] == "new text"
 
@@ -145,7 +147,7 @@ async def test_templates_synced_in_parts_replace_the_list_once_the_last_part_cam
 async def test_templates_with_meta_examples_are_kept_whole(env: Env) -> None:
     """Meta's examples are nested arrays (``body_text: [["..."]]``), which FerretDB cannot store as a
     document: every template of the list must still arrive, with its components intact."""
-    from inbox.conversations.v1 import conversations_pb2 as pb
+    from inbox.conversations.v1 import content_pb2
 
     await env.deliver(env.message(WA))
     body = {"type": "BODY", "text": "Hi {{1}}, your order {{2}} is on its way.",
@@ -157,7 +159,8 @@ async def test_templates_with_meta_examples_are_kept_whole(env: Env) -> None:
          "components": [body]},
     ])
     await env.deliver(Event.of(synced, workspace_id=env.workspace, occurred_at=ago(minutes=1)))
-    listed = await env.rpc.ListTemplates(pb.ListTemplatesRequest(workspace_id=env.workspace, number_id=env.number))
+    listed = await env.rpc.ListTemplates(content_pb2.ListTemplatesRequest(workspace_id=env.workspace,
+                                                                          number_id=env.number))
     assert [t.name for t in listed.items] == ["hello_world", "order_update"]
     order_update = listed.items[1].components[0]
     assert order_update["text"] == body["text"]

@@ -11,6 +11,7 @@ from conversations_testkit import Env, ago
 from google.protobuf import struct_pb2
 
 from inbox.common.v1 import common_pb2
+from inbox.conversations.v1 import content_pb2
 from inbox.conversations.v1 import conversations_pb2 as pb
 from inbox.conversations.v1.conversations_pb2_grpc import ConversationsServiceStub
 from inbox_conversations import domain
@@ -96,15 +97,16 @@ async def test_media_from_an_upload_and_from_the_library(env: Env, stub: Convers
     await env.deliver(env.message("111"))
     cid = env.conversation_id("111")
     commands = await env.tail(env.topics.commands)
-    item = (await stub.AddLibraryItem(pb.AddLibraryItemRequest(
-        workspace_id=env.workspace, agent=AGENT, title="Size chart", type=pb.LIBRARY_ITEM_TYPE_IMAGE,
+    item = (await stub.AddLibraryItem(content_pb2.AddLibraryItemRequest(
+        workspace_id=env.workspace, agent=AGENT, title="Size chart", type=content_pb2.LIBRARY_ITEM_TYPE_IMAGE,
         upload_id="up_chart", caption="Our sizes"))).item
-    snippet = (await stub.AddLibraryItem(pb.AddLibraryItemRequest(
-        workspace_id=env.workspace, agent=AGENT, type=pb.LIBRARY_ITEM_TYPE_TEXT, text="Thanks for your order!"))).item
-    listed = await stub.ListLibraryItems(pb.ListLibraryItemsRequest(workspace_id=env.workspace))
+    snippet = (await stub.AddLibraryItem(content_pb2.AddLibraryItemRequest(
+        workspace_id=env.workspace, agent=AGENT, type=content_pb2.LIBRARY_ITEM_TYPE_TEXT,
+        text="Thanks for your order!"))).item
+    listed = await stub.ListLibraryItems(content_pb2.ListLibraryItemsRequest(workspace_id=env.workspace))
     assert {i.id for i in listed.items} == {item.id, snippet.id}
     assert snippet.title == "Thanks for your order!" and item.media.id == "up_chart"
-    assert list((await stub.ListLibraryItems(pb.ListLibraryItemsRequest(workspace_id="ws_other"))).items) == []
+    assert list((await stub.ListLibraryItems(content_pb2.ListLibraryItemsRequest(workspace_id="ws_other"))).items) == []
 
     from_library = (await stub.SendMessage(pb.SendMessageRequest(
         workspace_id=env.workspace, conversation_id=cid, agent=AGENT,
@@ -127,12 +129,12 @@ async def test_media_from_an_upload_and_from_the_library(env: Env, stub: Convers
             workspace_id=env.workspace, conversation_id=cid,
             media=pb.MediaContent(kind=pb.MEDIA_KIND_VIDEO, library_item_id=item.id)))
     assert wrong_kind.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    await stub.RemoveLibraryItem(pb.RemoveLibraryItemRequest(workspace_id=env.workspace, item_id=item.id))
+    await stub.RemoveLibraryItem(content_pb2.RemoveLibraryItemRequest(workspace_id=env.workspace, item_id=item.id))
     with pytest.raises(grpc.aio.AioRpcError) as gone:
-        await stub.RemoveLibraryItem(pb.RemoveLibraryItemRequest(workspace_id=env.workspace, item_id=item.id))
+        await stub.RemoveLibraryItem(content_pb2.RemoveLibraryItemRequest(workspace_id=env.workspace, item_id=item.id))
     assert gone.value.code() == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.aio.AioRpcError) as foreign:
-        await stub.RemoveLibraryItem(pb.RemoveLibraryItemRequest(workspace_id="ws_other", item_id=snippet.id))
+        await stub.RemoveLibraryItem(content_pb2.RemoveLibraryItemRequest(workspace_id="ws_other", item_id=snippet.id))
     assert foreign.value.code() == grpc.StatusCode.NOT_FOUND
 
 
@@ -199,5 +201,6 @@ async def test_send_template_checks_params_and_works_with_the_window_closed(env:
     activity = [i.activity for i in timeline.items if i.WhichOneof("item") == "activity"]
     assert [(a.action, a.actor.name, a.details["template"]) for a in activity] == [
         ("template_sent", "Grace Hopper", "order_shipped")]
-    templates = await stub.ListTemplates(pb.ListTemplatesRequest(workspace_id=env.workspace, number_id=env.number))
+    templates = await stub.ListTemplates(content_pb2.ListTemplatesRequest(workspace_id=env.workspace,
+                                                                          number_id=env.number))
     assert {t.name for t in templates.items} == {"order_shipped", "paused_one"}

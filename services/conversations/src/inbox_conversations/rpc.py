@@ -15,8 +15,8 @@ import grpc
 from google.protobuf import json_format
 
 from inbox.common.v1 import common_pb2
+from inbox.conversations.v1 import content_pb2, conversations_pb2_grpc
 from inbox.conversations.v1 import conversations_pb2 as pb
-from inbox.conversations.v1 import conversations_pb2_grpc
 from inbox_conversations.outbox import Publisher
 from inbox_conversations.store import ConversationsStore
 from inbox_conversations.usecases.library import ContentLibrary, NewLibraryItem
@@ -176,65 +176,65 @@ class ConversationsRpc(conversations_pb2_grpc.ConversationsServiceServicer):
 
     # --- templates and the content library ----------------------------------------------------------------
 
-    async def ListTemplates(self, request: pb.ListTemplatesRequest,
-                            context: Context = None) -> pb.ListTemplatesResponse:
+    async def ListTemplates(self, request: content_pb2.ListTemplatesRequest,
+                            context: Context = None) -> content_pb2.ListTemplatesResponse:
         docs = await self.templates.listed(_required(request.workspace_id, "workspace_id"), request.number_id)
-        return pb.ListTemplatesResponse(items=[template_pb(d, request.number_id) for d in docs])
+        return content_pb2.ListTemplatesResponse(items=[template_pb(d, request.number_id) for d in docs])
 
-    async def ListLibraryItems(self, request: pb.ListLibraryItemsRequest,
-                               context: Context = None) -> pb.ListLibraryItemsResponse:
+    async def ListLibraryItems(self, request: content_pb2.ListLibraryItemsRequest,
+                               context: Context = None) -> content_pb2.ListLibraryItemsResponse:
         items = await self.library.items(_required(request.workspace_id, "workspace_id"))
-        return pb.ListLibraryItemsResponse(items=[library_pb(i) for i in items])
+        return content_pb2.ListLibraryItemsResponse(items=[library_pb(i) for i in items])
 
-    async def AddLibraryItem(self, request: pb.AddLibraryItemRequest,
-                             context: Context = None) -> pb.AddLibraryItemResponse:
+    async def AddLibraryItem(self, request: content_pb2.AddLibraryItemRequest,
+                             context: Context = None) -> content_pb2.AddLibraryItemResponse:
         item = await self.library.add(NewLibraryItem(
             workspace_id=_required(request.workspace_id, "workspace_id"), type=LIBRARY_TYPES.get(request.type),
             agent=_agent(request.agent), title=request.title, text=request.text, upload_id=request.upload_id,
             caption=request.caption, filename=request.filename))
-        return pb.AddLibraryItemResponse(item=library_pb(item))
+        return content_pb2.AddLibraryItemResponse(item=library_pb(item))
 
-    async def RemoveLibraryItem(self, request: pb.RemoveLibraryItemRequest,
-                                context: Context = None) -> pb.RemoveLibraryItemResponse:
+    async def RemoveLibraryItem(self, request: content_pb2.RemoveLibraryItemRequest,
+                                context: Context = None) -> content_pb2.RemoveLibraryItemResponse:
         await self.library.remove(_required(request.workspace_id, "workspace_id"),
                                   _required(request.item_id, "item_id"))
-        return pb.RemoveLibraryItemResponse()
+        return content_pb2.RemoveLibraryItemResponse()
 
     # --- canned replies -----------------------------------------------------------------------------------
 
-    async def ListCannedReplies(self, request: pb.ListCannedRepliesRequest,
-                                context: Context = None) -> pb.ListCannedRepliesResponse:
+    async def ListCannedReplies(self, request: content_pb2.ListCannedRepliesRequest,
+                                context: Context = None) -> content_pb2.ListCannedRepliesResponse:
         replies = await self.replies.listed(_required(request.workspace_id, "workspace_id"), request.query)
-        return pb.ListCannedRepliesResponse(items=[canned_reply_pb(r) for r in replies])
+        return content_pb2.ListCannedRepliesResponse(items=[canned_reply_pb(r) for r in replies])
 
-    async def AddCannedReply(self, request: pb.AddCannedReplyRequest,
-                             context: Context = None) -> pb.AddCannedReplyResponse:
+    async def AddCannedReply(self, request: content_pb2.AddCannedReplyRequest,
+                             context: Context = None) -> content_pb2.AddCannedReplyResponse:
         reply = await self.replies.add(_required(request.workspace_id, "workspace_id"), _agent(request.agent),
                                        request.shortcut, request.title, request.text)
-        return pb.AddCannedReplyResponse(reply=canned_reply_pb(reply))
+        return content_pb2.AddCannedReplyResponse(reply=canned_reply_pb(reply))
 
-    async def UpdateCannedReply(self, request: pb.UpdateCannedReplyRequest,
-                                context: Context = None) -> pb.UpdateCannedReplyResponse:
+    async def UpdateCannedReply(self, request: content_pb2.UpdateCannedReplyRequest,
+                                context: Context = None) -> content_pb2.UpdateCannedReplyResponse:
         changes = ReplyChanges(
             shortcut=request.shortcut if request.HasField("shortcut") else None,
             title=request.title if request.HasField("title") else None,
             text=request.text if request.HasField("text") else None)
         reply = await self.replies.update(_required(request.workspace_id, "workspace_id"),
                                           _required(request.reply_id, "reply_id"), changes)
-        return pb.UpdateCannedReplyResponse(reply=canned_reply_pb(reply))
+        return content_pb2.UpdateCannedReplyResponse(reply=canned_reply_pb(reply))
 
-    async def RemoveCannedReply(self, request: pb.RemoveCannedReplyRequest,
-                                context: Context = None) -> pb.RemoveCannedReplyResponse:
+    async def RemoveCannedReply(self, request: content_pb2.RemoveCannedReplyRequest,
+                                context: Context = None) -> content_pb2.RemoveCannedReplyResponse:
         await self.replies.remove(_required(request.workspace_id, "workspace_id"),
                                   _required(request.reply_id, "reply_id"))
-        return pb.RemoveCannedReplyResponse()
+        return content_pb2.RemoveCannedReplyResponse()
 
-    async def RenderCannedReply(self, request: pb.RenderCannedReplyRequest,
-                                context: Context = None) -> pb.RenderCannedReplyResponse:
+    async def RenderCannedReply(self, request: content_pb2.RenderCannedReplyRequest,
+                                context: Context = None) -> content_pb2.RenderCannedReplyResponse:
         text = await self.replies.rendered(
             _required(request.workspace_id, "workspace_id"), _required(request.conversation_id, "conversation_id"),
             _required(request.reply_id, "reply_id"), _agent(request.agent))
-        return pb.RenderCannedReplyResponse(text=text)
+        return content_pb2.RenderCannedReplyResponse(text=text)
 
     # --- routing ------------------------------------------------------------------------------------------
 

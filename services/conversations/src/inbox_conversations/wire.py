@@ -9,6 +9,7 @@ from typing import Any
 from google.protobuf import struct_pb2, timestamp_pb2
 
 from inbox.common.v1 import common_pb2
+from inbox.conversations.v1 import content_pb2
 from inbox.conversations.v1 import conversations_pb2 as pb
 from inbox_conversations import routing
 from inbox_conversations.canned_replies import CannedReply
@@ -61,11 +62,11 @@ MEDIA_KINDS = {
     pb.MEDIA_KIND_DOCUMENT: "document",
 }
 LIBRARY_TYPES = {
-    pb.LIBRARY_ITEM_TYPE_TEXT: "text",
-    pb.LIBRARY_ITEM_TYPE_IMAGE: "image",
-    pb.LIBRARY_ITEM_TYPE_VIDEO: "video",
-    pb.LIBRARY_ITEM_TYPE_AUDIO: "audio",
-    pb.LIBRARY_ITEM_TYPE_DOCUMENT: "document",
+    content_pb2.LIBRARY_ITEM_TYPE_TEXT: "text",
+    content_pb2.LIBRARY_ITEM_TYPE_IMAGE: "image",
+    content_pb2.LIBRARY_ITEM_TYPE_VIDEO: "video",
+    content_pb2.LIBRARY_ITEM_TYPE_AUDIO: "audio",
+    content_pb2.LIBRARY_ITEM_TYPE_DOCUMENT: "document",
 }
 LIBRARY_TYPE_VALUES = {v: k for k, v in LIBRARY_TYPES.items()}
 AUTO_ASSIGN_MODES = {pb.AUTO_ASSIGN_OFF: routing.OFF, pb.AUTO_ASSIGN_ROUND_ROBIN: routing.ROUND_ROBIN}
@@ -127,9 +128,9 @@ def message_pb(m: MessageView) -> pb.Message:
                                       at=_ts(r.at)) for r in m.reactions],
     )
     if m.media is not None:
-        out.media.CopyFrom(pb.Media(id=m.media.id, mime_type=m.media.mime_type or "", filename=m.media.filename or "",
-                                    caption=m.media.caption or "", size=m.media.size, sha256=m.media.sha256 or "",
-                                    status=m.media.status))
+        out.media.CopyFrom(common_pb2.Media(id=m.media.id, mime_type=m.media.mime_type or "",
+                                            filename=m.media.filename or "", caption=m.media.caption or "",
+                                            size=m.media.size, sha256=m.media.sha256 or "", status=m.media.status))
     if m.template is not None:
         out.template.CopyFrom(pb.TemplateRef(name=m.template.name, language=m.template.language,
                                              params=_struct(m.template.params)))
@@ -158,8 +159,8 @@ def timeline_item_pb(view: TimelineView) -> pb.TimelineItem:
     return pb.TimelineItem(message=message_pb(view))
 
 
-def template_pb(doc: Document, number_id: str) -> pb.Template:
-    return pb.Template(
+def template_pb(doc: Document, number_id: str) -> content_pb2.Template:
+    return content_pb2.Template(
         number_id=number_id, waba_id=doc["waba_id"], name=doc["name"], language=doc["language"],
         category=doc.get("category") or "", status=doc.get("status") or "",
         components=[s for s in (_struct(c) for c in doc.get("components") or [] if isinstance(c, dict))
@@ -168,22 +169,22 @@ def template_pb(doc: Document, number_id: str) -> pb.Template:
     )
 
 
-def canned_reply_pb(reply: CannedReply) -> pb.CannedReply:
-    return pb.CannedReply(id=reply.id, workspace_id=reply.workspace_id, shortcut=reply.shortcut, title=reply.title,
-                          text=reply.text)
+def canned_reply_pb(reply: CannedReply) -> content_pb2.CannedReply:
+    return content_pb2.CannedReply(id=reply.id, workspace_id=reply.workspace_id, shortcut=reply.shortcut,
+                                   title=reply.title, text=reply.text)
 
 
-def library_pb(item: LibraryItem) -> pb.LibraryItem:
-    out = pb.LibraryItem(
+def library_pb(item: LibraryItem) -> content_pb2.LibraryItem:
+    out = content_pb2.LibraryItem(
         id=item.id, workspace_id=item.workspace_id, title=item.title,
-        type=LIBRARY_TYPE_VALUES.get(item.type, pb.LIBRARY_ITEM_TYPE_UNSPECIFIED),
+        type=LIBRARY_TYPE_VALUES.get(item.type, content_pb2.LIBRARY_ITEM_TYPE_UNSPECIFIED),
         text=item.text, created_by=_actor(item.created_by), created_at=_ts(item.created_at),
     )
     media = item.media
     if media is not None:
-        out.media.CopyFrom(pb.Media(id=media.get("id") or "", mime_type=media.get("mime_type") or "",
-                                    filename=media.get("filename") or "", caption=media.get("caption") or "",
-                                    size=int(media.get("size") or 0), status="stored"))
+        out.media.CopyFrom(common_pb2.Media(id=media.get("id") or "", mime_type=media.get("mime_type") or "",
+                                            filename=media.get("filename") or "", caption=media.get("caption") or "",
+                                            size=int(media.get("size") or 0), status="stored"))
     return out
 
 

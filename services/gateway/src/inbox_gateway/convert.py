@@ -18,7 +18,8 @@ from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import BaseModel
 
-from inbox.conversations.v1 import conversations_pb2
+from inbox.common.v1 import common_pb2
+from inbox.conversations.v1 import content_pb2, conversations_pb2
 from inbox.customers.v1 import customers_pb2
 from inbox.ingest.v1 import ingest_pb2
 from inbox.orders.v1 import orders_pb2
@@ -30,9 +31,9 @@ STATUS = {conversations_pb2.MESSAGE_STATUS_PENDING: "pending", conversations_pb2
           conversations_pb2.MESSAGE_STATUS_DELIVERED: "delivered", conversations_pb2.MESSAGE_STATUS_READ: "read",
           conversations_pb2.MESSAGE_STATUS_FAILED: "failed", conversations_pb2.MESSAGE_STATUS_PLAYED: "played"}
 DIRECTION = {conversations_pb2.DIRECTION_IN: "in", conversations_pb2.DIRECTION_OUT: "out"}
-LIBRARY_TYPE = {conversations_pb2.LIBRARY_ITEM_TYPE_TEXT: "text", conversations_pb2.LIBRARY_ITEM_TYPE_IMAGE: "image",
-                conversations_pb2.LIBRARY_ITEM_TYPE_VIDEO: "video", conversations_pb2.LIBRARY_ITEM_TYPE_AUDIO: "audio",
-                conversations_pb2.LIBRARY_ITEM_TYPE_DOCUMENT: "document"}
+LIBRARY_TYPE = {content_pb2.LIBRARY_ITEM_TYPE_TEXT: "text", content_pb2.LIBRARY_ITEM_TYPE_IMAGE: "image",
+                content_pb2.LIBRARY_ITEM_TYPE_VIDEO: "video", content_pb2.LIBRARY_ITEM_TYPE_AUDIO: "audio",
+                content_pb2.LIBRARY_ITEM_TYPE_DOCUMENT: "document"}
 LIBRARY_TYPE_VALUE = {v: k for k, v in LIBRARY_TYPE.items()}
 MEDIA_KIND = {"image": conversations_pb2.MEDIA_KIND_IMAGE, "video": conversations_pb2.MEDIA_KIND_VIDEO,
               "audio": conversations_pb2.MEDIA_KIND_AUDIO, "document": conversations_pb2.MEDIA_KIND_DOCUMENT}
@@ -111,7 +112,7 @@ def conversation(c: conversations_pb2.Conversation, colleagues: Colleagues | Non
     )
 
 
-def media(x: conversations_pb2.Media) -> m.Media:
+def media(x: common_pb2.Media) -> m.Media:
     return m.Media(id=x.id, mime_type=x.mime_type or None, filename=x.filename or None, caption=x.caption or None,
                    size=x.size, status=x.status or ("stored" if x.id else "pending"))
 
@@ -159,16 +160,16 @@ def timeline_item(x: conversations_pb2.TimelineItem) -> m.TimelineItem | None:
     return None  # a kind this gateway does not know yet
 
 
-def template(x: conversations_pb2.Template) -> m.Template:
+def template(x: content_pb2.Template) -> m.Template:
     return m.Template(number_id=x.number_id, name=x.name, language=x.language, category=x.category,
                       status=x.status, components=[struct_dict(c) for c in x.components])
 
 
-def canned_reply(x: conversations_pb2.CannedReply) -> m.CannedReply:
+def canned_reply(x: content_pb2.CannedReply) -> m.CannedReply:
     return m.CannedReply(id=x.id, workspace_id=x.workspace_id, shortcut=x.shortcut, title=x.title, text=x.text)
 
 
-def library_item(x: conversations_pb2.LibraryItem) -> m.LibraryItem:
+def library_item(x: content_pb2.LibraryItem) -> m.LibraryItem:
     return m.LibraryItem(
         id=x.id, workspace_id=x.workspace_id, title=x.title,
         type=LIBRARY_TYPE.get(x.type, "text"),  # type: ignore[arg-type]

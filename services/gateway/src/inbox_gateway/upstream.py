@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import grpc
 
 from inbox.common.v1 import common_pb2
-from inbox.conversations.v1 import conversations_pb2, conversations_pb2_grpc
+from inbox.conversations.v1 import content_pb2, conversations_pb2, conversations_pb2_grpc
 from inbox.customers.v1 import customers_pb2, customers_pb2_grpc
 from inbox.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from inbox.orders.v1 import orders_pb2, orders_pb2_grpc
@@ -185,49 +185,49 @@ class Upstream:
             "conversations", self.conversations.MarkRead(request, timeout=self.deadline))
         return response.conversation
 
-    async def list_templates(self, workspace_id: str, number_id: str) -> list[conversations_pb2.Template]:
-        request = conversations_pb2.ListTemplatesRequest(workspace_id=workspace_id, number_id=number_id)
-        response: conversations_pb2.ListTemplatesResponse = await _call(
+    async def list_templates(self, workspace_id: str, number_id: str) -> list[content_pb2.Template]:
+        request = content_pb2.ListTemplatesRequest(workspace_id=workspace_id, number_id=number_id)
+        response: content_pb2.ListTemplatesResponse = await _call(
             "conversations", self.conversations.ListTemplates(request, timeout=self.deadline))
         return list(response.items)
 
-    async def list_library(self, workspace_id: str) -> list[conversations_pb2.LibraryItem]:
-        request = conversations_pb2.ListLibraryItemsRequest(workspace_id=workspace_id)
-        response: conversations_pb2.ListLibraryItemsResponse = await _call(
+    async def list_library(self, workspace_id: str) -> list[content_pb2.LibraryItem]:
+        request = content_pb2.ListLibraryItemsRequest(workspace_id=workspace_id)
+        response: content_pb2.ListLibraryItemsResponse = await _call(
             "conversations", self.conversations.ListLibraryItems(request, timeout=self.deadline))
         return list(response.items)
 
-    async def add_library_item(self, request: conversations_pb2.AddLibraryItemRequest) -> conversations_pb2.LibraryItem:
-        response: conversations_pb2.AddLibraryItemResponse = await _call(
+    async def add_library_item(self, request: content_pb2.AddLibraryItemRequest) -> content_pb2.LibraryItem:
+        response: content_pb2.AddLibraryItemResponse = await _call(
             "conversations", self.conversations.AddLibraryItem(request, timeout=self.deadline))
         return response.item
 
     async def remove_library_item(self, workspace_id: str, agent: common_pb2.Actor, item_id: str) -> None:
-        request = conversations_pb2.RemoveLibraryItemRequest(workspace_id=workspace_id, agent=agent, item_id=item_id)
+        request = content_pb2.RemoveLibraryItemRequest(workspace_id=workspace_id, agent=agent, item_id=item_id)
         await _call("conversations", self.conversations.RemoveLibraryItem(request, timeout=self.deadline))
 
-    async def list_replies(self, workspace_id: str, query: str) -> list[conversations_pb2.CannedReply]:
-        request = conversations_pb2.ListCannedRepliesRequest(workspace_id=workspace_id, query=query)
-        response: conversations_pb2.ListCannedRepliesResponse = await _call(
+    async def list_replies(self, workspace_id: str, query: str) -> list[content_pb2.CannedReply]:
+        request = content_pb2.ListCannedRepliesRequest(workspace_id=workspace_id, query=query)
+        response: content_pb2.ListCannedRepliesResponse = await _call(
             "conversations", self.conversations.ListCannedReplies(request, timeout=self.deadline))
         return list(response.items)
 
-    async def add_reply(self, request: conversations_pb2.AddCannedReplyRequest) -> conversations_pb2.CannedReply:
-        response: conversations_pb2.AddCannedReplyResponse = await _call(
+    async def add_reply(self, request: content_pb2.AddCannedReplyRequest) -> content_pb2.CannedReply:
+        response: content_pb2.AddCannedReplyResponse = await _call(
             "conversations", self.conversations.AddCannedReply(request, timeout=self.deadline))
         return response.reply
 
-    async def update_reply(self, request: conversations_pb2.UpdateCannedReplyRequest) -> conversations_pb2.CannedReply:
-        response: conversations_pb2.UpdateCannedReplyResponse = await _call(
+    async def update_reply(self, request: content_pb2.UpdateCannedReplyRequest) -> content_pb2.CannedReply:
+        response: content_pb2.UpdateCannedReplyResponse = await _call(
             "conversations", self.conversations.UpdateCannedReply(request, timeout=self.deadline))
         return response.reply
 
     async def remove_reply(self, workspace_id: str, agent: common_pb2.Actor, reply_id: str) -> None:
-        request = conversations_pb2.RemoveCannedReplyRequest(workspace_id=workspace_id, agent=agent, reply_id=reply_id)
+        request = content_pb2.RemoveCannedReplyRequest(workspace_id=workspace_id, agent=agent, reply_id=reply_id)
         await _call("conversations", self.conversations.RemoveCannedReply(request, timeout=self.deadline))
 
-    async def render_reply(self, request: conversations_pb2.RenderCannedReplyRequest) -> str:
-        response: conversations_pb2.RenderCannedReplyResponse = await _call(
+    async def render_reply(self, request: content_pb2.RenderCannedReplyRequest) -> str:
+        response: content_pb2.RenderCannedReplyResponse = await _call(
             "conversations", self.conversations.RenderCannedReply(request, timeout=self.deadline))
         return response.text
 

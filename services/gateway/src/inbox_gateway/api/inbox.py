@@ -12,7 +12,7 @@ from litestar import delete, get, post
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
 from inbox.common.v1 import common_pb2
-from inbox.conversations.v1 import conversations_pb2
+from inbox.conversations.v1 import content_pb2, conversations_pb2
 from inbox.ingest.v1 import ingest_pb2
 from inbox_core.errors import Forbidden, InboxError, InvalidRequest, NotFound, ValidationFailed
 from inbox_gateway import convert, listing
@@ -321,9 +321,9 @@ async def list_library(
 async def add_library_item(gateway: GatewayDep, principal: PrincipalDep,
                            data: JSONBody[m.LibraryItemBody]) -> m.LibraryItemEnvelope:
     workspace_id = principal.require_admin(data.workspace_id)
-    request = conversations_pb2.AddLibraryItemRequest(workspace_id=workspace_id, agent=conversation_actor(principal),
-                                        title=data.title, type=convert.LIBRARY_TYPE_VALUE[data.type],
-                                        caption=data.caption or "", filename=data.filename or "")
+    request = content_pb2.AddLibraryItemRequest(workspace_id=workspace_id, agent=conversation_actor(principal),
+                                                title=data.title, type=convert.LIBRARY_TYPE_VALUE[data.type],
+                                                caption=data.caption or "", filename=data.filename or "")
     if data.type == "text":
         if not (data.text or "").strip():
             raise InvalidRequest("a text snippet needs text", {"field": "text"})

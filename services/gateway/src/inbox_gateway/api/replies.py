@@ -9,7 +9,7 @@ from typing import Annotated
 from litestar import delete, get, patch, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from inbox.conversations.v1 import conversations_pb2
+from inbox.conversations.v1 import content_pb2
 from inbox_core.errors import Forbidden
 from inbox_gateway import convert
 from inbox_gateway import models as m
@@ -48,7 +48,7 @@ async def list_replies(
 async def add_reply(gateway: GatewayDep, principal: PrincipalDep,
                     data: JSONBody[m.CannedReplyBody]) -> m.CannedReplyEnvelope:
     workspace_id = principal.require_admin(data.workspace_id)
-    reply = await gateway.upstream.add_reply(conversations_pb2.AddCannedReplyRequest(
+    reply = await gateway.upstream.add_reply(content_pb2.AddCannedReplyRequest(
         workspace_id=workspace_id, agent=conversation_actor(principal), shortcut=data.shortcut, title=data.title,
         text=data.text))
     return m.CannedReplyEnvelope(reply=convert.canned_reply(reply))
@@ -60,9 +60,9 @@ async def update_reply(gateway: GatewayDep, principal: PrincipalDep, reply_id: F
                        data: JSONBody[m.CannedReplyChanges]) -> m.CannedReplyEnvelope:
     actor = conversation_actor(principal)
 
-    async def update(workspace_id: str) -> conversations_pb2.CannedReply:
-        request = conversations_pb2.UpdateCannedReplyRequest(workspace_id=workspace_id, agent=actor,
-                                                             reply_id=reply_id)
+    async def update(workspace_id: str) -> content_pb2.CannedReply:
+        request = content_pb2.UpdateCannedReplyRequest(workspace_id=workspace_id, agent=actor,
+                                                       reply_id=reply_id)
         if data.shortcut is not None:
             request.shortcut = data.shortcut
         if data.title is not None:
@@ -92,7 +92,7 @@ async def remove_reply(gateway: GatewayDep, principal: PrincipalDep, reply_id: F
 async def render_reply(gateway: GatewayDep, principal: PrincipalDep, conversation_id: FromPath[str],
                        reply_id: FromPath[str]) -> m.RenderedReply:
     workspace_id = await conversation_workspace(gateway, principal, conversation_id)
-    text = await gateway.upstream.render_reply(conversations_pb2.RenderCannedReplyRequest(
+    text = await gateway.upstream.render_reply(content_pb2.RenderCannedReplyRequest(
         workspace_id=workspace_id, conversation_id=conversation_id, reply_id=reply_id,
         agent=conversation_actor(principal)))
     return m.RenderedReply(text=text)

@@ -67,3 +67,45 @@ class Money(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Money: _TypeAlias = Money  # noqa: Y015
+
+@_typing.final
+class Media(_message.Message):
+    """A stored attachment as the timeline and the content library show it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    MIME_TYPE_FIELD_NUMBER: _builtins.int
+    FILENAME_FIELD_NUMBER: _builtins.int
+    CAPTION_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """the stored media object (served by the gateway at /api/media/{id})"""
+    mime_type: _builtins.str
+    filename: _builtins.str
+    caption: _builtins.str
+    size: _builtins.int
+    """bytes; 0 when unknown"""
+    sha256: _builtins.str
+    status: _builtins.str
+    """"stored" (id is set), "pending" (an inbound file not fetched from Meta yet), "unavailable"."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        mime_type: _builtins.str = ...,
+        filename: _builtins.str = ...,
+        caption: _builtins.str = ...,
+        size: _builtins.int = ...,
+        sha256: _builtins.str = ...,
+        status: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caption", b"caption", "filename", b"filename", "id", b"id", "mime_type", b"mime_type", "sha256", b"sha256", "size", b"size", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Media: _TypeAlias = Media  # noqa: Y015

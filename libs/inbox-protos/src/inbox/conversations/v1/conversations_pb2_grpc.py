@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from inbox.conversations.v1 import content_pb2 as inbox_dot_conversations_dot_v1_dot_content__pb2
 from inbox.conversations.v1 import conversations_pb2 as inbox_dot_conversations_dot_v1_dot_conversations__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -88,23 +89,23 @@ class ConversationsServiceStub:
                 _registered_method=True)
         self.ListTemplates = channel.unary_unary(
                 '/inbox.conversations.v1.ConversationsService/ListTemplates',
-                request_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.ListTemplatesRequest.SerializeToString,
-                response_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.ListTemplatesResponse.FromString,
+                request_serializer=inbox_dot_conversations_dot_v1_dot_content__pb2.ListTemplatesRequest.SerializeToString,
+                response_deserializer=inbox_dot_conversations_dot_v1_dot_content__pb2.ListTemplatesResponse.FromString,
                 _registered_method=True)
         self.ListLibraryItems = channel.unary_unary(
                 '/inbox.conversations.v1.ConversationsService/ListLibraryItems',
-                request_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.ListLibraryItemsRequest.SerializeToString,
-                response_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.ListLibraryItemsResponse.FromString,
+                request_serializer=inbox_dot_conversations_dot_v1_dot_content__pb2.ListLibraryItemsRequest.SerializeToString,
+                response_deserializer=inbox_dot_conversations_dot_v1_dot_content__pb2.ListLibraryItemsResponse.FromString,
                 _registered_method=True)
         self.AddLibraryItem = channel.unary_unary(
                 '/inbox.conversations.v1.ConversationsService/AddLibraryItem',
-                request_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.AddLibraryItemRequest.SerializeToString,
-                response_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.AddLibraryItemResponse.FromString,
+                request_serializer=inbox_dot_conversations_dot_v1_dot_content__pb2.AddLibraryItemRequest.SerializeToString,
+                response_deserializer=inbox_dot_conversations_dot_v1_dot_content__pb2.AddLibraryItemResponse.FromString,
                 _registered_method=True)
         self.RemoveLibraryItem = channel.unary_unary(
                 '/inbox.conversations.v1.ConversationsService/RemoveLibraryItem',
-                request_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.RemoveLibraryItemRequest.SerializeToString,
-                response_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.RemoveLibraryItemResponse.FromString,
+                request_serializer=inbox_dot_conversations_dot_v1_dot_content__pb2.RemoveLibraryItemRequest.SerializeToString,
+                response_deserializer=inbox_dot_conversations_dot_v1_dot_content__pb2.RemoveLibraryItemResponse.FromString,
                 _registered_method=True)
         self.CountUnread = channel.unary_unary(
                 '/inbox.conversations.v1.ConversationsService/CountUnread',
@@ -113,28 +114,28 @@ class ConversationsServiceStub:
                 _registered_method=True)
         self.ListCannedReplies = channel.unary_unary(
                 '/inbox.conversations.v1.ConversationsService/ListCannedReplies',
-                request_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.ListCannedRepliesRequest.SerializeToString,
-                response_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.ListCannedRepliesResponse.FromString,
+                request_serializer=inbox_dot_conversations_dot_v1_dot_content__pb2.ListCannedRepliesRequest.SerializeToString,
+                response_deserializer=inbox_dot_conversations_dot_v1_dot_content__pb2.ListCannedRepliesResponse.FromString,
                 _registered_method=True)
         self.AddCannedReply = channel.unary_unary(
                 '/inbox.conversations.v1.ConversationsService/AddCannedReply',
-                request_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.AddCannedReplyRequest.SerializeToString,
-                response_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.AddCannedReplyResponse.FromString,
+                request_serializer=inbox_dot_conversations_dot_v1_dot_content__pb2.AddCannedReplyRequest.SerializeToString,
+                response_deserializer=inbox_dot_conversations_dot_v1_dot_content__pb2.AddCannedReplyResponse.FromString,
                 _registered_method=True)
         self.UpdateCannedReply = channel.unary_unary(
                 '/inbox.conversations.v1.ConversationsService/UpdateCannedReply',
-                request_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.UpdateCannedReplyRequest.SerializeToString,
-                response_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.UpdateCannedReplyResponse.FromString,
+                request_serializer=inbox_dot_conversations_dot_v1_dot_content__pb2.UpdateCannedReplyRequest.SerializeToString,
+                response_deserializer=inbox_dot_conversations_dot_v1_dot_content__pb2.UpdateCannedReplyResponse.FromString,
                 _registered_method=True)
         self.RemoveCannedReply = channel.unary_unary(
                 '/inbox.conversations.v1.ConversationsService/RemoveCannedReply',
-                request_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.RemoveCannedReplyRequest.SerializeToString,
-                response_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.RemoveCannedReplyResponse.FromString,
+                request_serializer=inbox_dot_conversations_dot_v1_dot_content__pb2.RemoveCannedReplyRequest.SerializeToString,
+                response_deserializer=inbox_dot_conversations_dot_v1_dot_content__pb2.RemoveCannedReplyResponse.FromString,
                 _registered_method=True)
         self.RenderCannedReply = channel.unary_unary(
                 '/inbox.conversations.v1.ConversationsService/RenderCannedReply',
-                request_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.RenderCannedReplyRequest.SerializeToString,
-                response_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.RenderCannedReplyResponse.FromString,
+                request_serializer=inbox_dot_conversations_dot_v1_dot_content__pb2.RenderCannedReplyRequest.SerializeToString,
+                response_deserializer=inbox_dot_conversations_dot_v1_dot_content__pb2.RenderCannedReplyResponse.FromString,
                 _registered_method=True)
         self.GetRouting = channel.unary_unary(
                 '/inbox.conversations.v1.ConversationsService/GetRouting',
@@ -364,23 +365,23 @@ def add_ConversationsServiceServicer_to_server(servicer, server):
             ),
             'ListTemplates': grpc.unary_unary_rpc_method_handler(
                     servicer.ListTemplates,
-                    request_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.ListTemplatesRequest.FromString,
-                    response_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.ListTemplatesResponse.SerializeToString,
+                    request_deserializer=inbox_dot_conversations_dot_v1_dot_content__pb2.ListTemplatesRequest.FromString,
+                    response_serializer=inbox_dot_conversations_dot_v1_dot_content__pb2.ListTemplatesResponse.SerializeToString,
             ),
             'ListLibraryItems': grpc.unary_unary_rpc_method_handler(
                     servicer.ListLibraryItems,
-                    request_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.ListLibraryItemsRequest.FromString,
-                    response_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.ListLibraryItemsResponse.SerializeToString,
+                    request_deserializer=inbox_dot_conversations_dot_v1_dot_content__pb2.ListLibraryItemsRequest.FromString,
+                    response_serializer=inbox_dot_conversations_dot_v1_dot_content__pb2.ListLibraryItemsResponse.SerializeToString,
             ),
             'AddLibraryItem': grpc.unary_unary_rpc_method_handler(
                     servicer.AddLibraryItem,
-                    request_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.AddLibraryItemRequest.FromString,
-                    response_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.AddLibraryItemResponse.SerializeToString,
+                    request_deserializer=inbox_dot_conversations_dot_v1_dot_content__pb2.AddLibraryItemRequest.FromString,
+                    response_serializer=inbox_dot_conversations_dot_v1_dot_content__pb2.AddLibraryItemResponse.SerializeToString,
             ),
             'RemoveLibraryItem': grpc.unary_unary_rpc_method_handler(
                     servicer.RemoveLibraryItem,
-                    request_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.RemoveLibraryItemRequest.FromString,
-                    response_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.RemoveLibraryItemResponse.SerializeToString,
+                    request_deserializer=inbox_dot_conversations_dot_v1_dot_content__pb2.RemoveLibraryItemRequest.FromString,
+                    response_serializer=inbox_dot_conversations_dot_v1_dot_content__pb2.RemoveLibraryItemResponse.SerializeToString,
             ),
             'CountUnread': grpc.unary_unary_rpc_method_handler(
                     servicer.CountUnread,
@@ -389,28 +390,28 @@ def add_ConversationsServiceServicer_to_server(servicer, server):
             ),
             'ListCannedReplies': grpc.unary_unary_rpc_method_handler(
                     servicer.ListCannedReplies,
-                    request_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.ListCannedRepliesRequest.FromString,
-                    response_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.ListCannedRepliesResponse.SerializeToString,
+                    request_deserializer=inbox_dot_conversations_dot_v1_dot_content__pb2.ListCannedRepliesRequest.FromString,
+                    response_serializer=inbox_dot_conversations_dot_v1_dot_content__pb2.ListCannedRepliesResponse.SerializeToString,
             ),
             'AddCannedReply': grpc.unary_unary_rpc_method_handler(
                     servicer.AddCannedReply,
-                    request_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.AddCannedReplyRequest.FromString,
-                    response_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.AddCannedReplyResponse.SerializeToString,
+                    request_deserializer=inbox_dot_conversations_dot_v1_dot_content__pb2.AddCannedReplyRequest.FromString,
+                    response_serializer=inbox_dot_conversations_dot_v1_dot_content__pb2.AddCannedReplyResponse.SerializeToString,
             ),
             'UpdateCannedReply': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateCannedReply,
-                    request_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.UpdateCannedReplyRequest.FromString,
-                    response_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.UpdateCannedReplyResponse.SerializeToString,
+                    request_deserializer=inbox_dot_conversations_dot_v1_dot_content__pb2.UpdateCannedReplyRequest.FromString,
+                    response_serializer=inbox_dot_conversations_dot_v1_dot_content__pb2.UpdateCannedReplyResponse.SerializeToString,
             ),
             'RemoveCannedReply': grpc.unary_unary_rpc_method_handler(
                     servicer.RemoveCannedReply,
-                    request_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.RemoveCannedReplyRequest.FromString,
-                    response_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.RemoveCannedReplyResponse.SerializeToString,
+                    request_deserializer=inbox_dot_conversations_dot_v1_dot_content__pb2.RemoveCannedReplyRequest.FromString,
+                    response_serializer=inbox_dot_conversations_dot_v1_dot_content__pb2.RemoveCannedReplyResponse.SerializeToString,
             ),
             'RenderCannedReply': grpc.unary_unary_rpc_method_handler(
                     servicer.RenderCannedReply,
-                    request_deserializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.RenderCannedReplyRequest.FromString,
-                    response_serializer=inbox_dot_conversations_dot_v1_dot_conversations__pb2.RenderCannedReplyResponse.SerializeToString,
+                    request_deserializer=inbox_dot_conversations_dot_v1_dot_content__pb2.RenderCannedReplyRequest.FromString,
+                    response_serializer=inbox_dot_conversations_dot_v1_dot_content__pb2.RenderCannedReplyResponse.SerializeToString,
             ),
             'GetRouting': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRouting,
@@ -720,8 +721,8 @@ class ConversationsService:
             request,
             target,
             '/inbox.conversations.v1.ConversationsService/ListTemplates',
-            inbox_dot_conversations_dot_v1_dot_conversations__pb2.ListTemplatesRequest.SerializeToString,
-            inbox_dot_conversations_dot_v1_dot_conversations__pb2.ListTemplatesResponse.FromString,
+            inbox_dot_conversations_dot_v1_dot_content__pb2.ListTemplatesRequest.SerializeToString,
+            inbox_dot_conversations_dot_v1_dot_content__pb2.ListTemplatesResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -747,8 +748,8 @@ class ConversationsService:
             request,
             target,
             '/inbox.conversations.v1.ConversationsService/ListLibraryItems',
-            inbox_dot_conversations_dot_v1_dot_conversations__pb2.ListLibraryItemsRequest.SerializeToString,
-            inbox_dot_conversations_dot_v1_dot_conversations__pb2.ListLibraryItemsResponse.FromString,
+            inbox_dot_conversations_dot_v1_dot_content__pb2.ListLibraryItemsRequest.SerializeToString,
+            inbox_dot_conversations_dot_v1_dot_content__pb2.ListLibraryItemsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -774,8 +775,8 @@ class ConversationsService:
             request,
             target,
             '/inbox.conversations.v1.ConversationsService/AddLibraryItem',
-            inbox_dot_conversations_dot_v1_dot_conversations__pb2.AddLibraryItemRequest.SerializeToString,
-            inbox_dot_conversations_dot_v1_dot_conversations__pb2.AddLibraryItemResponse.FromString,
+            inbox_dot_conversations_dot_v1_dot_content__pb2.AddLibraryItemRequest.SerializeToString,
+            inbox_dot_conversations_dot_v1_dot_content__pb2.AddLibraryItemResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -801,8 +802,8 @@ class ConversationsService:
             request,
             target,
             '/inbox.conversations.v1.ConversationsService/RemoveLibraryItem',
-            inbox_dot_conversations_dot_v1_dot_conversations__pb2.RemoveLibraryItemRequest.SerializeToString,
-            inbox_dot_conversations_dot_v1_dot_conversations__pb2.RemoveLibraryItemResponse.FromString,
+            inbox_dot_conversations_dot_v1_dot_content__pb2.RemoveLibraryItemRequest.SerializeToString,
+            inbox_dot_conversations_dot_v1_dot_content__pb2.RemoveLibraryItemResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -855,8 +856,8 @@ class ConversationsService:
             request,
             target,
             '/inbox.conversations.v1.ConversationsService/ListCannedReplies',
-            inbox_dot_conversations_dot_v1_dot_conversations__pb2.ListCannedRepliesRequest.SerializeToString,
-            inbox_dot_conversations_dot_v1_dot_conversations__pb2.ListCannedRepliesResponse.FromString,
+            inbox_dot_conversations_dot_v1_dot_content__pb2.ListCannedRepliesRequest.SerializeToString,
+            inbox_dot_conversations_dot_v1_dot_content__pb2.ListCannedRepliesResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -882,8 +883,8 @@ class ConversationsService:
             request,
             target,
             '/inbox.conversations.v1.ConversationsService/AddCannedReply',
-            inbox_dot_conversations_dot_v1_dot_conversations__pb2.AddCannedReplyRequest.SerializeToString,
-            inbox_dot_conversations_dot_v1_dot_conversations__pb2.AddCannedReplyResponse.FromString,
+            inbox_dot_conversations_dot_v1_dot_content__pb2.AddCannedReplyRequest.SerializeToString,
+            inbox_dot_conversations_dot_v1_dot_content__pb2.AddCannedReplyResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -909,8 +910,8 @@ class ConversationsService:
             request,
             target,
             '/inbox.conversations.v1.ConversationsService/UpdateCannedReply',
-            inbox_dot_conversations_dot_v1_dot_conversations__pb2.UpdateCannedReplyRequest.SerializeToString,
-            inbox_dot_conversations_dot_v1_dot_conversations__pb2.UpdateCannedReplyResponse.FromString,
+            inbox_dot_conversations_dot_v1_dot_content__pb2.UpdateCannedReplyRequest.SerializeToString,
+            inbox_dot_conversations_dot_v1_dot_content__pb2.UpdateCannedReplyResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -936,8 +937,8 @@ class ConversationsService:
             request,
             target,
             '/inbox.conversations.v1.ConversationsService/RemoveCannedReply',
-            inbox_dot_conversations_dot_v1_dot_conversations__pb2.RemoveCannedReplyRequest.SerializeToString,
-            inbox_dot_conversations_dot_v1_dot_conversations__pb2.RemoveCannedReplyResponse.FromString,
+            inbox_dot_conversations_dot_v1_dot_content__pb2.RemoveCannedReplyRequest.SerializeToString,
+            inbox_dot_conversations_dot_v1_dot_content__pb2.RemoveCannedReplyResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -963,8 +964,8 @@ class ConversationsService:
             request,
             target,
             '/inbox.conversations.v1.ConversationsService/RenderCannedReply',
-            inbox_dot_conversations_dot_v1_dot_conversations__pb2.RenderCannedReplyRequest.SerializeToString,
-            inbox_dot_conversations_dot_v1_dot_conversations__pb2.RenderCannedReplyResponse.FromString,
+            inbox_dot_conversations_dot_v1_dot_content__pb2.RenderCannedReplyRequest.SerializeToString,
+            inbox_dot_conversations_dot_v1_dot_content__pb2.RenderCannedReplyResponse.FromString,
             options,
             channel_credentials,
             insecure,
