@@ -8,14 +8,14 @@ import { notify } from "../store";
 import type { CannedReply, Me } from "../types";
 import { Modal } from "./bits";
 import { BusyButton, FormError } from "./form/Actions";
+import { useAdminWorkspace, WorkspaceSelect } from "./form/AdminWorkspace";
 import { Field, TextField, inputValue } from "./form/Field";
 import { useSubmit } from "./form/useSubmit";
 
 const PLACEHOLDER_HINT = "{{customer.first_name}}, {{customer.name}} and {{agent.name}} are filled in when it is inserted.";
 
 export function RepliesDialog({ me, onClose }: { me: Me; onClose: () => void }) {
-  const adminOf = me.workspaces.filter((w) => w.role === "admin");
-  const [workspaceId, setWorkspaceId] = useState(adminOf[0]?.id ?? "");
+  const { adminOf, workspaceId, setWorkspaceId } = useAdminWorkspace(me);
   const [replies, setReplies] = useState<CannedReply[] | null>(null);
   const [editing, setEditing] = useState<CannedReply | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -52,17 +52,7 @@ export function RepliesDialog({ me, onClose }: { me: Me; onClose: () => void }) 
   return (
     <Modal title="Canned replies" onClose={onClose} wide>
       <div class="replies-admin" data-testid="replies-admin">
-        {adminOf.length > 1 && (
-          <Field label="Workspace">
-            <select value={workspaceId} onChange={(e) => setWorkspaceId(inputValue(e))}>
-              {adminOf.map((w) => (
-                <option key={w.id} value={w.id}>
-                  {w.name}
-                </option>
-              ))}
-            </select>
-          </Field>
-        )}
+        <WorkspaceSelect adminOf={adminOf} workspaceId={workspaceId} onChange={setWorkspaceId} />
         <FormError error={error} />
         {replies === null ? (
           <p class="muted">Loading…</p>

@@ -9,6 +9,7 @@ import type { AutoAssign, Invitation, InvitationCreated, Me, Role, TeamMember } 
 import { ROLE_LABEL } from "./AcceptInvitation";
 import { Modal } from "./bits";
 import { BusyButton, DialogActions, FormError } from "./form/Actions";
+import { useAdminWorkspace, WorkspaceSelect } from "./form/AdminWorkspace";
 import { Field, TextField, inputValue } from "./form/Field";
 import { useSubmit } from "./form/useSubmit";
 
@@ -22,9 +23,7 @@ const day = (iso: string): string => {
 };
 
 export function TeamDialog({ me, onClose }: { me: Me; onClose: () => void }) {
-  const adminOf = me.workspaces.filter((w) => w.role === "admin");
-  const [workspaceId, setWorkspaceId] = useState(adminOf[0]?.id ?? "");
-  const workspace = adminOf.find((w) => w.id === workspaceId) ?? adminOf[0];
+  const { adminOf, workspace, workspaceId, setWorkspaceId } = useAdminWorkspace(me);
   const members = useObservable(teams)[workspaceId];
   const [invitations, setInvitations] = useState<Invitation[] | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -62,17 +61,7 @@ export function TeamDialog({ me, onClose }: { me: Me; onClose: () => void }) {
   return (
     <Modal title="Team" onClose={onClose} wide>
       <div class="team" data-testid="team">
-        {adminOf.length > 1 && (
-          <Field label="Workspace">
-            <select value={workspaceId} onChange={(e) => setWorkspaceId(inputValue(e))}>
-              {adminOf.map((w) => (
-                <option key={w.id} value={w.id}>
-                  {w.name}
-                </option>
-              ))}
-            </select>
-          </Field>
-        )}
+        <WorkspaceSelect adminOf={adminOf} workspaceId={workspaceId} onChange={setWorkspaceId} />
         <FormError error={error} />
         <section aria-labelledby="team-members">
           <h3 id="team-members">Members of {workspace.name}</h3>
