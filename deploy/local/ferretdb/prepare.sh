@@ -11,7 +11,9 @@ cp "$here/go.mod" "$here/go.sum" "$work/"
 cd "$work"
 GOFLAGS=-mod=mod go mod vendor
 echo v1.24.2 > vendor/github.com/FerretDB/FerretDB/build/version/version.txt
-# Our patches, each explained at its top, in name order.
+# Our patches, each explained at its top, in name order; then the files they add, kept as Go files under
+# src/ in the module's layout (a new file is easier to read and review as itself than as a diff).
 for change in "$here"/*.patch; do
   patch -s -p1 -d vendor/github.com/FerretDB/FerretDB < "$change"
 done
+cp -R "$here/src/." vendor/github.com/FerretDB/FerretDB/

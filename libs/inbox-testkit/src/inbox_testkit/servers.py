@@ -46,10 +46,12 @@ def install_kafka() -> None:
 
 
 def install_ferretdb() -> None:
-    """Builds FerretDB unless the binary there was built from these very build files (script, module
-    pins, patch): a change to any of them builds it again."""
+    """Builds FerretDB unless the binary there was built from these very build files (scripts, module
+    pins, patches and the Go files under src/): a change to any of them builds it again."""
     sources = DEPLOY_LOCAL / "ferretdb"
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(sources.iterdir()) if p.is_file())).hexdigest()
+    digest = hashlib.sha256(b"".join(
+        str(p.relative_to(sources)).encode() + b"\0" + p.read_bytes()
+        for p in sorted(sources.rglob("*")) if p.is_file())).hexdigest()
     marker = FERRETDB_BIN.parent / ".ferretdb-build"
     if FERRETDB_BIN.exists() and marker.exists() and marker.read_text() == digest:
         return
