@@ -4,14 +4,16 @@ ties to the one assigned longest ago; once per conversation however often the me
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
 import pytest
 from conversations_testkit import Env, ago
+from pymongo import AsyncMongoClient, monitoring
 
 from inbox.common.v1 import common_pb2
 from inbox.conversations.v1 import conversations_pb2 as pb
@@ -20,6 +22,7 @@ from inbox.presence.v1 import presence_pb2, presence_pb2_grpc
 from inbox_conversations import routing
 from inbox_conversations.consumers import Handlers
 from inbox_conversations.presence_client import PresenceDirectory
+from inbox_conversations.repositories.routing import Routing
 from inbox_core.grpc_server import GrpcServer
 from inbox_core.mongo import service_database
 from inbox_core.settings import InboxSettings
@@ -200,3 +203,32 @@ def test_the_chooser_takes_the_least_busy_then_the_longest_since_assigned() -> N
     assert not routing.wants_assignment({"status": "open", "assignee_id": None}, routing.OFF)
     assert not routing.wants_assignment({"status": "snoozed", "assignee_id": None}, routing.ROUND_ROBIN)
     assert not routing.wants_assignment({"status": "open", "assignee_id": "a"}, routing.ROUND_ROBIN)
+
+
+async def test_concurrent_reads_of_a_workspaces_routing_share_one_query(env: Env) -> None:
+    """A batch's conversations of one workspace, handled at once, read its routing once; a change is seen
+    by the next read (nothing is kept after a read)."""
+    finds: list[str] = []
+
+    class Finds(monitoring.CommandListener):
+        def started(self, event: monitoring.CommandStartedEvent) -> None:
+            if event.command_name == "find" and event.command.get("find") == "routing":
+                finds.append(event.command_name)
+
+        def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+            pass
+
+        def failed(self, event: monitoring.CommandFailedEvent) -> None:
+            pass
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(env.infra.mongo_url, event_listeners=[Finds()])
+    try:
+        routes = Routing(client[env.store.db.name])
+        read = await asyncio.gather(*(routes.get(env.workspace) for _ in range(20)))
+        assert [r["auto_assign"] for r in read] == [routing.OFF] * 20
+        assert len(finds) == 1
+        await routes.set_mode(env.workspace, routing.ROUND_ROBIN, None, datetime.now(UTC))
+        assert (await routes.get(env.workspace))["auto_assign"] == routing.ROUND_ROBIN
+        assert len(finds) == 2
+    finally:
+        await client.close()
