@@ -86,12 +86,15 @@ def gateway_settings(inbox: InboxSettings, **changes: Any) -> GatewaySettings:
 
 
 class Server:
-    """A gateway served by uvicorn on a free port (real HTTP: streaming and slow clients behave as in production)."""
+    """A gateway served by uvicorn on a free port (real HTTP: streaming and slow clients behave as in production,
+    the kernel's send buffer capped as __main__ caps it; left to the kernel, it grows to 4 MiB for a client
+    that does not read, and how soon a stuck stream is noticed would depend on the machine)."""
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self.port = free_port()
-        self.component = HttpComponent("http", create_app(gateway), self.port, host="127.0.0.1")
+        self.component = HttpComponent("http", create_app(gateway), self.port, host="127.0.0.1",
+                                       send_buffer_bytes=gateway.settings.send_buffer_bytes or None)
 
     @property
     def url(self) -> str:
