@@ -96,7 +96,8 @@ async def colleagues_in(gateway: Gateway, principal: Principal,
 
 async def colleagues_by_workspace(gateway: Gateway, principal: Principal,
                                   by_workspace: dict[str, list[str]]) -> dict[str, convert.Colleagues]:
-    """:func:`colleagues_in` for conversation ids by workspace (known before the conversations are)."""
+    """:func:`colleagues_in` for conversation ids by workspace (known before the conversations are); an
+    empty list asks for every conversation of that workspace someone composes in or views."""
     if not by_workspace:
         return {}
     workspaces = list(by_workspace)

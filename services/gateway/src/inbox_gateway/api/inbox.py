@@ -96,8 +96,11 @@ async def list_conversations(
             query=(q or "").strip(), cursor=service_cursor, limit=size, status=convert.STATUS_FILTER[status]))
         return list(response.items), response.next_cursor
 
-    items, next_cursor = await listing.page(fetch, workspaces, cursor, limit)
-    colleagues = await colleagues_in(gateway, principal, items)
+    # Presence asked for the workspaces' whole activity (who composes in or views what: bounded by the
+    # agents online) beside the page, instead of for the page's conversations after it: one round trip less.
+    (items, next_cursor), colleagues = await asyncio.gather(
+        listing.page(fetch, workspaces, cursor, limit),
+        colleagues_by_workspace(gateway, principal, {ws: [] for ws in workspaces}))
     return m.ConversationPage(items=[convert.conversation(c, colleagues.get(c.id)) for c in items],
                               next_cursor=next_cursor)
 
