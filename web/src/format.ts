@@ -264,3 +264,11 @@ export function agoText(at: string | null, now = Date.now()): string {
   const min = Math.round(s / 60);
   return min < 60 ? `${min} min ago` : `${Math.round(min / 60)} h ago`;
 }
+
+/** The server counts a number's unread conversations up to this: that many means that many or more. */
+export const UNREAD_COUNT_MAX = 1000;
+
+/** A count of unread conversations as a badge says it: "999+" from the server's cap on. */
+export function unreadText(count: number): string {
+  return count >= UNREAD_COUNT_MAX ? `${UNREAD_COUNT_MAX - 1}+` : String(count);
+}

@@ -2,7 +2,7 @@
 // raises a browser notification (the permission is asked once, on the agent's first click: browsers
 // refuse to ask without a gesture); the tab's title carries the number of unread conversations.
 
-import { customerName, previewOf } from "./format";
+import { customerName, previewOf, unreadText } from "./format";
 import type { Conversation } from "./types";
 
 const ASKED_KEY = "inbox.notifications.asked";
@@ -19,7 +19,7 @@ function remember(id: string): void {
 
 /** "(3) Inbox" while three conversations are unread, "Inbox" when none. */
 export function showUnreadInTitle(unread: number): void {
-  document.title = unread > 0 ? `(${unread}) ${BASE_TITLE}` : BASE_TITLE;
+  document.title = unread > 0 ? `(${unreadText(unread)}) ${BASE_TITLE}` : BASE_TITLE;
 }
 
 /** Asks for the permission on the first click of the page, once per browser. */

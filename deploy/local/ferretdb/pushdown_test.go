@@ -145,6 +145,22 @@ func TestIndexPushdownDifferential(t *testing.T) {
 				}
 			}
 
+			// a count that stops at a limit (count_documents' limit: a $limit stage before the $group)
+			if p.Limit != 0 {
+				lres, err := coll.Query(ctx, &backends.QueryParams{Filter: p.Filter, CountOnly: true, TypedLimit: p.Limit})
+				must.NoError(err)
+				lres.Iter.Close()
+
+				if lres.Counted && lres.Count != min(p.Limit, int64(len(all))) {
+					t.Fatalf("%s (seed %d) query %d: filter %s counted %d with limit %d, want %d",
+						ds.name, seed, q, types.FormatAnyValue(p.Filter), lres.Count, p.Limit, min(p.Limit, int64(len(all))))
+				}
+
+				if lres.Counted != cres.Counted {
+					t.Fatalf("%s (seed %d) query %d: counted %v with a limit, %v without", ds.name, seed, q, lres.Counted, cres.Counted)
+				}
+			}
+
 			if res.SortedKeys > 0 {
 				sorted++
 			}

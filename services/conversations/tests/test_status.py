@@ -16,6 +16,7 @@ from google.protobuf import timestamp_pb2
 from inbox.common.v1 import common_pb2
 from inbox.conversations.v1 import conversations_pb2 as pb
 from inbox.conversations.v1.conversations_pb2_grpc import ConversationsServiceStub
+from inbox_conversations import domain
 from inbox_conversations.repositories.conversations import STATUS_BACKFILL_MARK
 from inbox_conversations.usecases.snoozes import SnoozeWaker
 from inbox_conversations.usecases.team import TeamWork
@@ -113,7 +114,8 @@ async def test_resolve_snooze_and_reopen_with_their_activities_and_events(
     assert [e for e in events if e.type == "conversation.updated"][-1].data["conversation"]["last_seq"] == seqs[-1]
 
 
-async def test_the_list_per_status_filter_with_paging(env: Env, stub: ConversationsServiceStub) -> None:
+async def test_the_list_per_status_filter_with_paging(env: Env, stub: ConversationsServiceStub,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     customers = [f"20{i}" for i in range(6)]
     for i, wa_id in enumerate(customers):
         await env.deliver(env.message(wa_id, at=ago(minutes=10 - i)))
@@ -144,6 +146,9 @@ async def test_the_list_per_status_filter_with_paging(env: Env, stub: Conversati
         ids[4], ids[2], ids[0]]
     counts = await stub.CountUnread(pb.CountUnreadRequest(workspace_id=env.workspace))
     assert [c.conversations for c in counts.counts] == [2]  # the badge counts the open ones, as the list shows
+    monkeypatch.setattr(domain, "UNREAD_COUNT_MAX", 1)  # the count stops at the cap: 1 means 1 or more
+    counts = await stub.CountUnread(pb.CountUnreadRequest(workspace_id=env.workspace))
+    assert [c.conversations for c in counts.counts] == [1]
 
 
 async def test_a_customer_message_reopens_and_an_echo_does_not(env: Env, stub: ConversationsServiceStub) -> None:

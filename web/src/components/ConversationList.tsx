@@ -2,7 +2,7 @@
 
 import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api } from "../api";
-import { compareConversations, customerName, formatPhone, isStale, listTime, previewOf } from "../format";
+import { compareConversations, customerName, formatPhone, isStale, listTime, previewOf, unreadText } from "../format";
 import { composing, showError, showErrorIn, typingText, useObservable } from "../store";
 import { stream } from "../stream";
 import type { Conversation, Filter, Me, NumberInfo, StatusView } from "../types";
@@ -219,11 +219,11 @@ export function ConversationList({ me, numbers, selectedId, onSelect }: Props) {
               value={number ?? ""}
               onChange={(e) => setNumber(inputValue(e) || null)}
             >
-              <option value="">All numbers{totalUnread ? ` (${totalUnread} unread)` : ""}</option>
+              <option value="">All numbers{totalUnread ? ` (${unreadText(totalUnread)} unread)` : ""}</option>
               {numbers.map((n) => (
                 <option value={n.id} key={n.id}>
                   {n.name || formatPhone(n.display_phone_number)} · {formatPhone(n.display_phone_number)}
-                  {n.unread_conversations ? ` (${n.unread_conversations} unread)` : ""}
+                  {n.unread_conversations ? ` (${unreadText(n.unread_conversations)} unread)` : ""}
                 </option>
               ))}
             </select>

@@ -218,6 +218,8 @@ def parse_query(query: str) -> SearchQuery | None:
 # --- list filters ---------------------------------------------------------------------------------------
 
 FILTERS = ("all", "unread", "mine", "no_reply")
+# The number selector's unread counts stop here: this many means this many or more.
+UNREAD_COUNT_MAX = 1000
 DEFAULT_PAGE = 30
 MAX_PAGE = 100
 

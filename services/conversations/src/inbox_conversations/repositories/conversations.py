@@ -191,11 +191,13 @@ class Conversations:
 
     async def count_unread(self, workspace_id: str, numbers: Sequence[str]) -> list[int]:
         """Open conversations with unread messages, per number (what the list's default view, open and
-        unread, shows; a conversation resolved or snoozed unread is out of the badge until it reopens): one
-        indexed count each (list_status_unread), together."""
+        unread, shows; a conversation resolved or snoozed unread is out of the badge until it reopens), each
+        up to ``domain.UNREAD_COUNT_MAX`` (that many or more: a badge says "999+"; counting on would read
+        every unread conversation's index entry, hundreds of thousands at a million): one indexed count
+        each (list_status_unread), together."""
         return list(await asyncio.gather(*(self.collection.count_documents(
-            {"workspace_id": workspace_id, "number_id": number, "status": domain.OPEN, "has_unread": True})
-            for number in numbers)))
+            {"workspace_id": workspace_id, "number_id": number, "status": domain.OPEN, "has_unread": True},
+            limit=domain.UNREAD_COUNT_MAX) for number in numbers)))
 
     async def count_open_assigned(self, workspace_id: str, numbers: Sequence[str],
                                   agent_ids: Sequence[str]) -> dict[str, int]:

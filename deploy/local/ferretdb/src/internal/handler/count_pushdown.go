@@ -12,11 +12,21 @@ import (
 	"github.com/FerretDB/FerretDB/internal/util/must"
 )
 
-// countPushdown answers the pipeline of count_documents, [{$match: filter}, {$group: {_id: constant,
-// n: {$sum: 1}}}], with the backend's count when the backend can apply the whole filter
-// (index-pushdown.patch), instead of reading and decoding every matching document; false otherwise.
-// As $group, it returns no document for a count of 0.
+// countPushdown answers the pipeline of count_documents, [{$match: filter}, {$limit: n}?, {$group:
+// {_id: constant, n: {$sum: 1}}}], with the backend's count (at most n) when the backend can apply the
+// whole filter (index-pushdown.patch), instead of reading and decoding every matching document; false
+// otherwise. As $group, it returns no document for a count of 0.
 func countPushdown(ctx context.Context, c backends.Collection, qp *backends.QueryParams, stages []any) (types.DocumentsIterator, bool, error) { //nolint:lll // for readability
+	var limit int64
+
+	if len(stages) == 3 {
+		if limit = countLimit(stages[1]); limit <= 0 {
+			return nil, false, nil
+		}
+
+		stages = []any{stages[0], stages[2]}
+	}
+
 	if len(stages) != 2 || qp.Filter == nil {
 		return nil, false, nil
 	}
@@ -52,6 +62,7 @@ func countPushdown(ctx context.Context, c backends.Collection, qp *backends.Quer
 
 	params := *qp
 	params.CountOnly = true
+	params.TypedLimit = limit
 
 	res, err := c.Query(ctx, &params)
 	if err != nil {
@@ -76,4 +87,25 @@ func countPushdown(ctx context.Context, c backends.Collection, qp *backends.Quer
 	}
 
 	return iterator.Values(iterator.ForSlice(docs)), true, nil
+}
+
+// countLimit is n of a {$limit: n} stage with a positive whole n, else 0.
+func countLimit(stage any) int64 {
+	doc, _ := stage.(*types.Document)
+	if doc == nil || doc.Len() != 1 || !doc.Has("$limit") {
+		return 0
+	}
+
+	switch n := must.NotFail(doc.Get("$limit")).(type) {
+	case int32:
+		return int64(n)
+	case int64:
+		return n
+	case float64:
+		if n == math.Trunc(n) && n > 0 && n < math.MaxInt64 {
+			return int64(n)
+		}
+	}
+
+	return 0
 }

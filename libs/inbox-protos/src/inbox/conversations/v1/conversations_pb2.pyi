@@ -1443,7 +1443,7 @@ class UnreadCount(_message.Message):
     CONVERSATIONS_FIELD_NUMBER: _builtins.int
     number_id: _builtins.str
     conversations: _builtins.int
-    """conversations of this number with unread_count > 0"""
+    """Open conversations of this number with unread messages, counted up to 1000 (1000: that many or more)."""
     def __init__(
         self,
         *,

@@ -176,6 +176,11 @@ func typedQuery(ctx context.Context, db *fsql.DB, meta *metadata.Collection, com
 
 		res.q, res.args, res.count = fmt.Sprintf("SELECT count(*) FROM %q WHERE %s", meta.TableName, where), args, true
 
+		if limit > 0 { // a count that stops there (count_documents' limit): SQLite reads no further
+			res.q = fmt.Sprintf("SELECT count(*) FROM (SELECT 1 FROM %q WHERE %s LIMIT ?)", meta.TableName, where)
+			res.args = append(res.args, limit)
+		}
+
 		return res, nil
 	}
 	applyLimit := limit != 0 && exact && sortedKeys == sortDoc.Len()
@@ -267,7 +272,7 @@ func buildQuery(ctx context.Context, db *fsql.DB, meta *metadata.Collection, com
 	}
 
 	if countOnly {
-		sq, err := typedQuery(ctx, db, meta, comment, filter, nil, 0, true)
+		sq, err := typedQuery(ctx, db, meta, comment, filter, nil, typedLimit, true)
 		if sq != nil || err != nil {
 			return sq, err
 		}
