@@ -96,11 +96,16 @@ async def list_conversations(
             query=(q or "").strip(), cursor=service_cursor, limit=size, status=convert.STATUS_FILTER[status]))
         return list(response.items), response.next_cursor
 
-    # Presence asked for the workspaces' whole activity (who composes in or views what: bounded by the
-    # agents online) beside the page, instead of for the page's conversations after it: one round trip less.
-    (items, next_cursor), colleagues = await asyncio.gather(
-        listing.page(fetch, workspaces, cursor, limit),
-        colleagues_by_workspace(gateway, principal, {ws: [] for ws in workspaces}))
+    if len(workspaces) == 1:
+        # One workspace (a team's inbox, or one number): presence asked for its whole activity (who
+        # composes in or views what, bounded by the agents online) beside the page, one round trip less.
+        (items, next_cursor), colleagues = await asyncio.gather(
+            listing.page(fetch, workspaces, cursor, limit),
+            colleagues_by_workspace(gateway, principal, {workspaces[0]: []}))
+    else:
+        # An agency's many workspaces: after the page, for the workspaces it shows only.
+        items, next_cursor = await listing.page(fetch, workspaces, cursor, limit)
+        colleagues = await colleagues_in(gateway, principal, items)
     return m.ConversationPage(items=[convert.conversation(c, colleagues.get(c.id)) for c in items],
                               next_cursor=next_cursor)
 
