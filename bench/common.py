@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -37,8 +38,9 @@ class Servers:
 
 
 @contextmanager
-def servers() -> Iterator[Servers]:
-    """Running servers from INBOX_TEST_KAFKA / INBOX_TEST_MONGO_URL, or our own on free ports."""
+def servers(ferret_debug_port: int = 0) -> Iterator[Servers]:
+    """Running servers from INBOX_TEST_KAFKA / INBOX_TEST_MONGO_URL, or our own on free ports (FerretDB with
+    its debug server on ``ferret_debug_port``, for a CPU profile, when not 0)."""
     kafka_env, mongo_env = os.environ.get("INBOX_TEST_KAFKA"), os.environ.get("INBOX_TEST_MONGO_URL")
     if kafka_env and mongo_env:
         asyncio.run(ensure_topics(kafka_env))
@@ -46,7 +48,7 @@ def servers() -> Iterator[Servers]:
         return
     from inbox_testkit.infra import local_infra
 
-    with local_infra("inbox-bench-") as servers:
+    with local_infra("inbox-bench-", ferret_debug_port) as servers:
         asyncio.run(ensure_topics(servers.kafka_bootstrap))
         pids = {name: pid for name, server in (("kafka", servers.kafka), ("ferretdb", servers.ferret))
                 if server is not None and (pid := server.process.pid()) is not None}
@@ -365,14 +367,22 @@ def _process_tree_cpu_s(root: int) -> float:
     return sum(cpu.get(pid, 0.0) for pid in tree)
 
 
-def _database_ops(ops_port: int) -> float:
-    """Database commands a service has sent (the count of ``inbox_mongo_command_seconds``, every command
-    and collection: find, insert, update, delete, findAndModify, count, aggregate, distinct)."""
+def _database_ops(ops_port: int) -> dict[str, float]:
+    """Database commands a service has sent, per command and collection (the counts of
+    ``inbox_mongo_command_seconds``: find, insert, update, delete, findAndModify, count, aggregate,
+    distinct), keyed ``"command collection"``."""
     import httpx
 
     text = httpx.get(f"http://127.0.0.1:{ops_port}/metrics", timeout=10).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("inbox_mongo_command_seconds_count"))
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line.startswith("inbox_mongo_command_seconds_count{"):
+            continue
+        labels, value = line.rsplit(" ", 1)
+        found = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        key = f"{found.get('command', '?')} {found.get('collection', '?')}"
+        counts[key] = counts.get(key, 0.0) + float(value)
+    return counts
 
 
 # Services whose database operations are counted, and the ops port (a Stack's ``ports`` key) of each.
@@ -380,7 +390,7 @@ DATABASE_USERS = {"conversations": "conversations_ops", "customers": "customers_
                   "ingest (webhook)": "ingest_api_ops", "ingest (worker)": "ingest_ops"}
 
 
-def usage(stack: Any, srv: Servers) -> dict[str, dict[str, float]]:
+def usage(stack: Any, srv: Servers) -> dict[str, Any]:
     """A snapshot: CPU seconds of each service's process and of Kafka and FerretDB (where this run
     started them), and the database operations each service has sent."""
     cpu = {name: _process_tree_cpu_s(process.proc.pid) for name, process in stack.processes.items()
@@ -388,7 +398,7 @@ def usage(stack: Any, srv: Servers) -> dict[str, dict[str, float]]:
     cpu.update({name: _process_tree_cpu_s(pid) for name, pid in srv.pids.items()})
     import httpx
 
-    ops: dict[str, float] = {}
+    ops: dict[str, dict[str, float]] = {}
     for name, port in DATABASE_USERS.items():
         if port in stack.ports:
             with contextlib.suppress(httpx.HTTPError):  # a port this stack's roles do not serve
@@ -396,7 +406,7 @@ def usage(stack: Any, srv: Servers) -> dict[str, dict[str, float]]:
     return {"cpu_s": cpu, "db_ops": ops}
 
 
-def usage_rows(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]],
+def usage_rows(before: dict[str, Any], after: dict[str, Any],
                messages: int) -> list[dict[str, Any]]:
     """Per process, CPU seconds per 1,000 messages, and per service database operations per message."""
     per = max(1, messages)
@@ -409,8 +419,14 @@ def usage_rows(before: dict[str, dict[str, float]], after: dict[str, dict[str, f
     for name in sorted(after["db_ops"]):
         if name not in before["db_ops"]:
             continue
-        ops = after["db_ops"][name] - before["db_ops"].get(name, 0.0)
+        was, now = before["db_ops"][name], after["db_ops"][name]
+        each = {key: count - was.get(key, 0.0) for key, count in now.items()}
+        ops = sum(each.values())
         rows.append({"process": f"db ops: {name}", "db_ops": int(ops), "db_ops_per_message": round(ops / per, 2)})
+        # Which commands they were, the most frequent first (those of at least 0.05 a message).
+        for key, count in sorted(each.items(), key=lambda kv: -kv[1]):
+            if count / per >= 0.05:
+                rows.append({"process": f"  {key}", "db_ops": int(count), "db_ops_per_message": round(count / per, 2)})
     return rows
 
 

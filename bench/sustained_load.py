@@ -11,7 +11,10 @@ offsets minus committed offsets) is read from Kafka.
 Beside it, in the same run: the ceiling of any consumer here, a raw aiokafka consumer (no handler)
 reading the same whatsapp.events.v1 records from the start, and the offered rate itself.
 
-    uv run python bench/sustained_load.py [--rate 1000] [--seconds 60] [--after 30]
+    uv run python bench/sustained_load.py [--rate 1000] [--seconds 60] [--after 30] [--profile-db]
+
+``--profile-db`` starts FerretDB with its debug server and saves its CPU profile over the load's second
+half to ``results/sustained_load-ferretdb-cpu.pprof`` (``go tool pprof -top .local/bin/ferretdb <file>``).
 """
 
 from __future__ import annotations
@@ -55,7 +58,9 @@ from inbox.presence.v1 import presence_pb2 as ppb
 from inbox.presence.v1 import presence_pb2_grpc as pgrpc
 from inbox_core import ids
 from inbox_core.topics import WHATSAPP_EVENTS
+from inbox_testkit.ports import free_port
 
+DB_PROFILE = Path(__file__).resolve().parent / "results" / "sustained_load-ferretdb-cpu.pprof"
 MIX = (("webhook", 0.90), ("order", 0.05), ("composing", 0.05))
 
 
@@ -143,8 +148,19 @@ async def raw_drain_rate(bootstrap: str, limit_s: float = 15.0) -> dict[str, Any
         await consumer.stop()
 
 
+async def profile_database(debug_port: int, delay_s: float, seconds: float) -> None:
+    """FerretDB's CPU profile (Go's pprof) over ``seconds``, after ``delay_s``, saved beside the results."""
+    await asyncio.sleep(delay_s)
+    async with httpx.AsyncClient(timeout=seconds + 30) as debug:
+        response = await debug.get(f"http://127.0.0.1:{debug_port}/debug/pprof/profile",
+                                   params={"seconds": int(seconds)})
+    response.raise_for_status()
+    DB_PROFILE.write_bytes(response.content)
+    print(f"  FerretDB CPU profile: {DB_PROFILE} (go tool pprof -top .local/bin/ferretdb {DB_PROFILE})", flush=True)
+
+
 async def measure(stack: Any, srv: Servers, rate: float, seconds: float, after_s: float, sample_s: float,
-                  stream_count: int, workspace_count: int) -> dict[str, Any]:
+                  stream_count: int, workspace_count: int, db_debug_port: int = 0) -> dict[str, Any]:
     agents = await workspaces_with_agents(stack, workspace_count)
     before = await asyncio.to_thread(usage, stack, srv)
     tasks, stream_counters = await drain_streams(stack.url("gateway"), agents, stream_count)
@@ -167,6 +183,8 @@ async def measure(stack: Any, srv: Servers, rate: float, seconds: float, after_s
             await asyncio.sleep(sample_s)
 
     sampling = asyncio.create_task(sampler(begin + seconds + after_s))
+    profiling = asyncio.create_task(profile_database(db_debug_port, seconds / 2, max(1.0, seconds / 2 - 1))) \
+        if db_debug_port else None
     try:
         seq = 0
         while time.monotonic() - begin < seconds:
@@ -182,6 +200,8 @@ async def measure(stack: Any, srv: Servers, rate: float, seconds: float, after_s
         load_s = time.monotonic() - begin
         await sampling
         after = await asyncio.to_thread(usage, stack, srv)
+        if profiling is not None:
+            await profiling
     finally:
         await load.close()
         for task in tasks:
@@ -204,11 +224,13 @@ def main() -> None:
     parser.add_argument("--sample", type=float, default=3.0)
     parser.add_argument("--streams", type=int, default=100)
     parser.add_argument("--workspaces", type=int, default=10)
+    parser.add_argument("--profile-db", action="store_true", help="save FerretDB's CPU profile over the load")
     args = parser.parse_args()
     raise_fd_limit()
-    with servers() as srv, system(srv, "sustained", {"GATEWAY_LOGIN_MAX_PER_IP": "100000"}) as stack:
+    db_debug_port = free_port() if args.profile_db else 0
+    with servers(db_debug_port) as srv, system(srv, "sustained", {"GATEWAY_LOGIN_MAX_PER_IP": "100000"}) as stack:
         result = asyncio.run(measure(stack, srv, args.rate, args.seconds, args.after, args.sample, args.streams,
-                                     args.workspaces))
+                                     args.workspaces, db_debug_port))
     samples = result["samples"]
     groups = sorted({k for s in samples for k in s if k != "t_s"})
     print(f"machine: {machine()}; offered {args.rate:g} events/s for {args.seconds:.0f} s "

@@ -110,6 +110,23 @@ async def test_seen_times_only_move_outwards_and_history_does_not_bring_back_old
     assert customer.name == "Ana María" and customer.version == 1
 
 
+async def test_a_message_repeating_the_name_writes_no_revision_and_keeps_older_names_out(
+    customers: Customers, published: Published
+) -> None:
+    revisions = customers.repository.customers.revisions
+    await handle_whatsapp_event(customers, message(name="Ana", at=T0))
+    for hours in (24, 48):
+        await handle_whatsapp_event(customers, message(name="Ana", at=T0 + timedelta(hours=hours)))
+    assert await revisions.count_documents({}) == 1
+    # Older than the newest message with a name (48 h), though newer than the one the name came from.
+    await handle_whatsapp_event(customers, message(name="Ana (old phone)", at=T0 + timedelta(hours=12)))
+    customer = await customers.get("w1", CID)
+    assert customer.name == "Ana" and customer.version == 1 and customer.last_seen_at == T0 + timedelta(hours=48)
+    await handle_whatsapp_event(customers, message(name="Ana B.", at=T0 + timedelta(hours=49)))
+    assert (await customers.get("w1", CID)).name == "Ana B."
+    assert [e.type for _, e in await published()] == ["customer.created", "customer.updated"]
+
+
 async def test_update_tags_attributes_and_workspace_scope(customers: Customers) -> None:
     await handle_whatsapp_event(customers, message())
     updated = await customers.update("w1", CID, tags=["vip", " vip", "wholesale"], attributes={"size": "M", "n": 3})

@@ -51,6 +51,20 @@ def test_the_same_contact_again_changes_nothing() -> None:
     assert merge_contact({"_id": "c", **state, "version": 1}, contact(), T0 + timedelta(hours=1)) is None
 
 
+def test_a_later_message_repeating_the_name_changes_nothing_and_an_older_name_stays_out() -> None:
+    state = merge_contact(None, contact("Ana", T0), T0)
+    assert state is not None
+    stored = {"_id": "c", **state, "version": 1}
+    later = T0 + timedelta(days=1)
+    assert merge_contact(stored, contact("Ana", later), T0, newest_name_at=later) is None
+    # Newer than the name's message but older than the newest named one (the repeat above): no name.
+    assert merge_contact(stored, contact("Ana Old", T0 + timedelta(hours=1)), T0, newest_name_at=later) is None
+    # The newest named message brings its name, whatever arrived before it.
+    newest = later + timedelta(hours=1)
+    renamed = merge_contact(stored, contact("Ana B.", newest), T0, newest_name_at=newest)
+    assert renamed is not None and renamed["name"] == "Ana B." and renamed["profile_name_at"] == newest
+
+
 def test_profile_names_follow_message_time_and_never_replace_an_agent_name() -> None:
     first = merge_contact(None, contact("Ana", T0), T0)
     assert first is not None

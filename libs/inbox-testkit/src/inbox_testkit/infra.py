@@ -71,12 +71,12 @@ def session_infra() -> Iterator[Infra]:
 
 
 @contextmanager
-def local_infra(prefix: str) -> Iterator[Infra]:
+def local_infra(prefix: str, ferret_debug_port: int = 0) -> Iterator[Infra]:
     """A Kafka broker and a FerretDB server of this project's own, on free ports in a new temporary folder
-    (``prefix``), stopped and removed on exit."""
+    (``prefix``), stopped and removed on exit; ``ferret_debug_port``: FerretDB's debug server (pprof)."""
     install()
     home = Path(tempfile.mkdtemp(prefix=prefix))
-    kafka, ferret = KafkaServer(home, free_port()), FerretServer(home, free_port())
+    kafka, ferret = KafkaServer(home, free_port()), FerretServer(home, free_port(), debug_port=ferret_debug_port)
     try:
         ferret.start()
         kafka.start()

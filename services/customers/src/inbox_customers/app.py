@@ -54,12 +54,15 @@ class Customers:
     async def record_contact(self, contact: ContactSeen) -> Customer | None:
         """A WhatsApp message of this customer: creates the customer or updates the profile, and moves
         first/last seen (last seen by the customer's own messages only). Idempotent. One write of the
-        seen times (which returns them), one read of the customer; a revision only when something changed."""
+        seen times (which returns them), one read of the customer; a revision only when something changed
+        (a message repeating the customer's profile name changes nothing)."""
         if not contact.wa_id and not contact.user_id:
             return None
         cid = customer_id(contact.workspace_id, contact.wa_id or None, contact.user_id)
         seen = await self.repository.touch_seen(cid, contact)
-        return await self._apply(cid, lambda current, now: domain.merge_contact(current, contact, now), seen)
+        newest_name_at = (seen or {}).get("named_at")
+        return await self._apply(cid, lambda current, now: domain.merge_contact(current, contact, now, newest_name_at),
+                                 seen)
 
     async def record_order(self, order: OrderSnapshot) -> Customer | None:
         """An order event: the order's latest version replaces what was known of it, then the stats are

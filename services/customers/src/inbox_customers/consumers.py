@@ -18,7 +18,7 @@ from inbox_core.events.orders import OrderEvent
 
 # Importing the module registers every whatsapp.* payload type (Event.payload finds them).
 from inbox_core.events.whatsapp import MessageReceived
-from inbox_core.kafka import subscribe
+from inbox_core.kafka import subscribe_batch
 from inbox_core.topics import ORDERS, WHATSAPP_EVENTS
 from inbox_customers.app import Customers
 from inbox_customers.domain import ContactSeen
@@ -61,7 +61,10 @@ def register(
 ) -> None:
     """Subscribes this service's handlers (consumer group ``inbox-customers``).
 
-    Each handler is idempotent and commits after its effects."""
+    A poll's records are one batch: each key's in order, different keys at once, committed after all
+    their effects (inbox_core.kafka.subscribe_batch). Two keys can name one customer (a customer writing
+    to two numbers, two orders): its seen times are ``$min``/``$max`` and its changes revisions that
+    decide again when another writer took their version, so handling them at once loses nothing."""
 
     async def on_whatsapp(event: Event) -> None:
         await handle_whatsapp_event(customers, event)
@@ -69,5 +72,5 @@ def register(
     async def on_order(event: Event) -> None:
         await handle_order_event(customers, event)
 
-    subscribe(broker, whatsapp_topic, group_id=group_id, handler=on_whatsapp)
-    subscribe(broker, orders_topic, group_id=group_id, handler=on_order)
+    subscribe_batch(broker, whatsapp_topic, group_id=group_id, handler=on_whatsapp)
+    subscribe_batch(broker, orders_topic, group_id=group_id, handler=on_order)

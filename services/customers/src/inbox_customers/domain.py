@@ -87,11 +87,16 @@ def profile(state: Document) -> dict[str, Any]:
     return {name: state.get(name) for name in PROFILE_FIELDS}
 
 
-def merge_contact(current: Document | None, contact: ContactSeen, now: datetime) -> Document | None:
+def merge_contact(current: Document | None, contact: ContactSeen, now: datetime,
+                  newest_name_at: datetime | None = None) -> Document | None:
     """The state after a WhatsApp message of this customer, or None when it changes nothing.
 
     The latest profile name wins (by message time: a backfilled old message does not bring back an old
-    name); it becomes the name shown unless an agent set one."""
+    name); it becomes the name shown unless an agent set one. ``newest_name_at`` is the time of the
+    newest named message of the customer seen so far, this one included (``customer_seen.named_at``):
+    a message older than it brings no name. A message that repeats the current name changes nothing, so
+    the customer's everyday messages write no revision; ``profile_name_at`` stays the time of the
+    message the name was first taken from."""
     state = dict(current) if current else empty_state(contact.workspace_id, now)
     state.pop("_id", None)
     state.pop("version", None)
@@ -102,14 +107,14 @@ def merge_contact(current: Document | None, contact: ContactSeen, now: datetime)
     if not state.get("phone") and state.get("wa_id"):
         state["phone"] = phone_from_wa_id(state["wa_id"])
     name = (contact.profile_name or "").strip()[:MAX_NAME_LENGTH]
-    seen_at = state.get("profile_name_at")
-    if contact.inbound and name and (seen_at is None or contact.at >= seen_at):
+    taken_at = state.get("profile_name_at")
+    newest = contact.at >= (taken_at or contact.at) and contact.at >= (newest_name_at or contact.at)
+    if contact.inbound and name and newest and name != state.get("profile_name"):
         state["profile_name"] = name
         state["profile_name_at"] = contact.at
     if not state.get("name_edited"):
         state["name"] = state.get("profile_name")
-    if current is not None and profile(state) == profile(current) \
-            and state.get("profile_name_at") == current.get("profile_name_at"):
+    if current is not None and profile(state) == profile(current):
         return None
     state["updated_at"] = now
     return state

@@ -8,7 +8,9 @@ Collections:
   (``customers_revisions``, see inbox_core.revisions), so it reaches ``inbox.customers.v1`` even after a
   crash.
 - ``customer_seen``: first and last seen times, apart, because they move with every message: bumping
-  them is a ``$min``/``$max`` that needs no revision and publishes no event.
+  them is a ``$min``/``$max`` that needs no revision and publishes no event. ``named_at``, the time of
+  the customer's newest message with a profile name, moves the same way: it is what tells a message's
+  name from an older one, so a message repeating the current name writes nothing else.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ class CustomersRepository:
                                  "$setOnInsert": {"workspace_id": contact.workspace_id}}
         if contact.inbound:
             moves["$max"] = {"last_seen_at": contact.at}
+            if (contact.profile_name or "").strip():
+                moves["$max"]["named_at"] = contact.at
         for _ in range(3):
             try:
                 return await self.seen.find_one_and_update({"_id": cid}, moves, upsert=True,
