@@ -75,7 +75,7 @@ protos-check: install ## fail when libs/inbox-protos is not what protos/ generat
 
 test: infra-install web browser lint ferretdb-test test-only ## lint and the whole suite against real Kafka and a real database server
 
-ferretdb-test: ## the Go differential test of our FerretDB index pushdown (deploy/local/ferretdb/test.sh, ~1 min)
+ferretdb-test: ## the Go differential tests of our FerretDB patches (deploy/local/ferretdb/test.sh, ~1 min)
 	bash deploy/local/ferretdb/test.sh
 
 test-only: ## the suite alone (starts its own Kafka and database on free ports)

@@ -7,7 +7,9 @@
 # also for a filter that names an _id (or an _id $in list) among other conditions (unpatched, the SQLite
 # backend's _id expression differed from its own index's, and every one of them scanned the collection);
 # index-pushdown.patch makes filters and sorts on the fields of secondary indexes use them (typed index
-# keys in MongoDB's order, the filter and sort translated to SQL on them; the handler still filters).
+# keys in MongoDB's order, the filter and sort translated to SQL on them; the handler still filters);
+# statement-cache.patch keeps SQL statements prepared between queries (with go.mod's modernc.org/sqlite
+# v1.62, whose driver keeps a prepared statement compiled).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)

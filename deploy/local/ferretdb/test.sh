@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The Go differential test of index-pushdown.patch (pushdown_test.go and the pushdown_*_test.go it uses):
-# copied into the patched, vendored FerretDB's internal/handler in a scratch folder (as build.sh builds it)
-# and run there, each file prefixed index_ so that none shadows one of FerretDB's own.
+# The Go differential tests of our patches, in the patched, vendored FerretDB in a scratch folder (as
+# build.sh builds it): index-pushdown.patch's (pushdown_test.go and the pushdown_*_test.go it uses,
+# copied into internal/handler, each prefixed index_ so that none shadows one of FerretDB's own), and
+# statement-cache.patch's (src/internal/util/fsql/statement_cache_test.go, copied in by prepare.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
@@ -12,4 +13,6 @@ for test in "$here"/*_test.go; do
 done
 cd "$work"
 go test -mod=vendor -tags ferretdb_no_postgresql -count=1 -run 'TestIndexPushdown' github.com/FerretDB/FerretDB/internal/handler
+# statement-cache.patch's test lives under src/ beside the file it tests (prepare.sh copied it in).
+go test -mod=vendor -tags ferretdb_no_postgresql -count=1 -run 'TestStatementCache' github.com/FerretDB/FerretDB/internal/util/fsql
 rm -rf "$work"
