@@ -143,7 +143,8 @@ def empty_app_command(app: str, port: int) -> list[str]:
 @contextmanager
 def system(srv: Servers, name: str, extra_env: dict[str, str] | None = None) -> Iterator[Any]:
     """Every service as its own process (inbox_testkit.stack.Stack) against ``srv``, with a database
-    prefix of its own; ``extra_env`` reaches every service (the Stack copies this process's environment)."""
+    prefix of its own; ``extra_env`` reaches every service (the Stack copies this process's environment).
+    With INBOX_BENCH_KEEP_LOGS=1 the services' folder (their logs) is kept and named at the end."""
     import uuid
 
     from inbox_core.settings import InboxSettings
@@ -167,7 +168,10 @@ def system(srv: Servers, name: str, extra_env: dict[str, str] | None = None) -> 
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        shutil.rmtree(home, ignore_errors=True)
+        if os.environ.get("INBOX_BENCH_KEEP_LOGS") == "1":
+            print(f"the services' logs are kept in {home}", flush=True)
+        else:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 STARTUP_S = float(os.environ.get("INBOX_BENCH_STARTUP_S", "300"))
@@ -396,6 +400,9 @@ def usage(stack: Any, srv: Servers) -> dict[str, Any]:
     cpu = {name: _process_tree_cpu_s(process.proc.pid) for name, process in stack.processes.items()
            if process.proc is not None}
     cpu.update({name: _process_tree_cpu_s(pid) for name, pid in srv.pids.items()})
+    # The benchmark itself (load, streams read, lag sampled) shares the machine: its CPU is a row too.
+    own = os.times()
+    cpu["(this benchmark: load and clients)"] = own.user + own.system
     import httpx
 
     ops: dict[str, dict[str, float]] = {}

@@ -25,6 +25,7 @@ import random
 import sys
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,8 @@ class Load:
         self.run = run
         self.done: dict[str, int] = {"webhook": 0, "order": 0, "composing": 0}
         self.failed: dict[str, int] = {"webhook": 0, "order": 0, "composing": 0}
-        self.http = httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=256))
+        self.reasons: Counter[str] = Counter()  # why requests failed: "webhook 503", "order DEADLINE_EXCEEDED"
+        self.http = httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=256, keepalive_expiry=30))
         self.channels = [grpc.aio.insecure_channel(stack.grpc_target(n)) for n in ("orders", "presence")]
         self.orders = ogrpc.OrdersServiceStub(self.channels[0])
         self.presence = pgrpc.PresenceServiceStub(self.channels[1])
@@ -91,6 +93,8 @@ class Load:
                 response = await self.http.post(f"{self.stack.url('ingest')}/webhooks/whatsapp", content=body,
                                                 headers=headers)
                 ok = response.status_code == 200
+                if not ok:
+                    self.reasons[f"webhook {response.status_code}"] += 1
             elif kind == "order":
                 await self.orders.Create(opb.CreateOrderRequest(
                     workspace_id=agent.workspace_id, conversation_id=conversation,
@@ -104,8 +108,12 @@ class Load:
                     workspace_id=agent.workspace_id, agent=common_pb2.Actor(id=f"agent-{seq % 7}", name="Bench"),
                     conversation_id=conversation, composing=True), timeout=30)
                 ok = True
-        except (httpx.HTTPError, grpc.aio.AioRpcError):
+        except httpx.HTTPError as exc:
             ok = False
+            self.reasons[f"{kind} {type(exc).__name__}"] += 1
+        except grpc.aio.AioRpcError as exc:
+            ok = False
+            self.reasons[f"{kind} {exc.code().name}"] += 1
         self.done[kind] += ok
         self.failed[kind] += not ok
 
@@ -210,7 +218,8 @@ async def measure(stack: Any, srv: Servers, rate: float, seconds: float, after_s
     ceiling = await raw_drain_rate(bootstrap)
     # Per message of the mix handled (webhooks, orders, composing signals alike).
     used = usage_rows(before, after, sum(load.done.values()))
-    return {"offered": seq, "skipped": skipped, "done": load.done, "failed": load.failed, "load_s": round(load_s, 1),
+    return {"offered": seq, "skipped": skipped, "done": load.done, "failed": load.failed,
+            "failure_reasons": dict(load.reasons), "load_s": round(load_s, 1),
             "samples": samples, "ceiling_raw_consumer": ceiling, "stream_bytes": stream_counters["bytes"],
             "usage": used}
 
@@ -235,7 +244,7 @@ def main() -> None:
     groups = sorted({k for s in samples for k in s if k != "t_s"})
     print(f"machine: {machine()}; offered {args.rate:g} events/s for {args.seconds:.0f} s "
           f"({result['offered']} events, {result['skipped']} not sent: {256} already in flight), "
-          f"done {result['done']}, failed {result['failed']}")
+          f"done {result['done']}, failed {result['failed']} {result['failure_reasons'] or ''}")
     print_table("consumer lag (messages left), sampled", samples, ["t_s", *groups])
     done = sum(result["done"].values())
     achieved = round(done / result["load_s"], 1)

@@ -23,6 +23,7 @@ from inbox_conversations import routing
 from inbox_conversations.consumers import Handlers
 from inbox_conversations.presence_client import PresenceDirectory
 from inbox_conversations.repositories.routing import Routing
+from inbox_conversations.store import ConversationsStore
 from inbox_core.grpc_server import GrpcServer
 from inbox_core.mongo import service_database
 from inbox_core.settings import InboxSettings
@@ -44,6 +45,7 @@ CHLOE = common_pb2.Actor(id="ag_chloe", name="Chloe")  # never online
 class Routed:
     handlers: Handlers  # the worker's, with presence
     presence: presence_pb2_grpc.PresenceServiceStub
+    directory: PresenceDirectory
 
 
 @pytest.fixture
@@ -61,7 +63,7 @@ async def routed(env: Env, inbox_settings: InboxSettings, mongo_client: Any) -> 
     directory = PresenceDirectory(server.address)
     try:
         yield Routed(Handlers(env.store, env.publisher, online=directory),
-                     presence_pb2_grpc.PresenceServiceStub(directory.channel))
+                     presence_pb2_grpc.PresenceServiceStub(directory.channel), directory)
     finally:
         await directory.close()
         await server.stop(grace=0.5)
@@ -205,30 +207,78 @@ def test_the_chooser_takes_the_least_busy_then_the_longest_since_assigned() -> N
     assert not routing.wants_assignment({"status": "open", "assignee_id": "a"}, routing.ROUND_ROBIN)
 
 
+class RoutingFinds(monitoring.CommandListener):
+    """The reads of the routing collection a client sends, and every counted command."""
+
+    def __init__(self) -> None:
+        self.finds = 0
+        self.commands: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find" and event.command.get("find") == "routing":
+            self.finds += 1
+        if event.command_name in ("find", "insert", "update", "delete", "findAndModify", "count", "aggregate"):
+            self.commands.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
 async def test_concurrent_reads_of_a_workspaces_routing_share_one_query(env: Env) -> None:
     """A batch's conversations of one workspace, handled at once, read its routing once; a change is seen
     by the next read (nothing is kept after a read)."""
-    finds: list[str] = []
-
-    class Finds(monitoring.CommandListener):
-        def started(self, event: monitoring.CommandStartedEvent) -> None:
-            if event.command_name == "find" and event.command.get("find") == "routing":
-                finds.append(event.command_name)
-
-        def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-            pass
-
-        def failed(self, event: monitoring.CommandFailedEvent) -> None:
-            pass
-
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(env.infra.mongo_url, event_listeners=[Finds()])
+    listener = RoutingFinds()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(env.infra.mongo_url, event_listeners=[listener])
     try:
         routes = Routing(client[env.store.db.name])
         read = await asyncio.gather(*(routes.get(env.workspace) for _ in range(20)))
         assert [r["auto_assign"] for r in read] == [routing.OFF] * 20
-        assert len(finds) == 1
+        assert listener.finds == 1
         await routes.set_mode(env.workspace, routing.ROUND_ROBIN, None, datetime.now(UTC))
         assert (await routes.get(env.workspace))["auto_assign"] == routing.ROUND_ROBIN
-        assert len(finds) == 2
+        assert listener.finds == 2
     finally:
         await client.close()
+
+
+async def test_the_mode_is_kept_a_few_seconds_and_this_processs_own_change_at_once(env: Env) -> None:
+    listener = RoutingFinds()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(env.infra.mongo_url, event_listeners=[listener])
+    try:
+        routes = Routing(client[env.store.db.name], mode_ttl_s=0.5)
+        assert [await routes.mode(env.workspace) for _ in range(5)] == [routing.OFF] * 5
+        assert listener.finds == 1
+        # Another process (an API replica) switches it on: seen once the kept mode is older than its TTL.
+        await Routing(env.store.db).set_mode(env.workspace, routing.ROUND_ROBIN, None, datetime.now(UTC))
+        assert await routes.mode(env.workspace) == routing.OFF
+        await asyncio.sleep(0.6)
+        assert await routes.mode(env.workspace) == routing.ROUND_ROBIN
+        assert listener.finds == 2
+        # This process's own change is its kept mode at once, with no read.
+        await routes.set_mode(env.workspace, routing.OFF, None, datetime.now(UTC))
+        assert await routes.mode(env.workspace) == routing.OFF
+        assert listener.finds == 2
+    finally:
+        await client.close()
+
+
+async def test_with_presence_an_inbound_text_costs_three_operations_when_the_workspace_does_not_route(
+        env: Env, routed: Routed) -> None:
+    """The mode read with the conversation's first message is kept: the next message reads no routing."""
+    listener = RoutingFinds()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(env.infra.mongo_url, tz_aware=True,
+                                                                event_listeners=[listener])
+    try:
+        handlers = Handlers(ConversationsStore(client[env.store.db.name]), env.publisher, online=routed.directory)
+        await handlers.on_whatsapp_event(env.message("300", wamid="wamid.rr.1"))
+        assert listener.finds == 1
+        listener.commands.clear()
+        await handlers.on_whatsapp_event(env.message("300", wamid="wamid.rr.2"))
+        assert sorted(listener.commands) == ["findAndModify", "findAndModify", "insert"]
+        assert listener.finds == 1
+    finally:
+        await client.close()
+    assert await assignee(env, "300") is None

@@ -37,6 +37,12 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
+# How long an idle kept-alive connection stays open: longer than the load balancers' and proxies' in front
+# (60 s is common), so that none reuses a connection just as the server closes it (the request then fails
+# with a reset, or a 502 from the proxy). uvicorn's 5 s default did that to a client with 5 s of its own.
+KEEP_ALIVE_S = 75
+
+
 class HttpComponent:
     """A uvicorn server. ``send_buffer_bytes`` caps the kernel's send buffer of every connection (they
     inherit it from the listening socket): unset, Linux grows it to 4 MiB for a client that does not read,
@@ -47,7 +53,7 @@ class HttpComponent:
         self.name = name
         self.host, self.port, self.send_buffer_bytes = host, port, send_buffer_bytes
         config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
-                                lifespan="on", timeout_graceful_shutdown=10)
+                                lifespan="on", timeout_graceful_shutdown=10, timeout_keep_alive=KEEP_ALIVE_S)
         self.server = _QuietServer(config)
         self._task: asyncio.Task[None] | None = None
 

@@ -56,7 +56,9 @@ class AutoAssignment:
         if self.online is None or not routing.wants_assignment(conv, routing.ROUND_ROBIN):
             return None  # no read of the routing for conversations that are someone's already
         workspace_id = conv["workspace_id"]
-        settings = await self.repos.routing.get(workspace_id)
+        if not routing.wants_assignment(conv, await self.repos.routing.mode(workspace_id)):
+            return None  # the mode as kept for a few seconds: a workspace that does not route reads nothing
+        settings = await self.repos.routing.get(workspace_id)  # fresh: switched off meanwhile holds
         if not routing.wants_assignment(conv, str(settings.get("auto_assign") or routing.OFF)):
             return None
         try:
