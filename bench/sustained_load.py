@@ -29,6 +29,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import grpc
 import httpx
 from aiokafka import AIOKafkaConsumer
@@ -73,13 +74,15 @@ class Load:
         self.done: dict[str, int] = {"webhook": 0, "order": 0, "composing": 0}
         self.failed: dict[str, int] = {"webhook": 0, "order": 0, "composing": 0}
         self.reasons: Counter[str] = Counter()  # why requests failed: "webhook 503", "order DEADLINE_EXCEEDED"
-        self.http = httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=256, keepalive_expiry=30))
+        # aiohttp, not httpx: the load shares the machine's cores with the system it measures.
+        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30),
+                                          connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=30))
         self.channels = [grpc.aio.insecure_channel(stack.grpc_target(n)) for n in ("orders", "presence")]
         self.orders = ogrpc.OrdersServiceStub(self.channels[0])
         self.presence = pgrpc.PresenceServiceStub(self.channels[1])
 
     async def close(self) -> None:
-        await self.http.aclose()
+        await self.http.close()
         for channel in self.channels:
             await channel.close()
 
@@ -90,11 +93,12 @@ class Load:
         try:
             if kind == "webhook":
                 body, headers = signed_text_webhook(agent.number_id, wa_id, f"wamid.sl.{self.run}.{seq}", f"m {seq}")
-                response = await self.http.post(f"{self.stack.url('ingest')}/webhooks/whatsapp", content=body,
-                                                headers=headers)
-                ok = response.status_code == 200
+                async with self.http.post(f"{self.stack.url('ingest')}/webhooks/whatsapp", data=body,
+                                          headers=headers) as response:
+                    await response.read()
+                ok = response.status == 200
                 if not ok:
-                    self.reasons[f"webhook {response.status_code}"] += 1
+                    self.reasons[f"webhook {response.status}"] += 1
             elif kind == "order":
                 await self.orders.Create(opb.CreateOrderRequest(
                     workspace_id=agent.workspace_id, conversation_id=conversation,
@@ -108,7 +112,7 @@ class Load:
                     workspace_id=agent.workspace_id, agent=common_pb2.Actor(id=f"agent-{seq % 7}", name="Bench"),
                     conversation_id=conversation, composing=True), timeout=30)
                 ok = True
-        except httpx.HTTPError as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             ok = False
             self.reasons[f"{kind} {type(exc).__name__}"] += 1
         except grpc.aio.AioRpcError as exc:
@@ -118,22 +122,23 @@ class Load:
         self.failed[kind] += not ok
 
 
-async def drain_streams(url: str, agents: list[Agent], count: int) -> tuple[list[asyncio.Task[None]], dict[str, int]]:
+async def drain_streams(url: str, agents: list[Agent], count: int
+                        ) -> tuple[list[asyncio.Task[None]], dict[str, int], aiohttp.ClientSession]:
     counters = {"bytes": 0, "open": 0}
-    client = httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(30, read=None),
-                               limits=httpx.Limits(max_connections=None))
+    session = aiohttp.ClientSession(base_url=url, timeout=aiohttp.ClientTimeout(total=None, sock_connect=30),
+                                    connector=aiohttp.TCPConnector(limit=0))
 
     async def follow(token: str) -> None:
         try:
-            async with client.stream("GET", "/api/stream", headers={"Authorization": f"Bearer {token}"}) as r:
+            async with session.get("/api/stream", headers={"Authorization": f"Bearer {token}"}) as r:
                 counters["open"] += 1
-                async for chunk in r.aiter_raw():
+                async for chunk in r.content.iter_any():
                     counters["bytes"] += len(chunk)
         finally:
             counters["open"] -= 1
 
     tasks = [asyncio.create_task(follow(agents[n % len(agents)].token)) for n in range(count)]
-    return tasks, counters
+    return tasks, counters, session
 
 
 async def raw_drain_rate(bootstrap: str, limit_s: float = 15.0) -> dict[str, Any]:
@@ -171,7 +176,7 @@ async def measure(stack: Any, srv: Servers, rate: float, seconds: float, after_s
                   stream_count: int, workspace_count: int, db_debug_port: int = 0) -> dict[str, Any]:
     agents = await workspaces_with_agents(stack, workspace_count)
     before = await asyncio.to_thread(usage, stack, srv)
-    tasks, stream_counters = await drain_streams(stack.url("gateway"), agents, stream_count)
+    tasks, stream_counters, streams = await drain_streams(stack.url("gateway"), agents, stream_count)
     load = Load(stack, agents, uuid.uuid4().hex[:6])
     bootstrap, prefix = stack.settings.kafka_bootstrap, stack.settings.db_prefix
     samples: list[dict[str, Any]] = []
@@ -215,6 +220,7 @@ async def measure(stack: Any, srv: Servers, rate: float, seconds: float, after_s
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await streams.close()
     ceiling = await raw_drain_rate(bootstrap)
     # Per message of the mix handled (webhooks, orders, composing signals alike).
     used = usage_rows(before, after, sum(load.done.values()))

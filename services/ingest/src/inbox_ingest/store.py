@@ -6,6 +6,7 @@ returned only to ingest's own sender and never logged (``SecretStr``) or put on 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
@@ -55,6 +56,9 @@ class IngestStore:
         self.unrouted = db["unrouted_events"]
         self._cache: dict[str, _Cached] = {}
         self._waba_cache: dict[str, tuple[str | None, float]] = {}
+        # Dedupe reads waiting for the next query, each with its ids; the task that runs the queries.
+        self._seen_waiting: list[tuple[list[str], asyncio.Future[set[str]]]] = []
+        self._seen_reader: asyncio.Task[None] | None = None
 
     async def ensure_indexes(self) -> None:
         await ensure_indexes(self.channels, [
@@ -136,14 +140,43 @@ class IngestStore:
 
     # --- webhook dedupe ---------------------------------------------------------------------------
 
+    # Ids one dedupe query asks at most (the webhooks waiting beyond it go in the next one).
+    SEEN_QUERY_IDS = 1000
+
     async def unseen(self, event_ids: list[str]) -> set[str]:
-        """The ids not published before (a duplicate delivery from Meta has the same ids)."""
+        """The ids not published before (a duplicate delivery from Meta has the same ids).
+
+        Webhooks that arrive while a dedupe query is under way share the next one: under load each took a
+        query of its own, and hundreds at once waited for the pool's connections (10 s, then a 503)."""
         if not event_ids:
             return set()
-        now = utcnow()
-        seen = {d["_id"] async for d in self.seen.find(
-            {"_id": {"$in": event_ids}, "expires_at": {"$gt": now}}, {"_id": 1})}
+        answer: asyncio.Future[set[str]] = asyncio.get_running_loop().create_future()
+        self._seen_waiting.append((event_ids, answer))
+        if self._seen_reader is None or self._seen_reader.done():
+            self._seen_reader = asyncio.create_task(self._read_seen())
+        seen = await answer
         return set(event_ids) - seen
+
+    async def _read_seen(self) -> None:
+        """Runs dedupe queries while webhooks wait for one: each query asks the ids of all that wait."""
+        while self._seen_waiting:
+            batch: list[tuple[list[str], asyncio.Future[set[str]]]] = []
+            ids: set[str] = set()
+            while self._seen_waiting and (not batch or len(ids) + len(self._seen_waiting[0][0]) <= self.SEEN_QUERY_IDS):
+                item = self._seen_waiting.pop(0)
+                batch.append(item)
+                ids.update(item[0])
+            try:
+                seen = {d["_id"] async for d in self.seen.find(
+                    {"_id": {"$in": sorted(ids)}, "expires_at": {"$gt": utcnow()}}, {"_id": 1})}
+            except Exception as exc:
+                for _, answer in batch:
+                    if not answer.done():
+                        answer.set_exception(exc)
+                continue
+            for _, answer in batch:
+                if not answer.done():  # its webhook may have gone (the client left)
+                    answer.set_result(seen)
 
     async def mark_seen(self, event_ids: list[str], days: int) -> None:
         if not event_ids:

@@ -16,6 +16,8 @@ from inbox_gateway.stream.hub import Hub, Subscription
 log = logging.getLogger("inbox.gateway.stream")
 
 RETRY_MS = 3000
+# Frames already queued are written together, up to about this much at once.
+MAX_WRITE_BYTES = 64 * 1024
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -69,12 +71,12 @@ class EventStream:
                     if not await self._write(send, b": keep-alive\n\n"):
                         return
                     continue
-                frame = getter.result()
+                data, closed = self._ready(getter.result())
                 getter = None
-                if frame is None:
-                    await self._write(send, sse("error", {"reason": sub.closed or "closed"}))
+                if data and not await self._write(send, data):
                     return
-                if not await self._write(send, frame.data):
+                if closed:
+                    await self._write(send, sse("error", {"reason": sub.closed or "closed"}))
                     return
         finally:
             self.hub.unsubscribe(sub)
@@ -84,6 +86,22 @@ class EventStream:
             if not self._broken:
                 with contextlib.suppress(Exception):
                     await self._send(send, {"type": "http.response.body", "body": b"", "more_body": False})
+
+    def _ready(self, first: Frame | None) -> tuple[bytes, bool]:
+        """The frames queued now, from ``first`` on, as one write (at most about MAX_WRITE_BYTES), and
+        whether the subscription's close came among them. A message's events arrive together
+        (message.created, conversation.updated, ...): one write each cost a send and a wakeup apiece."""
+        if first is None:
+            return b"", True
+        parts, size = [first.data], len(first.data)
+        queue = self.subscription.queue
+        while size < MAX_WRITE_BYTES and not queue.empty():
+            frame = queue.get_nowait()
+            if frame is None:
+                return b"".join(parts), True
+            parts.append(frame.data)
+            size += len(frame.data)
+        return b"".join(parts), False
 
     async def _write(self, send: Send, data: bytes) -> bool:
         return await self._send(send, {"type": "http.response.body", "body": data, "more_body": True})
