@@ -253,21 +253,29 @@ def main() -> None:
           f"done {result['done']}, failed {result['failed']} {result['failure_reasons'] or ''}")
     print_table("consumer lag (messages left), sampled", samples, ["t_s", *groups])
     done = sum(result["done"].values())
-    achieved = round(done / result["load_s"], 1)
+    accepted = round(done / result["load_s"], 1)
     last = samples[-1] if samples else {}
     peak = {g: max((s.get(g, 0) for s in samples), default=0) for g in groups}
-    rows = [{"path": "sustained mix (webhooks, orders, composing)", "offered_per_s": args.rate,
-             "achieved_per_s": achieved, "peak_lag": max(peak.values(), default=0),
-             "lag_after": sum(v for k, v in last.items() if k != "t_s")},
-            {"path": "ceiling: raw consumer of whatsapp.events.v1", "achieved_per_s":
-             result["ceiling_raw_consumer"]["per_s"]}]
-    print_table("sustained load", rows, ["path", "offered_per_s", "achieved_per_s", "peak_lag", "lag_after"])
-    for group in groups:
-        print(f"  {group}: peak lag {peak[group]}, {args.after:.0f} s after the load {last.get(group, 0)}")
-    print_usage(result["usage"], done)
     # When each consumer's lag was back to zero after the load (None: not within the run).
     drained = {g: next((round(s["t_s"] - result["load_s"], 1) for s in samples
                         if s["t_s"] >= result["load_s"] and not s.get(g)), None) for g in groups}
+    left = sum(v for k, v in last.items() if k != "t_s")
+    # Through every service: what was accepted, over the time until the slowest consumer had handled it
+    # all; when one had not by the end of the run, what was handled by then (a lower bound).
+    if all(v is not None for v in drained.values()):
+        achieved = round(done / (result["load_s"] + max([0.0, *(v or 0.0 for v in drained.values())])), 1)
+    else:
+        achieved = round(max(0, done - max(last.get(g, 0) for g in groups)) / (result["load_s"] + args.after), 1)
+    rows = [{"path": "sustained mix (webhooks, orders, composing)", "offered_per_s": args.rate,
+             "accepted_per_s": accepted, "achieved_per_s": achieved, "peak_lag": max(peak.values(), default=0),
+             "lag_after": left},
+            {"path": "ceiling: raw consumer of whatsapp.events.v1", "achieved_per_s":
+             result["ceiling_raw_consumer"]["per_s"]}]
+    print_table("sustained load (achieved: through every service, until the slowest consumer caught up)", rows,
+                ["path", "offered_per_s", "accepted_per_s", "achieved_per_s", "peak_lag", "lag_after"])
+    for group in groups:
+        print(f"  {group}: peak lag {peak[group]}, {args.after:.0f} s after the load {last.get(group, 0)}")
+    print_usage(result["usage"], done)
     print("  lag back to 0 after the load (s, ceiling 30):", drained)
     summary = [{"metric": f"sustained: events/s through every service (offered {args.rate:g}/s)",
                 "value": achieved, "unit": "/s", "ceiling": args.rate, "ceiling_is": "offered rate",

@@ -2,7 +2,7 @@
 
 The whole system runs (every service its own process, inbox_testkit.stack.Stack). ``--workspaces``
 workspaces, each with one agent and one connected number, hold ``--streams`` open streams between them
-(httpx streaming clients; an agent with several tabs). Customer messages are posted, signed, at a
+(aiohttp streaming clients; an agent with several tabs). Customer messages are posted, signed, at a
 steady rate (each rate for ``--seconds``), round robin over the numbers; one stream per workspace
 looks for each message's wamid in what it receives, the others just read. Figures per rate: webhooks
 answered 200, events seen on the stream within ``--wait`` s after the last post, latency p50/p99/p99.9.
@@ -28,7 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -62,8 +62,9 @@ class Streams:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.client = httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(30, read=None),
-                                        limits=httpx.Limits(max_connections=None, max_keepalive_connections=0))
+        # aiohttp, not httpx: the streams and the load share the machine's cores with what they measure.
+        self.client = aiohttp.ClientSession(base_url=url, timeout=aiohttp.ClientTimeout(total=None, sock_connect=30),
+                                            connector=aiohttp.TCPConnector(limit=0))
         self.seen: dict[tuple[str, int], float] = {}
         self.connected = 0
         self.closed = 0
@@ -85,13 +86,13 @@ class Streams:
     async def _follow(self, token: str, measuring: bool, ready: asyncio.Event) -> None:
         headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
         try:
-            async with self.client.stream("GET", "/api/stream", headers=headers) as response:
-                if response.status_code != 200:
-                    raise RuntimeError(f"stream answered {response.status_code}: {(await response.aread())[:300]!r}")
+            async with self.client.get("/api/stream", headers=headers) as response:
+                if response.status != 200:
+                    raise RuntimeError(f"stream answered {response.status}: {(await response.read())[:300]!r}")
                 self.connected += 1
                 ready.set()
                 tail = b""
-                async for chunk in response.aiter_raw():
+                async for chunk in response.content.iter_any():
                     self.bytes += len(chunk)
                     if not measuring:
                         continue
@@ -108,7 +109,7 @@ class Streams:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-        await self.client.aclose()
+        await self.client.close()
 
 
 async def post_at_rate(ingest_url: str, agents: list[Agent], rate: float, seconds: float, run: str
@@ -120,7 +121,8 @@ async def post_at_rate(ingest_url: str, agents: list[Agent], rate: float, second
     refused = 0
     total = int(rate * seconds)
     slots = asyncio.Semaphore(512)
-    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=512)) as client:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30),
+                                     connector=aiohttp.TCPConnector(limit=512, keepalive_timeout=30)) as client:
 
         async def one(seq: int) -> None:
             nonlocal refused
@@ -130,9 +132,10 @@ async def post_at_rate(ingest_url: str, agents: list[Agent], rate: float, second
             async with slots:
                 t0 = time.monotonic()
                 try:
-                    response = await client.post(f"{ingest_url}/webhooks/whatsapp", content=body, headers=headers)
-                    ok = response.status_code == 200
-                except httpx.HTTPError:
+                    async with client.post(f"{ingest_url}/webhooks/whatsapp", data=body, headers=headers) as response:
+                        await response.read()
+                    ok = response.status == 200
+                except (aiohttp.ClientError, TimeoutError):
                     ok = False
                 if ok:
                     started[seq] = t0
