@@ -241,3 +241,43 @@ async def test_a_revision_parked_before_the_shared_outbox_is_replayed_too(
     assert await collection.relay_once(min_age_s=0) == 1
     assert await _published_ids(infra, topic) == ["old-1"]
     assert await collection.parking.listed("counters") == []
+
+
+async def test_a_change_that_changes_nothing_costs_one_read(
+    infra: Infra, inbox_settings: InboxSettings, topic: str
+) -> None:
+    """The decision is made on the latest revision (the truth): nothing more to confirm a "no change"."""
+    from pymongo import monitoring
+
+    class Reads(monitoring.CommandListener):
+        def __init__(self) -> None:
+            self.commands: list[str] = []
+
+        def started(self, event: monitoring.CommandStartedEvent) -> None:
+            if event.command_name in ("find", "insert", "update", "delete", "findAndModify"):
+                self.commands.append(f"{event.command_name} {event.command.get(event.command_name)}")
+
+        def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+            pass
+
+        def failed(self, event: monitoring.CommandFailedEvent) -> None:
+            pass
+
+    reads = Reads()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_url, tz_aware=True,
+                                                                event_listeners=[reads])
+    broker: KafkaBroker = make_broker(inbox_settings, "test", registry=None, telemetry=False)
+    await broker.start()
+    db = service_database(client, inbox_settings, f"revisions_ops_{uuid.uuid4().hex[:6]}")
+    try:
+        collection = RevisionedCollection(db, "counters", broker)
+        await collection.ensure_indexes()
+        await collection.apply("c1", bump(topic))
+        reads.commands.clear()
+        unchanged = await collection.apply("c1", lambda current, version: None)
+        assert unchanged is not None and unchanged["n"] == 1
+        assert reads.commands == ["find counters_revisions"]
+    finally:
+        await broker.stop()
+        await client.drop_database(db.name)
+        await client.close()

@@ -156,24 +156,29 @@ class RevisionedCollection:
     async def latest(self, doc_id: str) -> Revision | None:
         # By doc_id and version (index latest) rather than an _id range: FerretDB's _id index holds JSON
         # text, which orders no range, so that read scanned every revision there.
-        raw = await self.revisions.find_one({"doc_id": doc_id}, sort=[("version", DESCENDING)])
+        # Without its events: what reads it wants is the state (the relay publishes from its own query).
+        raw = await self.revisions.find_one({"doc_id": doc_id}, {"events": 0}, sort=[("version", DESCENDING)])
         return Revision.from_doc(raw) if raw else None
 
     async def apply(self, doc_id: str, decide: Decide, *, attempts: int = 100) -> Document | None:
         """Commits the change ``decide`` makes to the current document, publishes its events, and returns
         the document as it is afterwards (unchanged when ``decide`` returned None; None if it does not exist).
 
-        The projection is only a fast first guess: a commit that finds its version taken, or a "no change"
-        that finds a newer revision, decides again on the latest revision, so every decision is made on
-        the truth, once."""
+        It decides on the latest revision (one indexed read: the truth, where the projection can lag
+        behind after a crash), so a "no change" needs nothing more; a commit that finds its version taken
+        decides again on the latest. A document with no revision (none yet, or written before revisions)
+        is read from the projection, and a "no change" on it is confirmed by finding no revision after it."""
         if ":" in doc_id:
             raise ValueError("a revisioned document's id must not contain ':' (revision ids are <id>:<version>)")
-        current = await self.get(doc_id)
+        latest = await self.latest(doc_id)
+        current = latest.document if latest is not None else await self.docs.find_one({"_id": doc_id})
+        confirmed = latest is not None
         for _ in range(attempts):
             version = current["version"] if current else 0
             change = decide(current, version + 1)
             if change is None:
-                if await self.revisions.find_one({"_id": revision_id(doc_id, version + 1)}, {"_id": 1}) is None:
+                if confirmed or await self.revisions.find_one({"_id": revision_id(doc_id, version + 1)},
+                                                              {"_id": 1}) is None:
                     return current
             else:
                 state, events = change
@@ -189,6 +194,7 @@ class RevisionedCollection:
             if latest is not None:
                 await self.materialise(latest)  # the projection was behind: bring it up to date
             current = latest.document if latest else None
+            confirmed = True
         raise Unavailable("too many concurrent changes, try again", {"id": doc_id})
 
     async def commit(self, revision: Revision) -> None:

@@ -3,7 +3,9 @@
 - ``whatsapp.commands.v1``, group ``inbox-ingest-sender``: sends, mark-as-read and template syncs
   (sender.py, templates.py).
 - ``whatsapp.events.v1``, group ``inbox-ingest-media``: records a fetch job for each received media
-  message and commits at once; the fetching itself is :func:`inbox_ingest.media.media_retry_loop`.
+  message and commits at once; the fetching itself is :func:`inbox_ingest.media.media_retry_loop`. It
+  takes a poll's records as a batch (inbox_core.kafka.subscribe_batch): nearly all are not media, and one
+  commit per record kept it behind the topic under load.
 
 The background loops the worker also runs (wrap each in a TaskComponent):
 :func:`inbox_ingest.sender.send_retry_loop`, :func:`inbox_ingest.media.media_retry_loop` and
@@ -15,7 +17,7 @@ from __future__ import annotations
 from faststream.kafka import KafkaBroker
 
 from inbox_core.events import Event
-from inbox_core.kafka import subscribe
+from inbox_core.kafka import subscribe, subscribe_batch
 from inbox_core.topics import WHATSAPP_COMMANDS, WHATSAPP_EVENTS, Topic
 from inbox_ingest.graph import GraphClient
 from inbox_ingest.media import MediaJobs, MediaStore
@@ -53,5 +55,5 @@ def register(
         await jobs.record(event)
 
     subscribe(broker, commands_topic, group_id=f"{group_prefix}{SENDER_GROUP}", handler=sender.handle)
-    subscribe(broker, events_topic, group_id=f"{group_prefix}{MEDIA_GROUP}", handler=record_media)
+    subscribe_batch(broker, events_topic, group_id=f"{group_prefix}{MEDIA_GROUP}", handler=record_media)
     return sender
