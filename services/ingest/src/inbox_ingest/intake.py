@@ -2,12 +2,12 @@
 
 The webhook is answered 200 only after every event of the body is on ``whatsapp.events.v1`` (or, for
 a number that is not connected, recorded as unrouted). The only database round trip on the way is
-dedupe's (one query on the ids of the body, shared with the webhooks that arrive while one runs; numbers
-come from the store's cache), and a body's events are sent together. A publish that Kafka does not confirm in time makes the answer 503 only
-when Kafka confirms nothing else either (a loaded Kafka is waited on, up to ``MAX_WAIT_S``), and Meta
-retries; the unconfirmed send is not abandoned: it stays in flight, a
-retry of the same event waits for it instead of producing it again, and once it lands the event is
-marked seen, so a retry that comes later is not published twice.
+dedupe's (one query on the ids of the body, shared with the webhooks that arrive while one runs;
+numbers come from the store's cache), and a body's events are sent together. A publish that Kafka does
+not confirm in time makes the answer 503 only when Kafka confirms nothing else either (a loaded Kafka is
+waited on, up to ``MAX_WAIT_S``), and Meta retries; the unconfirmed send is not abandoned: it stays in
+flight, a retry of the same event waits for it instead of producing it again, and once it lands the
+event is marked seen, so a retry that comes later is not published twice.
 """
 
 from __future__ import annotations
