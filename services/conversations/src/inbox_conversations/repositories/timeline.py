@@ -22,6 +22,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from inbox_conversations import domain
 from inbox_core.errors import InvalidRequest
+from inbox_core.inserts import Inserts
 from inbox_core.mongo import Document, Index, decode_cursor, encode_cursor, ensure_indexes
 
 TIMELINE_SORT = [("seq", DESCENDING), ("at", DESCENDING), ("arrival", DESCENDING), ("_id", DESCENDING)]
@@ -110,18 +111,16 @@ def _optional_int(value: object) -> bool:
 class Timeline:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.collection: AsyncCollection[Document] = db["timeline"]
+        self._inserts = Inserts(self.collection)
 
     async def ensure_indexes(self) -> None:
         await ensure_indexes(self.collection, TIMELINE_INDEXES)
         await drop_obsolete_indexes(self.collection, OBSOLETE_TIMELINE_INDEXES)
 
     async def insert(self, doc: Document) -> bool:
-        """Inserts a message, note or activity; False when it is already there (same id or same wamid)."""
-        try:
-            await self.collection.insert_one(doc)
-        except DuplicateKeyError:
-            return False
-        return True
+        """Inserts a message, note or activity; False when it is already there (same id or same wamid).
+        Inserts made at once (a batch's conversations) go to the database together (inbox_core.inserts)."""
+        return await self._inserts.insert(doc)
 
     async def get(self, item_id: str) -> Document | None:
         return await self.collection.find_one({"_id": item_id})
