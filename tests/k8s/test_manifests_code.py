@@ -122,13 +122,18 @@ def _scopes(tree: ast.Module) -> Iterator[tuple[ast.Call, list[ast.FunctionDef |
     yield from walk(tree, [])
 
 
+# inbox_core.kafka's subscribers, each called (broker, topic, group_id=...).
+OUR_SUBSCRIBERS = ("subscribe", "subscribe_batch")
+
+
 @cache
 def code_subscriptions() -> tuple[tuple[str, str | None, frozenset[str]], ...]:
     """``(service, group id or None when per-process, topics)`` for every Kafka subscription in services' code.
 
-    Found by reading the source (``inbox_core.kafka.subscribe(broker, topic, group_id=...)`` and FastStream's
-    ``broker.subscriber(*topics, group_id=...)``) and evaluating the arguments with the module's own
-    globals and the enclosing functions' defaults, so a group or topic behind a constant is followed.
+    Found by reading the source (``inbox_core.kafka.subscribe`` or ``subscribe_batch(broker, topic,
+    group_id=...)`` and FastStream's ``broker.subscriber(*topics, group_id=...)``) and evaluating the
+    arguments with the module's own globals and the enclosing functions' defaults, so a group or topic
+    behind a constant is followed.
     """
     import inbox_core.kafka
 
@@ -144,12 +149,12 @@ def code_subscriptions() -> tuple[tuple[str, str | None, frozenset[str]], ...]:
             module = None
             for call, funcs in _scopes(tree):
                 func = call.func
-                is_ours = isinstance(func, ast.Name) and func.id == "subscribe"
+                is_ours = isinstance(func, ast.Name) and func.id in OUR_SUBSCRIBERS
                 is_faststream = isinstance(func, ast.Attribute) and func.attr == "subscriber"
                 if not (is_ours or is_faststream):
                     continue
                 module = module or importlib.import_module(module_name)
-                if is_ours and getattr(module, "subscribe", None) is not inbox_core.kafka.subscribe:
+                if is_ours and getattr(module, func.id, None) is not getattr(inbox_core.kafka, func.id):  # type: ignore[union-attr]
                     continue
                 env: ChainMap[str, Any] = ChainMap(vars(module))
                 for f in funcs:
@@ -202,6 +207,9 @@ def test_the_code_scan_finds_the_known_subscriptions() -> None:
     subs = {(s, g): t for s, g, t in code_subscriptions()}
     assert subs[("ingest", "inbox-ingest-sender")] == {"whatsapp.commands.v1"}
     assert subs[("ingest", "inbox-ingest-media")] == {"whatsapp.events.v1"}
+    assert subs[("conversations", "inbox-conversations")] <= {"whatsapp.events.v1", "inbox.orders.v1",
+                                                               "inbox.customers.v1"}
+    assert subs[("customers", "inbox-customers")] <= {"whatsapp.events.v1", "inbox.orders.v1"}
     assert {"inbox-conversations", "inbox-customers"} <= set(code_group_constants())
 
 

@@ -35,7 +35,9 @@ class Inserts:
         self._waiting.append((doc, answer))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write())
-        return await answer
+        # No longer than an insert of its own may take (the client's timeoutMS), though it waited for the
+        # one under way first (a silent database is then told as fast as without company).
+        return await asyncio.wait_for(answer, self.collection.database.client.options.timeout)
 
     async def _write(self) -> None:
         while self._waiting:

@@ -154,7 +154,9 @@ class IngestStore:
         self._seen_waiting.append((event_ids, answer))
         if self._seen_reader is None or self._seen_reader.done():
             self._seen_reader = asyncio.create_task(self._read_seen())
-        seen = await answer
+        # No longer than an operation of its own may take (the client's timeoutMS): a webhook that waited
+        # for a query under way and then for its own must not take twice that to be refused.
+        seen = await asyncio.wait_for(answer, self.db.client.options.timeout)
         return set(event_ids) - seen
 
     async def _read_seen(self) -> None:
