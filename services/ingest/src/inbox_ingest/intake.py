@@ -68,6 +68,9 @@ class Intake:
         except Exception as exc:  # the database is away: Meta retries later
             log.warning("cannot route webhook events: %r", exc)
             raise Unavailable("the inbox cannot take this webhook right now") from exc
+        # Asked again after the query: a send of the same event (a retry's first attempt, in flight while
+        # Kafka was away) may have landed meanwhile, and the database is told of it only later.
+        fresh -= self._recent.keys()
         to_publish = [e for e in routed if e.event.id in fresh]
         new_unrouted = [e for e in unrouted if e.event.id in fresh]
         await self._publish_all(to_publish)  # each published event is marked seen as it lands
