@@ -7,30 +7,16 @@ import uuid
 from typing import Any
 
 import pytest
-from pymongo import ASCENDING, AsyncMongoClient, monitoring
+from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.errors import WriteError
 
 from inbox_core.inserts import Inserts
+from inbox_testkit.commands import DatabaseCommands
 from inbox_testkit.infra import Infra
 
 
-class InsertCommands(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.count = 0
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "insert":
-            self.count += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 async def test_concurrent_inserts_share_commands_and_each_gets_its_own_answer(infra: Infra) -> None:
-    commands = InsertCommands()
+    commands = DatabaseCommands()
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_url, event_listeners=[commands])
     db = client[f"t{uuid.uuid4().hex[:10]}_inserts"]
     try:
@@ -41,10 +27,10 @@ async def test_concurrent_inserts_share_commands_and_each_gets_its_own_answer(in
         docs = ([{"_id": f"new-{n}", "wamid": f"w-new-{n}"} for n in range(40)]
                 + [{"_id": f"old-{n}"} for n in range(5)]  # the same _id
                 + [{"_id": f"other-{n}", "wamid": f"w-old-{n}"} for n in range(5)])  # the same wamid
-        commands.count = 0
+        commands.clear()
         answers = await asyncio.gather(*(inserts.insert(d) for d in docs))
         assert answers == [True] * 40 + [False] * 10
-        assert 2 <= commands.count <= 4  # the first alone, then the rest 20 at a time
+        assert 2 <= commands.count("insert") <= 4  # the first alone, then the rest 20 at a time
         assert await items.count_documents({}) == 45
 
         # One document the database refuses (nested arrays: FerretDB; a field name with a $ prefix: both

@@ -17,6 +17,7 @@ from inbox_core.mongo import Document, service_database
 from inbox_core.revisions import Outgoing, RevisionedCollection, revision_id
 from inbox_core.settings import InboxSettings
 from inbox_core.topics import ensure_topics
+from inbox_testkit.commands import DatabaseCommands
 from inbox_testkit.infra import Infra
 
 
@@ -247,23 +248,7 @@ async def test_a_change_that_changes_nothing_costs_one_read(
     infra: Infra, inbox_settings: InboxSettings, topic: str
 ) -> None:
     """The decision is made on the latest revision (the truth): nothing more to confirm a "no change"."""
-    from pymongo import monitoring
-
-    class Reads(monitoring.CommandListener):
-        def __init__(self) -> None:
-            self.commands: list[str] = []
-
-        def started(self, event: monitoring.CommandStartedEvent) -> None:
-            if event.command_name in ("find", "insert", "update", "delete", "findAndModify"):
-                self.commands.append(f"{event.command_name} {event.command.get(event.command_name)}")
-
-        def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-            pass
-
-        def failed(self, event: monitoring.CommandFailedEvent) -> None:
-            pass
-
-    reads = Reads()
+    reads = DatabaseCommands()
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_url, tz_aware=True,
                                                                 event_listeners=[reads])
     broker: KafkaBroker = make_broker(inbox_settings, "test", registry=None, telemetry=False)
@@ -273,10 +258,10 @@ async def test_a_change_that_changes_nothing_costs_one_read(
         collection = RevisionedCollection(db, "counters", broker)
         await collection.ensure_indexes()
         await collection.apply("c1", bump(topic))
-        reads.commands.clear()
+        reads.clear()
         unchanged = await collection.apply("c1", lambda current, version: None)
         assert unchanged is not None and unchanged["n"] == 1
-        assert reads.commands == ["find counters_revisions"]
+        assert reads.sent == [("find", "counters_revisions")]
     finally:
         await broker.stop()
         await client.drop_database(db.name)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from conversations_testkit import Crash, Env, ago, crash_once_after
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
 from inbox_conversations import domain
 from inbox_conversations.consumers import Handlers, register
@@ -20,6 +20,7 @@ from inbox_conversations.store import ConversationsStore
 from inbox_core.errors import TransientError
 from inbox_core.ids import customer_id
 from inbox_core.kafka import make_broker, publish
+from inbox_testkit.commands import DatabaseCommands
 
 WA = "34600111222"
 
@@ -208,42 +209,22 @@ async def test_redelivery_through_kafka_after_a_failure_after_the_write(env: Env
 # --- what one inbound text costs --------------------------------------------------------------------------
 
 
-class DatabaseOps(monitoring.CommandListener):
-    """The database operations a client sends (PyMongo command monitoring), by command name."""
-
-    COUNTED = frozenset({"find", "getMore", "insert", "update", "delete", "findAndModify", "count", "aggregate",
-                         "distinct"})
-
-    def __init__(self) -> None:
-        self.commands: list[str] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name in self.COUNTED:
-            self.commands.append(event.command_name)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 async def test_an_inbound_text_is_three_database_operations(env: Env) -> None:
-    ops = DatabaseOps()
+    ops = DatabaseCommands()
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(env.infra.mongo_url, tz_aware=True,
                                                                 event_listeners=[ops])
     try:
         handlers = Handlers(ConversationsStore(client[env.store.db.name]), env.publisher)
         tail = await env.tail(env.topics.conversations)
         await handlers.on_whatsapp_event(env.message(WA, wamid="wamid.ops.1", text="first"))  # creates it
-        ops.commands.clear()
+        ops.clear()
         await handlers.on_whatsapp_event(env.message(WA, wamid="wamid.ops.2", text="second"))
         # The conversation read by _id (taking the message's seq), the message inserted, the conversation
         # updated once.
-        assert sorted(ops.commands) == ["findAndModify", "findAndModify", "insert"]
-        ops.commands.clear()
+        assert sorted(ops.names()) == ["findAndModify", "findAndModify", "insert"]
+        ops.clear()
         await handlers.on_whatsapp_event(env.message(WA, wamid="wamid.ops.2", text="second"))  # redelivered
-        assert len(ops.commands) <= 3
+        assert len(ops.names()) <= 3
     finally:
         await client.close()
     conv = await env.conversation(WA)

@@ -13,7 +13,7 @@ from typing import Any
 import grpc
 import pytest
 from conversations_testkit import Env, ago
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
 from inbox.common.v1 import common_pb2
 from inbox.conversations.v1 import conversations_pb2 as pb
@@ -33,6 +33,7 @@ from inbox_presence.rpc import SERVICE_NAME as PRESENCE
 from inbox_presence.rpc import PresenceRpc
 from inbox_presence.store import PresenceStore
 from inbox_presence.tracker import PresenceTracker, kafka_publisher
+from inbox_testkit.commands import DatabaseCommands
 from inbox_testkit.ports import free_port
 
 ADMIN = common_pb2.Actor(id="ag_admin", name="Ada Admin")
@@ -207,60 +208,40 @@ def test_the_chooser_takes_the_least_busy_then_the_longest_since_assigned() -> N
     assert not routing.wants_assignment({"status": "open", "assignee_id": "a"}, routing.ROUND_ROBIN)
 
 
-class RoutingFinds(monitoring.CommandListener):
-    """The reads of the routing collection a client sends, and every counted command."""
-
-    def __init__(self) -> None:
-        self.finds = 0
-        self.commands: list[str] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "find" and event.command.get("find") == "routing":
-            self.finds += 1
-        if event.command_name in ("find", "insert", "update", "delete", "findAndModify", "count", "aggregate"):
-            self.commands.append(event.command_name)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 async def test_concurrent_reads_of_a_workspaces_routing_share_one_query(env: Env) -> None:
     """A batch's conversations of one workspace, handled at once, read its routing once; a change is seen
     by the next read (nothing is kept after a read)."""
-    listener = RoutingFinds()
+    listener = DatabaseCommands()
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(env.infra.mongo_url, event_listeners=[listener])
     try:
         routes = Routing(client[env.store.db.name])
         read = await asyncio.gather(*(routes.get(env.workspace) for _ in range(20)))
         assert [r["auto_assign"] for r in read] == [routing.OFF] * 20
-        assert listener.finds == 1
+        assert listener.count("find", "routing") == 1
         await routes.set_mode(env.workspace, routing.ROUND_ROBIN, None, datetime.now(UTC))
         assert (await routes.get(env.workspace))["auto_assign"] == routing.ROUND_ROBIN
-        assert listener.finds == 2
+        assert listener.count("find", "routing") == 2
     finally:
         await client.close()
 
 
 async def test_the_mode_is_kept_a_few_seconds_and_this_processs_own_change_at_once(env: Env) -> None:
-    listener = RoutingFinds()
+    listener = DatabaseCommands()
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(env.infra.mongo_url, event_listeners=[listener])
     try:
         routes = Routing(client[env.store.db.name], mode_ttl_s=0.5)
         assert [await routes.mode(env.workspace) for _ in range(5)] == [routing.OFF] * 5
-        assert listener.finds == 1
+        assert listener.count("find", "routing") == 1
         # Another process (an API replica) switches it on: seen once the kept mode is older than its TTL.
         await Routing(env.store.db).set_mode(env.workspace, routing.ROUND_ROBIN, None, datetime.now(UTC))
         assert await routes.mode(env.workspace) == routing.OFF
         await asyncio.sleep(0.6)
         assert await routes.mode(env.workspace) == routing.ROUND_ROBIN
-        assert listener.finds == 2
+        assert listener.count("find", "routing") == 2
         # This process's own change is its kept mode at once, with no read.
         await routes.set_mode(env.workspace, routing.OFF, None, datetime.now(UTC))
         assert await routes.mode(env.workspace) == routing.OFF
-        assert listener.finds == 2
+        assert listener.count("find", "routing") == 2
     finally:
         await client.close()
 
@@ -268,17 +249,17 @@ async def test_the_mode_is_kept_a_few_seconds_and_this_processs_own_change_at_on
 async def test_with_presence_an_inbound_text_costs_three_operations_when_the_workspace_does_not_route(
         env: Env, routed: Routed) -> None:
     """The mode read with the conversation's first message is kept: the next message reads no routing."""
-    listener = RoutingFinds()
+    listener = DatabaseCommands()
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(env.infra.mongo_url, tz_aware=True,
                                                                 event_listeners=[listener])
     try:
         handlers = Handlers(ConversationsStore(client[env.store.db.name]), env.publisher, online=routed.directory)
         await handlers.on_whatsapp_event(env.message("300", wamid="wamid.rr.1"))
-        assert listener.finds == 1
-        listener.commands.clear()
+        assert listener.count("find", "routing") == 1
+        listener.clear()
         await handlers.on_whatsapp_event(env.message("300", wamid="wamid.rr.2"))
-        assert sorted(listener.commands) == ["findAndModify", "findAndModify", "insert"]
-        assert listener.finds == 1
+        assert sorted(listener.names()) == ["findAndModify", "findAndModify", "insert"]
+        assert listener.count("find", "routing") == 0
     finally:
         await client.close()
     assert await assignee(env, "300") is None

@@ -6,7 +6,6 @@ returned only to ingest's own sender and never logged (``SecretStr``) or put on 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import time
@@ -20,6 +19,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from inbox_core.batching import Batcher
 from inbox_core.errors import NotFound
 from inbox_core.events import Event, utcnow
 from inbox_core.mongo import Document, Index, ensure_indexes
@@ -56,9 +56,9 @@ class IngestStore:
         self.unrouted = db["unrouted_events"]
         self._cache: dict[str, _Cached] = {}
         self._waba_cache: dict[str, tuple[str | None, float]] = {}
-        # Dedupe reads waiting for the next query, each with its ids; the task that runs the queries.
-        self._seen_waiting: list[tuple[list[str], asyncio.Future[set[str]]]] = []
-        self._seen_reader: asyncio.Task[None] | None = None
+        # Dedupe reads of webhooks that arrive at once share a query (inbox_core.batching).
+        self._seen_reads: Batcher[list[str], set[str]] = Batcher(
+            self._seen_among, max_size=self.SEEN_QUERY_IDS, timeout_s=db.client.options.timeout, size=len)
 
     async def ensure_indexes(self) -> None:
         await ensure_indexes(self.channels, [
@@ -150,35 +150,14 @@ class IngestStore:
         query of its own, and hundreds at once waited for the pool's connections (10 s, then a 503)."""
         if not event_ids:
             return set()
-        answer: asyncio.Future[set[str]] = asyncio.get_running_loop().create_future()
-        self._seen_waiting.append((event_ids, answer))
-        if self._seen_reader is None or self._seen_reader.done():
-            self._seen_reader = asyncio.create_task(self._read_seen())
-        # No longer than an operation of its own may take (the client's timeoutMS): a webhook that waited
-        # for a query under way and then for its own must not take twice that to be refused.
-        seen = await asyncio.wait_for(answer, self.db.client.options.timeout)
-        return set(event_ids) - seen
+        return set(event_ids) - await self._seen_reads.submit(event_ids)
 
-    async def _read_seen(self) -> None:
-        """Runs dedupe queries while webhooks wait for one: each query asks the ids of all that wait."""
-        while self._seen_waiting:
-            batch: list[tuple[list[str], asyncio.Future[set[str]]]] = []
-            ids: set[str] = set()
-            while self._seen_waiting and (not batch or len(ids) + len(self._seen_waiting[0][0]) <= self.SEEN_QUERY_IDS):
-                item = self._seen_waiting.pop(0)
-                batch.append(item)
-                ids.update(item[0])
-            try:
-                seen = {d["_id"] async for d in self.seen.find(
-                    {"_id": {"$in": sorted(ids)}, "expires_at": {"$gt": utcnow()}}, {"_id": 1})}
-            except Exception as exc:
-                for _, answer in batch:
-                    if not answer.done():
-                        answer.set_exception(exc)
-                continue
-            for _, answer in batch:
-                if not answer.done():  # its webhook may have gone (the client left)
-                    answer.set_result(seen)
+    async def _seen_among(self, id_lists: list[list[str]]) -> list[set[str] | BaseException]:
+        """One query for the ids of every waiting webhook: those seen (each webhook gets the same set)."""
+        ids = sorted({i for ids in id_lists for i in ids})
+        seen = {d["_id"] async for d in self.seen.find({"_id": {"$in": ids}, "expires_at": {"$gt": utcnow()}},
+                                                        {"_id": 1})}
+        return [seen] * len(id_lists)
 
     async def mark_seen(self, event_ids: list[str], days: int) -> None:
         if not event_ids:
