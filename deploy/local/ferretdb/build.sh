@@ -9,7 +9,8 @@
 # index-pushdown.patch makes filters and sorts on the fields of secondary indexes use them (typed index
 # keys in MongoDB's order, the filter and sort translated to SQL on them; the handler still filters);
 # statement-cache.patch keeps SQL statements prepared between queries (with go.mod's modernc.org/sqlite
-# v1.62, whose driver keeps a prepared statement compiled).
+# v1.62, whose driver keeps a prepared statement compiled); resource-tracking.patch keeps FerretDB's
+# leak detector (a profile entry and a finalizer per iterator) to debug builds.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
