@@ -455,8 +455,36 @@ class _OtlpSink(BaseHTTPRequestHandler):
         pass
 
 
-def _probe(env: dict[str, str]) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=60)
+BARE_PROBE = textwrap.dedent("""
+    import json
+    from inbox_core.telemetry import setup_telemetry
+
+    provider = setup_telemetry("probe")
+    with provider.get_tracer("probe").start_as_current_span("probe-span") as span:
+        context, recording = span.get_span_context(), span.is_recording()
+    print(json.dumps({"recording": recording, "valid": context.is_valid,
+                      "sampler": provider.sampler.get_description()}))
+    provider.shutdown()
+""")
+
+
+def test_spans_are_recorded_only_while_something_receives_them() -> None:
+    """Without an exporter (nor a processor) a span records nothing, yet has its ids for the logs and the
+    propagation; with an endpoint it is recorded, by the sampler the OTEL_TRACES_SAMPLER variables choose."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    bare = _probe(base, BARE_PROBE)
+    assert bare["recording"] is False and bare["valid"] is True, bare
+    # An endpoint nobody listens on: the span is recorded (the batch exporter's failure is its own affair).
+    exported = _probe({**base, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_BSP_EXPORT_TIMEOUT": "100"},
+                      BARE_PROBE)
+    assert exported["recording"] is True and "ParentBased{root:AlwaysOnSampler" in exported["sampler"], exported
+    ratio = _probe({**base, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_BSP_EXPORT_TIMEOUT": "100",
+                    "OTEL_TRACES_SAMPLER": "always_off"}, BARE_PROBE)
+    assert ratio["recording"] is False and "AlwaysOffSampler" in ratio["sampler"], ratio
+
+
+def _probe(env: dict[str, str], script: str = PROBE) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
