@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer
 
 from inbox_core.errors import TransientError
 from inbox_core.events import Event, EventData, event_type
-from inbox_core.kafka import make_broker, publish, subscribe
+from inbox_core.kafka import Runs, make_broker, publish, subscribe, subscribe_batch
 from inbox_core.settings import InboxSettings
 from inbox_core.topics import ensure_topics
 from inbox_testkit.infra import Infra
@@ -144,6 +144,68 @@ async def test_poison_message_goes_to_dead_letter_and_partition_moves_on(
     assert headers[0]["dlq-source-topic"] == topic.encode()
     assert headers[1]["dlq-error-type"] == b"ValidationError"
     assert records[1].value == b"\xff not json", "the original bytes are kept as they were"
+
+
+async def test_a_batch_hands_runs_together_and_a_failed_run_record_by_record(
+    infra: Infra, inbox_settings: InboxSettings
+) -> None:
+    """Neighbours of one key that join one run go to the run's handler together (at most ``longest``);
+    a run that fails is handled again record by record, so only the record that fails alone is
+    dead-lettered, and a record that is not an event is dead-lettered as ever."""
+    topic = await _new_topic(infra, partitions=1)
+    runs: list[list[int]] = []
+    singles: list[int] = []
+
+    def joins(event: Event) -> str | None:
+        return None if event.payload(ThingHappened).n == 2 else "run"
+
+    async def one(event: Event) -> None:
+        n = event.payload(ThingHappened).n
+        if n == 4:
+            raise ValueError("four cannot be handled")
+        singles.append(n)
+
+    async def together(events: list[Event]) -> None:
+        ns = [e.payload(ThingHappened).n for e in events]
+        runs.append(ns)
+        if 4 in ns:
+            raise ValueError("a run with four cannot be handled")
+
+    producer = make_broker(inbox_settings, "test", registry=None)
+    await producer.start()
+    try:  # all on the topic before the consumer starts: its first poll is one batch of them
+        for n in range(9):
+            await publish(producer, topic, "k", Event.of(ThingHappened(n=n)))
+        await producer.publish(b"\xff not json", topic=topic, key=b"k")
+    finally:
+        await producer.stop()
+    broker = make_broker(inbox_settings, "test", registry=None)
+    subscribe_batch(broker, topic, group_id=f"g-{topic}", handler=one, retry_backoff_s=0.05,
+                    runs=Runs(joins, together, longest=3))
+    await broker.start()
+    try:
+        await _wait_for(lambda: 8 in singles or [6, 7, 8] in runs)
+        await asyncio.sleep(0.5)
+    finally:
+        await broker.stop()
+    assert runs == [[0, 1], [3, 4, 5], [6, 7, 8]], runs  # 2 joins none; three at most
+    assert singles == [2, 3, 5], singles  # the failed run again one by one, four left out
+
+    dlq = AIOKafkaConsumer(f"{topic}.dlq", bootstrap_servers=infra.kafka_bootstrap,
+                           auto_offset_reset="earliest", enable_auto_commit=False)
+    await dlq.start()
+    try:
+        records: list = []
+        deadline = time.monotonic() + 20
+        while len(records) < 2 and time.monotonic() < deadline:
+            batches = await dlq.getmany(timeout_ms=2000, max_records=10)
+            records += [r for rs in batches.values() for r in rs]
+    finally:
+        await dlq.stop()
+    assert len(records) == 2, records
+    assert dict(records[0].headers)["dlq-reason"] == b"four cannot be handled"
+    assert Event.from_bytes(records[0].value).payload(ThingHappened).n == 4
+    assert records[1].value == b"\xff not json"
 
 
 async def test_a_producer_the_broker_refuses_is_replaced_and_the_event_still_lands(

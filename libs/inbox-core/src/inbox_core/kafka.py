@@ -14,7 +14,8 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -37,6 +38,7 @@ from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from opentelemetry import propagate, trace
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
+from pydantic import ValidationError
 
 from inbox_core.errors import TransientError, Unavailable
 from inbox_core.events import Event
@@ -48,6 +50,18 @@ from inbox_core.topics import Topic
 log = logging.getLogger("inbox.kafka")
 
 EventHandler = Callable[[Event], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Runs:
+    """Consecutive records of one key that ``joins`` gives the same (not None) run key are handed to
+    ``handler`` together, at most ``longest`` at a time: a use case that can fold them (one read and
+    one write for many) does. A run that fails on itself is handled again record by record (the
+    subscriber's ``handler``), so only a record that fails alone is dead-lettered."""
+
+    joins: Callable[[Event], Hashable | None]
+    handler: Callable[[list[Event]], Awaitable[None]]
+    longest: int = 16
 
 DEAD_LETTERED = Counter(
     "inbox_dead_lettered_total", "Messages sent to a dead-letter topic", ["topic", "group"]
@@ -256,6 +270,7 @@ def subscribe_batch(
     retry_backoff_s: float = 0.5,
     max_backoff_s: float = 10.0,
     keys_at_once: int = BATCH_KEYS_AT_ONCE,
+    runs: Runs | None = None,
     **subscriber_options: Any,
 ) -> Any:
     """Like :func:`subscribe`, but takes the records a poll returns as one batch: the records of one key
@@ -265,7 +280,8 @@ def subscribe_batch(
     A record that fails on itself is tried again in place (``max_attempts``), then goes to the
     dead-letter topic, and the key's next records go on: it holds neither the batch nor its key. A
     transient failure (Kafka or the database away) rewinds the whole batch, delivered again after a
-    backoff: handlers are idempotent, so what was done already is done again harmlessly.
+    backoff: handlers are idempotent, so what was done already is done again harmlessly. ``runs``: a
+    key's consecutive records that fold together go to one call (see :class:`Runs`).
     """
     name = topic.name if isinstance(topic, Topic) else topic
     dlq = f"{name}.dlq"
@@ -278,13 +294,13 @@ def subscribe_batch(
     options.update(subscriber_options)
     rewinds = 0
 
-    async def handle(record: Any) -> None:
+    async def handle(record: Any, event: Event | None = None) -> None:
         for tries in range(1, max_attempts + 1):
             try:
                 # One consume span per record, continuing its producer's trace from the headers: the batch
                 # middleware's own span cannot be the parent of records from many traces.
                 with _record_span(name, group_id, record):
-                    await handler(Event.from_bytes(record.value))
+                    await handler(event if event is not None else Event.from_bytes(record.value))
                 return
             except asyncio.CancelledError:
                 raise
@@ -311,8 +327,33 @@ def subscribe_batch(
 
         async def one_key(key_records: list[Any]) -> None:
             async with room:
-                for record in key_records:
-                    await handle(record)
+                if runs is None:
+                    for record in key_records:
+                        await handle(record)
+                    return
+                for run in _runs(key_records, runs):
+                    if len(run) == 1:
+                        await handle(*run[0])
+                    else:
+                        await handle_run(run)
+
+        async def handle_run(run: list[tuple[Any, Event | None]]) -> None:
+            assert runs is not None
+            try:
+                # The run's span continues its first record's trace (one span cannot have many parents).
+                with _record_span(name, group_id, run[0][0]) as span:
+                    span.set_attribute("messaging.batch.message_count", len(run))
+                    await runs.handler([event for _, event in run if event is not None])
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                log.warning("a run of %d from %s[%d] failed (%r): each record again on its own",
+                            len(run), name, run[0][0].partition, exc)
+            for record, event in run:
+                await handle(record, event)
 
         try:
             async with asyncio.TaskGroup() as group:
@@ -331,6 +372,25 @@ def subscribe_batch(
     consume.__name__ = f"consume_batch_{name.replace('.', '_')}_{group_id.replace('.', '_').replace('-', '_')}"
     return broker.subscriber(name, group_id=group_id, batch=True, ack_policy=AckPolicy.NACK_ON_ERROR,
                              **options)(consume)
+
+
+def _runs(records: list[Any], runs: Runs) -> list[list[tuple[Any, Event | None]]]:
+    """A key's records in order, each with its event (None: not an event, for ``handle`` to fail on), cut
+    into runs: neighbours that ``runs.joins`` gives one run key together, up to ``runs.longest``."""
+    out: list[list[tuple[Any, Event | None]]] = []
+    last: Hashable | None = None
+    for record in records:
+        try:
+            event: Event | None = Event.from_bytes(record.value)
+        except ValidationError:
+            event = None
+        joined = runs.joins(event) if event is not None else None
+        if joined is not None and joined == last and len(out[-1]) < runs.longest:
+            out[-1].append((record, event))
+        else:
+            out.append([(record, event)])
+        last = joined
+    return out
 
 
 async def dead_letter(broker: KafkaBroker, dlq: str, record: Any, group_id: str, exc: BaseException) -> None:

@@ -12,7 +12,7 @@ from inbox_conversations.outbox import Publisher, Topics
 from inbox_conversations.store import ConversationsStore
 from inbox_conversations.usecases.elsewhere import CustomerCopy, OrderActivities
 from inbox_conversations.usecases.facts import Facts
-from inbox_conversations.usecases.inbound import ReceiveMessage
+from inbox_conversations.usecases.inbound import RUN_LONGEST, ReceiveMessage, joins_run
 from inbox_conversations.usecases.message_events import MessageEvents
 from inbox_conversations.usecases.publishing import Announcer
 from inbox_conversations.usecases.routing import AutoAssignment, OnlineAgents
@@ -32,7 +32,7 @@ from inbox_core.events.whatsapp import (
     TemplatesSynced,
     TemplateStatusChanged,
 )
-from inbox_core.kafka import subscribe_batch
+from inbox_core.kafka import Runs, subscribe_batch
 
 GROUP_ID = "inbox-conversations"
 CUSTOMER_EVENTS = frozenset({"customer.created", "customer.updated", "customer.stats_changed"})
@@ -79,6 +79,30 @@ class Handlers:
         elif kind == "whatsapp.template.status_changed":
             await self.templates.status_changed(event.occurred_at, workspace_id, event.payload(TemplateStatusChanged))
 
+    @staticmethod
+    def text_run(event: Event) -> tuple[str, str, str] | None:
+        """The run a live customer text may fold into (its workspace, number and customer; see
+        ReceiveMessage.run), read from the event's data as it came; None for anything else."""
+        data = event.data
+        if event.type != "whatsapp.message.received" or event.workspace_id is None or data.get("type") != "text":
+            return None
+        if data.get("direction", "in") != "in" or data.get("origin", "live") != "live":
+            return None
+        if (data.get("context") or {}).get("message_id"):
+            return None
+        customer = data.get("wa_id") or data.get("user_id")
+        number = data.get("phone_number_id")
+        return (event.workspace_id, str(number), str(customer)) if customer and number else None
+
+    async def on_text_run(self, events: list[Event]) -> None:
+        items = [(event.id, event.payload(MessageReceived)) for event in events]
+        workspace_id = events[0].workspace_id
+        if workspace_id is None or not all(joins_run(msg) for _, msg in items):
+            for event in events:  # the data said so, the model does not: one by one, as ever
+                await self.on_whatsapp_event(event)
+            return
+        await self.receive.run(workspace_id, items)
+
     async def on_order_event(self, event: Event) -> None:
         if event.type == "order.created":
             await self.orders.record(event.id, event.occurred_at, event.payload(OrderCreated))
@@ -95,10 +119,12 @@ def register(broker: KafkaBroker, store: ConversationsStore, publisher: Publishe
     """Subscribes this service's handlers (consumer group ``inbox-conversations``).
 
     A poll's records are one batch: each key's (one conversation's) in order, different keys at once,
-    committed after all their effects (inbox_core.kafka.subscribe_batch). Each handler is idempotent."""
+    committed after all their effects (inbox_core.kafka.subscribe_batch). Each handler is idempotent.
+    A customer's consecutive live texts are one run (ReceiveMessage.run)."""
     topics = topics or publisher.topics
     handlers = Handlers(store, publisher, pending_ttl, online)
-    subscribe_batch(broker, topics.whatsapp_events, group_id=GROUP_ID, handler=handlers.on_whatsapp_event)
+    subscribe_batch(broker, topics.whatsapp_events, group_id=GROUP_ID, handler=handlers.on_whatsapp_event,
+                    runs=Runs(Handlers.text_run, handlers.on_text_run, RUN_LONGEST))
     subscribe_batch(broker, topics.orders, group_id=GROUP_ID, handler=handlers.on_order_event)
     subscribe_batch(broker, topics.customers, group_id=GROUP_ID, handler=handlers.on_customer_event)
     return handlers

@@ -102,11 +102,11 @@ class Conversations:
         """The whole document (a worker decides from it, ``applied`` and ``version`` included)."""
         return await self.collection.find_one({"_id": conversation_id})
 
-    async def find_taking_seq(self, conversation_id: str) -> Document | None:
-        """:meth:`find` that also takes the conversation's next timeline ``seq`` (``last_seq`` of the document
-        returned): one round trip for a worker about to add an item. ``$inc`` leaves ``version`` alone, so
-        a change decided from this read is still guarded by it."""
-        return await self._taking_seqs(conversation_id, 1)
+    async def find_taking_seq(self, conversation_id: str, count: int = 1) -> Document | None:
+        """:meth:`find` that also takes the conversation's next ``count`` timeline seqs (up to ``last_seq``
+        of the document returned): one round trip for a worker about to add items. ``$inc`` leaves
+        ``version`` alone, so a change decided from this read is still guarded by it."""
+        return await self._taking_seqs(conversation_id, count)
 
     async def _taking_seqs(self, conversation_id: str, count: int) -> Document | None:
         # No projection: FerretDB 1.24 does not take one on findAndModify.
@@ -248,7 +248,9 @@ class Conversations:
         await self.collection.update_one({"_id": conversation_id}, {"$addToSet": {"pending_keys": key}})
 
     async def clear_pending(self, conversation_id: str, keys: Sequence[str]) -> None:
-        await self.collection.update_one({"_id": conversation_id}, {"$pull": {"pending_keys": {"$in": list(keys)}}})
+        # $pullAll, not $pull with $in: FerretDB 1.24 matches no element by a condition in $pull (and says so
+        # only by modifying nothing), so the keys stayed noted for good.
+        await self.collection.update_one({"_id": conversation_id}, {"$pullAll": {"pending_keys": list(keys)}})
 
     async def apply_last_message(self, conversation_id: str, last: Document, awaiting_reply: bool, *,
                                  only_if_last: bool = False) -> bool:

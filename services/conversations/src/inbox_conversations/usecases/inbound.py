@@ -1,5 +1,8 @@
 """A message from Meta (live, history backfill, or an SMB-app echo) into its conversation.
 
+A run of live texts from one customer (consecutive on the partition: a burst, or the backlog after lag)
+is folded (``run``): three operations and one conversation.updated for all of them.
+
 One inbound text to a conversation that exists is three database operations: the conversation read
 by ``_id`` (taking the timeline's next ``seq`` as it reads), the message's insert, and one update of
 the conversation guarded by the version that was read (its fields decided in inbound.py, the pure
@@ -15,8 +18,9 @@ the input.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from inbox_conversations import documents, domain, inbound, views
 from inbox_conversations.outbox import Publisher, next_arrival, utcnow
@@ -38,6 +42,29 @@ MAX_DECISIONS = 8
 def reopened_activity_id(message_id: str) -> str:
     """The ``reopened`` activity a customer message makes: derived from it, so a retry inserts it once."""
     return domain.derived_id("act_", "reopened", message_id)
+
+
+# At most this many messages in one run: each is counted in ``applied``, which keeps inbound.APPLIED_KEEP.
+RUN_LONGEST = 16
+
+
+def joins_run(msg: MessageReceived) -> bool:
+    """A live text the customer wrote, quoting nothing: what ``ReceiveMessage.run`` folds with its neighbours
+    (anything else, a reaction, media, a reply, a history or echo, goes alone)."""
+    return (msg.type == "text" and msg.direction == "in" and msg.origin == "live" and bool(msg.phone_number_id)
+            and bool(msg.wa_id or msg.user_id) and not (msg.context is not None and msg.context.message_id))
+
+
+def _applied(conversation: Document, fields: Document) -> Document:
+    """The conversation as it reads after ``fields`` (a dotted name is set inside its parent)."""
+    out = dict(conversation)
+    for name, value in fields.items():
+        parent, dot, child = name.partition(".")
+        if dot:
+            out[parent] = {**(out.get(parent) or {}), child: value}
+        else:
+            out[name] = value
+    return out
 
 
 class ConversationChanged(RuntimeError):
@@ -130,6 +157,69 @@ class ReceiveMessage:
         # tries again (a crash may have cut it short), and the conditional write assigns once.
         if effects.unread and self.auto_assignment is not None:
             await self.auto_assignment.after_customer_message(conv, message_id)
+
+    async def run(self, workspace_id: str, items: Sequence[tuple[str, MessageReceived]]) -> None:
+        """Texts of one customer to one conversation (each ``joins_run``; event id and message), in their
+        order: one read taking all their seqs, their inserts together, one guarded write of what they do to
+        the conversation (decided message after message, as one by one), one conversation.updated; each
+        still has its own message.created. A new conversation, or one noting pending facts about one of
+        them, goes one by one (the seqs taken are gaps). Redelivered, it changes nothing twice: each
+        message's insert keeps the first one, and ``applied`` tells which were counted."""
+        first = items[0][1]
+        number_id = first.phone_number_id or ""  # joins_run: there is one
+        await self.repos.numbers.ensure(workspace_id, number_id, first.waba_id, first.display_phone_number)
+        conversation_id = make_conversation_id(workspace_id, number_id, first.wa_id or None, first.user_id)
+        conv = await self.repos.conversations.find_taking_seq(conversation_id, len(items))
+        noted = set(conv.get("pending_keys") or []) if conv is not None else set()
+        if conv is None or any(msg.wamid in noted for _, msg in items):
+            for event_id, msg in items:
+                await self(event_id, workspace_id, msg)
+            return
+        timeline = self.repos.timeline
+        first_seq = int(conv["last_seq"]) - len(items) + 1
+        now = utcnow()
+        docs = [documents.inbound_message(workspace_id, conversation_id, msg, now, next_arrival(), first_seq + i)
+                for i, (_, msg) in enumerate(items)]
+        inserted = await asyncio.gather(*(timeline.insert(doc) for doc in docs))
+        redelivered: set[str] = set()
+        for i, ok in enumerate(inserted):
+            if not ok:  # seen before: what is stored wins (its seq, its arrival)
+                stored = await timeline.get(docs[i]["_id"]) or await timeline.by_wamid(workspace_id, docs[i]["wamid"])
+                if stored is None:
+                    raise RuntimeError(f"message {docs[i]['wamid']} neither inserted nor found")
+                docs[i] = stored
+                redelivered.add(stored["_id"])
+        effects = domain.message_effects("live", "in", "text")
+
+        def decide(current: Document) -> Document:
+            fields: Document = {}
+            for doc, (_, msg) in zip(docs, items, strict=True):
+                change = inbound.message_change(current, doc, documents.last_message(doc), effects, msg.profile_name)
+                fields.update(change)
+                current = _applied(current, change)
+            return fields
+
+        opener = next((doc for doc in docs if inbound.reopens(conv, doc, effects)), None)
+        reopening = await self._reopening(conv, opener, effects) if opener is not None else None
+        conv = await self._change(conv, decide)
+        if reopening is None and conv.get("reopened_by") in redelivered:
+            reopening = await timeline.get(reopened_activity_id(conv["reopened_by"]))  # see __call__
+        elif reopening is not None and domain.status_of(conv) != domain.OPEN:
+            reopening = None
+        if reopening is not None:
+            await self.publisher.conversation_event(
+                workspace_id, conversation_id, ActivityCreated(conversation_id=conversation_id,
+                                                               activity=views.activity(reopening)),
+                domain.event_id(reopening["_id"], "activity.created"))
+        await self.repos.search.sync_if_stale(conv)
+        for doc in docs:
+            await self.publisher.conversation_event(
+                workspace_id, conversation_id, MessageCreated(conversation_id=conversation_id,
+                                                              message=views.message(doc)),
+                domain.event_id(doc["_id"], "message.created"))
+        await self.announcer.conversation(conv, domain.event_id(items[-1][0], "conversation.updated"))
+        if self.auto_assignment is not None:
+            await self.auto_assignment.after_customer_message(conv, docs[-1]["_id"])
 
     async def _reopening(self, conv: Document, message: Document, effects: domain.MessageEffects) -> Document | None:
         """The ``reopened`` activity of a customer message to a resolved or snoozed conversation, stored
