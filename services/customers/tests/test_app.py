@@ -19,7 +19,7 @@ from inbox_core.events.whatsapp import MessageReceived, StatusUpdated
 from inbox_core.ids import customer_id
 from inbox_core.outbox import kafka_publish
 from inbox_customers.app import Customers
-from inbox_customers.consumers import handle_order_event, handle_whatsapp_event
+from inbox_customers.consumers import customer_run, handle_order_event, handle_whatsapp_event, handle_whatsapp_run
 from inbox_customers.store import CustomersRepository
 
 Published = Callable[[], Awaitable[list[tuple[str, Event]]]]
@@ -125,6 +125,36 @@ async def test_a_message_repeating_the_name_writes_no_revision_and_keeps_older_n
     await handle_whatsapp_event(customers, message(name="Ana B.", at=T0 + timedelta(hours=49)))
     assert (await customers.get("w1", CID)).name == "Ana B."
     assert [e.type for _, e in await published()] == ["customer.created", "customer.updated"]
+
+
+async def test_a_run_of_one_customers_messages_ends_as_one_by_one_with_one_event(
+    customers: Customers, published: Published
+) -> None:
+    """A customer's consecutive messages on the partition, recorded as one (consumers.handle_whatsapp_run):
+    the seen times, the name and the profile end as one by one leaves them, in one revision and event."""
+    def burst(wa_id: str) -> list[Event]:
+        return [message(wa_id, name="Ana", at=T0), message(wa_id, name=None, at=T0 + timedelta(minutes=1)),
+                message(wa_id, name="Ana (old)", at=T0 - timedelta(days=3), origin="history"),
+                message(wa_id, name="Ana B.", at=T0 + timedelta(minutes=2)),
+                message(wa_id, name=None, at=T0 + timedelta(hours=1), origin="echo", direction="out")]
+
+    one, run = "34600000011", "34600000012"
+    for event in burst(one):
+        await handle_whatsapp_event(customers, event)
+    events = burst(run)
+    assert {customer_run(e) for e in events} == {("w1", run, "")}
+    await handle_whatsapp_run(customers, events)
+    by_one = await customers.get("w1", customer_id("w1", one))
+    by_run = await customers.get("w1", customer_id("w1", run))
+    for name in ("name", "profile_name", "first_seen_at", "last_seen_at"):
+        assert getattr(by_one, name) == getattr(by_run, name), name
+    assert by_run.name == "Ana B." and by_run.first_seen_at == T0 - timedelta(days=3)
+    assert by_run.last_seen_at == T0 + timedelta(minutes=2)
+    kinds = Counter((key, e.type) for key, e in await published())
+    assert kinds == {(by_one.id, "customer.created"): 1, (by_one.id, "customer.updated"): 1,  # "Ana", "Ana B."
+                     (by_run.id, "customer.created"): 1}  # straight to "Ana B."
+    await handle_whatsapp_run(customers, events)  # redelivered: nothing changes
+    assert (await customers.get("w1", by_run.id)).version == by_run.version == 1
 
 
 async def test_update_tags_attributes_and_workspace_scope(customers: Customers) -> None:

@@ -4,7 +4,7 @@ protos and events to these."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -56,13 +56,34 @@ class Customers:
         first/last seen (last seen by the customer's own messages only). Idempotent. One write of the
         seen times (which returns them), one read of the customer; a revision only when something changed
         (a message repeating the customer's profile name changes nothing)."""
-        if not contact.wa_id and not contact.user_id:
+        return await self.record_contacts([contact])
+
+    async def record_contacts(self, contacts: Sequence[ContactSeen]) -> Customer | None:
+        """Messages of one customer, in their order (a run on the partition), as one: the same two
+        operations as one message, each message merged in turn (as one by one would). Contacts of several
+        customers are recorded one customer after the other."""
+        contacts = [c for c in contacts if c.wa_id or c.user_id]
+        if not contacts:
             return None
-        cid = customer_id(contact.workspace_id, contact.wa_id or None, contact.user_id)
-        seen = await self.repository.touch_seen(cid, contact)
+        ids = [customer_id(c.workspace_id, c.wa_id or None, c.user_id) for c in contacts]
+        if len(set(ids)) > 1:
+            out = None
+            for contact in contacts:
+                out = await self.record_contacts([contact])
+            return out
+        cid = ids[0]
+        seen = await self.repository.touch_seen(cid, contacts)
         newest_name_at = (seen or {}).get("named_at")
-        return await self._apply(cid, lambda current, now: domain.merge_contact(current, contact, now, newest_name_at),
-                                 seen)
+
+        def change(current: Document | None, now: datetime) -> Document | None:
+            changed = None
+            for contact in contacts:
+                after = domain.merge_contact(current, contact, now, newest_name_at)
+                if after is not None:
+                    current = changed = after
+            return changed
+
+        return await self._apply(cid, change, seen)
 
     async def record_order(self, order: OrderSnapshot) -> Customer | None:
         """An order event: the order's latest version replaces what was known of it, then the stats are

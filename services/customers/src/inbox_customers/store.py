@@ -15,6 +15,7 @@ Collections:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -53,14 +54,17 @@ class CustomersRepository:
         """Commits what ``decide`` makes of the customer with its events (inbox_core.revisions)."""
         return await self.customers.apply(cid, decide)
 
-    async def touch_seen(self, cid: str, contact: ContactSeen) -> Document | None:
-        """Moves first (and, for the customer's own messages, last) seen; returns the times after."""
-        moves: dict[str, Any] = {"$min": {"first_seen_at": contact.at},
-                                 "$setOnInsert": {"workspace_id": contact.workspace_id}}
-        if contact.inbound:
-            moves["$max"] = {"last_seen_at": contact.at}
-            if (contact.profile_name or "").strip():
-                moves["$max"]["named_at"] = contact.at
+    async def touch_seen(self, cid: str, contacts: Sequence[ContactSeen]) -> Document | None:
+        """Moves first (and, for the customer's own messages, last) seen by the customer's messages ``contacts``
+        (one, or a run of them: one write); returns the times after."""
+        moves: dict[str, Any] = {"$min": {"first_seen_at": min(c.at for c in contacts)},
+                                 "$setOnInsert": {"workspace_id": contacts[0].workspace_id}}
+        inbound = [c.at for c in contacts if c.inbound]
+        named = [c.at for c in contacts if c.inbound and (c.profile_name or "").strip()]
+        if inbound:
+            moves["$max"] = {"last_seen_at": max(inbound)}
+            if named:
+                moves["$max"]["named_at"] = max(named)
         for _ in range(3):
             try:
                 return await self.seen.find_one_and_update({"_id": cid}, moves, upsert=True,
