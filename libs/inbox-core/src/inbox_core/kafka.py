@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Hashable
@@ -243,10 +244,15 @@ def subscribe(
 
 
 
+@functools.cache
+def _tracer(provider: Any) -> trace.Tracer:
+    # Made once per provider: get_tracer builds a new Tracer (and its scope) on every call.
+    return trace.get_tracer("inbox_core.kafka", tracer_provider=provider)
+
+
 def _record_span(topic: str, group_id: str, record: Any) -> Any:
     carrier = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
-    tracer = trace.get_tracer("inbox_core.kafka", tracer_provider=tracer_provider())
-    return tracer.start_as_current_span(
+    return _tracer(tracer_provider()).start_as_current_span(
         f"{topic} process", context=propagate.extract(carrier), kind=trace.SpanKind.CONSUMER,
         attributes={"messaging.system": "kafka", "messaging.destination.name": topic,
                     "messaging.consumer.group.name": group_id, "messaging.kafka.offset": record.offset,
