@@ -120,17 +120,7 @@ class ReceiveMessage:
         # reopens (a crash between the two leaves nothing a redelivery, which no longer reopens, must add).
         reopening = await self._reopening(conv, doc, effects)
         conv = await self._change(conv, lambda c: inbound.message_change(c, doc, last, effects, profile))
-        if reopening is None and redelivered and conv.get("reopened_by") == message_id:
-            # A crash after the write that reopened, before its event: the redelivery no longer reopens,
-            # so it publishes the stored activity's event (one read by _id, only then).
-            reopening = await timeline.get(reopened_activity_id(message_id))
-        elif reopening is not None and domain.status_of(conv) != domain.OPEN:
-            reopening = None
-        if reopening is not None:
-            await self.publisher.conversation_event(
-                workspace_id, conversation_id, ActivityCreated(conversation_id=conversation_id,
-                                                               activity=views.activity(reopening)),
-                domain.event_id(reopening["_id"], "activity.created"))
+        await self._publish_reopening(conv, reopening, {message_id} if redelivered else set())
         # A profile name changed the customer's name (or a crash cut a sync short): no query otherwise.
         await self.repos.search.sync_if_stale(conv)
 
@@ -202,15 +192,7 @@ class ReceiveMessage:
         opener = next((doc for doc in docs if inbound.reopens(conv, doc, effects)), None)
         reopening = await self._reopening(conv, opener, effects) if opener is not None else None
         conv = await self._change(conv, decide)
-        if reopening is None and conv.get("reopened_by") in redelivered:
-            reopening = await timeline.get(reopened_activity_id(conv["reopened_by"]))  # see __call__
-        elif reopening is not None and domain.status_of(conv) != domain.OPEN:
-            reopening = None
-        if reopening is not None:
-            await self.publisher.conversation_event(
-                workspace_id, conversation_id, ActivityCreated(conversation_id=conversation_id,
-                                                               activity=views.activity(reopening)),
-                domain.event_id(reopening["_id"], "activity.created"))
+        await self._publish_reopening(conv, reopening, redelivered)
         await self.repos.search.sync_if_stale(conv)
         for doc in docs:
             await self.publisher.conversation_event(
@@ -220,6 +202,21 @@ class ReceiveMessage:
         await self.announcer.conversation(conv, domain.event_id(items[-1][0], "conversation.updated"))
         if self.auto_assignment is not None:
             await self.auto_assignment.after_customer_message(conv, docs[-1]["_id"])
+
+    async def _publish_reopening(self, conv: Document, reopening: Document | None, redelivered: set[str]) -> None:
+        """activity.created of the reopening just stored, unless the conversation is no longer open; or,
+        when a crash after the write that reopened cut its event short, of the stored one: a redelivered
+        message (one of ``redelivered``) no longer reopens, so its activity is read (by _id, only then)."""
+        if reopening is None and conv.get("reopened_by") in redelivered:
+            reopening = await self.repos.timeline.get(reopened_activity_id(conv["reopened_by"]))
+        elif reopening is not None and domain.status_of(conv) != domain.OPEN:
+            reopening = None
+        if reopening is not None:
+            conversation_id = conv["_id"]
+            await self.publisher.conversation_event(
+                conv["workspace_id"], conversation_id, ActivityCreated(conversation_id=conversation_id,
+                                                                       activity=views.activity(reopening)),
+                domain.event_id(reopening["_id"], "activity.created"))
 
     async def _reopening(self, conv: Document, message: Document, effects: domain.MessageEffects) -> Document | None:
         """The ``reopened`` activity of a customer message to a resolved or snoozed conversation, stored
