@@ -40,7 +40,7 @@ async def test_a_run_leaves_what_one_by_one_leaves(env: Env) -> None:
         await env.deliver(env.message(wa_id, wamid=f"wamid.first.{wa_id}", at=ago(minutes=9)))
     start = ago(minutes=4)
     await env.deliver(*texts(env, one, "one", 4, start))
-    assert Handlers.text_run(texts(env, run, "x", 1)[0]) == (env.workspace, env.number, run)
+    assert Handlers.text_run(texts(env, run, "x", 1)[0]) == (env.workspace, env.number, f"wa:{run}")
     await env.handlers.on_text_run(texts(env, run, "run", 4, start))
 
     by_one, by_run = await env.conversation(one), await env.conversation(run)
@@ -141,7 +141,10 @@ async def test_a_new_conversation_or_one_waiting_for_facts_goes_one_by_one(env: 
 
 async def test_what_is_not_a_plain_live_text_joins_no_run(env: Env) -> None:
     plain = env.message(WA)
-    assert Handlers.text_run(plain) == (env.workspace, env.number, WA)
+    assert Handlers.text_run(plain) == (env.workspace, env.number, f"wa:{WA}")
+    # The customer's identity as conversation ids take it: the wa_id first, else the user id.
+    assert Handlers.text_run(env.message(WA, user_id="US.1")) == Handlers.text_run(plain)
+    assert Handlers.text_run(env.message("", user_id=WA)) == (env.workspace, env.number, f"bsuid:{WA}")
     for event in (env.message(WA, type_="image", text=None), env.message(WA, origin="history"),
                   env.message(WA, origin="echo", direction="out"),
                   env.message(WA, context={"message_id": "wamid.quoted"}),

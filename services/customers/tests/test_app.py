@@ -142,7 +142,7 @@ async def test_a_run_of_one_customers_messages_ends_as_one_by_one_with_one_event
     for event in burst(one):
         await handle_whatsapp_event(customers, event)
     events = burst(run)
-    assert {customer_run(e) for e in events} == {("w1", run, "")}
+    assert {customer_run(e) for e in events} == {("w1", f"wa:{run}")}
     await handle_whatsapp_run(customers, events)
     by_one = await customers.get("w1", customer_id("w1", one))
     by_run = await customers.get("w1", customer_id("w1", run))

@@ -32,6 +32,7 @@ from inbox_core.events.whatsapp import (
     TemplatesSynced,
     TemplateStatusChanged,
 )
+from inbox_core.ids import customer_key
 from inbox_core.kafka import Runs, subscribe_batch
 
 GROUP_ID = "inbox-conversations"
@@ -90,9 +91,10 @@ class Handlers:
             return None
         if (data.get("context") or {}).get("message_id"):
             return None
-        customer = data.get("wa_id") or data.get("user_id")
-        number = data.get("phone_number_id")
-        return (event.workspace_id, str(number), str(customer)) if customer and number else None
+        number, wa_id, user_id = data.get("phone_number_id"), data.get("wa_id"), data.get("user_id")
+        if not number or not (wa_id or user_id):
+            return None
+        return event.workspace_id, str(number), customer_key(str(wa_id or ""), str(user_id or ""))
 
     async def on_text_run(self, events: list[Event]) -> None:
         items = [(event.id, event.payload(MessageReceived)) for event in events]

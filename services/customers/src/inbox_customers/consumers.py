@@ -18,6 +18,7 @@ from inbox_core.events.orders import OrderEvent
 
 # Importing the module registers every whatsapp.* payload type (Event.payload finds them).
 from inbox_core.events.whatsapp import MessageReceived
+from inbox_core.ids import customer_key
 from inbox_core.kafka import Runs, subscribe_batch
 from inbox_core.topics import ORDERS, WHATSAPP_EVENTS
 from inbox_customers.app import Customers
@@ -41,13 +42,13 @@ def contact_of(event: Event) -> ContactSeen | None:
                        inbound=inbound)
 
 
-def customer_run(event: Event) -> tuple[str, str, str] | None:
-    """The run a message event joins: its customer's (workspace, wa_id, user id), read from the event's data
-    as it came; None for anything else."""
+def customer_run(event: Event) -> tuple[str, str] | None:
+    """The run a message event joins: its customer's (workspace, inbox_core.ids.customer_key), read from
+    the event's data as it came; None for anything else."""
     if event.type != MESSAGE_RECEIVED or not event.workspace_id:
         return None
     wa_id, user_id = event.data.get("wa_id") or "", event.data.get("user_id") or ""
-    return (event.workspace_id, str(wa_id), str(user_id)) if wa_id or user_id else None
+    return (event.workspace_id, customer_key(str(wa_id), str(user_id))) if wa_id or user_id else None
 
 
 async def handle_whatsapp_event(customers: Customers, event: Event) -> None:

@@ -159,6 +159,11 @@ class ReceiveMessage:
         number_id = first.phone_number_id or ""  # joins_run: there is one
         await self.repos.numbers.ensure(workspace_id, number_id, first.waba_id, first.display_phone_number)
         conversation_id = make_conversation_id(workspace_id, number_id, first.wa_id or None, first.user_id)
+        if any(make_conversation_id(workspace_id, msg.phone_number_id or "", msg.wa_id or None, msg.user_id)
+               != conversation_id for _, msg in items[1:]):
+            for event_id, msg in items:  # a run is one conversation's (the caller cut it so): else one by one
+                await self(event_id, workspace_id, msg)
+            return
         conv = await self.repos.conversations.find_taking_seq(conversation_id, len(items))
         noted = set(conv.get("pending_keys") or []) if conv is not None else set()
         if conv is None or any(msg.wamid in noted for _, msg in items):
