@@ -209,6 +209,47 @@ async def test_redelivery_through_kafka_after_a_failure_after_the_write(env: Env
 # --- what one inbound text costs --------------------------------------------------------------------------
 
 
+async def test_a_new_customers_first_text_creates_the_conversation_in_eight_operations(env: Env) -> None:
+    ops = DatabaseCommands()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(env.infra.mongo_url, tz_aware=True,
+                                                                event_listeners=[ops])
+    tail = await env.tail(env.topics.conversations)
+    try:
+        handlers = Handlers(ConversationsStore(client[env.store.db.name]), env.publisher)
+        await handlers.on_whatsapp_event(env.message("34600000991", wamid="wamid.warm"))  # the number is known
+        ops.clear()
+        await handlers.on_whatsapp_event(env.message(WA, wamid="wamid.first", profile_name="Ada Lovelace"))
+        # The read that finds none, the search entries, the creation (with the message's seq and the search
+        # mark), the customers service's copy, the message, the guarded update, the pending facts (a new
+        # conversation may have some), the mark that conversation.created was published.
+        assert ops.sent == [("findAndModify", "conversations"), ("insert", "search_index"),
+                            ("findAndModify", "conversations"), ("find", "customers"), ("insert", "timeline"),
+                            ("findAndModify", "conversations"), ("find", "pending"),
+                            ("update", "conversations")], ops.sent
+    finally:
+        await client.close()
+    conv = await env.conversation(WA)
+    assert conv["last_seq"] == 1 and conv["unread_count"] == 1 and conv["announced"] is True
+    stored = await messages(env, conv["_id"])
+    assert [m["seq"] for m in stored] == [1]
+    # Found by the customer's name, indexed before the conversation was created.
+    query = domain.parse_query("lovelace")
+    assert query is not None
+    assert conv["_id"] in ((await env.store.repos.search.candidates(env.workspace, query)).ids or [])
+    await tail.wait_for(lambda es: {"conversation.created", "message.created"} <= {e.type for e in es})
+
+
+async def test_two_first_events_at_once_make_one_conversation_with_both_messages_in_order(env: Env) -> None:
+    first = env.message(WA, wamid="wamid.race.1", at=ago(minutes=2), text="one")
+    second = env.message(WA, wamid="wamid.race.2", at=ago(minutes=1), text="two")
+    other = Handlers(env.store, env.publisher)  # another worker: its own caches
+    await asyncio.gather(env.handlers.on_whatsapp_event(first), other.on_whatsapp_event(second))
+    conv = await env.conversation(WA)
+    stored = await messages(env, conv["_id"])
+    assert [m["text"] for m in stored] == ["one", "two"] and conv["unread_count"] == 2
+    assert sorted(m["seq"] for m in stored) == [1, 2] and conv["last_seq"] == 2  # the creator's seq is its own
+
+
 async def test_an_inbound_text_is_three_database_operations(env: Env) -> None:
     ops = DatabaseCommands()
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(env.infra.mongo_url, tz_aware=True,

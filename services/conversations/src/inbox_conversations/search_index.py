@@ -113,6 +113,16 @@ class SearchIndex:
         await self.conversations.update_one({"_id": conversation_id},
                                             {"$set": {"search_indexed": indexed_for(customer)}})
 
+    async def index_new(self, workspace_id: str, conversation_id: str, conversation: Document) -> Document:
+        """Indexes a conversation about to be created (its entries first: their ids are derived from its id),
+        and gives the fields that mark it indexed, to be created with it: no write of the mark after. Should
+        another first event create it, with another name, the mark it stores is that event's, whose entries
+        it inserted too (the extra ones are harmless: a search checks every row)."""
+        customer = conversation.get("customer") or {}
+        await self._insert_first(workspace_id, conversation_id, int(conversation.get("version") or 0),
+                                 tokens(customer.get("name") or "", phone_of(customer)))
+        return {"search_indexed": indexed_for(customer)}
+
     async def _insert_first(self, workspace_id: str, conversation_id: str, version: int, wanted: set[str]) -> None:
         """A conversation never indexed (a new one, nearly always) has no tokens to replace: plain inserts,
         a redelivery's duplicates ignored. On FerretDB an upsert is a read and a write per token, under the

@@ -25,7 +25,7 @@ from inbox_core.errors import InvalidRequest, NotFound
 from inbox_core.mongo import Document, Index, decode_cursor, encode_cursor, ensure_indexes
 
 # search_tokens: left by databases from before search_index.py
-LIST_PROJECTION = {"search_tokens": 0, "applied": 0, "outbox": 0, "pending_keys": 0}
+LIST_PROJECTION = {"search_tokens": 0, "applied": 0, "outbox": 0, "pending_keys": 0, "created_by_event": 0}
 
 # The list's sort: newest activity first, id as the tie-breaker (the keyset).
 LIST_SORT = [("updated_at", DESCENDING), ("_id", DESCENDING)]

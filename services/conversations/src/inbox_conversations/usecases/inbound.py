@@ -85,15 +85,14 @@ class ReceiveMessage:
         if not number_id or not (msg.wa_id or msg.user_id):
             log.warning("message %s names no number or customer; not shown", msg.wamid)
             return
-        conv, created = await self._conversation(workspace_id, number_id, msg)
+        conv, created, seq = await self._conversation(event_id, workspace_id, number_id, msg)
         if msg.type == "reaction":
             await self._reaction(event_id, workspace_id, conv, msg)
             return
         conversation_id = conv["_id"]
         timeline = self.repos.timeline
         # A redelivery takes a new seq, but the insert keeps the first one (the stored document wins).
-        doc = documents.inbound_message(workspace_id, conversation_id, msg, utcnow(), next_arrival(),
-                                        int(conv["last_seq"]))
+        doc = documents.inbound_message(workspace_id, conversation_id, msg, utcnow(), next_arrival(), seq)
         quoted = doc.get("reply_to_wamid")
         if quoted:
             target = await timeline.by_wamid(workspace_id, quoted)
@@ -236,31 +235,42 @@ class ReceiveMessage:
             activity = await self.repos.timeline.get(activity["_id"]) or activity
         return activity
 
-    async def _conversation(self, workspace_id: str, number_id: str, msg: MessageReceived) -> tuple[Document, bool]:
-        """The conversation (one read), created on the first event of a customer on a number."""
+    async def _conversation(self, event_id: str, workspace_id: str, number_id: str,
+                            msg: MessageReceived) -> tuple[Document, bool, int]:
+        """The conversation (one read), created on the first event of a customer on a number; whether this
+        event created it; and the timeline seq the message takes (a reaction adds no item and takes none).
+
+        Creating costs no more round trips than it must: the new conversation's search entries are
+        inserted before it (their ids are derived, so the conversation can be created marked as indexed),
+        and it is created with the message's seq (1) taken, which is this event's when this event's write
+        created it (``created_by_event``; two first events may race, and the other's then takes the next seq)."""
         await self.repos.numbers.ensure(workspace_id, number_id, msg.waba_id, msg.display_phone_number)
         conversation_id = make_conversation_id(workspace_id, number_id, msg.wa_id or None, msg.user_id)
-        # A message takes the timeline's next seq with the read (a reaction adds no item).
         takes_seq = msg.type != "reaction"
         repo = self.repos.conversations
         conv = await (repo.find_taking_seq(conversation_id) if takes_seq else repo.find(conversation_id))
         if conv is not None:
-            return conv, False
+            return conv, False, int(conv.get("last_seq") or 0)
         customer = documents.customer_copy(workspace_id, msg.wa_id, msg.user_id,
                                            msg.profile_name if msg.direction == "in" else None)
         at = domain.to_ms(msg.timestamp)
-        conv = await self.repos.conversations.create(
-            conversation_id, inbound.new_conversation(workspace_id, number_id, customer, at, utcnow()))
+        created = inbound.new_conversation(workspace_id, number_id, customer, at, utcnow())
+        created.update(await self.repos.search.index_new(workspace_id, conversation_id, created))
+        created.update(created_by_event=event_id, last_seq=1 if takes_seq else 0)
+        conv = await repo.create(conversation_id, created)
+        ours = conv.get("created_by_event") == event_id
         # The customers service may have told us about this customer before the conversation existed
         # (its handler remembers the customer, then updates the conversations it finds: one of the two sees
         # the other's write).
         known = await self.repos.customers.get(customer["id"])
-        if known is not None and await self.repos.conversations.apply_customer({**known, "id": customer["id"]}):
-            conv = await self.repos.conversations.find(conversation_id) or conv
-        if takes_seq:
+        if known is not None and await repo.apply_customer({**known, "id": customer["id"]}):
+            conv = await repo.find(conversation_id) or conv
+        seq = 1 if ours else 0
+        if takes_seq and not ours:
             conv = await repo.find_taking_seq(conversation_id) or conv
+            seq = int(conv.get("last_seq") or 0)
         await self.repos.search.sync_if_stale(conv)
-        return conv, True
+        return conv, True, seq
 
     async def _change(self, conv: Document, decide: Callable[[Document], Document]) -> Document:
         """Writes what ``decide`` says of the conversation as read, once; decides again from a fresh read
