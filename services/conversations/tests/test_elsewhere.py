@@ -6,12 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 from conversations_testkit import Env, ago
+from pymongo import AsyncMongoClient
+
+from inbox_conversations.consumers import Handlers
+from inbox_conversations.store import ConversationsStore
 
 from inbox_core.events import Event
 from inbox_core.events.customers import CustomerSnapshot, CustomerUpdated
 from inbox_core.events.orders import Actor, Money, OrderCreated, OrderSnapshot, OrderStageChanged, StageChange
 from inbox_core.events.whatsapp import TemplatesSynced
 from inbox_core.ids import customer_id
+from inbox_testkit.commands import DatabaseCommands
 
 WA = "34600111222"
 
@@ -75,6 +80,33 @@ async def test_customer_name_follows_newer_versions_only(env: Env) -> None:
     # A later profile name from WhatsApp does not override the name the customers service gave.
     await env.deliver(env.message(WA, profile_name="ada"))
     assert (await env.conversation(WA))["customer"]["name"] == "Ada King"
+
+
+async def test_a_customer_version_that_keeps_the_name_is_four_operations_and_one_event(env: Env) -> None:
+    """The copy remembered, the conversations behind it found and updated, then read once for their
+    search entries and their events (a name and phone as they were: no search write)."""
+    await env.deliver(env.message(WA, profile_name="Ada King"))
+    await env.handlers.on_customer_event(customer_event(env, "Ada King", 1))
+    ops = DatabaseCommands()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(env.infra.mongo_url, tz_aware=True,
+                                                                event_listeners=[ops])
+    tail = await env.tail(env.topics.conversations)
+    try:
+        handlers = Handlers(ConversationsStore(client[env.store.db.name]), env.publisher)
+        again = customer_event(env, "Ada King", 2)  # e.g. only the stats changed
+        await handlers.on_customer_event(again)
+        assert ops.sent == [("update", "customers"), ("find", "conversations"), ("update", "conversations"),
+                            ("find", "conversations")], ops.sent
+    finally:
+        await client.close()
+    conv = await env.conversation(WA)
+    assert conv["customer"]["version"] == 2 and conv["customer"]["name"] == "Ada King"
+    events = await tail.wait_for(lambda es: any(e.type == "conversation.updated" for e in es))
+    assert events[-1].data["conversation"]["customer"]["name"] == "Ada King"
+    # A new name: its search entries follow from the same read.
+    await env.handlers.on_customer_event(customer_event(env, "Ada Byron", 3))
+    keys = {d["k"] for d in await env.store.repos.search.entries.find({"c": conv["_id"]}).to_list(None)}
+    assert f"{env.workspace}|n:byron" in keys and f"{env.workspace}|n:king" not in keys
 
 
 async def test_customer_event_before_the_conversation(env: Env) -> None:

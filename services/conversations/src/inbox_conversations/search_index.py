@@ -33,7 +33,6 @@ conversations a common first name is ~5% of them: ~15 rows a request).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pymongo import ASCENDING, UpdateOne
@@ -148,16 +147,6 @@ class SearchIndex:
         if writes:
             await self.entries.bulk_write(writes, ordered=False)
         await self.entries.delete_many({"c": conversation_id, "v": {"$lt": version}})
-
-    async def sync_ids(self, conversation_ids: Iterable[str]) -> None:
-        """:meth:`sync_if_stale` of each of these conversations as stored now (a customer's update that
-        leaves its name and phone as they were, the usual case, writes nothing here)."""
-        ids = list(conversation_ids)
-        if not ids:
-            return
-        async for doc in self.conversations.find(
-                {"_id": {"$in": ids}}, {"workspace_id": 1, "customer": 1, "version": 1, "search_indexed": 1}):
-            await self.sync_if_stale(doc)
 
     async def sync_if_stale(self, conversation: Document) -> None:
         """:meth:`sync` unless the conversation is indexed for its customer already (the common case: one

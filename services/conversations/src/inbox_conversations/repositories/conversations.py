@@ -218,10 +218,9 @@ class Conversations:
             {"status": domain.SNOOZED, "snoozed_until": {"$lte": now}}, LIST_PROJECTION).sort(
             [("status", ASCENDING), ("snoozed_until", ASCENDING)]).limit(limit).to_list(None)
 
-    async def with_customer_version(self, customer_id: str, version: int) -> list[str]:
-        docs = await self.collection.find({"customer.id": customer_id, "customer.version": version},
-                                          {"_id": 1}).to_list(None)
-        return [d["_id"] for d in docs]
+    async def showing_customer_version(self, customer_id: str, version: int) -> list[Document]:
+        """The conversations whose copy of the customer is at ``version`` (index by_customer), whole."""
+        return await self.collection.find({"customer.id": customer_id, "customer.version": version}).to_list(None)
 
     # --- the worker's changes ----------------------------------------------------------------------------
 

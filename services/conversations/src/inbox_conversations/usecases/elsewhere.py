@@ -73,8 +73,9 @@ class CustomerCopy:
             "version": snapshot.version,
         }
         await self.repos.customers.remember(customer)
-        await self.repos.search.sync_ids(await self.repos.conversations.apply_customer(customer))
-        # Every conversation now showing this version, also those updated before a crash cut us short.
-        for conversation_id in await self.repos.conversations.with_customer_version(snapshot.id, snapshot.version):
-            await self.announcer.conversation_by_id(conversation_id,
-                                                    domain.event_id(event_id, conversation_id, "updated"))
+        await self.repos.conversations.apply_customer(customer)
+        # Every conversation now showing this version, also those updated before a crash cut us short: one
+        # read gives what their search entries and their events need.
+        for conv in await self.repos.conversations.showing_customer_version(snapshot.id, snapshot.version):
+            await self.repos.search.sync_if_stale(conv)
+            await self.announcer.conversation(conv, domain.event_id(event_id, conv["_id"], "updated"))
