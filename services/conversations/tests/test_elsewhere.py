@@ -10,7 +10,6 @@ from pymongo import AsyncMongoClient
 
 from inbox_conversations.consumers import Handlers
 from inbox_conversations.store import ConversationsStore
-
 from inbox_core.events import Event
 from inbox_core.events.customers import CustomerSnapshot, CustomerUpdated
 from inbox_core.events.orders import Actor, Money, OrderCreated, OrderSnapshot, OrderStageChanged, StageChange
