@@ -62,6 +62,27 @@ async def test_order_events_become_activities_with_who_did_it(env: Env) -> None:
     assert await env.store.timeline.count_documents({"kind": "activity"}) == 2
 
 
+async def test_an_order_event_is_two_operations_and_touches_no_other_workspace(env: Env) -> None:
+    await env.deliver(env.message(WA))
+    ops = DatabaseCommands()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(env.infra.mongo_url, tz_aware=True,
+                                                                event_listeners=[ops])
+    try:
+        handlers = Handlers(ConversationsStore(client[env.store.db.name]), env.publisher)
+        await handlers.on_order_event(Event.of(OrderCreated(order=order(env)), workspace_id=env.workspace))
+        # The conversation read taking the activity's seq, the activity inserted.
+        assert ops.sent == [("findAndModify", "conversations"), ("insert", "timeline")], ops.sent
+        before = (await env.conversation(WA))["last_seq"]
+        foreign = order(env, id="ord_y", workspace_id="ws_other")  # names this workspace's conversation
+        await handlers.on_order_event(Event.of(OrderCreated(order=foreign), workspace_id="ws_other"))
+    finally:
+        await client.close()
+    conv = await env.conversation(WA)
+    assert conv["last_seq"] == before  # not even a seq taken from it
+    acts = await env.store.timeline.find({"conversation_id": conv["_id"], "kind": "activity"}).to_list(None)
+    assert [a["seq"] for a in acts] == [before]
+
+
 def customer_event(env: Env, name: str, version: int, phone: str = f"+{WA}") -> Event:
     snapshot = CustomerSnapshot(id=customer_id(env.workspace, WA), workspace_id=env.workspace, wa_id=WA,
                                 phone=phone, name=name, version=version)

@@ -102,16 +102,21 @@ class Conversations:
         """The whole document (a worker decides from it, ``applied`` and ``version`` included)."""
         return await self.collection.find_one({"_id": conversation_id})
 
-    async def find_taking_seq(self, conversation_id: str, count: int = 1) -> Document | None:
+    async def find_taking_seq(self, conversation_id: str, count: int = 1, *,
+                              workspace_id: str | None = None) -> Document | None:
         """:meth:`find` that also takes the conversation's next ``count`` timeline seqs (up to ``last_seq``
         of the document returned): one round trip for a worker about to add items. ``$inc`` leaves
-        ``version`` alone, so a change decided from this read is still guarded by it."""
-        return await self._taking_seqs(conversation_id, count)
+        ``version`` alone, so a change decided from this read is still guarded by it. ``workspace_id``:
+        only that workspace's conversation (another's is not touched: None)."""
+        return await self._taking_seqs(conversation_id, count, workspace_id)
 
-    async def _taking_seqs(self, conversation_id: str, count: int) -> Document | None:
+    async def _taking_seqs(self, conversation_id: str, count: int, workspace_id: str | None = None) -> Document | None:
         # No projection: FerretDB 1.24 does not take one on findAndModify.
+        query: Document = {"_id": conversation_id}
+        if workspace_id is not None:
+            query["workspace_id"] = workspace_id
         return await self.collection.find_one_and_update(
-            {"_id": conversation_id}, {"$inc": {"last_seq": count}}, return_document=ReturnDocument.AFTER)
+            query, {"$inc": {"last_seq": count}}, return_document=ReturnDocument.AFTER)
 
     async def take_seqs(self, conversation_id: str, count: int = 1) -> int:
         """The first of the conversation's next ``count`` timeline seqs: strictly greater than any it gave

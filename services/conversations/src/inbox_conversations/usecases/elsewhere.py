@@ -42,14 +42,15 @@ class OrderActivities:
                        "to_stage": change.to_stage, "stage": order.stage}
         if not order.conversation_id:
             return
-        conv = await self.repos.conversations.find(order.conversation_id)
-        if conv is None or conv["workspace_id"] != order.workspace_id:
+        # The conversation read taking the activity's seq (one round trip), in the order's workspace only.
+        conv = await self.repos.conversations.find_taking_seq(order.conversation_id, workspace_id=order.workspace_id)
+        if conv is None:
             log.info("order %s names conversation %s, not found in its workspace", order.id, order.conversation_id)
             return
         activity_id = domain.derived_id("act_", "order-event", event_id)
         doc = documents.activity(activity_id, order.workspace_id, conv["_id"], action,
                                  {"id": actor.id, "name": actor.name} if actor else None, details, at,
-                                 next_arrival(), await self.repos.conversations.take_seqs(conv["_id"]))
+                                 next_arrival(), int(conv["last_seq"]))
         if not await self.repos.timeline.insert(doc):
             doc = await self.repos.timeline.get(activity_id) or doc  # a redelivery: the first one's arrival
         await self.publisher.conversation_event(
