@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream.kafka import KafkaBroker
+from pymongo import AsyncMongoClient
 
 from inbox.conversations.v1 import conversations_pb2 as pb
 from inbox.conversations.v1.conversations_pb2_grpc import ConversationsServiceStub
@@ -19,10 +21,12 @@ from inbox_conversations.consumers import Handlers
 from inbox_conversations.outbox import Publisher, Topics
 from inbox_conversations.rpc import ConversationsRpc
 from inbox_conversations.store import ConversationsStore
+from inbox_conversations.usecases.routing import OnlineAgents
 from inbox_core.events import Event
 from inbox_core.events.whatsapp import MessageReceived, SendAccepted, SendFailed, StatusUpdated
 from inbox_core.ids import conversation_id
 from inbox_core.settings import InboxSettings
+from inbox_testkit.commands import DatabaseCommands
 from inbox_testkit.infra import Infra
 
 TEST_PARTITIONS = 3
@@ -165,6 +169,20 @@ class Env:
         return tail
 
     _tails: list[Tail] = field(default_factory=list)
+
+
+@contextlib.asynccontextmanager
+async def counted_handlers(env: Env, *, online: OnlineAgents | None = None
+                           ) -> AsyncIterator[tuple[Handlers, DatabaseCommands]]:
+    """The worker's handlers over a client of their own whose every database command is counted (what a
+    use case costs), on the env's database and publisher."""
+    ops = DatabaseCommands()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(env.infra.mongo_url, tz_aware=True,
+                                                                event_listeners=[ops])
+    try:
+        yield Handlers(ConversationsStore(client[env.store.db.name]), env.publisher, online=online), ops
+    finally:
+        await client.close()
 
 
 async def list_ids(stub: ConversationsServiceStub, env: Env, **fields: Any) -> list[str]:

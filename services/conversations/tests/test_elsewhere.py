@@ -5,17 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from conversations_testkit import Env, ago
-from pymongo import AsyncMongoClient
+from conversations_testkit import Env, ago, counted_handlers
 
-from inbox_conversations.consumers import Handlers
-from inbox_conversations.store import ConversationsStore
 from inbox_core.events import Event
 from inbox_core.events.customers import CustomerSnapshot, CustomerUpdated
 from inbox_core.events.orders import Actor, Money, OrderCreated, OrderSnapshot, OrderStageChanged, StageChange
 from inbox_core.events.whatsapp import TemplatesSynced
 from inbox_core.ids import customer_id
-from inbox_testkit.commands import DatabaseCommands
 
 WA = "34600111222"
 
@@ -64,19 +60,13 @@ async def test_order_events_become_activities_with_who_did_it(env: Env) -> None:
 
 async def test_an_order_event_is_two_operations_and_touches_no_other_workspace(env: Env) -> None:
     await env.deliver(env.message(WA))
-    ops = DatabaseCommands()
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(env.infra.mongo_url, tz_aware=True,
-                                                                event_listeners=[ops])
-    try:
-        handlers = Handlers(ConversationsStore(client[env.store.db.name]), env.publisher)
+    async with counted_handlers(env) as (handlers, ops):
         await handlers.on_order_event(Event.of(OrderCreated(order=order(env)), workspace_id=env.workspace))
         # The conversation read taking the activity's seq, the activity inserted.
         assert ops.sent == [("findAndModify", "conversations"), ("insert", "timeline")], ops.sent
         before = (await env.conversation(WA))["last_seq"]
         foreign = order(env, id="ord_y", workspace_id="ws_other")  # names this workspace's conversation
         await handlers.on_order_event(Event.of(OrderCreated(order=foreign), workspace_id="ws_other"))
-    finally:
-        await client.close()
     conv = await env.conversation(WA)
     assert conv["last_seq"] == before  # not even a seq taken from it
     acts = await env.store.timeline.find({"conversation_id": conv["_id"], "kind": "activity"}).to_list(None)
@@ -107,18 +97,12 @@ async def test_a_customer_version_that_keeps_the_name_is_four_operations_and_one
     search entries and their events (a name and phone as they were: no search write)."""
     await env.deliver(env.message(WA, profile_name="Ada King"))
     await env.handlers.on_customer_event(customer_event(env, "Ada King", 1))
-    ops = DatabaseCommands()
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(env.infra.mongo_url, tz_aware=True,
-                                                                event_listeners=[ops])
     tail = await env.tail(env.topics.conversations)
-    try:
-        handlers = Handlers(ConversationsStore(client[env.store.db.name]), env.publisher)
+    async with counted_handlers(env) as (handlers, ops):
         again = customer_event(env, "Ada King", 2)  # e.g. only the stats changed
         await handlers.on_customer_event(again)
         assert ops.sent == [("update", "customers"), ("find", "conversations"), ("update", "conversations"),
                             ("find", "conversations")], ops.sent
-    finally:
-        await client.close()
     conv = await env.conversation(WA)
     assert conv["customer"]["version"] == 2 and conv["customer"]["name"] == "Ada King"
     events = await tail.wait_for(lambda es: any(e.type == "conversation.updated" for e in es))

@@ -10,17 +10,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from conversations_testkit import Crash, Env, ago, crash_once_after
-from pymongo import AsyncMongoClient
+from conversations_testkit import Crash, Env, ago, counted_handlers, crash_once_after
 
 from inbox_conversations import domain
 from inbox_conversations.consumers import Handlers, register
 from inbox_conversations.outbox import Publisher
-from inbox_conversations.store import ConversationsStore
 from inbox_core.errors import TransientError
 from inbox_core.ids import customer_id
 from inbox_core.kafka import make_broker, publish
-from inbox_testkit.commands import DatabaseCommands
 
 WA = "34600111222"
 
@@ -210,12 +207,8 @@ async def test_redelivery_through_kafka_after_a_failure_after_the_write(env: Env
 
 
 async def test_a_new_customers_first_text_creates_the_conversation_in_eight_operations(env: Env) -> None:
-    ops = DatabaseCommands()
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(env.infra.mongo_url, tz_aware=True,
-                                                                event_listeners=[ops])
     tail = await env.tail(env.topics.conversations)
-    try:
-        handlers = Handlers(ConversationsStore(client[env.store.db.name]), env.publisher)
+    async with counted_handlers(env) as (handlers, ops):
         await handlers.on_whatsapp_event(env.message("34600000991", wamid="wamid.warm"))  # the number is known
         ops.clear()
         await handlers.on_whatsapp_event(env.message(WA, wamid="wamid.first", profile_name="Ada Lovelace"))
@@ -226,8 +219,6 @@ async def test_a_new_customers_first_text_creates_the_conversation_in_eight_oper
                             ("findAndModify", "conversations"), ("find", "customers"), ("insert", "timeline"),
                             ("findAndModify", "conversations"), ("find", "pending"),
                             ("update", "conversations")], ops.sent
-    finally:
-        await client.close()
     conv = await env.conversation(WA)
     assert conv["last_seq"] == 1 and conv["unread_count"] == 1 and conv["announced"] is True
     stored = await messages(env, conv["_id"])
@@ -251,11 +242,7 @@ async def test_two_first_events_at_once_make_one_conversation_with_both_messages
 
 
 async def test_an_inbound_text_is_three_database_operations(env: Env) -> None:
-    ops = DatabaseCommands()
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(env.infra.mongo_url, tz_aware=True,
-                                                                event_listeners=[ops])
-    try:
-        handlers = Handlers(ConversationsStore(client[env.store.db.name]), env.publisher)
+    async with counted_handlers(env) as (handlers, ops):
         tail = await env.tail(env.topics.conversations)
         await handlers.on_whatsapp_event(env.message(WA, wamid="wamid.ops.1", text="first"))  # creates it
         ops.clear()
@@ -266,8 +253,6 @@ async def test_an_inbound_text_is_three_database_operations(env: Env) -> None:
         ops.clear()
         await handlers.on_whatsapp_event(env.message(WA, wamid="wamid.ops.2", text="second"))  # redelivered
         assert len(ops.names()) <= 3
-    finally:
-        await client.close()
     conv = await env.conversation(WA)
     assert conv["unread_count"] == 2 and conv["last_message"]["preview"] == "second"
     events = await tail.wait_for(lambda es: sum(e.type == "message.created" for e in es) >= 2)

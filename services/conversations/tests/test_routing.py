@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 import pytest
-from conversations_testkit import Env, ago
+from conversations_testkit import Env, ago, counted_handlers
 from pymongo import AsyncMongoClient
 
 from inbox.common.v1 import common_pb2
@@ -23,7 +23,6 @@ from inbox_conversations import routing
 from inbox_conversations.consumers import Handlers
 from inbox_conversations.presence_client import PresenceDirectory
 from inbox_conversations.repositories.routing import Routing
-from inbox_conversations.store import ConversationsStore
 from inbox_core.grpc_server import GrpcServer
 from inbox_core.mongo import service_database
 from inbox_core.settings import InboxSettings
@@ -249,17 +248,11 @@ async def test_the_mode_is_kept_a_few_seconds_and_this_processs_own_change_at_on
 async def test_with_presence_an_inbound_text_costs_three_operations_when_the_workspace_does_not_route(
         env: Env, routed: Routed) -> None:
     """The mode read with the conversation's first message is kept: the next message reads no routing."""
-    listener = DatabaseCommands()
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(env.infra.mongo_url, tz_aware=True,
-                                                                event_listeners=[listener])
-    try:
-        handlers = Handlers(ConversationsStore(client[env.store.db.name]), env.publisher, online=routed.directory)
+    async with counted_handlers(env, online=routed.directory) as (handlers, listener):
         await handlers.on_whatsapp_event(env.message("300", wamid="wamid.rr.1"))
         assert listener.count("find", "routing") == 1
         listener.clear()
         await handlers.on_whatsapp_event(env.message("300", wamid="wamid.rr.2"))
         assert sorted(listener.names()) == ["findAndModify", "findAndModify", "insert"]
         assert listener.count("find", "routing") == 0
-    finally:
-        await client.close()
     assert await assignee(env, "300") is None

@@ -7,15 +7,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from conversations_testkit import Env, ago
-from pymongo import AsyncMongoClient
+from conversations_testkit import Env, ago, counted_handlers
 
 from inbox_conversations import domain
 from inbox_conversations.consumers import Handlers
-from inbox_conversations.store import ConversationsStore
 from inbox_conversations.usecases.inbound import reopened_activity_id
 from inbox_core.events import Event
-from inbox_testkit.commands import DatabaseCommands
 
 WA = "34600222333"
 
@@ -55,20 +52,14 @@ async def test_a_run_leaves_what_one_by_one_leaves(env: Env) -> None:
 
 
 async def test_a_run_is_three_operations_and_one_conversation_update(env: Env) -> None:
-    ops = DatabaseCommands()
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(env.infra.mongo_url, tz_aware=True,
-                                                                event_listeners=[ops])
     tail = await env.tail(env.topics.conversations)
     run = texts(env, WA, "ops", 5)
-    try:
-        handlers = Handlers(ConversationsStore(client[env.store.db.name]), env.publisher)
+    async with counted_handlers(env) as (handlers, ops):
         await handlers.on_whatsapp_event(env.message(WA, wamid="wamid.ops.first"))  # creates it
         ops.clear()
         await handlers.on_text_run(run)
         # The conversation read by _id taking five seqs, the five messages in one insert, one guarded update.
         assert sorted(ops.names()) == ["findAndModify", "findAndModify", "insert"], ops.names()
-    finally:
-        await client.close()
     cid = env.conversation_id(WA)
     await tail.wait_for(lambda es: sum(e.type == "message.created" for e in es) >= 6)
     await tail.settle(0.5)
